@@ -1,0 +1,60 @@
+"""MnemonicConfig: TrainingArguments plus the mnemonic-code settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .codebook import DISTRIBUTIONS
+
+
+@dataclass
+class MnemonicConfig(TrainingArguments):
+    r"""
+    Configuration for [`MnemonicTrainer`]: every [`~transformers.TrainingArguments`] field plus the fields below.
+    Works with [`~transformers.HfArgumentParser`], so each field is a command-line flag.
+
+    Parameters that control the mnemonic codes:
+        mnemonic_mix_ratio (`float`, defaults to `0.1`):
+            t_mix, the probability that a training example is replaced by its class's code (label kept). The paper
+            uses 0.1 (MNIST, CUB, Cars) and 0.3 (CIFAR-10) and recommends at most 0.3. Must lie in [0, 1).
+        mnemonic_seed (`int`, defaults to `0`):
+            Seed of the codes and of the per-sample replacement draws.
+        mnemonic_codes_per_class (`int`, defaults to `1`):
+            Codes per class (the paper uses one).
+        mnemonic_distribution (`str`, defaults to `"uniform"`):
+            Image codes: `"uniform"` draws U[0,1) pixels and applies the image processor's normalisation (the
+            authors' code); `"normal"` draws N(0,1) pixels (the paper's text).
+        mnemonic_text_length (`int`, defaults to `16`):
+            Random tokens per text code, special tokens excluded.
+    """
+
+    # Parameters that control the mnemonic codes
+    mnemonic_mix_ratio: float = field(
+        default=0.1,
+        metadata={"help": "t_mix: probability of replacing a training example by its class's code, in [0, 1)."},
+    )
+    mnemonic_seed: int = field(default=0, metadata={"help": "Seed of the mnemonic codes and replacement draws."})
+    mnemonic_codes_per_class: int = field(default=1, metadata={"help": "Number of mnemonic codes per class."})
+    mnemonic_distribution: str = field(
+        default="uniform",
+        metadata={"help": "Image code distribution: 'uniform' (U[0,1) then normalised) or 'normal' (N(0,1))."},
+    )
+    mnemonic_text_length: int = field(
+        default=16, metadata={"help": "Random tokens per text code (special tokens excluded)."}
+    )
+
+    def __post_init__(self):
+        r = self.mnemonic_mix_ratio
+        if not isinstance(r, (int, float)) or r != r or not 0.0 <= float(r) < 1.0:
+            raise ValueError(f"`mnemonic_mix_ratio` must lie in [0, 1), got {r!r}.")
+        if int(self.mnemonic_codes_per_class) < 1:
+            raise ValueError(f"`mnemonic_codes_per_class` must be >= 1, got {self.mnemonic_codes_per_class}.")
+        if self.mnemonic_distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"`mnemonic_distribution` must be one of {DISTRIBUTIONS}, got {self.mnemonic_distribution!r}."
+            )
+        if int(self.mnemonic_text_length) < 1:
+            raise ValueError(f"`mnemonic_text_length` must be >= 1, got {self.mnemonic_text_length}.")
+        super().__post_init__()

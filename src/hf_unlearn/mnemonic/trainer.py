@@ -1,0 +1,157 @@
+"""MnemonicTrainer: a drop-in Trainer that also teaches each class its mnemonic code."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..utils import IMAGE, check_labels, detect_modality, get_logger, num_labels_of, unwrap_model
+from .codebook import MnemonicCodebook
+from .config import MnemonicConfig
+
+logger = get_logger(__name__)
+
+
+class MnemonicTrainer(Trainer):
+    """[`~transformers.Trainer`] that replaces each training example by its class's mnemonic code with probability
+    ``args.mnemonic_mix_ratio`` (label kept; arXiv 2306.05670). Evaluation and prediction are untouched.
+
+    The codebook is built from the model (``config.num_labels``, input shape) and ``args.mnemonic_seed`` unless one
+    is given, and is written beside the weights by ``save_model()`` and every checkpoint. Resuming from a checkpoint
+    reloads the codes stored there.
+
+    Args:
+        model: a transformers classifier taking ``pixel_values`` or ``input_ids``.
+        args: a [`MnemonicConfig`].
+        codebook: an existing [`MnemonicCodebook`] for this model (optional).
+        **kwargs: everything [`~transformers.Trainer`] takes (``train_dataset``, ``data_collator``,
+            ``processing_class``, ``callbacks``, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: MnemonicConfig | None = None,
+        *trainer_args: Any,
+        codebook: MnemonicCodebook | None = None,
+        **kwargs: Any,
+    ):
+        if model is None:
+            raise ValueError("`model` is required: MnemonicTrainer needs the classifier to build its codes for.")
+        if args is None:
+            args = MnemonicConfig(output_dir="trainer_output", report_to="none")
+        if not isinstance(args, MnemonicConfig):
+            raise TypeError(
+                f"`args` must be a MnemonicConfig (a TrainingArguments subclass), got {type(args).__name__}; "
+                "build it with MnemonicConfig(output_dir=..., mnemonic_mix_ratio=...)."
+            )
+        self.modality = detect_modality(model)
+        self.num_labels = num_labels_of(model)
+        super().__init__(model, args, *trainer_args, **kwargs)
+        if codebook is None:
+            codebook = MnemonicCodebook.for_model(
+                model,
+                seed=args.mnemonic_seed,
+                codes_per_class=args.mnemonic_codes_per_class,
+                distribution=args.mnemonic_distribution,
+                text_length=args.mnemonic_text_length,
+                processing_class=self.processing_class,
+            )
+        else:
+            codebook.check_compatible(model, argument="codebook")
+        self.codebook = codebook
+        self._mix_step = (-1, 0)  # (global_step, micro-batch index within it)
+        if self.train_dataset is not None:
+            self._check_dataset_labels(self.train_dataset, "train_dataset")
+
+    # ------------------------------------------------------------------ input checks
+    def _check_dataset_labels(self, dataset: Any, argument: str) -> None:
+        column_names = getattr(dataset, "column_names", None)
+        if column_names is None:
+            return  # a torch dataset: labels are checked batch by batch
+        for name in ("labels", "label"):
+            if name in column_names:
+                labels = torch.as_tensor(dataset[name])
+                if labels.numel() and labels.is_floating_point():
+                    raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
+                check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
+                return
+
+    # ------------------------------------------------------------------ mixing
+    def _generator(self) -> torch.Generator:
+        step = self.state.global_step
+        micro = self._mix_step[1] + 1 if self._mix_step[0] == step else 0
+        self._mix_step = (step, micro)
+        key = f"{self.args.mnemonic_seed}:{self.args.process_index}:{step}:{micro}".encode()
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
+
+    def mix_codes(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Returns a copy of ``inputs`` where each example is replaced by its class's code with probability t_mix."""
+        labels = inputs.get("labels")
+        if labels is None:
+            raise ValueError("MnemonicTrainer needs `labels` in every training batch (the class of each example).")
+        check_labels(labels, self.num_labels)
+        gen = self._generator()
+        mask = torch.rand(labels.shape[0], generator=gen) < self.args.mnemonic_mix_ratio  # (B,)
+        if not mask.any():
+            return inputs
+        codes = self.codebook.codes_for_labels(labels[mask.to(labels.device)], generator=gen)
+        inputs = dict(inputs)
+        if self.modality == IMAGE:
+            pv = inputs["pixel_values"].clone()
+            pv[mask.to(pv.device)] = codes["pixel_values"].to(pv.device, pv.dtype)
+            inputs["pixel_values"] = pv
+            return inputs
+        return self._mix_text(inputs, mask, codes)
+
+    def _mix_text(self, inputs: dict[str, Any], mask: torch.Tensor, codes: dict[str, torch.Tensor]) -> dict[str, Any]:
+        ids = inputs["input_ids"]
+        b, m = ids.shape
+        code_len = codes["input_ids"].shape[1]
+        width = max(m, code_len)
+        pad_id = getattr(unwrap_model(self.model).config, "pad_token_id", None) or 0
+        for key in ("input_ids", "attention_mask", "token_type_ids"):
+            if key not in inputs:
+                continue
+            t = inputs[key]
+            fill = pad_id if key == "input_ids" else 0
+            out = torch.full((b, width), fill, dtype=t.dtype, device=t.device)
+            out[:, :m] = t
+            rows = mask.nonzero().flatten().to(t.device)
+            out[rows] = fill
+            src = codes.get(key, torch.zeros_like(codes["input_ids"]))
+            out[rows, :code_len] = src.to(t.device, t.dtype)
+            inputs[key] = out
+        return inputs
+
+    def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
+        # Only labels decide num_items_in_batch, and replacing inputs keeps labels: loss scaling stays correct.
+        return super().training_step(model, self.mix_codes(inputs), num_items_in_batch)
+
+    # ------------------------------------------------------------------ saving and resuming
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if self.args.should_save:
+            # written before the weights so that a push started by save_model() carries the codes too
+            self.codebook.save_pretrained(output_dir)
+        super().save_model(output_dir, _internal_call=_internal_call)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        if self.train_dataset is not None:
+            self._check_dataset_labels(self.train_dataset, "train_dataset")
+        checkpoint = resume_from_checkpoint
+        if checkpoint is True or (isinstance(checkpoint, bool) is False and checkpoint == "last"):
+            checkpoint = get_last_checkpoint(self.args.output_dir)
+        if isinstance(checkpoint, (str, os.PathLike)) and MnemonicCodebook.exists(checkpoint):
+            stored = MnemonicCodebook.from_pretrained(checkpoint)
+            stored.check_compatible(self.model, argument="resume_from_checkpoint")
+            if not stored.equals(self.codebook):
+                logger.warning("Resuming with the mnemonic codes stored in %s (they differ from `args`).", checkpoint)
+            self.codebook = stored
+        return super().train(resume_from_checkpoint, *args, **kwargs)
