@@ -1,0 +1,715 @@
+"""Evidence that a class was forgotten: forget/retain/test accuracy, membership inference, timing.
+
+The standard class-unlearning metrics (REFERENCE §3), computed from one prediction pass:
+
+- ``forget_accuracy`` A_F: accuracy on the samples whose label is a forgotten class; ``forget_error`` E_F = 1 - A_F;
+- ``retain_accuracy`` A_R: accuracy on the samples of the other classes;
+- ``test_accuracy``: accuracy on all samples;
+- ``mia_auc``: a loss- (or entropy-) based membership-inference attack on the forgotten classes, whose members are
+  the forget-class *training* samples and non-members the forget-class *test* samples. A model that never saw the
+  class (retrained without it) scores about 0.5; a model that still remembers its training samples scores higher.
+
+[`predict`] runs one or many processes with the same code: give it an ``accelerate.Accelerator`` and each rank
+evaluates a shard, then every rank gets the full arrays in the original order.
+
+The same numbers are available as ``evaluate`` modules shipped in this package, loadable offline::
+
+    import evaluate
+    from hf_unlearn.evaluation import metric_path
+
+    metric = evaluate.load(metric_path("unlearning_accuracy"))
+    metric.compute(predictions=preds, references=labels, forget_classes=[0])
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
+
+logger = get_logger(__name__)
+
+METRICS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics")
+MIA_SCORES = ("loss", "entropy")
+
+__all__ = [
+    "Timer",
+    "evaluate_unlearning",
+    "membership_inference_auc",
+    "metric_path",
+    "mia_auc_on_forget",
+    "per_class_accuracy",
+    "predict",
+    "unlearning_metrics",
+]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reading the three kinds of dataset predict() accepts: datasets.Dataset, torch Dataset, dict of columns.
+
+
+def _is_hf_dataset(dataset: Any) -> bool:
+    try:
+        from datasets import Dataset
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(dataset, Dataset)
+
+
+def _check_dataset(dataset: Any, argument: str) -> int:
+    if dataset is None:
+        raise ValueError(f"`{argument}` is None; give a datasets.Dataset, a torch Dataset or a dict of tensors.")
+    if type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
+        raise ValueError(f"`{argument}` is a {type(dataset).__name__}; pass one split, e.g. `ds['test']`.")
+    if isinstance(dataset, dict):
+        if not dataset:
+            raise ValueError(f"`{argument}` is an empty dict; give columns such as `pixel_values` and `labels`.")
+        lengths = {k: len(v) for k, v in dataset.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"`{argument}` columns have different lengths: {lengths}.")
+        n = next(iter(lengths.values()))
+    elif hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
+        n = len(dataset)
+    else:
+        raise TypeError(
+            f"`{argument}` must be a datasets.Dataset, a map-style torch Dataset or a dict of tensors, got "
+            f"{type(dataset).__name__} (iterable datasets have no length to shard and order by)."
+        )
+    if n == 0:
+        raise ValueError(f"`{argument}` is empty; it needs at least one labelled sample to evaluate.")
+    return n
+
+
+def _label_column(columns: Iterable[str], argument: str) -> str:
+    columns = list(columns)
+    for name in ("labels", "label"):
+        if name in columns:
+            return name
+    raise ValueError(f"`{argument}` has no `labels` (or `label`) column; its columns are {columns}.")
+
+
+def _forward_columns(model: nn.Module) -> set[str] | None:
+    """Input names the model's forward accepts (``labels`` excluded); ``None`` for a bare ``forward(**kwargs)``."""
+    params = inspect.signature(unwrap_model(model).forward).parameters
+    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "labels"}
+    if not named and any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return None
+    return named
+
+
+def _columns_of(dataset: Any) -> list[str] | None:
+    if _is_hf_dataset(dataset):
+        return list(dataset.column_names)
+    if isinstance(dataset, dict):
+        return list(dataset)
+    return None  # a torch Dataset: columns are known only per row
+
+
+def _labels_of(dataset: Any, argument: str) -> np.ndarray:
+    """All labels of ``dataset`` as int64, without running the model."""
+    columns = _columns_of(dataset)
+    if columns is not None:
+        col = _label_column(columns, argument)
+        values = dataset.with_format(None)[col] if _is_hf_dataset(dataset) else dataset[col]
+    else:
+        values = []
+        for i in range(len(dataset)):
+            row = dataset[i]
+            values.append(row[_label_column(row, argument)])
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy().astype(np.int64)
+    return np.asarray([int(v) for v in values], dtype=np.int64)
+
+
+def _subset(dataset: Any, indices: Sequence[int]) -> Any:
+    indices = [int(i) for i in indices]
+    if _is_hf_dataset(dataset):
+        return dataset.select(indices)
+    if isinstance(dataset, dict):
+        out = {}
+        for k, v in dataset.items():
+            if isinstance(v, (torch.Tensor, np.ndarray)):
+                out[k] = v[indices]
+            else:
+                out[k] = [v[i] for i in indices]
+        return out
+    return torch.utils.data.Subset(dataset, indices)
+
+
+def _to_tensor(values: Any) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values
+    if isinstance(values, (list, tuple)) and values and isinstance(values[0], torch.Tensor):
+        return torch.stack(list(values))
+    return torch.as_tensor(np.asarray(values))
+
+
+class _Reader:
+    """Fetches batches of model inputs + ``labels`` by index, keeping only what the model's forward accepts."""
+
+    def __init__(self, dataset: Any, model: nn.Module, argument: str):
+        self.dataset = dataset
+        self.argument = argument
+        self.n = _check_dataset(dataset, argument)
+        self.accepted = _forward_columns(model)
+        columns = _columns_of(dataset)
+        self.is_hf = _is_hf_dataset(dataset)
+        if columns is not None:
+            self.label_col = _label_column(columns, argument)
+            self.keep = [c for c in columns if self._accepts(c)]
+            if not self.keep:
+                raise ValueError(
+                    f"`{argument}` has no column that the model's forward accepts (columns {columns}, forward takes "
+                    f"{sorted(self.accepted or [])}); tokenize or preprocess it first."
+                )
+            if self.is_hf:
+                self.dataset = dataset.select_columns(self.keep + [self.label_col])
+
+    def _accepts(self, name: str) -> bool:
+        return name not in ("labels", "label") and (self.accepted is None or name in self.accepted)
+
+    def _row(self, row: Any) -> dict[str, Any]:
+        if not isinstance(row, dict):
+            raise TypeError(
+                f"`{self.argument}` must yield dicts of model inputs and `labels`, got {type(row).__name__}."
+            )
+        label_col = _label_column(row, self.argument)
+        out = {k: v for k, v in row.items() if self._accepts(k)}
+        out["labels"] = row[label_col]
+        return out
+
+    def rows(self, indices: list[int]) -> list[dict[str, Any]]:
+        if self.is_hf or isinstance(self.dataset, dict):
+            cols = self.columns(indices)
+            return [{k: v[j] for k, v in cols.items()} for j in range(len(indices))]
+        return [self._row(self.dataset[i]) for i in indices]
+
+    def columns(self, indices: list[int]) -> dict[str, Any]:
+        if self.is_hf:
+            batch = self.dataset[indices]
+        elif isinstance(self.dataset, dict):
+            batch = _subset({k: self.dataset[k] for k in self.keep + [self.label_col]}, indices)
+        else:
+            rows = self.rows(indices)
+            return {k: [r[k] for r in rows] for k in rows[0]}
+        batch = dict(batch)
+        batch["labels"] = batch.pop(self.label_col)
+        return batch
+
+    def batch(self, indices: list[int], data_collator: Callable | None) -> dict[str, torch.Tensor]:
+        if data_collator is not None:
+            return dict(data_collator(self.rows(indices)))
+        try:
+            return {k: _to_tensor(v) for k, v in self.columns(indices).items()}
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise ValueError(
+                f"Could not stack a batch of `{self.argument}` into tensors ({e}); samples of different lengths (e.g. "
+                "tokenized text) need a `data_collator`, such as DataCollatorWithPadding(tokenizer)."
+            ) from e
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Prediction
+
+
+def _logits_of(outputs: Any) -> torch.Tensor:
+    if isinstance(outputs, torch.Tensor):
+        return outputs
+    if hasattr(outputs, "logits"):
+        return outputs.logits
+    if isinstance(outputs, dict):
+        return outputs["logits"]
+    return outputs[0]
+
+
+def _device_of(model: nn.Module, accelerator: Any) -> torch.device:
+    if accelerator is not None:
+        return accelerator.device
+    param = next(unwrap_model(model).parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _predict_indices(
+    reader: _Reader,
+    model: nn.Module,
+    indices: list[int],
+    data_collator: Callable | None,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    net = unwrap_model(model)  # no DDP forward: ranks run different numbers of batches
+    all_logits, all_labels = [], []
+    for start in range(0, len(indices), batch_size):
+        batch = reader.batch(indices[start : start + batch_size], data_collator)
+        labels = batch.pop("labels") if "labels" in batch else batch.pop("label")
+        # collators may add keys (e.g. token_type_ids) that this model's forward does not take
+        inputs = {
+            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items() if reader._accepts(k)
+        }
+        logits = _logits_of(net(**inputs))  # (B, C)
+        all_logits.append(logits.detach().float().cpu())
+        all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def _gather_shards(accelerator: Any, logits: torch.Tensor, labels: torch.Tensor, n: int) -> tuple:
+    """Gathers rank shards ``i::world`` back into the original order on every rank."""
+    world = accelerator.num_processes
+    per_rank = math.ceil(n / world)
+    num_classes = torch.tensor([logits.shape[1] if logits.numel() else 0], device=accelerator.device)
+    num_classes = int(accelerator.gather(num_classes).max())
+    padded_logits = torch.zeros(per_rank, num_classes, device=accelerator.device)  # (L, C)
+    padded_labels = torch.full((per_rank,), -1, dtype=torch.long, device=accelerator.device)  # (L,)
+    if len(logits):
+        padded_logits[: len(logits)] = logits.to(accelerator.device)
+        padded_labels[: len(labels)] = labels.to(accelerator.device)
+    gathered_logits = accelerator.gather(padded_logits).reshape(world, per_rank, num_classes)  # (W, L, C)
+    gathered_labels = accelerator.gather(padded_labels).reshape(world, per_rank)  # (W, L)
+    # rank r's j-th sample is original index j * world + r, so (L, W) row-major order is the original order;
+    # the padding lands at positions >= n
+    logits = gathered_logits.transpose(0, 1).reshape(-1, num_classes)[:n].cpu()
+    labels = gathered_labels.transpose(0, 1).reshape(-1)[:n].cpu()
+    return logits, labels
+
+
+def _predict(
+    model: nn.Module,
+    dataset: Any,
+    data_collator: Callable | None,
+    batch_size: int,
+    accelerator: Any,
+    argument: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    reader = _Reader(dataset, model, argument)
+    world = accelerator.num_processes if accelerator is not None else 1
+    rank = accelerator.process_index if accelerator is not None else 0
+    indices = list(range(rank, reader.n, world))
+    device = _device_of(model, accelerator)
+
+    modes = {m: m.training for m in model.modules()}
+    try:
+        model.eval()
+        with torch.no_grad():
+            if indices:
+                logits, labels = _predict_indices(reader, model, indices, data_collator, batch_size, device)
+            else:  # more ranks than samples
+                logits, labels = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    if world > 1:
+        logits, labels = _gather_shards(accelerator, logits, labels, reader.n)
+
+    logits_np = logits.numpy()
+    labels_np = labels.numpy().astype(np.int64)
+    if not np.isfinite(logits_np).all():
+        bad = int((~np.isfinite(logits_np)).any(axis=1).sum())
+        raise ValueError(
+            f"`model` produced NaN or infinite logits for {bad} of {len(logits_np)} samples of `{argument}`; "
+            "its weights are probably broken (e.g. by too large an unlearning step)."
+        )
+    num_classes = logits_np.shape[1]
+    if labels_np.min() < 0 or labels_np.max() >= num_classes:
+        raise ValueError(
+            f"`{argument}` holds labels in [{labels_np.min()}, {labels_np.max()}] but the model outputs "
+            f"{num_classes} classes (ids 0..{num_classes - 1})."
+        )
+    return logits_np, labels_np
+
+
+def predict(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    accelerator: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Runs ``model`` over ``dataset`` and returns its logits and the labels, in the dataset's order.
+
+    The model runs in eval mode without gradients; the train/eval mode of every submodule is restored afterwards.
+    Columns that the model's ``forward`` does not accept (e.g. raw ``text``) are dropped before collating.
+
+    Args:
+        model: a classifier whose forward returns logits (a ``ModelOutput`` with ``logits``, a tuple or a tensor).
+        dataset: a ``datasets.Dataset`` (torch-formatted or not), a map-style torch Dataset yielding dicts, or a dict
+            of columns (e.g. ``{"pixel_values": ..., "labels": ...}``). It holds the model's inputs plus ``labels``
+            (or ``label``).
+        data_collator: builds a batch from a list of samples; needed when samples differ in length (e.g.
+            ``DataCollatorWithPadding(tokenizer)``). By default the columns are stacked into tensors.
+        batch_size: samples per forward pass (per process).
+        accelerator: an ``accelerate.Accelerator``. With several processes each rank evaluates the shard
+            ``rank::world_size`` and the results are gathered, so every rank returns the full arrays in the
+            original order. With one process (or ``None``) the model runs on its own device.
+
+    Returns:
+        ``(logits, labels)``: float32 array of shape (N, C) and int64 array of shape (N,).
+
+    Raises:
+        ValueError: if ``dataset`` is empty, lacks labels or holds labels outside the model's classes, or if
+            ``model`` outputs NaN/inf logits.
+    """
+    return _predict(model, dataset, data_collator, batch_size, accelerator, "dataset")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Accuracy metrics
+
+
+def _as_predictions(logits_or_preds: Any, argument: str = "logits_or_preds") -> np.ndarray:
+    if isinstance(logits_or_preds, torch.Tensor):
+        logits_or_preds = logits_or_preds.detach().cpu().numpy()
+    arr = np.asarray(logits_or_preds)
+    if arr.ndim == 2:
+        return arr.argmax(axis=1).astype(np.int64)
+    if arr.ndim == 1:
+        return arr.astype(np.int64)
+    raise ValueError(f"`{argument}` must be logits of shape (N, C) or predicted ids of shape (N,), got {arr.shape}.")
+
+
+def _as_labels(labels: Any) -> np.ndarray:
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    return np.asarray(labels).astype(np.int64).reshape(-1)
+
+
+def per_class_accuracy(logits_or_preds: Any, labels: Any, num_labels: int) -> dict[int, float]:
+    """Accuracy of each class, over the samples whose label is that class.
+
+    Classes with no sample in ``labels`` are **omitted** from the result (rather than mapped to NaN or None), so
+    every value is a real accuracy.
+
+    Args:
+        logits_or_preds: logits of shape (N, C) (the argmax is taken) or predicted class ids of shape (N,).
+        labels: true class ids, shape (N,).
+        num_labels: number of classes; labels must lie in ``0..num_labels - 1``.
+
+    Returns:
+        ``{class_id: accuracy}`` for the classes present in ``labels``, sorted by id.
+    """
+    preds = _as_predictions(logits_or_preds)
+    labels = _as_labels(labels)
+    if len(preds) != len(labels):
+        raise ValueError(f"`logits_or_preds` has {len(preds)} samples but `labels` has {len(labels)}.")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(
+            f"`labels` holds class ids in [{labels.min()}, {labels.max()}] outside 0..{num_labels - 1} "
+            f"(`num_labels`={num_labels})."
+        )
+    out = {}
+    for c in range(num_labels):
+        mask = labels == c
+        if mask.any():
+            out[c] = float((preds[mask] == c).mean())
+    return out
+
+
+def _accuracy(preds: np.ndarray, labels: np.ndarray) -> float | None:
+    return float((preds == labels).mean()) if len(labels) else None
+
+
+def _id2label_or_default(model: nn.Module) -> dict[int, str] | None:
+    try:
+        return id2label_of(model)
+    except (AttributeError, ValueError):
+        return None  # no transformers config: fall back on the logits' width after predicting
+
+
+def _metrics_from_arrays(
+    logits_or_preds: Any, labels: np.ndarray, forget_ids: list[int], id2label: dict[int, str]
+) -> dict[str, Any]:
+    preds = _as_predictions(logits_or_preds)
+    is_forget = np.isin(labels, forget_ids)
+    correct = preds == labels
+    num_forget, num_retain = int(is_forget.sum()), int((~is_forget).sum())
+    forget_acc = float(correct[is_forget].mean()) if num_forget else None
+    retain_acc = float(correct[~is_forget].mean()) if num_retain else None
+    if not num_forget:
+        logger.warning("No sample of the forget classes %s in the data: forget_accuracy is None.", forget_ids)
+    if not num_retain:
+        logger.warning("Every sample belongs to a forget class: retain_accuracy is None.")
+    per_class = per_class_accuracy(preds, labels, len(id2label))
+    return {
+        "forget_accuracy": forget_acc,
+        "forget_error": None if forget_acc is None else 1.0 - forget_acc,
+        "retain_accuracy": retain_acc,
+        "test_accuracy": float(correct.mean()),
+        "per_class_accuracy": {id2label[c]: acc for c, acc in per_class.items()},
+        "num_forget_samples": num_forget,
+        "num_retain_samples": num_retain,
+        "forget_classes": list(forget_ids),
+    }
+
+
+def unlearning_metrics(
+    model: nn.Module,
+    dataset: Any,
+    forget_classes: int | str | Iterable[int | str],
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Forget / retain / test accuracy of ``model`` on ``dataset`` (usually the test split).
+
+    Args:
+        model: the classifier; label names come from ``model.config.id2label``.
+        dataset: labelled samples, any kind [`predict`] accepts.
+        forget_classes: the forgotten classes, as ids or label names (one or several).
+        data_collator: see [`predict`].
+        batch_size: see [`predict`].
+        accelerator: see [`predict`]; every rank returns the same metrics.
+
+    Returns:
+        A JSON-serialisable dict with ``forget_accuracy`` (A_F), ``forget_error`` (E_F = 1 - A_F),
+        ``retain_accuracy`` (A_R), ``test_accuracy``, ``per_class_accuracy`` (``{label name: accuracy}`` for the
+        classes present), ``num_forget_samples``, ``num_retain_samples`` and ``forget_classes`` (sorted ids).
+        A_F / E_F (A_R) are ``None``, with a warning, when ``dataset`` holds no forget (retain) sample.
+
+    Raises:
+        ValueError: on an unknown class in ``forget_classes``, an empty ``dataset``, labels outside the model's
+            classes or NaN logits from ``model``.
+    """
+    id2label = _id2label_or_default(model)
+    if id2label is not None:
+        forget_ids = resolve_classes(forget_classes, id2label, "forget_classes")
+    logits, labels = _predict(model, dataset, data_collator, batch_size, accelerator, "dataset")
+    if id2label is None:
+        id2label = {i: str(i) for i in range(logits.shape[1])}
+        forget_ids = resolve_classes(forget_classes, id2label, "forget_classes")
+    elif logits.shape[1] != len(id2label):
+        raise ValueError(
+            f"`model` outputs {logits.shape[1]} logits but its config declares {len(id2label)} labels; fix "
+            "`config.num_labels` / `config.id2label`."
+        )
+    return _metrics_from_arrays(logits, labels, forget_ids, id2label)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Membership inference
+
+
+def _mia_scores(logits: np.ndarray, labels: np.ndarray, score: str) -> np.ndarray:
+    """Per-sample membership score, higher = more likely a training member."""
+    log_probs = torch.log_softmax(torch.from_numpy(logits).double(), dim=1)  # (N, C)
+    if score == "loss":
+        return log_probs.gather(1, torch.from_numpy(labels)[:, None]).squeeze(1).numpy()  # -CE
+    return (log_probs.exp() * log_probs).sum(dim=1).numpy()  # -entropy
+
+
+def _check_score(score: str) -> None:
+    if score not in MIA_SCORES:
+        raise ValueError(f"`score` must be one of {MIA_SCORES}, got {score!r}.")
+
+
+def membership_inference_auc(
+    model: nn.Module,
+    member_dataset: Any,
+    nonmember_dataset: Any,
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    score: str = "loss",
+    accelerator: Any = None,
+) -> float:
+    """AUC of a threshold attack that tells members from non-members by the model's loss (or entropy).
+
+    Each sample's score is ``-cross_entropy(logits, label)`` (``score="loss"``) or ``-entropy(softmax(logits))``
+    (``score="entropy"``): higher means "more likely seen in training". The AUC is that of separating
+    ``member_dataset`` (positives) from ``nonmember_dataset`` (negatives); 0.5 means the attacker cannot tell them
+    apart, 1.0 means it always can.
+
+    Convention for class forgetting: members are the forget-class **training** samples and non-members the
+    forget-class **test** samples ([`mia_auc_on_forget`] does this filtering). A model retrained without the class
+    gives about 0.5; a successful unlearning method should too.
+
+    Args:
+        model: the classifier.
+        member_dataset: samples that were in the training set; any kind [`predict`] accepts.
+        nonmember_dataset: samples that were not; same kind.
+        data_collator: see [`predict`].
+        batch_size: see [`predict`].
+        score: ``"loss"`` or ``"entropy"``.
+        accelerator: see [`predict`].
+
+    Returns:
+        The ROC AUC (``sklearn.metrics.roc_auc_score``), a float in [0, 1].
+    """
+    from sklearn.metrics import roc_auc_score
+
+    _check_score(score)
+    m_logits, m_labels = _predict(model, member_dataset, data_collator, batch_size, accelerator, "member_dataset")
+    n_logits, n_labels = _predict(
+        model, nonmember_dataset, data_collator, batch_size, accelerator, "nonmember_dataset"
+    )
+    scores = np.concatenate([_mia_scores(m_logits, m_labels, score), _mia_scores(n_logits, n_labels, score)])
+    is_member = np.concatenate([np.ones(len(m_labels)), np.zeros(len(n_labels))])
+    return float(roc_auc_score(is_member, scores))
+
+
+def _forget_subset(dataset: Any, forget_ids: list[int], argument: str) -> Any:
+    _check_dataset(dataset, argument)
+    labels = _labels_of(dataset, argument)
+    indices = np.flatnonzero(np.isin(labels, forget_ids))
+    if len(indices) == 0:
+        raise ValueError(f"`{argument}` holds no sample of the forget classes {forget_ids}; nothing to attack.")
+    return _subset(dataset, indices.tolist())
+
+
+def mia_auc_on_forget(
+    model: nn.Module,
+    train_dataset: Any,
+    test_dataset: Any,
+    forget_classes: int | str | Iterable[int | str],
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    score: str = "loss",
+    accelerator: Any = None,
+) -> float:
+    """Membership-inference AUC on the forgotten classes: their training samples against their test samples.
+
+    Args:
+        model: the classifier; label names come from ``model.config.id2label``.
+        train_dataset: the training split (members); only samples of ``forget_classes`` are used.
+        test_dataset: the test split (non-members); only samples of ``forget_classes`` are used.
+        forget_classes: ids or label names of the forgotten classes.
+        data_collator: see [`predict`].
+        batch_size: see [`predict`].
+        score: ``"loss"`` or ``"entropy"``, see [`membership_inference_auc`].
+        accelerator: see [`predict`].
+
+    Returns:
+        The AUC; about 0.5 for a model that never learnt (or fully forgot) the classes' training samples.
+    """
+    _check_score(score)
+    id2label = _id2label_or_default(model)
+    if id2label is None:  # no config: any id the labels could hold; the predict pass checks the range
+        labels = np.concatenate([_labels_of(train_dataset, "train_dataset"), _labels_of(test_dataset, "test_dataset")])
+        id2label = {i: str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)}
+    forget_ids = resolve_classes(forget_classes, id2label, "forget_classes")
+    members = _forget_subset(train_dataset, forget_ids, "train_dataset")
+    nonmembers = _forget_subset(test_dataset, forget_ids, "test_dataset")
+    return membership_inference_auc(
+        model,
+        members,
+        nonmembers,
+        data_collator=data_collator,
+        batch_size=batch_size,
+        score=score,
+        accelerator=accelerator,
+    )
+
+
+def evaluate_unlearning(
+    model: nn.Module,
+    test_dataset: Any,
+    forget_classes: int | str | Iterable[int | str],
+    *,
+    train_dataset: Any = None,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    score: str = "loss",
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """All the evidence in one dict: [`unlearning_metrics`] on ``test_dataset`` plus, when ``train_dataset`` is
+    given, ``mia_auc`` from [`mia_auc_on_forget`] (and ``mia_score``, the score it used).
+
+    Args:
+        model: the classifier.
+        test_dataset: held-out labelled samples.
+        forget_classes: ids or label names of the forgotten classes.
+        train_dataset: the training split, for the membership-inference attack (optional).
+        data_collator: see [`predict`].
+        batch_size: see [`predict`].
+        score: ``"loss"`` or ``"entropy"`` for the attack.
+        accelerator: see [`predict`].
+    """
+    _check_score(score)
+    metrics = unlearning_metrics(
+        model,
+        test_dataset,
+        forget_classes,
+        data_collator=data_collator,
+        batch_size=batch_size,
+        accelerator=accelerator,
+    )
+    if train_dataset is not None:
+        metrics["mia_auc"] = mia_auc_on_forget(
+            model,
+            train_dataset,
+            test_dataset,
+            forget_classes,
+            data_collator=data_collator,
+            batch_size=batch_size,
+            score=score,
+            accelerator=accelerator,
+        )
+        metrics["mia_score"] = score
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Timing and the evaluate modules
+
+
+class Timer:
+    """Wall-clock timer: ``with Timer() as t: ...`` then ``t.seconds``.
+
+    Uses ``time.perf_counter``; when CUDA is in use it synchronises before reading the clock so that queued GPU work
+    is counted. Inside the block ``t.seconds`` is the time elapsed so far.
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._end: float | None = None
+
+    @staticmethod
+    def _sync() -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    def __enter__(self) -> Timer:
+        self._sync()
+        self._end = None
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._sync()
+        self._end = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        if self._start is None:
+            raise RuntimeError("Timer was never started; use it as `with Timer() as t: ...`.")
+        end = self._end if self._end is not None else time.perf_counter()
+        return end - self._start
+
+    def __repr__(self) -> str:
+        return f"Timer(seconds={self.seconds:.6f})" if self._start is not None else "Timer(not started)"
+
+
+def metric_path(name: str) -> str:
+    """Folder of an ``evaluate`` module shipped with hf_unlearn, for ``evaluate.load(metric_path(name))``.
+
+    Loading works offline: the module is read from the installed package, nothing is fetched from the Hub.
+
+    Args:
+        name: ``"unlearning_accuracy"`` or ``"membership_inference"``.
+    """
+    available = sorted(d for d in os.listdir(METRICS_DIR) if os.path.isfile(os.path.join(METRICS_DIR, d, f"{d}.py")))
+    if name not in available:
+        raise ValueError(f"`name` {name!r} is not an hf_unlearn metric; available: {available}.")
+    return os.path.join(METRICS_DIR, name)
