@@ -1,0 +1,406 @@
+"""Model card rendering, saving and pushing to a local Hub (tests/hub_server.py); nothing leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+
+import pytest
+import torch
+from hub_server import LocalHub, patch_hub_endpoint  # tests/ is on sys.path: no __init__.py, no conftest
+from huggingface_hub import ModelCard
+from transformers import Trainer, TrainerCallback, TrainingArguments, ViTForImageClassification, ViTImageProcessor
+
+from hf_unlearn import hub
+from hf_unlearn.data import tiny_vit
+from hf_unlearn.mnemonic import MnemonicCodebook
+from hf_unlearn.report import REPORT_FILE, UnlearningReport
+
+torch.set_num_threads(1)
+
+TOKEN = "hf_TESTtokenDoNotLeak0123456789abcdef"
+LABELS = {0: "airplane", 1: "bird", 2: "cat", 3: "deer"}
+FINGERPRINT = hashlib.sha256(b"forget request: classes [1, 3]").hexdigest()
+
+
+@pytest.fixture
+def local_hub(monkeypatch):
+    """A LocalHub on 127.0.0.1 with huggingface_hub and transformers pointed at it; yields the server."""
+    with LocalHub() as server:
+        patch_hub_endpoint(monkeypatch, server.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield server
+
+
+def _model():
+    return tiny_vit(num_labels=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, id2label=LABELS)
+
+
+def _report(metrics: bool = True, **kw) -> UnlearningReport:
+    values = dict(
+        method="mnemonic",
+        forget_classes=[1, 3],
+        forget_labels=["bird", "deer"],
+        retain_classes=[0, 2],
+        retain_labels=["airplane", "cat"],
+        num_parameters_changed=1234,
+        num_parameters_total=5678,
+        fisher_samples={"forget": 20, "retain": 40},
+        timings={"fisher": 0.25, "edit": 0.01, "total": 0.3},
+        hyperparameters={"alpha": 10.0, "selection": "auto"},
+        details={"sign": -1},
+        forget_request_fingerprint=FINGERPRINT,
+        base_model="google/vit-base-patch16-224",
+        created_at="2025-01-02T03:04:05+00:00",
+        versions={"hf_unlearn": "0.1.0", "torch": "2.13.0"},
+    )
+    if metrics:
+        values["metrics"] = {
+            "before": {
+                "forget_accuracy": 0.91,
+                "retain_accuracy": 0.93,
+                "test_accuracy": 0.92,
+                "mia_auc": 0.61,
+                "per_class_accuracy": {"airplane": 0.95, "bird": 0.9, "2": 0.91, "3": 0.92},
+            },
+            "after": {
+                "forget_accuracy": 0.0,
+                "retain_accuracy": 0.9,
+                "test_accuracy": 0.45,
+                "mia_auc": 0.52,
+                "mia_score": "loss",
+                "num_forget_samples": 1200,
+                "per_class_accuracy": [0.93, 0.0, 0.87, 0.0],
+            },
+        }
+    values.update(kw)
+    return UnlearningReport(**values)
+
+
+class _Config:
+    """Stands in for UnlearningConfig: anything with save_pretrained(directory)."""
+
+    def save_pretrained(self, directory):
+        with open(os.path.join(directory, "unlearning_config.json"), "w") as f:
+            json.dump({"method": "mnemonic"}, f)
+
+
+def _folder_bytes(path) -> dict[str, bytes]:
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
+def _assert_token_absent(folder, server, token=TOKEN):
+    """The token is in no local file, no stored remote file and no request except in its Authorization header."""
+    needle = token.encode()
+    for name, data in _folder_bytes(folder).items():
+        assert needle not in data, f"token leaked into local file {name}"
+    for repo in server.repos.values():
+        for name, data in repo.files.items():
+            assert needle not in data, f"token leaked into remote file {name}"
+    seen_in_auth = False
+    for r in server.requests:
+        assert needle not in r.body, f"token in body of {r.method} {r.path}"
+        if "/commit/" in r.path:  # file contents travel base64-encoded in NDJSON lines
+            for line in r.body.splitlines():
+                item = json.loads(line)
+                if item["key"] == "file":
+                    assert needle not in base64.b64decode(item["value"]["content"]), item["value"]["path"]
+        for k, v in r.headers.items():
+            if k.lower() == "authorization":
+                seen_in_auth |= token in v
+            else:
+                assert token not in v, f"token in header {k} of {r.method} {r.path}"
+    assert seen_in_auth, "the token was never sent, so the scan proves nothing"
+
+
+# ------------------------------------------------------------------------------------------------ card
+def test_template_is_found_and_shipped():
+    path = hub.model_card_template_path()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert "## Limitations" in text and "{{ card_data }}" in text
+
+
+def test_card_holds_the_facts_and_reparses(tmp_path):
+    report = _report()
+    chart = hub.plot_per_class_accuracy(report, tmp_path / hub.CHART_FILE)
+    assert chart is not None
+    with open(chart, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    card = hub.render_model_card(report, model=_model(), repo_id="tester/vit-unlearned", chart_path=chart)
+    text = str(card)
+    for needle in ("bird", "deer", "airplane", "cat", "mnemonic", FINGERPRINT, "0.9100", "0.0000", "0.6100", "0.5200"):
+        assert needle in text, needle
+    assert "E_F (forget error)" in text and "1.0000" in text  # E_F derived from A_F
+    assert "| num_forget_samples | – | 1,200 |" in text  # other numbers become extra rows
+    assert "fisher" in text and "0.250" in text  # timings
+    assert "forget = 20" in text and "1,234 of 5,678" in text
+    assert f"]({hub.CHART_FILE})" in text  # chart linked by its file name
+    assert 'from_pretrained("tester/vit-unlearned")' in text
+    assert "AutoModelForImageClassification" in text
+    assert "## Limitations" in text and "gold standard" in text and "differential-privacy" in text
+
+    for parsed in (ModelCard(text), ModelCard.load(_save(card, tmp_path))):
+        data = parsed.data
+        assert data.library_name == "transformers"
+        assert data.tags[:3] == ["unlearning", "hf-unlearn", "mnemonic"]
+        assert data.base_model == "google/vit-base-patch16-224"
+        assert data.model_name == "vit-unlearned"
+        results = {r.metric_name: r.metric_value for r in data.eval_results}
+        assert results["A_R (retained accuracy) after unlearning"] == 0.9
+        assert results["A_F (forget accuracy) after unlearning"] == 0.0
+        assert results["membership-inference AUC after unlearning"] == 0.52
+        assert all(r.task_type == "image-classification" for r in data.eval_results)
+    assert "model-index" in text
+
+
+def _save(card, tmp_path):
+    path = tmp_path / "README.md"
+    card.save(path)
+    return path
+
+
+def test_card_without_metrics_or_fingerprint(tmp_path):
+    report = _report(metrics=False, forget_request_fingerprint="", base_model="/some/local/path")
+    assert hub.plot_per_class_accuracy(report, tmp_path / "chart.png") is None
+    assert not (tmp_path / "chart.png").exists()
+    card = hub.render_model_card(report)
+    text = str(card)
+    assert "no metrics were recorded" in text
+    assert "model-index" not in text and card.data.eval_results is None
+    assert card.data.base_model is None  # a local path is not a Hub id, so it stays out of the YAML ...
+    assert "/some/local/path" in text  # ... but is still named in the body
+    request = {"forget_classes": [1, 3], "hyperparameters": report.hyperparameters, "method": "mnemonic"}
+    expected = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+    assert expected in text and "computed from the report" in text
+    assert ModelCard(text).data.tags == ["unlearning", "hf-unlearn", "mnemonic"]
+
+
+# ------------------------------------------------------------------------------------------------ saving
+class _NotAModel:
+    pass
+
+
+@pytest.mark.parametrize(
+    "case, error, argument",
+    [
+        ("model", TypeError, "`model`"),
+        ("model_none", ValueError, "`model`"),
+        ("report", ValueError, "`report`"),
+        ("report_type", TypeError, "`report`"),
+        ("file", ValueError, "`output_dir`"),
+        ("codebook", TypeError, "`codebook`"),
+        ("config", TypeError, "`config`"),
+    ],
+)
+def test_save_rejects_invalid_input_before_writing(tmp_path, case, error, argument):
+    out = tmp_path / "out"
+    kwargs = dict(output_dir=out, model=_model(), report=_report())
+    if case == "model":
+        kwargs["model"] = _NotAModel()
+    elif case == "model_none":
+        kwargs["model"] = None
+    elif case == "report":
+        kwargs["report"] = None
+    elif case == "report_type":
+        kwargs["report"] = {"method": "mnemonic"}
+    elif case == "file":
+        out.write_text("not a folder")
+    elif case == "codebook":
+        kwargs["codebook"] = object()
+    elif case == "config":
+        kwargs["config"] = "unlearning_config.json"
+    with pytest.raises(error, match=argument):
+        hub.save_unlearned(**kwargs)
+    if case == "file":
+        assert out.read_text() == "not a folder"
+    else:
+        assert not out.exists()
+
+
+def test_saving_again_without_metrics_drops_the_old_chart(tmp_path):
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    assert os.path.isfile(os.path.join(out, hub.CHART_FILE))
+    hub.save_unlearned(out, _model(), _report(metrics=False))
+    assert not os.path.exists(os.path.join(out, hub.CHART_FILE))
+    assert hub.CHART_FILE not in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_save_writes_nothing_off_the_main_process(tmp_path, local_hub):
+    class NotMain:
+        is_main_process = False
+
+    out = tmp_path / "out"
+    assert hub.save_unlearned(out, _model(), _report(), accelerator=NotMain()) == str(out)
+    assert not out.exists()
+    hub.save_unlearned(out, _model(), _report())
+    assert hub.push_unlearned("tester/not-main", out, token=TOKEN, accelerator=NotMain()) is None
+    assert local_hub.requests == [] and local_hub.repos == {}
+
+
+# ------------------------------------------------------------------------------------------------ pushing
+def test_push_round_trip_is_bit_identical_and_leaks_no_token(tmp_path, local_hub):
+    model = _model()
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.5], image_std=[0.5])
+    codebook = MnemonicCodebook.for_model(model, seed=3)
+    report = _report()
+    out = hub.save_unlearned(
+        tmp_path / "out", model, report, processing_class=processor, codebook=codebook, config=_Config(),
+        repo_id="tester/vit-unlearned",
+    )  # fmt: skip
+    local = _folder_bytes(out)
+    assert {"README.md", REPORT_FILE, hub.CHART_FILE, "model.safetensors", "config.json"} <= set(local)
+    assert {"preprocessor_config.json", "mnemonic_codes.safetensors", "unlearning_config.json"} <= set(local)
+    assert UnlearningReport.load(out) == report
+
+    url = hub.push_unlearned("tester/vit-unlearned", out, token=TOKEN, private=True)
+    repo = local_hub.repos["tester/vit-unlearned"]
+    assert url == f"{local_hub.url}/tester/vit-unlearned/commit/{repo.head}"
+    assert repo.files == local and repo.private is True
+    assert local_hub.requests_to("/api/validate-yaml"), "README.md YAML was not validated"
+
+    loaded = ViTForImageClassification.from_pretrained("tester/vit-unlearned", cache_dir=tmp_path / "cache")
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(a, b), name
+    from huggingface_hub import snapshot_download
+
+    snapshot = snapshot_download("tester/vit-unlearned", cache_dir=tmp_path / "cache")
+    assert MnemonicCodebook.from_pretrained(snapshot).equals(codebook)
+    card = ModelCard.load(os.path.join(snapshot, "README.md"))
+    assert "hf-unlearn" in card.data.tags and "bird" in card.text and codebook.fingerprint() in card.text
+    _assert_token_absent(out, local_hub)
+
+
+def test_failed_push_raises_clear_error_keeps_folder_and_retry_succeeds(tmp_path, local_hub):
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    before = _folder_bytes(out)
+    local_hub.fail_next_commits(1)
+    with pytest.raises(hub.HubPushError) as info:
+        hub.push_unlearned("tester/flaky", out, token=TOKEN)
+    err = info.value
+    assert isinstance(err, RuntimeError) and err.__cause__ is not None
+    assert str(out) in str(err) and "retry" in str(err) and TOKEN not in str(err)
+    assert err.output_dir == str(out) and err.repo_id == "tester/flaky"
+    assert _folder_bytes(out) == before
+    assert local_hub.repos["tester/flaky"].files == {}  # the repo exists, but nothing was committed
+
+    url = hub.push_unlearned("tester/flaky", out, token=TOKEN)  # the 409 on create is fine with exist_ok
+    assert url.endswith(local_hub.repos["tester/flaky"].head)
+    assert local_hub.repos["tester/flaky"].files == before
+    _assert_token_absent(out, local_hub)
+
+
+def test_push_honours_hf_endpoint_and_hf_token_read_at_call_time(tmp_path, local_hub, monkeypatch):
+    from huggingface_hub import constants
+
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # as if HF_ENDPOINT was set after import
+    monkeypatch.setenv("HF_ENDPOINT", local_hub.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    hub.push_unlearned("tester/from-env", out)
+    assert "README.md" in local_hub.repos["tester/from-env"].files
+    _assert_token_absent(out, local_hub)
+
+
+def test_push_to_a_new_branch_through_the_xet_upload_pipeline(tmp_path, local_hub, monkeypatch):
+    from huggingface_hub import constants
+
+    # With hf_xet installed (the usual case), upload_folder takes the pipelined path; regular files still go inline.
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", False)
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    hub.push_unlearned("tester/xet", out, token=TOKEN, revision="unlearned")
+    assert local_hub.repos["tester/xet"].files == _folder_bytes(out)
+    assert local_hub.repos["tester/xet"].branches == ["main", "unlearned"]
+    assert local_hub.requests_to("/api/models/tester/xet/commit/unlearned")
+
+
+def test_push_in_offline_mode_fails_clearly_without_sending(tmp_path, local_hub, monkeypatch):
+    from huggingface_hub import constants
+
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(hub.HubPushError, match="HF_HUB_OFFLINE"):
+        hub.push_unlearned("tester/offline", out, token=TOKEN)
+    assert local_hub.requests == []
+
+
+@pytest.mark.parametrize("bad", ["", None])
+def test_push_rejects_bad_arguments(tmp_path, local_hub, bad):
+    with pytest.raises(ValueError, match="`repo_id`"):
+        hub.push_unlearned(bad, tmp_path, token=TOKEN)
+    with pytest.raises(ValueError, match="`output_dir`"):
+        hub.push_unlearned("tester/x", tmp_path / "missing", token=TOKEN)
+    assert local_hub.requests == []
+
+
+# ------------------------------------------------------------------------------------------------ Trainer
+class _UnlearnerLikeCallback(TrainerCallback):
+    """What FisherUnlearner does in its on_push_begin hook."""
+
+    def __init__(self, report, trainer=None, codebook=None):
+        self.report, self.trainer, self.codebook = report, trainer, codebook
+
+    def on_push_begin(self, args, state, control, **kwargs):
+        hub.on_push_begin(
+            self.report,
+            args,
+            kwargs.get("model"),
+            processing_class=kwargs.get("processing_class"),
+            codebook=self.codebook,
+            config=_Config(),
+            trainer=self.trainer,
+        )
+
+
+@pytest.mark.parametrize("pass_trainer", [True, False])
+def test_trainer_push_to_hub_uploads_our_card(tmp_path, local_hub, pass_trainer):
+    model = _model()
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        hub_model_id="tester/trainer-unlearned",
+        hub_token=TOKEN,  # Trainer pickles args into training_args.bin: the hook must keep the token out
+        push_to_hub=False,
+        report_to="none",
+        use_cpu=True,
+    )
+    callback = _UnlearnerLikeCallback(_report(), codebook=MnemonicCodebook.for_model(model))
+    trainer = Trainer(model=model, args=args, callbacks=[callback])
+    if pass_trainer:
+        callback.trainer = trainer
+    commit = trainer.push_to_hub(tags=["my-tag"])
+
+    repo = local_hub.repos["tester/trainer-unlearned"]
+    assert commit.oid == repo.head
+    card = ModelCard(repo.files["README.md"].decode())
+    assert card.data.tags[:3] == ["unlearning", "hf-unlearn", "mnemonic"] and "my-tag" in card.data.tags
+    assert "bird" in card.text and FINGERPRINT in card.text and "## Limitations" in card.text
+    assert 'from_pretrained("tester/trainer-unlearned")' in card.text
+    expected = {
+        "model.safetensors",
+        REPORT_FILE,
+        hub.CHART_FILE,
+        "mnemonic_codes.safetensors",
+        "unlearning_config.json",
+    }
+    assert expected <= set(repo.files)
+    assert repo.files["README.md"] == (tmp_path / "run" / "README.md").read_bytes()
+    _assert_token_absent(args.output_dir, local_hub)
+
+
+def test_trainer_without_report_keeps_the_trainer_card(tmp_path, local_hub):
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"), hub_model_id="tester/plain", report_to="none", use_cpu=True
+    )
+    trainer = Trainer(model=_model(), args=args, callbacks=[_UnlearnerLikeCallback(None)])
+    hub.attach_card_to_trainer(trainer, lambda: None)
+    trainer.push_to_hub(token=TOKEN)
+    files = local_hub.repos["tester/plain"].files
+    assert REPORT_FILE not in files and b"hf-unlearn" not in files["README.md"]
