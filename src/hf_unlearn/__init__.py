@@ -2,6 +2,18 @@
 
 __version__ = "0.1.0"
 
+from .fisher import compute_fisher  # noqa: E402
 from .mnemonic import MnemonicCodebook, MnemonicConfig, MnemonicTrainer  # noqa: E402
+from .report import UnlearningReport  # noqa: E402
+from .unlearner import FisherUnlearner, UnlearningConfig  # noqa: E402
 
-__all__ = sorted(["MnemonicCodebook", "MnemonicConfig", "MnemonicTrainer", "__version__"])
+__all__ = [
+    "FisherUnlearner",
+    "MnemonicCodebook",
+    "MnemonicConfig",
+    "MnemonicTrainer",
+    "UnlearningConfig",
+    "UnlearningReport",
+    "__version__",
+    "compute_fisher",
+]

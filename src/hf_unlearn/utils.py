@@ -22,7 +22,7 @@ def get_logger(name: str) -> logging.Logger:
 def unwrap_model(model: nn.Module) -> nn.Module:
     """Strips DDP / torch.compile wrappers so names and parameters are the model's own."""
     while True:
-        if hasattr(model, "module") and isinstance(getattr(model, "module"), nn.Module):
+        if isinstance(getattr(model, "module", None), nn.Module):
             model = model.module
         elif hasattr(model, "_orig_mod"):
             model = model._orig_mod

@@ -334,8 +334,9 @@ class MnemonicCodebook:
 def _normalisation(processing_class: Any, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
     mean = getattr(processing_class, "image_mean", None)
     std = getattr(processing_class, "image_std", None)
-    do_norm = getattr(processing_class, "do_normalize", True)
-    if processing_class is None or mean is None or std is None or not do_norm:
+    if processing_class is not None and not getattr(processing_class, "do_normalize", True):
+        mean, std = [0.0] * channels, [1.0] * channels  # the processor leaves pixels in [0, 1]: so do the codes
+    elif processing_class is None or mean is None or std is None:
         mean, std = [0.5] * channels, [0.5] * channels  # ViTImageProcessor's default
     mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
     std_t = torch.as_tensor(std, dtype=torch.float32).flatten()

@@ -73,8 +73,8 @@ class MnemonicTrainer(Trainer):
     # ------------------------------------------------------------------ input checks
     def _check_dataset_labels(self, dataset: Any, argument: str) -> None:
         column_names = getattr(dataset, "column_names", None)
-        if column_names is None:
-            return  # a torch dataset: labels are checked batch by batch
+        if column_names is None or isinstance(dataset, torch.utils.data.IterableDataset):
+            return  # a torch or streaming dataset: labels are checked batch by batch
         for name in ("labels", "label"):
             if name in column_names:
                 labels = torch.as_tensor(dataset[name])

@@ -1,0 +1,340 @@
+"""Diagonal Fisher information of a classifier, batched, across processes.
+
+``compute_fisher`` returns, per parameter tensor, the average over samples of squared gradients:
+
+- ``kind="empirical"``: squared per-sample gradients of the loss at the true label (the mnemonic paper);
+- ``kind="true"``: per-sample expectation over the model's predicted distribution,
+  ``sum_y p(y|x) (d log p(y|x) / dw)^2``;
+- ``kind="batch_true"``: the Fisher-masking authors' batched variant: per batch and class y, the squared gradient
+  of the batch-mean loss at label y weighted by the batch-mean p(y), summed over y, averaged over batches;
+- ``kind="batch"``: squared mini-batch gradients at the true labels averaged over batches (SSD's importance).
+
+Per-sample gradients use ``torch.func`` (``vmap(grad(...))`` over a chunk of samples), not a Python loop. Across
+processes each rank takes every ``world_size``-th sample, sums squared gradients and counts locally on the
+*unwrapped* model, and the sums and counts are reduced with ``accelerator.reduce(..., "sum")`` before dividing:
+never through a DDP-wrapped model, whose backward averages gradients across ranks (squares of averages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from .utils import get_logger, unwrap_model
+
+logger = get_logger(__name__)
+
+KINDS = ("empirical", "true", "batch_true", "batch")
+FISHER_FLOOR = 1e-16
+
+
+# ---------------------------------------------------------------------- data handling
+def _input_names(model: nn.Module) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(unwrap_model(model).forward).parameters) - {"labels", "return_dict", "kwargs"}
+
+
+def _to_rows(dataset: Any) -> tuple[Callable[[list[int]], dict[str, Any]], int]:
+    """Returns ``(get_rows, n)`` for a dict of tensors, a ``datasets.Dataset`` or a torch/list dataset."""
+    if isinstance(dataset, Mapping):
+        n = len(dataset["labels"]) if "labels" in dataset else len(next(iter(dataset.values())))
+
+        def get(idx: list[int]) -> dict[str, Any]:
+            return {k: [v[i] for i in idx] for k, v in dataset.items()}
+
+        return get, n
+    n = len(dataset)
+
+    def get_ds(idx: list[int]) -> dict[str, Any]:
+        rows = [dataset[i] for i in idx]
+        return {k: [r[k] for r in rows] for k in rows[0]}
+
+    return get_ds, n
+
+
+def _collate(rows: dict[str, list], names: set[str], data_collator: Callable | None) -> dict[str, torch.Tensor]:
+    if "label" in rows and "labels" not in rows:
+        rows["labels"] = rows.pop("label")
+    keep = {k: v for k, v in rows.items() if k in names or k == "labels"}
+    if data_collator is not None:
+        n = len(keep["labels"])
+        batch = data_collator([{k: v[i] for k, v in keep.items()} for i in range(n)])
+        return {k: v for k, v in batch.items() if k in names or k == "labels"}
+    return {k: torch.stack([torch.as_tensor(x) for x in v]) for k, v in keep.items()}
+
+
+def iterate_batches(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    batch_size: int,
+    data_collator: Callable | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    max_samples: int | None = None,
+) -> Iterable[dict[str, torch.Tensor]]:
+    """Yields collated batches of this rank's shard (samples ``rank, rank + world_size, ...``)."""
+    get, n = _to_rows(dataset)
+    if max_samples is not None:
+        n = min(n, max_samples)
+    idx = list(range(rank, n, world_size))
+    names = _input_names(model)
+    for s in range(0, len(idx), batch_size):
+        yield _collate(get(idx[s : s + batch_size]), names, data_collator)
+
+
+def dataset_size(dataset: Any) -> int:
+    return _to_rows(dataset)[1]
+
+
+# ---------------------------------------------------------------------- model state
+@contextlib.contextmanager
+def fisher_mode(model: nn.Module, names: set[str]):
+    """Eval mode, grads only for ``names``; restores mode, ``requires_grad`` and ``.grad`` on exit."""
+    was_training = model.training
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    try:
+        model.eval()
+        for n, p in model.named_parameters():
+            p.requires_grad_(n in names)
+            p.grad = None
+        yield
+    finally:
+        model.train(was_training)
+        for n, p in model.named_parameters():
+            p.requires_grad_(flags[n])
+            p.grad = grads[n]
+
+
+def select_parameters(model: nn.Module, parameters: Iterable[str] | Callable[[str, nn.Parameter], bool] | None):
+    named = dict(unwrap_model(model).named_parameters())
+    if parameters is None:
+        return named
+    if callable(parameters):
+        return {n: p for n, p in named.items() if parameters(n, p)}
+    wanted = list(parameters)
+    unknown = [n for n in wanted if n not in named]
+    if unknown:
+        raise ValueError(f"`parameters` names {unknown[:3]}... that the model does not have.")
+    return {n: named[n] for n in wanted}
+
+
+def _prepare_attention_mask(batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    # transformers builds its mask with data-dependent checks (`mask.all()`) that vmap rejects; a ready 4D additive
+    # mask (B, 1, 1, L) is passed through as-is and means the same thing to eager and SDPA attention.
+    am = batch.get("attention_mask")
+    if am is None or am.dim() != 2:
+        return batch
+    batch = dict(batch)
+    batch["attention_mask"] = (1.0 - am[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    return batch
+
+
+# ---------------------------------------------------------------------- per-sample sums
+def _logits(out: Any) -> torch.Tensor:
+    return out.logits if hasattr(out, "logits") else (out[0] if isinstance(out, (tuple, list)) else out)
+
+
+def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
+    """Sum over the batch of squared per-sample gradients (vmap over samples)."""
+    labels = batch["labels"]
+    inputs = _prepare_attention_mask({k: v for k, v in batch.items() if k != "labels"}, torch.float32)
+    frozen = {n: p.detach() for n, p in params.items()}
+
+    def sample_logp(p, inp):
+        out = functional_call(model, p, args=(), kwargs={k: v.unsqueeze(0) for k, v in inp.items()})
+        return torch.log_softmax(_logits(out).float(), dim=-1)[0]  # (C,)
+
+    if kind == "empirical":
+        onehot = F.one_hot(labels, num_labels).float()  # (B, C): tensor indexing inside vmap is not supported
+
+        def loss(p, inp, oh):
+            return -(sample_logp(p, inp) * oh).sum()
+
+        g = vmap(grad(loss), in_dims=(None, 0, 0))(frozen, inputs, onehot)
+        return {n: (v.float() ** 2).sum(0) for n, v in g.items()}
+    # kind == "true": sum_y p(y|x) (d log p(y|x))^2, one vmap per class
+    with torch.no_grad():
+        probs = torch.softmax(_logits(model(**_prepare_attention_mask(batch, torch.float32) | {"labels": None})).float(), -1)
+    out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    for y in range(num_labels):
+        oh = torch.zeros(num_labels)
+        oh[y] = 1.0
+        onehot = oh.expand(labels.shape[0], -1)
+
+        def loss_y(p, inp, o):
+            return -(sample_logp(p, inp) * o).sum()
+
+        g = vmap(grad(loss_y), in_dims=(None, 0, 0))(frozen, inputs, onehot)
+        w = probs[:, y]
+        for n, v in g.items():
+            out[n] += torch.einsum("b,b...->...", w, v.float() ** 2)
+    return out
+
+
+def _loop_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
+    """Reference implementation: one backward per sample (and per class for ``kind="true"``)."""
+    out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    for i in range(labels.shape[0]):
+        one = {k: v[i : i + 1] for k, v in inputs.items()}
+        if kind == "empirical":
+            targets = [(int(labels[i]), 1.0)]
+        else:
+            with torch.no_grad():
+                p = torch.softmax(_logits(model(**one)).float(), -1)[0]
+            targets = [(y, float(p[y])) for y in range(num_labels)]
+        for y, w in targets:
+            logp = torch.log_softmax(_logits(model(**one)).float(), -1)[0]
+            gs = torch.autograd.grad(-logp[y], list(params.values()), allow_unused=True)
+            for (n, _), g in zip(params.items(), gs):
+                if g is not None:
+                    out[n] += w * g.float() ** 2
+    return out
+
+
+def _batch_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
+    """Squared batch-mean gradients (SSD importance, or the masking authors' batched true Fisher)."""
+    out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    labels = batch["labels"]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logp = torch.log_softmax(_logits(model(**inputs)).float(), -1)  # (B, C)
+    if kind == "batch":
+        targets = [(None, 1.0)]
+    else:
+        mean_p = logp.detach().exp().mean(0)
+        targets = [(y, float(mean_p[y])) for y in range(num_labels)]
+    for j, (y, w) in enumerate(targets):
+        if y is None:
+            loss = F.nll_loss(logp, labels)
+        else:
+            loss = -logp[:, y].mean()
+        gs = torch.autograd.grad(loss, list(params.values()), allow_unused=True, retain_graph=j < len(targets) - 1)
+        for (n, _), g in zip(params.items(), gs):
+            if g is not None:
+                out[n] += w * g.float() ** 2
+    return out
+
+
+# ---------------------------------------------------------------------- public entry point
+def compute_fisher(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 16,
+    kind: str = "empirical",
+    parameters: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
+    accelerator: Any = None,
+    max_samples: int | None = None,
+    implementation: str = "vmap",
+    floor: float | None = None,
+    return_count: bool = False,
+    show_progress: bool | None = None,
+) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], int]:
+    """Diagonal Fisher information of ``model`` over ``dataset``.
+
+    Args:
+        model: a classifier returning ``logits`` (transformers model or any ``nn.Module``). Not DDP-wrapped: a
+            wrapped model is unwrapped first.
+        dataset: a ``datasets.Dataset``, a torch dataset of dicts, or a dict of tensors such as
+            ``codebook.as_inputs(with_labels=True)``; must hold ``labels``.
+        data_collator: collates rows (e.g. ``DataCollatorWithPadding`` for text); tensors are stacked otherwise.
+        batch_size: samples per vmap chunk (``empirical``/``true``) or per mini-batch (``batch``/``batch_true``).
+        kind: ``"empirical"``, ``"true"``, ``"batch_true"`` or ``"batch"`` (see the module docstring).
+        parameters: names of the parameters to include, or a predicate ``(name, param) -> bool``; all by default.
+        accelerator: an ``accelerate.Accelerator``; with several processes each rank takes its shard and the sums
+            and counts are reduced, so every rank returns the same Fisher.
+        max_samples: use at most the first ``max_samples`` samples.
+        implementation: ``"vmap"`` (batched per-sample gradients) or ``"loop"`` (one backward per sample; the
+            reference). Ignored for the batch kinds.
+        floor: clamp the result from below (e.g. ``1e-16`` as the mnemonic paper does).
+        return_count: also return the number of samples (or batches for the batch kinds) averaged over.
+        show_progress: a progress bar on the main process (default: when there are more than 20 chunks).
+
+    Returns:
+        ``{name: tensor}`` in float32 on the parameters' device (and the count when ``return_count``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
+    if implementation not in ("vmap", "loop"):
+        raise ValueError(f"`implementation` must be 'vmap' or 'loop', got {implementation!r}.")
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    model = unwrap_model(model)
+    n_total = dataset_size(dataset)
+    if max_samples is not None:
+        n_total = min(n_total, max_samples)
+    if n_total == 0:
+        raise ValueError("`dataset` is empty: the Fisher needs at least one sample.")
+    params = select_parameters(model, parameters)
+    if not params:
+        raise ValueError("`parameters` selects no parameter of the model.")
+    num_labels = int(getattr(getattr(model, "config", None), "num_labels", 0) or 0)
+    rank = accelerator.process_index if accelerator is not None else 0
+    world = accelerator.num_processes if accelerator is not None else 1
+    is_main = rank == 0
+
+    sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    count = 0
+    per_sample = kind in ("empirical", "true")
+    step = {
+        ("empirical", "vmap"): _per_sample_sq_sums,
+        ("true", "vmap"): _per_sample_sq_sums,
+        ("empirical", "loop"): _loop_sq_sums,
+        ("true", "loop"): _loop_sq_sums,
+    }.get((kind, implementation), _batch_sq_sums)
+    n_chunks = -(-len(range(rank, n_total, world)) // batch_size)
+    progress = None
+    if show_progress is None:
+        show_progress = n_chunks > 20
+    if show_progress and is_main:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=n_chunks, desc=f"Fisher ({kind})", leave=False)
+    t0 = time.perf_counter()
+    device = next(iter(params.values())).device
+    with fisher_mode(model, set(params)):
+        for batch in iterate_batches(
+            model, dataset, batch_size=batch_size, data_collator=data_collator, rank=rank, world_size=world,
+            max_samples=max_samples,
+        ):
+            labels = batch.get("labels")
+            if labels is None:
+                raise ValueError("`dataset` must hold `labels` (or `label`) for the Fisher.")
+            labels = torch.as_tensor(labels).long()
+            if num_labels and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_labels):
+                raise ValueError(f"`dataset` holds labels outside the model's {num_labels} classes.")
+            batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            batch["labels"] = labels.to(device)
+            part = step(model, params, batch, kind, num_labels)
+            for n in sums:
+                sums[n] += part[n]
+            count += labels.shape[0] if per_sample else 1
+            if progress is not None:
+                progress.update(1)
+    if progress is not None:
+        progress.close()
+    if accelerator is not None and world > 1:
+        sums = accelerator.reduce(sums, reduction="sum")
+        count = int(accelerator.reduce(torch.tensor(count, device=device, dtype=torch.float64), reduction="sum"))
+    fisher = {n: s / max(count, 1) for n, s in sums.items()}
+    for n, f in fisher.items():
+        if not torch.isfinite(f).all():
+            raise FloatingPointError(
+                f"The Fisher of parameter {n!r} holds NaN/inf: check `model` weights and `dataset` inputs for NaN."
+            )
+    if floor is not None:
+        fisher = {n: f.clamp_min(floor) for n, f in fisher.items()}
+    logger.info("Fisher (%s) over %d samples in %.2fs", kind, count, time.perf_counter() - t0)
+    return (fisher, count) if return_count else fisher

@@ -1,0 +1,77 @@
+"""Helpers shared by the unlearning methods: the classification head, code margins, counting changes."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ..utils import unwrap_model
+
+
+def classification_head(model: nn.Module) -> list[str]:
+    """Names of the parameters of the output layer: the last ``nn.Linear`` with ``num_labels`` outputs."""
+    model = unwrap_model(model)
+    num_labels = model.config.num_labels
+    last = None
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.out_features == num_labels:
+            last = name
+    if last is None:
+        raise ValueError("`model` has no output layer with `num_labels` outputs; set `target_modules` explicitly.")
+    return [f"{last}.{n}" for n, _ in dict(model.named_modules())[last].named_parameters()]
+
+
+def match_parameters(model: nn.Module, patterns: Iterable[str] | None) -> list[str]:
+    """Parameter names matching any of ``patterns`` (module or parameter names, ``fnmatch`` wildcards allowed)."""
+    names = [n for n, _ in unwrap_model(model).named_parameters()]
+    if patterns is None:
+        return names
+    patterns = list(patterns)
+    out = [
+        n
+        for n in names
+        if any(n == p or n.startswith(p + ".") or fnmatch.fnmatch(n, p) or fnmatch.fnmatch(n, p + ".*") for p in patterns)
+    ]
+    if not out:
+        raise ValueError(f"`target_modules` {patterns} match no parameter of the model.")
+    return out
+
+
+@torch.no_grad()
+def logits_of(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    was = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        out = model(**{k: v.to(device) for k, v in inputs.items() if k != "labels"})
+        return out.logits.float().cpu()
+    finally:
+        model.train(was)
+
+
+def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Logit of the true class minus the largest other logit, per row: > 0 means classified correctly."""
+    true = logits.gather(1, labels[:, None])[:, 0]
+    other = logits.clone()
+    other.scatter_(1, labels[:, None], float("-inf"))
+    return true - other.max(1).values
+
+
+def snapshot(model: nn.Module, names: Iterable[str]) -> dict[str, torch.Tensor]:
+    params = dict(unwrap_model(model).named_parameters())
+    return {n: params[n].detach().clone() for n in names}
+
+
+@torch.no_grad()
+def restore_(model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
+    params = dict(unwrap_model(model).named_parameters())
+    for n, v in saved.items():
+        params[n].copy_(v)
+
+
+def count_changed(model: nn.Module, saved: dict[str, torch.Tensor]) -> int:
+    params = dict(unwrap_model(model).named_parameters())
+    return int(sum((params[n].detach() != v).sum().item() for n, v in saved.items()))

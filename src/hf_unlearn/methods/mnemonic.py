@@ -1,0 +1,239 @@
+"""One-shot class forgetting from mnemonic codes alone (arXiv 2306.05670), and our data-free variant.
+
+Both start from the diagonal empirical Fisher of each class's codes (one forward/backward per code, no training
+data): ``f_F`` over the forget classes' codes, ``f_R`` over the retained classes' codes, and the ratio
+``eta = f_F / f_R`` per weight (computed as ``exp(log f_F - log f_R)``, NaN -> 0, +inf -> largest finite).
+
+``variant="paper"`` is the paper's perturbation: for every parameter tensor ``alpha = min(lambda1, lambda2 /
+max(eta))``, ``w +/- alpha * eta``, keeping the sign that scores higher on ``(1 - acc on forget codes) + acc on
+retained codes``. On a small ViT it is fragile: which lambdas work depends on the class (REFERENCE.md §5).
+
+``variant="search"`` (default) is ours. What we measured on ViT-digits: edits spread over the whole network make
+the codes a poor proxy for real data (codes forgotten, class kept), whereas edits confined to the output layer,
+which every input of a class goes through, move real data and codes together. So, per forget class ``c`` and per
+target tensor, the direction is ``d_c = -eta_c / max(eta_c) * sign(dL(code_c, c)/dw)`` reversed into an ascent
+(it raises the loss of ``c``'s codes, weighted towards the weights that matter to ``c`` and not to the others), and
+the step ``s_c`` is searched on the codes themselves: the smallest step at which every code of ``c`` is rejected
+as firmly as it was once accepted (margin <= -margin * its original margin), checked jointly when several classes
+are forgotten at once, and backed off if a retained code would lose more than ``1 - retain_margin`` of its
+margin. No lambda to tune per data set, no training data, a few dozen forward passes on the codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..fisher import FISHER_FLOOR, compute_fisher
+from ..mnemonic.codebook import MnemonicCodebook
+from ..utils import get_logger, unwrap_model
+from .common import logits_of, margins, restore_, snapshot
+
+logger = get_logger(__name__)
+
+
+def fisher_ratio(f_forget: torch.Tensor, f_retain: torch.Tensor) -> torch.Tensor:
+    """``f_forget / f_retain`` computed in log space; NaN -> 0 and +inf -> the largest finite float."""
+    eta = torch.exp(torch.log(f_forget.clamp_min(FISHER_FLOOR)) - torch.log(f_retain.clamp_min(FISHER_FLOOR)))
+    return torch.nan_to_num(eta, nan=0.0, posinf=torch.finfo(eta.dtype).max)
+
+
+def per_class_code_fisher(
+    model: nn.Module, codebook: MnemonicCodebook, names: list[str], accelerator: Any = None
+) -> tuple[dict[int, dict[str, torch.Tensor]], int]:
+    """Empirical Fisher of each class's codes: ``{class_id: {name: tensor}}`` and the number of codes used."""
+    out, total = {}, 0
+    for c in sorted(set(codebook.class_ids.tolist())):
+        f, n = compute_fisher(
+            model,
+            codebook.as_inputs([c], with_labels=True),
+            kind="empirical",
+            parameters=names,
+            accelerator=accelerator,
+            batch_size=16,
+            floor=FISHER_FLOOR,
+            return_count=True,
+            show_progress=False,
+        )
+        out[c] = f
+        total += n
+    return out, total
+
+
+def _mean(fishers: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {n: torch.stack([f[n] for f in fishers]).mean(0) for n in fishers[0]}
+
+
+def _code_score(model: nn.Module, codebook: MnemonicCodebook, forget: list[int]) -> tuple[float, float, float]:
+    inputs = codebook.as_inputs(with_labels=True)
+    pred = logits_of(model, inputs).argmax(-1)
+    is_forget = torch.isin(inputs["labels"], torch.tensor(forget))
+    ok = pred == inputs["labels"]
+    acc_f = ok[is_forget].float().mean().item()
+    acc_r = ok[~is_forget].float().mean().item() if (~is_forget).any() else 1.0
+    return (1.0 - acc_f) + acc_r, acc_f, acc_r
+
+
+@torch.no_grad()
+def mnemonic_paper_(
+    model: nn.Module,
+    codebook: MnemonicCodebook,
+    forget: list[int],
+    names: list[str],
+    *,
+    lambda1: float = 1e-3,
+    lambda2: float = 10.0,
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """The paper's perturbation, in place. Returns what was done (sign, per-tensor alphas, code accuracies)."""
+    model = unwrap_model(model)
+    with torch.enable_grad():
+        per_class, n_codes = per_class_code_fisher(model, codebook, names, accelerator)
+    retain = [c for c in per_class if c not in forget]
+    f_f = _mean([per_class[c] for c in forget])
+    f_r = _mean([per_class[c] for c in retain])
+    params = dict(model.named_parameters())
+    delta, alphas = {}, {}
+    for n in names:
+        eta = fisher_ratio(f_f[n], f_r[n])
+        alphas[n] = min(lambda1, lambda2 / max(eta.max().item(), 1e-30))
+        delta[n] = (alphas[n] * eta).to(params[n].dtype)
+    saved = snapshot(model, names)
+    scores = {}
+    for sign in (1, -1):
+        restore_(model, saved)
+        for n in names:
+            params[n].add_(sign * delta[n])
+        scores[sign] = _code_score(model, codebook, forget)
+    best = max(scores, key=lambda s: scores[s][0])
+    restore_(model, saved)
+    for n in names:
+        params[n].add_(best * delta[n])
+    return {
+        "sign": "A (+)" if best == 1 else "B (-)",
+        "code_accuracy_forget": scores[best][1],
+        "code_accuracy_retain": scores[best][2],
+        "num_codes": n_codes,
+        "max_alpha": max(alphas.values()),
+    }
+
+
+@torch.no_grad()
+def mnemonic_search_(
+    model: nn.Module,
+    codebook: MnemonicCodebook,
+    forget: list[int],
+    names: list[str],
+    *,
+    margin: float = 1.0,
+    retain_margin: float = 0.25,
+    initial_step: float = 1e-2,
+    growth: float = 2 ** 0.25,
+    max_steps: int = 80,
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """Our data-free variant (see the module docstring), in place. Returns the steps found and code margins."""
+    model = unwrap_model(model)
+    params = dict(model.named_parameters())
+    with torch.enable_grad():
+        per_class, n_codes = per_class_code_fisher(model, codebook, names, accelerator)
+    retain = [c for c in per_class if c not in forget]
+    f_r = _mean([per_class[c] for c in retain])
+    inputs = codebook.as_inputs(with_labels=True)
+    labels = inputs["labels"]
+    m0 = margins(logits_of(model, inputs), labels)  # (N,) original code margins
+    if (m0 <= 0).any():
+        bad = sorted(set(labels[m0 <= 0].tolist()))
+        logger.warning(
+            "The model misclassifies the codes of classes %s: was it trained with MnemonicTrainer? Forgetting "
+            "from codes is unreliable when the codes were not learned.",
+            bad,
+        )
+    target = -margin * m0.clamp_min(1.0)  # forget codes must end at or below this margin
+    keep = retain_margin * m0.clamp_min(0.0)  # retained codes must stay at or above this margin
+    is_forget = {c: labels == c for c in forget}
+    is_retain = ~torch.isin(labels, torch.tensor(forget))
+
+    # direction per forget class: Fisher-ratio weighted ascent on that class's code loss
+    directions: dict[int, dict[str, torch.Tensor]] = {}
+    for c in forget:
+        eta = {n: fisher_ratio(per_class[c][n], f_r[n]) for n in names}
+        code = codebook.as_inputs([c], with_labels=True)
+        with torch.enable_grad():
+            was = model.training
+            flags = {n: p.requires_grad for n, p in params.items()}
+            try:
+                model.eval()
+                for n, p in params.items():
+                    p.requires_grad_(n in names)
+                device = params[names[0]].device
+                loss = model(**{k: v.to(device) for k, v in code.items()}).loss
+                grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+            finally:
+                model.train(was)
+                for n, p in params.items():
+                    p.requires_grad_(flags[n])
+        directions[c] = {
+            n: (eta[n] / eta[n].max().clamp_min(1e-30)) * torch.sign(g if g is not None else torch.zeros_like(eta[n]))
+            for n, g in zip(names, grads)
+        }
+    saved = snapshot(model, names)
+
+    def apply(steps: dict[int, float]) -> torch.Tensor:
+        restore_(model, saved)
+        for c, s in steps.items():
+            for n in names:
+                params[n].add_((s * directions[c][n]).to(params[n].dtype))
+        return margins(logits_of(model, inputs), labels)
+
+    def forgotten(m: torch.Tensor, c: int) -> bool:
+        return bool((m[is_forget[c]] <= target[is_forget[c]]).all())
+
+    # 1) each class alone: smallest step that rejects its codes
+    steps: dict[int, float] = {}
+    for c in forget:
+        s = initial_step
+        for _ in range(max_steps):
+            if forgotten(apply({c: s}), c):
+                break
+            s *= growth
+        steps[c] = s
+    # 2) jointly: grow the steps of classes whose codes are not yet rejected
+    m = apply(steps)
+    for _ in range(max_steps):
+        pending = [c for c in forget if not forgotten(m, c)]
+        if not pending:
+            break
+        for c in pending:
+            steps[c] *= growth
+        m = apply(steps)
+    # 3) back off while a retained code would lose too much of its margin
+    backed_off = 0
+    while is_retain.any() and bool((m[is_retain] < keep[is_retain]).any()) and backed_off < max_steps:
+        steps = {c: s / growth for c, s in steps.items()}
+        m = apply(steps)
+        backed_off += 1
+    complete = all(forgotten(m, c) for c in forget)
+    if not complete:
+        logger.warning(
+            "Mnemonic search: could not reject every forget code without breaking retained codes; forgetting may be "
+            "incomplete (steps %s).",
+            steps,
+        )
+    if accelerator is not None and getattr(accelerator, "num_processes", 1) > 1:
+        # every rank searched on identical inputs; make the final weights bit-identical regardless
+        from accelerate.utils import broadcast
+
+        for n in names:
+            params[n].copy_(broadcast(params[n].detach().clone(), from_process=0))
+    return {
+        "steps": {str(c): float(s) for c, s in steps.items()},
+        "complete": complete,
+        "backed_off": backed_off,
+        "num_codes": n_codes,
+        "code_margin_before": {"forget": m0[~is_retain].tolist(), "retain_min": float(m0[is_retain].min()) if is_retain.any() else None},
+        "code_margin_after": {"forget": m[~is_retain].tolist(), "retain_min": float(m[is_retain].min()) if is_retain.any() else None},
+    }
