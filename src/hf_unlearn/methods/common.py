@@ -52,10 +52,17 @@ def logits_of(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor
         model.train(was)
 
 
-def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Logit of the true class minus the largest other logit, per row: > 0 means classified correctly."""
+def margins(logits: torch.Tensor, labels: torch.Tensor, rivals: list[int] | None = None) -> torch.Tensor:
+    """Logit of the true class minus the largest rival logit, per row (> 0: classified correctly among rivals).
+
+    ``rivals`` restricts the competing classes (default: every other class).
+    """
     true = logits.gather(1, labels[:, None])[:, 0]
     other = logits.clone()
+    if rivals is not None:
+        keep = torch.zeros(logits.shape[1], dtype=torch.bool)
+        keep[rivals] = True
+        other[:, ~keep] = float("-inf")
     other.scatter_(1, labels[:, None], float("-inf"))
     return true - other.max(1).values
 

@@ -144,7 +144,14 @@ def mnemonic_search_(
     f_r = _mean([per_class[c] for c in retain])
     inputs = codebook.as_inputs(with_labels=True)
     labels = inputs["labels"]
-    m0 = margins(logits_of(model, inputs), labels)  # (N,) original code margins
+    is_retain = ~torch.isin(labels, torch.tensor(forget))
+
+    def code_margins() -> torch.Tensor:
+        # forget codes compete with retained classes only: losing to another forgotten class is not forgetting
+        logits = logits_of(model, inputs)
+        return torch.where(is_retain, margins(logits, labels), margins(logits, labels, rivals=retain))
+
+    m0 = code_margins()  # (N,) original code margins
     if (m0 <= 0).any():
         bad = sorted(set(labels[m0 <= 0].tolist()))
         logger.warning(
@@ -155,7 +162,6 @@ def mnemonic_search_(
     target = -margin * m0.clamp_min(1.0)  # forget codes must end at or below this margin
     keep = retain_margin * m0.clamp_min(0.0)  # retained codes must stay at or above this margin
     is_forget = {c: labels == c for c in forget}
-    is_retain = ~torch.isin(labels, torch.tensor(forget))
 
     # direction per forget class: Fisher-ratio weighted ascent on that class's code loss
     directions: dict[int, dict[str, torch.Tensor]] = {}
@@ -170,7 +176,12 @@ def mnemonic_search_(
                 for n, p in params.items():
                     p.requires_grad_(n in names)
                 device = params[names[0]].device
-                loss = model(**{k: v.to(device) for k, v in code.items()}).loss
+                logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
+                # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
+                others = [o for o in forget if o != c]
+                if others:
+                    logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
+                loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
                 grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
             finally:
                 model.train(was)
@@ -187,7 +198,7 @@ def mnemonic_search_(
         for c, s in steps.items():
             for n in names:
                 params[n].add_((s * directions[c][n]).to(params[n].dtype))
-        return margins(logits_of(model, inputs), labels)
+        return code_margins()
 
     def forgotten(m: torch.Tensor, c: int) -> bool:
         return bool((m[is_forget[c]] <= target[is_forget[c]]).all())
