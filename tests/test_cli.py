@@ -1,0 +1,396 @@
+"""The hf-unlearn command: help, one-line errors naming the flag, train -> forget -> evaluate, two processes, the demo
+and pushing to a local Hub (tests/hub_server.py). Everything offline and tiny.
+
+Real command lines run in subprocesses (the console script when installed), but each pays 5-10 s of imports on a
+busy 2-core machine, so help, argument checks and evaluation call ``hf_unlearn.cli.main(argv)`` in-process: the
+same code the console script runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hf_unlearn.cli import main
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+# tiny ViT settings that learn the codes of digit 3 well enough in a few seconds (measured: E_F 1.0 after forgetting)
+TINY_TRAIN = [
+    "--num_train_epochs", "6", "--learning_rate", "3e-3", "--weight_decay", "0.01", "--lr_scheduler_type", "cosine",
+    "--per_device_train_batch_size", "16", "--mnemonic_mix_ratio", "0.3", "--tiny_vit_hidden_size", "32",
+    "--tiny_vit_num_hidden_layers", "1", "--save_strategy", "no", "--logging_strategy", "no", "--disable_tqdm", "true",
+]  # fmt: skip
+FOLDER_FILES = (
+    "config.json",
+    "model.safetensors",
+    "mnemonic_codes.safetensors",
+    "mnemonic_codebook.json",
+    "unlearning_report.json",
+    "unlearning_config.json",
+    "README.md",
+    "unlearning_per_class_accuracy.png",
+)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def _cli() -> list[str]:
+    script = shutil.which("hf-unlearn", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "hf_unlearn.cli"]
+
+
+def run(args: list[str], *, launcher: list[str] | None = None, timeout: int = 600, **env: str):
+    cmd = (launcher or _cli()) + [str(a) for a in args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env), cwd=ROOT)
+
+
+def call(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _report(folder: Path) -> dict:
+    return json.loads((folder / "unlearning_report.json").read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory):
+    """Untrained tiny ViT folders for the digits: ``with_codes`` (a codebook beside it) and ``no_codes``."""
+    from hf_unlearn import MnemonicCodebook
+    from hf_unlearn.data import tiny_vit
+
+    root = tmp_path_factory.mktemp("models")
+    model = tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    for name in ("with_codes", "no_codes"):
+        model.save_pretrained(root / name)
+    MnemonicCodebook.for_model(model, seed=0).save_pretrained(root / "with_codes")
+    return {"with_codes": root / "with_codes", "no_codes": root / "no_codes"}
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory):
+    """A tiny ViT trained on the digits with mnemonic codes by ``hf-unlearn train`` (in-process)."""
+    out = tmp_path_factory.mktemp("trained") / "vit"
+    assert main(["train", "--output_dir", str(out), *TINY_TRAIN]) == 0
+    return out
+
+
+# -------------------------------------------------------------------------------------------------------------- help
+def test_top_level_help_lists_the_commands(capsys):
+    code, out, _ = call(capsys, "--help")
+    assert code == 0
+    for command in ("demo", "train", "forget", "evaluate", "push"):
+        assert f"  {command} " in out
+    assert call(capsys)[0] == 2  # no command: usage, and a failure status
+
+
+@pytest.mark.parametrize(
+    "command, flags",
+    [
+        ("train", ["--model", "--dataset", "--output_dir", "--mnemonic_mix_ratio", "--num_train_epochs"]),
+        ("forget", ["--model_dir", "--output_dir", "--forget_classes", "--method", "--lambda1", "--push_to_hub"]),
+        ("evaluate", ["--model_dir", "--dataset", "--forget_classes", "--mia", "--output_file"]),
+        ("push", ["--folder", "--repo_id", "--private"]),
+        ("demo", ["--forget_classes", "--method", "--output_dir", "--push_to_hub", "--seed", "--epochs"]),
+    ],
+)
+def test_subcommand_help(capsys, command, flags):
+    code, out, _ = call(capsys, command, "--help")
+    assert code == 0
+    assert out.startswith(f"usage: hf-unlearn {command}")
+    for flag in flags:
+        assert flag in out, flag
+
+
+# ------------------------------------------------------------------------------------------------------------ errors
+def test_bad_input_in_a_real_process_exits_2_with_one_line(tmp_path):
+    result = run(
+        ["forget", "--model_dir", tmp_path / "missing", "--forget_classes", "3", "--output_dir", tmp_path / "o"]
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"hf-unlearn forget: error: --model_dir '{tmp_path / 'missing'}' does not exist."]
+    assert not (tmp_path / "o").exists()
+
+
+def _bad_cases(d, tmp):
+    out = ["--output_dir", str(tmp / "out")]
+    codes, no_codes = str(d["with_codes"]), str(d["no_codes"])
+    return [
+        (["frobnicate"], "unknown command 'frobnicate'"),
+        (["forget", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
+        (["forget", "--forget_classes"], "--forget_classes"),
+        (["train", "--num_train_epochs", "1"], "--output_dir is required"),
+        (["train", *out, "--mnemonic_mix_ratio", "2"], "--mnemonic_mix_ratio must lie in [0, 1)"),
+        (["train", *out, "--num_train_epochs", "many"], "--num_train_epochs"),
+        (["train", *out, "--dataset", str(tmp / "no_such_data")], "--dataset"),
+        (["train", *out, "--dataset", "trec", "--data_dir", str(tmp / "no_trec")], "--data_dir"),
+        (["train", *out, "--model", str(tmp / "no_model")], "--model"),
+        (["forget", "--forget_classes", "3", *out], "--model_dir is required"),
+        (["forget", "--model_dir", codes, *out], "--forget_classes is required"),
+        (["forget", "--model_dir", codes, "--forget_classes", "3"], "--output_dir is required"),
+        (["forget", "--model_dir", codes, "--forget_classes", "3", "--method", "nope", *out], "--method must be one"),
+        (["forget", "--model_dir", codes, "--forget_classes", "12", *out], "--forget_classes holds class id 12"),
+        (
+            ["forget", "--model_dir", codes, "--forget_classes", "seven", *out],
+            "--forget_classes names an unknown class",
+        ),
+        (
+            ["forget", "--model_dir", codes, "--forget_classes", *map(str, range(10)), *out],
+            "--forget_classes names every",
+        ),
+        (["forget", "--model_dir", str(tmp), "--forget_classes", "3", *out], "holds no config.json"),
+        (["forget", "--model_dir", no_codes, "--forget_classes", "3", *out], "--model_dir"),
+        (
+            ["forget", "--model_dir", no_codes, "--forget_classes", "3", "--method", "ssd", *out],
+            "--dataset is required",
+        ),
+        (["forget", "--model_dir", codes, "--forget_classes", "3", "--dataset", "nope/../x", *out], "--dataset"),
+        (["evaluate", "--model_dir", codes, "--forget_classes", "3"], "--dataset is required"),
+        (["evaluate", "--model_dir", codes, "--dataset", "digits", "--forget_classes", "12"], "--forget_classes"),
+        (["push", "--folder", str(tmp / "nothing"), "--repo_id", "user/x"], "--folder"),
+        (["push", "--folder", codes, "--repo_id", "user/x"], "no unlearning_report.json"),
+        (["demo", "--forget_classes", "11"], "--forget_classes holds class id 11"),
+        (["demo", "--method", "retrain"], "--method must be one of"),
+    ]
+
+
+def test_bad_input_gives_one_line_naming_the_flag(capsys, model_dirs, tmp_path):
+    for argv, expected in _bad_cases(model_dirs, tmp_path):
+        code, out, err = call(capsys, *argv)
+        assert code == 2, (argv, code, err)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, (argv, err)
+        assert lines[0].startswith("hf-unlearn"), (argv, err)
+        assert "error:" in lines[0] and expected in lines[0], (argv, err)
+        assert not (tmp_path / "out").exists(), argv
+
+
+def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_path):
+    code, _, err = call(
+        capsys,
+        "forget",
+        "--model_dir",
+        model_dirs["no_codes"],
+        "--forget_classes",
+        "3",
+        "--output_dir",
+        tmp_path / "o",
+    )
+    assert code == 2
+    assert "holds no mnemonic codes" in err and "--method fisher_mask" in err
+
+
+def test_forget_classes_take_several_values_and_label_names(capsys):
+    from hf_unlearn.cli import _Parser, _UnlearningFlags
+
+    parser = _Parser((_UnlearningFlags,), "t", "")
+    (flags,) = parser.parse(["--forget_classes", "3", "LOC", "--target_modules", "classifier.*", "vit.*"])
+    config = flags.to_config()
+    assert config.forget_classes == ["3", "LOC"]
+    assert config.target_modules == ["classifier.*", "vit.*"]
+    assert type(config).__name__ == "UnlearningConfig"
+
+
+# ------------------------------------------------------------------------------------------------------ end to end
+def test_train_forget_evaluate_end_to_end(capsys, tmp_path):
+    model_dir, forgot = tmp_path / "vit", tmp_path / "vit-no3"
+    result = run(["train", "--output_dir", model_dir, *TINY_TRAIN])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test accuracy" in result.stdout
+    for name in ("config.json", "model.safetensors", "mnemonic_codes.safetensors", "mnemonic_codebook.json"):
+        assert (model_dir / name).is_file(), name
+
+    result = run(["forget", "--model_dir", model_dir, "--forget_classes", "3", "--dataset", "digits",
+                  "--output_dir", forgot, "--mia"])  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 (forgotten)" in result.stdout and "A_R  retained accuracy" in result.stdout
+    for name in FOLDER_FILES:
+        assert (forgot / name).is_file(), name
+    report = _report(forgot)
+    before, after = report["metrics"]["before"], report["metrics"]["after"]
+    assert report["forget_classes"] == [3] and report["method"] == "mnemonic"
+    assert before["per_class_accuracy"]["3"] > 0.5
+    assert after["per_class_accuracy"]["3"] < 0.1 and after["forget_error"] > 0.9
+    assert after["retain_accuracy"] > before["retain_accuracy"] - 0.05
+    assert 0.0 <= after["mia_auc"] <= 1.0
+    assert "unlearning" in (forgot / "README.md").read_text()
+
+    # evaluate in-process (the same main() the console script runs; a subprocess would cost ~10 s of imports)
+    for folder, name in ((forgot, "after.json"), (model_dir, "before.json")):
+        code, out, _ = call(capsys, "evaluate", "--model_dir", folder, "--dataset", "digits", "--forget_classes", "3",
+                            "--output_file", tmp_path / name)  # fmt: skip
+        assert code == 0 and "E_F  forget error" in out and "3 (forgotten)" in out
+    m_before = json.loads((tmp_path / "before.json").read_text())
+    m_after = json.loads((tmp_path / "after.json").read_text())
+    assert m_after["per_class_accuracy"]["3"] < m_before["per_class_accuracy"]["3"] - 0.5
+    assert m_after["forget_accuracy"] == pytest.approx(after["forget_accuracy"])
+    assert m_after["retain_accuracy"] == pytest.approx(after["retain_accuracy"])
+
+
+def test_demo_tiny_in_process(capsys, tmp_path):
+    out = tmp_path / "demo"
+    code, stdout, _ = call(capsys, "demo", "--epochs", "1", "--hidden_size", "16", "--num_hidden_layers", "1",
+                           "--max_train_samples", "256", "--forget_classes", "3", "5", "--output_dir", out,
+                           "--disable_tqdm", "true")  # fmt: skip
+    assert code == 0
+    for text in ("3 (forgotten)", "5 (forgotten)", "A_R  retained accuracy", "E_F  forget error", "MIA AUC",
+                 "training", "unlearning"):  # fmt: skip
+        assert text in stdout, text
+    for name in FOLDER_FILES:
+        assert (out / name).is_file(), name
+    report = _report(out)
+    assert report["forget_classes"] == [3, 5]
+    assert {"mia_auc", "per_class_accuracy"} <= set(report["metrics"]["before"])
+    assert report["details"]["training"]["epochs"] == 1
+
+
+# ------------------------------------------------------------------------------------------------------------- slow
+@pytest.mark.slow
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("launch", ["flags", "config_file"])
+def test_forget_on_two_processes_equals_one(trained_dir, tmp_path, launch):
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["forget", "--model_dir", trained_dir, "--forget_classes", "3", "--dataset", "digits"]
+    result = run([*args, "--output_dir", one])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "forget: 1 process(es)" in result.stdout
+
+    how = (
+        ["--multi_gpu", "--num_processes", "2"]
+        if launch == "flags"
+        else ["--config_file", str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
+    )
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", *how, "--main_process_port", str(_free_port())]
+    result = run([*args, "--output_dir", two], launcher=[*launcher, "-m", "hf_unlearn.cli"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "forget: 2 process(es) on cpu" in result.stdout
+    assert result.stdout.count("A_R  retained accuracy") == 1  # only rank 0 prints
+
+    w1, w2 = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    assert w1.keys() == w2.keys()
+    for name in w1:
+        assert torch.allclose(w1[name], w2[name], rtol=0, atol=1e-7), name
+    r1, r2 = _report(one), _report(two)
+    assert r1["num_parameters_changed"] == r2["num_parameters_changed"]
+    assert r1["metrics"]["after"]["per_class_accuracy"] == r2["metrics"]["after"]["per_class_accuracy"]
+
+
+@pytest.mark.slow
+def test_demo_defaults_but_fewer_epochs_forgets_digit_3(tmp_path):
+    out = tmp_path / "demo"
+    result = run(["demo", "--epochs", "10", "--output_dir", out, "--disable_tqdm", "true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 (forgotten)" in result.stdout
+    after = _report(out)["metrics"]["after"]
+    assert after["forget_error"] > 0.9 and after["retain_accuracy"] > 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["fisher_mask", "ssd", "fisher_noise"])
+def test_demo_other_methods(capsys, tmp_path, method):
+    out = tmp_path / method
+    code, stdout, _ = call(capsys, "demo", "--method", method, "--epochs", "2", "--hidden_size", "16",
+                           "--num_hidden_layers", "1", "--output_dir", out, "--disable_tqdm", "true")  # fmt: skip
+    assert code == 0
+    report = _report(out)
+    assert report["method"] == method and report["fisher_samples"]
+    assert f"({method};" in stdout
+
+
+@pytest.mark.slow
+def test_forget_with_other_method_on_a_saved_image_dataset(capsys, tmp_path):
+    """train/forget/evaluate on a save_to_disk folder of PIL images, through the image processor."""
+    import numpy as np
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+    from PIL import Image as PILImage
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+
+    def split(idx):
+        images = [
+            PILImage.fromarray((digits.images[i] * 16).astype(np.uint8)).resize((16, 16)).convert("RGB") for i in idx
+        ]
+        features = Features({"image": Image(), "label": ClassLabel(names=[f"d{i}" for i in range(10)])})
+        return Dataset.from_dict({"image": images, "label": [int(digits.target[i]) for i in idx]}, features=features)
+
+    data = tmp_path / "images"
+    DatasetDict({"train": split(range(200)), "test": split(range(200, 300))}).save_to_disk(str(data))
+    model = tmp_path / "vit"
+    assert main(["train", "--dataset", str(data), "--output_dir", str(model), "--tiny_vit_image_size", "16",
+                 "--num_train_epochs", "1", "--save_strategy", "no", "--disable_tqdm", "true",
+                 "--tiny_vit_hidden_size", "16", "--tiny_vit_num_hidden_layers", "1"]) == 0  # fmt: skip
+    assert (model / "preprocessor_config.json").is_file()
+    code, out, err = call(capsys, "forget", "--model_dir", model, "--dataset", data, "--forget_classes", "d3",
+                          "--method", "ssd", "--output_dir", tmp_path / "no3")  # fmt: skip
+    assert code == 0, err
+    assert "d3 (forgotten)" in out
+    assert (tmp_path / "no3" / "preprocessor_config.json").is_file()
+    code, out, err = call(capsys, "evaluate", "--model_dir", tmp_path / "no3", "--dataset", data,
+                          "--forget_classes", "d3", "--mia")  # fmt: skip
+    assert code == 0, err
+    assert "MIA AUC" in out
+
+
+@pytest.fixture
+def local_hub(monkeypatch):
+    from hub_server import LocalHub, patch_hub_endpoint  # tests/ is on sys.path
+
+    with LocalHub() as server:
+        patch_hub_endpoint(monkeypatch, server.url)
+        monkeypatch.setenv("HF_TOKEN", "hf_cliTestTokenNotReal0123456789")
+        yield server
+
+
+@pytest.mark.slow
+def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, local_hub):
+    out = tmp_path / "no3"
+    code, stdout, err = call(capsys, "forget", "--model_dir", trained_dir, "--forget_classes", "3",
+                             "--output_dir", out, "--push_to_hub", "user/vit-no3")  # fmt: skip
+    assert code == 0, err
+    assert "pushed to user/vit-no3" in stdout
+    files = local_hub.repos["user/vit-no3"].files
+    for name in ("README.md", "model.safetensors", "mnemonic_codes.safetensors", "unlearning_report.json"):
+        assert files[name] == (out / name).read_bytes(), name
+    assert "user/vit-no3" in files["README.md"].decode()
+
+    code, stdout, err = call(capsys, "push", "--folder", out, "--repo_id", "user/copy", "--commit_message", "again")
+    assert code == 0, err
+    assert set(local_hub.repos["user/copy"].files) == set(files)
+
+    local_hub.fail_next_commits(1)
+    code, _, err = call(capsys, "push", "--folder", out, "--repo_id", "user/copy")
+    assert code == 1 and "call push_unlearned again to retry" in err
