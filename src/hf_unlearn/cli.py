@@ -39,7 +39,6 @@ from .unlearner import METHODS, UnlearningConfig
 logger = logging.getLogger("hf_unlearn.cli")
 
 BUILTIN_MODELS = ("tiny-vit", "minilm")
-BUILTIN_DATASETS = ("digits", "trec")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -302,7 +301,7 @@ def _load_raw(args: DataArguments, flag: str = "--dataset") -> Data:
         try:
             train, test = trec_datasets(args.data_dir)
         except FileNotFoundError as e:
-            raise CLIError(_flags_in_message(str(e), None).replace("`data_dir`", "--data_dir")) from e
+            raise CLIError(str(e).replace("`data_dir`", "--data_dir")) from e
         return Data(train, test, trec_id2label(), "text", "TREC (coarse)")
     if args.data_dir is not None:
         raise CLIError(f"--data_dir only applies to --dataset trec (got --dataset {name!r}).")

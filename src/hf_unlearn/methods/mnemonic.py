@@ -121,6 +121,31 @@ def mnemonic_paper_(
     }
 
 
+def _fast_head_logits(model: nn.Module, names: list[str], inputs: dict[str, torch.Tensor]):
+    """When the edit touches only the output ``nn.Linear``, the search needs no full forward: the head's input on
+    the codes is computed once and the logits re-derived from it. Returns ``None`` when that does not hold."""
+    modules = dict(model.named_modules())
+    owners = {n.rsplit(".", 1)[0] for n in names}
+    if len(owners) != 1 or not isinstance(modules.get(next(iter(owners))), nn.Linear):
+        return None
+    head = modules[next(iter(owners))]
+    seen: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda mod, args, out: seen.append(args[0].detach()))
+    try:
+        reference = logits_of(model, inputs)
+    finally:
+        handle.remove()
+    if len(seen) != 1:
+        return None
+
+    def fast() -> torch.Tensor:
+        return torch.nn.functional.linear(seen[0], head.weight, head.bias).float().cpu()
+
+    if fast().shape != reference.shape or not torch.allclose(fast(), reference, atol=1e-4, rtol=1e-4):
+        return None  # the model post-processes the head's output: use full forwards
+    return fast
+
+
 @torch.no_grad()
 def mnemonic_search_(
     model: nn.Module,
@@ -146,9 +171,11 @@ def mnemonic_search_(
     labels = inputs["labels"]
     is_retain = ~torch.isin(labels, torch.tensor(forget))
 
+    code_logits = _fast_head_logits(model, names, inputs) or (lambda: logits_of(model, inputs))
+
     def code_margins() -> torch.Tensor:
         # forget codes compete with retained classes only: losing to another forgotten class is not forgetting
-        logits = logits_of(model, inputs)
+        logits = code_logits()
         return torch.where(is_retain, margins(logits, labels), margins(logits, labels, rivals=retain))
 
     m0 = code_margins()  # (N,) original code margins
@@ -160,7 +187,8 @@ def mnemonic_search_(
             bad,
         )
     target = -margin * m0.clamp_min(1.0)  # forget codes must end at or below this margin
-    keep = retain_margin * m0.clamp_min(0.0)  # retained codes must stay at or above this margin
+    keep = retain_margin * m0  # retained codes must stay at or above this margin...
+    guarded = is_retain & (m0 > 0)  # ...if they were classified correctly in the first place
     is_forget = {c: labels == c for c in forget}
 
     # direction per forget class: Fisher-ratio weighted ascent on that class's code loss
@@ -223,7 +251,7 @@ def mnemonic_search_(
         m = apply(steps)
     # 3) back off while a retained code would lose too much of its margin
     backed_off = 0
-    while is_retain.any() and bool((m[is_retain] < keep[is_retain]).any()) and backed_off < max_steps:
+    while guarded.any() and bool((m[guarded] < keep[guarded]).any()) and backed_off < max_steps:
         steps = {c: s / growth for c, s in steps.items()}
         m = apply(steps)
         backed_off += 1
