@@ -392,5 +392,8 @@ def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, loca
     assert set(local_hub.repos["user/copy"].files) == set(files)
 
     local_hub.fail_next_commits(1)
-    code, _, err = call(capsys, "push", "--folder", out, "--repo_id", "user/copy")
-    assert code == 1 and "call push_unlearned again to retry" in err
+    code, _, err = call(capsys, "push", "--folder", out, "--repo_id", "user/failing")
+    assert code == 1
+    assert "hf-unlearn push: error: Pushing" in err and f"--folder {out} --repo_id user/failing` retries" in err
+    assert main(["push", "--folder", str(out), "--repo_id", "user/failing"]) == 0  # the retry the message suggests
+    assert set(local_hub.repos["user/failing"].files) == set(files)

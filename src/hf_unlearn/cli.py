@@ -179,6 +179,10 @@ class DemoArguments:
     num_hidden_layers: int = field(default=2, metadata={"help": argparse.SUPPRESS})
     max_train_samples: int | None = field(default=None, metadata={"help": argparse.SUPPRESS})
     disable_tqdm: bool = field(default=False, metadata={"help": "No progress bars."})
+    num_threads: int | None = field(
+        default=1,
+        metadata={"help": "CPU threads for torch (the demo's ViT is tiny: more threads mostly add overhead)."},
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
@@ -877,6 +881,10 @@ def cmd_demo(argv: Sequence[str]) -> int:
     if not args.epochs > 0:
         raise CLIError(f"--epochs must be positive, got {args.epochs}.")
 
+    if args.num_threads is not None and not torch.cuda.is_available():
+        if args.num_threads < 1:
+            raise CLIError(f"--num_threads must be >= 1, got {args.num_threads}.")
+        torch.set_num_threads(args.num_threads)
     set_seed(args.seed)
     train, test = digits_datasets()
     if args.max_train_samples is not None:
