@@ -117,7 +117,10 @@ def main():
 
     if accelerator.is_main_process:
         before, after = report.metrics["before"], report.metrics["after"]
-        print(f"forgot {report.forget_labels} with {report.method} in {report.timings['total']:.3f} s")
+        print(
+            f"forgot {report.forget_labels} with {report.method} in {report.timings['total']:.3f} s "
+            f"on {accelerator.num_processes} process(es)"
+        )
         for key in ("retain_accuracy", "forget_error", "test_accuracy", "mia_auc"):
             print(f"  {key:<16} {before[key]:.4f} -> {after[key]:.4f}")
 

@@ -397,3 +397,25 @@ def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, loca
     assert "hf-unlearn push: error: Pushing" in err and f"--folder {out} --repo_id user/failing` retries" in err
     assert main(["push", "--folder", str(out), "--repo_id", "user/failing"]) == 0  # the retry the message suggests
     assert set(local_hub.repos["user/failing"].files) == set(files)
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_examples_train_then_forget_on_two_processes(tmp_path):
+    """examples/train_vit_mnemonic.py (one process), then examples/forget_vit.py on two CPU processes."""
+    model = tmp_path / "vit"
+    train = [sys.executable, str(ROOT / "examples" / "train_vit_mnemonic.py")]
+    result = run(["--model", "tiny-vit", "--dataset", "digits", "--output_dir", model, *TINY_TRAIN], launcher=train)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (model / "mnemonic_codes.safetensors").is_file()
+
+    config = ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+                "--main_process_port", str(_free_port()), str(ROOT / "examples" / "forget_vit.py")]  # fmt: skip
+    result = run(["--model_dir", model, "--forget_classes", "3", "--output_dir", tmp_path / "no3"], launcher=launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("forgot ['3'] with mnemonic") == 1  # rank 0 only
+    assert "on 2 process(es)" in result.stdout
+    for name in FOLDER_FILES:
+        assert (tmp_path / "no3" / name).is_file(), name
+    assert _report(tmp_path / "no3")["metrics"]["after"]["forget_error"] > 0.9
