@@ -398,6 +398,16 @@ def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, loca
     assert main(["push", "--folder", str(out), "--repo_id", "user/failing"]) == 0  # the retry the message suggests
     assert set(local_hub.repos["user/failing"].files) == set(files)
 
+    demo = tmp_path / "demo"
+    code, stdout, err = call(capsys, "demo", "--epochs", "1", "--hidden_size", "16", "--num_hidden_layers", "1",
+                             "--max_train_samples", "128", "--output_dir", demo, "--push_to_hub", "user/demo",
+                             "--disable_tqdm", "true")  # fmt: skip
+    assert code == 0, err
+    assert "pushed to user/demo" in stdout
+    assert (
+        local_hub.repos["user/demo"].files["unlearning_report.json"] == (demo / "unlearning_report.json").read_bytes()
+    )
+
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
