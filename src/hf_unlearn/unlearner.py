@@ -76,6 +76,13 @@ class UnlearningConfig:
         default=0.25,
         metadata={"help": "search: retained codes must keep at least this fraction of their original margin."},
     )
+    mnemonic_direction: str = field(
+        default="code",
+        metadata={
+            "help": "search: sign of the weight edit, 'code' (ascent on the code's loss) or 'weight' (shrink the "
+            "output rows; generalised better to real data on a weakly trained ViT in our tests)."
+        },
+    )
     lambda1: float = field(default=1e-3, metadata={"help": "paper: step where no weight stands out (MNIST 1e-3)."})
     lambda2: float = field(default=10.0, metadata={"help": "paper: cap of the largest step in a tensor (MNIST 10)."})
 
@@ -101,6 +108,8 @@ class UnlearningConfig:
         if isinstance(self.forget_classes, (int, str)):
             self.forget_classes = [self.forget_classes]
         self.forget_classes = list(self.forget_classes)
+        if self.mnemonic_direction not in ("code", "weight"):
+            raise ValueError(f"`mnemonic_direction` must be 'code' or 'weight', got {self.mnemonic_direction!r}.")
         if self.mnemonic_variant not in ("search", "paper"):
             raise ValueError(f"`mnemonic_variant` must be 'search' or 'paper', got {self.mnemonic_variant!r}.")
         for name in ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha"):
@@ -295,7 +304,8 @@ class FisherUnlearner(TrainerCallback):
             if cfg.mnemonic_variant == "search":
                 details = mnemonic_search_(
                     model, codebook, forget, names, margin=cfg.mnemonic_margin,
-                    retain_margin=cfg.mnemonic_retain_margin, accelerator=self.accelerator,
+                    retain_margin=cfg.mnemonic_retain_margin, direction=cfg.mnemonic_direction,
+                    accelerator=self.accelerator,
                 )
             else:
                 details = mnemonic_paper_(
@@ -306,7 +316,11 @@ class FisherUnlearner(TrainerCallback):
             samples = {"codes": details.pop("num_codes")}
             hyper = {"variant": cfg.mnemonic_variant, "target_parameters": names}
             hyper.update(
-                {"margin": cfg.mnemonic_margin, "retain_margin": cfg.mnemonic_retain_margin}
+                {
+                    "margin": cfg.mnemonic_margin,
+                    "retain_margin": cfg.mnemonic_retain_margin,
+                    "direction": cfg.mnemonic_direction,
+                }
                 if cfg.mnemonic_variant == "search"
                 else {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2}
             )

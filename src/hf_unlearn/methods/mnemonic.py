@@ -11,8 +11,9 @@ retained codes``. On a small ViT it is fragile: which lambdas work depends on th
 ``variant="search"`` (default) is ours. What we measured on ViT-digits: edits spread over the whole network make
 the codes a poor proxy for real data (codes forgotten, class kept), whereas edits confined to the output layer,
 which every input of a class goes through, move real data and codes together. So, per forget class ``c`` and per
-target tensor, the direction is ``d_c = -eta_c / max(eta_c) * sign(dL(code_c, c)/dw)`` reversed into an ascent
-(it raises the loss of ``c``'s codes, weighted towards the weights that matter to ``c`` and not to the others), and
+target tensor, the direction is ``d_c = eta_c / max(eta_c) * sign(dL(code_c, c)/dw)``, an ascent step on the
+loss of ``c``'s codes weighted towards the weights that matter to ``c`` and not to the others (with
+``direction="weight"`` the sign of a weight matrix's step is ``-sign(w)`` instead: its rows shrink), and
 the step ``s_c`` is searched on the codes themselves: the smallest step at which every code of ``c`` is rejected
 as firmly as it was once accepted (margin <= -margin * its original margin), checked jointly when several classes
 are forgotten at once, and backed off if a retained code would lose more than ``1 - retain_margin`` of its
@@ -158,6 +159,7 @@ def mnemonic_search_(
     initial_step: float = 1e-2,
     growth: float = 2 ** 0.25,
     max_steps: int = 80,
+    direction: str = "code",
     accelerator: Any = None,
 ) -> dict[str, Any]:
     """Our data-free variant (see the module docstring), in place. Returns the steps found and code margins."""
@@ -215,10 +217,14 @@ def mnemonic_search_(
                 model.train(was)
                 for n, p in params.items():
                     p.requires_grad_(flags[n])
-        directions[c] = {
-            n: (eta[n] / eta[n].max().clamp_min(1e-30)) * torch.sign(g if g is not None else torch.zeros_like(eta[n]))
-            for n, g in zip(names, grads)
-        }
+        directions[c] = {}
+        for n, g in zip(names, grads):
+            sign = torch.sign(g if g is not None else torch.zeros_like(eta[n]))
+            if direction == "weight" and params[n].dim() == 2:
+                # shrink the row towards zero: lowers the class's logit for every input aligned with the row,
+                # not only for inputs that resemble the code
+                sign = -torch.sign(params[n].detach())
+            directions[c][n] = (eta[n] / eta[n].max().clamp_min(1e-30)) * sign
     saved = snapshot(model, names)
 
     def apply(steps: dict[int, float]) -> torch.Tensor:

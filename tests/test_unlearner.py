@@ -1,0 +1,232 @@
+"""FisherUnlearner / UnlearningConfig: forgetting works, edits are confined, bad input is refused before any change."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from hf_unlearn import FisherUnlearner, MnemonicCodebook, UnlearningConfig, UnlearningReport
+from hf_unlearn.evaluation import unlearning_metrics
+
+
+@pytest.fixture(scope="session")
+def trained(digits, tmp_path_factory):
+    """A tiny ViT trained on digits with MnemonicTrainer (codes learned), its codebook and the data."""
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+    from hf_unlearn.data import tiny_vit
+
+    train, test = digits
+    model = tiny_vit(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, seed=0)
+    args = MnemonicConfig(
+        output_dir=str(tmp_path_factory.mktemp("vit")), num_train_epochs=20, per_device_train_batch_size=32,
+        learning_rate=3e-3, weight_decay=0.01, lr_scheduler_type="cosine", warmup_steps=0.05, report_to="none",
+        save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, mnemonic_mix_ratio=0.1,
+    )
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    model.eval()
+    return model, trainer.codebook, train, test
+
+
+def _split(train, classes):
+    forget = train.filter(lambda b: [int(y) in classes for y in b["labels"]], batched=True)
+    retain = train.filter(lambda b: [int(y) not in classes for y in b["labels"]], batched=True)
+    return forget, retain
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("forget", [[3], [2, 5]])
+def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
+    base, book, _, test = trained
+    model = copy.deepcopy(base)
+    before = _params(model)
+    report = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=forget)).unlearn(
+        model, codebook=book, eval_dataset=test
+    )
+    b, a = report.metrics["before"], report.metrics["after"]
+    assert b["forget_accuracy"] > 0.5
+    # a small model trained briefly: the benchmarks measure the >= 99% target; two classes at once are harder
+    assert a["forget_accuracy"] <= (0.05 if len(forget) == 1 else 0.2)
+    assert a["retain_accuracy"] >= b["retain_accuracy"] - 0.05
+    # only the output layer moved; everything else is bit-identical
+    after = _params(model)
+    changed = {n for n in after if not torch.equal(after[n], before[n])}
+    assert changed and changed <= {"classifier.weight", "classifier.bias"}
+    assert report.num_parameters_changed == sum(int((after[n] != before[n]).sum()) for n in changed)
+    assert report.forget_classes == forget and report.fisher_samples == {"codes": 10}
+    assert report.details["complete"] is True
+    assert report.hyperparameters["target_parameters"] == ["classifier.weight", "classifier.bias"]
+    assert set(report.retain_classes) == set(range(10)) - set(forget)
+    assert report.timings["total"] > 0 and len(report.forget_request_fingerprint) == 64
+
+
+def test_mnemonic_weight_direction(trained):
+    base, book, _, test = trained
+    model = copy.deepcopy(base)
+    cfg = UnlearningConfig(method="mnemonic", forget_classes=[4], mnemonic_direction="weight")
+    report = FisherUnlearner(cfg).unlearn(model, codebook=book, eval_dataset=test)
+    assert report.metrics["after"]["forget_accuracy"] <= 0.15
+    assert report.hyperparameters["direction"] == "weight"
+
+
+def test_mnemonic_by_label_name_and_paper_variant(trained):
+    base, book, _, _ = trained
+    model = copy.deepcopy(base)
+    r = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=["7"], mnemonic_variant="paper")).unlearn(
+        model, codebook=book
+    )
+    assert r.forget_classes == [7] and r.forget_labels == ["7"]
+    assert r.details["sign"] in ("A (+)", "B (-)")
+    assert r.num_parameters_changed > 0
+
+
+def test_fisher_mask_forgets(trained):
+    base, _, train, test = trained
+    model = copy.deepcopy(base)
+    forget_ds, retain_ds = _split(train, [3])
+    before = _params(model)
+    report = FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04)).unlearn(
+        model, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test
+    )
+    a = report.metrics["after"]
+    assert a["forget_accuracy"] <= 0.1
+    assert a["retain_accuracy"] >= report.metrics["before"]["retain_accuracy"] - 0.1
+    after = _params(model)
+    for n in after:
+        diff = after[n] != before[n]
+        # masking only ever sets weights to zero, and never touches biases or norms
+        assert (after[n][diff] == 0).all(), n
+        if after[n].dim() == 1:
+            assert not diff.any(), n
+    assert report.num_parameters_changed > 0
+    assert set(report.fisher_samples) == {"forget_batches", "retain_batches"}
+
+
+@pytest.mark.parametrize("method", ["ssd", "fisher_noise"])
+def test_peer_baselines_run_and_model_stays_a_transformers_model(trained, method, tmp_path):
+    from transformers import ViTForImageClassification
+
+    base, _, train, _ = trained
+    model = copy.deepcopy(base)
+    # SSD's importance is a cheap batch gradient: give it the whole train set, as the method intends
+    forget_ds, retain_ds = _split(train if method == "ssd" else train.select(range(300)), [3])
+    # alpha 1 so that SSD selects something on this small model (at 10 it may legitimately select nothing)
+    report = FisherUnlearner(UnlearningConfig(method=method, forget_classes=[3], ssd_alpha=1.0)).unlearn(
+        model, forget_dataset=forget_ds, retain_dataset=retain_ds
+    )
+    assert report.num_parameters_changed > 0
+    model.save_pretrained(tmp_path)
+    again = ViTForImageClassification.from_pretrained(tmp_path)
+    for (n, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_fisher_noise_is_seeded(trained):
+    base, _, train, _ = trained
+    forget_ds, retain_ds = _split(train.select(range(120)), [1])
+    outs = []
+    for _ in range(2):
+        m = copy.deepcopy(base)
+        FisherUnlearner(UnlearningConfig(method="fisher_noise", forget_classes=[1], seed=4)).unlearn(
+            m, forget_dataset=forget_ds, retain_dataset=retain_ds
+        )
+        outs.append(_params(m))
+    assert all(torch.equal(outs[0][n], outs[1][n]) for n in outs[0])
+
+
+def test_config_round_trip_and_validation(tmp_path):
+    cfg = UnlearningConfig(method="fisher_mask", forget_classes=[1, "cat"], mask_ratio=0.03, seed=7)
+    cfg.save_pretrained(tmp_path)
+    again = UnlearningConfig.from_pretrained(tmp_path)
+    assert again == cfg
+    assert '"hf_unlearn_version"' in (tmp_path / "unlearning_config.json").read_text()
+    with pytest.raises(ValueError, match="method"):
+        UnlearningConfig(method="magic")
+    with pytest.raises(ValueError, match="mask_ratio"):
+        UnlearningConfig(mask_ratio=1.5)
+    with pytest.raises(ValueError, match="lambda1"):
+        UnlearningConfig(lambda1=float("nan"))
+    with pytest.raises(ValueError, match="mnemonic_variant"):
+        UnlearningConfig(mnemonic_variant="other")
+    with pytest.raises(TypeError, match="config"):
+        FisherUnlearner({"method": "mnemonic"})
+
+
+def test_report_round_trip(tmp_path):
+    r = UnlearningReport(method="mnemonic", forget_classes=[1], forget_labels=["1"], retain_classes=[0],
+                         retain_labels=["0"], timings={"total": 0.5})
+    r.save(tmp_path)
+    assert UnlearningReport.load(tmp_path) == r
+
+
+def test_bad_input_changes_nothing(trained, tiny_vit_model):
+    base, book, train, _ = trained
+    model = copy.deepcopy(base)
+    before = _params(model)
+    forget_ds, retain_ds = _split(train.select(range(100)), [3])
+
+    def unlearn(cfg, **kw):
+        return FisherUnlearner(cfg).unlearn(model, **kw)
+
+    with pytest.raises(ValueError, match="codebook"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=[3]))
+    with pytest.raises(ValueError, match="forget_classes"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=[10]), codebook=book)
+    with pytest.raises(ValueError, match="forget_classes"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=["no-such-label"]), codebook=book)
+    with pytest.raises(ValueError, match="every class"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=list(range(10))), codebook=book)
+    with pytest.raises(ValueError, match="forget_classes"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=[]), codebook=book)
+    with pytest.raises(ValueError, match="forget_dataset"):
+        unlearn(UnlearningConfig(method="fisher_mask", forget_classes=[3]), retain_dataset=retain_ds)
+    with pytest.raises(ValueError, match="forget_dataset"):
+        unlearn(UnlearningConfig(method="ssd", forget_classes=[3]), forget_dataset=forget_ds.select([]),
+                retain_dataset=retain_ds)
+    with pytest.raises(ValueError, match="retain_dataset"):
+        unlearn(UnlearningConfig(method="ssd", forget_classes=[3]), forget_dataset=forget_ds,
+                retain_dataset=retain_ds.select([]))
+    # a codebook made for another model (3 channels, 16 px, 4 classes)
+    from hf_unlearn.data import tiny_vit
+
+    other = MnemonicCodebook.for_model(tiny_vit(num_labels=4, image_size=16, num_channels=3, patch_size=4))
+    with pytest.raises(ValueError, match="codebook"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=[3]), codebook=other)
+    after = _params(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    # NaN weights are refused before anything runs
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        unlearn(UnlearningConfig(method="mnemonic", forget_classes=[3]), codebook=book)
+
+
+def test_callback_masks_then_fine_tunes(trained, tmp_path):
+    """As a Trainer callback on the remaining data: the edit happens at train begin, then training fine-tunes."""
+    from transformers import Trainer, TrainingArguments
+
+    base, _, train, test = trained
+    model = copy.deepcopy(base)
+    forget_ds, retain_ds = _split(train, [3])
+    unl = FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04),
+                          forget_dataset=forget_ds)
+    seen = {}
+
+    class Spy(FisherUnlearner.__mro__[1]):  # a plain TrainerCallback observing the first step
+        def on_step_begin(self, args, state, control, model=None, **kw):
+            if "report" not in seen:
+                seen["report"] = unl.report
+
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=5, per_device_train_batch_size=32, use_cpu=True,
+                             report_to="none", save_strategy="no", learning_rate=1e-3, disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl, Spy()])
+    trainer.train()
+    assert seen["report"] is not None and seen["report"].method == "fisher_mask"
+    assert unl.report.fisher_samples["retain_batches"] > 0  # the retain Fisher came from the Trainer's train set
+    m = unlearning_metrics(model, test, [3])
+    assert m["forget_accuracy"] <= 0.5
