@@ -156,6 +156,9 @@ def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, tor
 
     if kind == "empirical":
         onehot = F.one_hot(labels, num_labels).float()  # (B, C): tensor indexing inside vmap is not supported
+        sparse = _sparse_embedding_sq_sums(model, params, frozen, inputs, onehot)
+        if sparse is not None:
+            return sparse
 
         def loss(p, inp, oh):
             return -(sample_logp(p, inp) * oh).sum()
@@ -178,6 +181,44 @@ def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, tor
         w = probs[:, y]
         for n, v in g.items():
             out[n] += torch.einsum("b,b...->...", w, v.float() ** 2)
+    return out
+
+
+def _sparse_embedding_sq_sums(model, params, frozen, inputs, onehot) -> dict[str, torch.Tensor] | None:
+    """Empirical per-sample squares with the word-embedding matrix handled sparsely.
+
+    A sample's gradient on the embedding matrix is non-zero only on the rows of its own tokens, yet vmap would
+    materialise it densely (B x vocab x hidden: most of MiniLM's weights). So the embeddings are looked up outside
+    vmap, the per-token gradients taken with respect to them, summed per (sample, token id) and squared. Returns
+    ``None`` when the model does not fit that pattern (no ``input_ids``, no ``inputs_embeds`` argument...).
+    """
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if "input_ids" not in inputs or not isinstance(emb, nn.Embedding) or "inputs_embeds" not in _input_names(model):
+        return None
+    emb_name = next((n for n, p in params.items() if p is emb.weight), None)
+    if emb_name is None:
+        return None
+    ids = inputs["input_ids"]
+    rest = {k: v for k, v in inputs.items() if k != "input_ids"}
+    others = {n: v for n, v in frozen.items() if n != emb_name}
+    embeds = F.embedding(ids, frozen[emb_name], padding_idx=emb.padding_idx)  # (B, L, H)
+
+    def loss(p, e, inp, oh):
+        kwargs = {k: v.unsqueeze(0) for k, v in inp.items()}
+        out = functional_call(model, p, args=(), kwargs={"inputs_embeds": e.unsqueeze(0), **kwargs})
+        return -(torch.log_softmax(_logits(out).float(), dim=-1)[0] * oh).sum()
+
+    g, g_e = vmap(grad(loss, argnums=(0, 1)), in_dims=(None, 0, 0, 0))(others, embeds, rest, onehot)
+    out = {n: (v.float() ** 2).sum(0) for n, v in g.items()}
+    acc = torch.zeros_like(frozen[emb_name], dtype=torch.float32)
+    for i in range(ids.shape[0]):
+        uniq, inv = torch.unique(ids[i], return_inverse=True)
+        per_row = torch.zeros(uniq.shape[0], acc.shape[1], dtype=torch.float32, device=acc.device)
+        per_row.index_add_(0, inv, g_e[i].float())  # (U, H): this sample's gradient on each of its token rows
+        acc.index_add_(0, uniq, per_row**2)
+    if emb.padding_idx is not None:
+        acc[emb.padding_idx] = 0.0  # nn.Embedding gives the padding row no gradient
+    out[emb_name] = acc
     return out
 
 
