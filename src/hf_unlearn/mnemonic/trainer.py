@@ -77,7 +77,11 @@ class MnemonicTrainer(Trainer):
             return  # a torch or streaming dataset: labels are checked batch by batch
         for name in ("labels", "label"):
             if name in column_names:
-                labels = torch.as_tensor(dataset[name])
+                # one columnar read (row-by-row access of a datasets column costs ~0.3 s per 1,000 rows)
+                if hasattr(dataset, "select_columns"):
+                    labels = torch.as_tensor(dataset.select_columns([name]).with_format("numpy")[:][name])
+                else:
+                    labels = torch.as_tensor(dataset[name])
                 if labels.numel() and labels.is_floating_point():
                     raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
                 check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
