@@ -51,7 +51,7 @@ class UnlearningConfig:
 
     # Parameters that control what is forgotten
     method: str = field(default="mnemonic", metadata={"help": f"Unlearning method, one of {METHODS}."})
-    forget_classes: list[Any] = field(
+    forget_classes: list[str] = field(
         default_factory=list, metadata={"help": "Classes to forget: ids or label names (e.g. 3 or 'LOC')."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for anything random (Fisher-noise draws)."})
