@@ -230,3 +230,36 @@ def test_callback_masks_then_fine_tunes(trained, tmp_path):
     assert unl.report.fisher_samples["retain_batches"] > 0  # the retain Fisher came from the Trainer's train set
     m = unlearning_metrics(model, test, [3])
     assert m["forget_accuracy"] <= 0.5
+
+
+def test_save_and_push_after_unlearn(trained, tmp_path, monkeypatch):
+    """The unlearner's own save_pretrained / push_to_hub: local folder first, then the upload; a failed upload keeps
+    the folder and a retry succeeds; the pushed weights load back identical."""
+    from hub_server import LocalHub, patch_hub_endpoint
+    from transformers import ViTForImageClassification
+
+    from hf_unlearn.hub import HubPushError
+
+    base, book, _, test = trained
+    model = copy.deepcopy(base)
+    unl = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3]))
+    with pytest.raises(RuntimeError, match="unlearn"):
+        unl.save_pretrained(tmp_path / "early", model)
+    unl.unlearn(model, codebook=book, eval_dataset=test)
+    unl.save_pretrained(tmp_path / "local", model)
+    names = {p.name for p in (tmp_path / "local").iterdir()}
+    assert {"model.safetensors", "config.json", "README.md", "unlearning_report.json", "unlearning_config.json",
+            "mnemonic_codes.safetensors", "mnemonic_codebook.json"} <= names
+    with LocalHub() as server:
+        patch_hub_endpoint(monkeypatch, server.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        out = tmp_path / "push"
+        server.fail_next_commits(1)
+        with pytest.raises(HubPushError):
+            unl.push_to_hub("me/vit-no3", model, output_dir=out, token="hf_secret_token_123")
+        assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+        unl.push_to_hub("me/vit-no3", model, output_dir=out, token="hf_secret_token_123")
+        again = ViTForImageClassification.from_pretrained("me/vit-no3")
+        for (n, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
+            assert torch.equal(p, q), n
+        assert all("hf_secret_token_123" not in f.read_text(errors="ignore") for f in out.iterdir() if f.is_file())

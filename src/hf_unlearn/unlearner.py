@@ -430,6 +430,9 @@ class FisherUnlearner(TrainerCallback):
         """Writes the unlearned model, its processing class, the codebook (optional), the unlearning record
         (``unlearning_report.json``), the config, the per-class chart and the model card into ``output_dir``
         (main process only). Call after [`unlearn`]."""
+        return self._save(output_dir, model, processing_class=processing_class, include_codebook=include_codebook)
+
+    def _save(self, output_dir, model, *, processing_class, include_codebook, repo_id=None) -> str:
         from . import hub
 
         report = self._require_report()
@@ -441,6 +444,7 @@ class FisherUnlearner(TrainerCallback):
             processing_class=processing_class,
             codebook=codebook if include_codebook else None,
             config=self.config,
+            repo_id=repo_id,
             accelerator=self.accelerator,
         )
 
@@ -467,17 +471,8 @@ class FisherUnlearner(TrainerCallback):
             raise ValueError("`repo_id` must be a non-empty string such as 'user/model-name'.")
         report = self._require_report()
         output_dir = output_dir or repo_id.rstrip("/").split("/")[-1]
-        codebook = getattr(self, "_last_codebook", None) or self.codebook
-        hub.save_unlearned(
-            output_dir,
-            unwrap_model(model),
-            report,
-            processing_class=processing_class,
-            codebook=codebook if include_codebook else None,
-            config=self.config,
-            repo_id=repo_id,
-            accelerator=self.accelerator,
-        )
+        self._save(output_dir, model, processing_class=processing_class, include_codebook=include_codebook,
+                   repo_id=repo_id)
         return hub.push_unlearned(
             repo_id,
             output_dir,
