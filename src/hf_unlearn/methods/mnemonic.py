@@ -144,7 +144,21 @@ def _fast_head_logits(model: nn.Module, names: list[str], inputs: dict[str, torc
 
     if fast().shape != reference.shape or not torch.allclose(fast(), reference, atol=1e-4, rtol=1e-4):
         return None  # the model post-processes the head's output: use full forwards
+    fast.features = seen[0].float().cpu()  # (N, d): the head's input on every code
+    fast.head_name = next(iter(owners))
     return fast
+
+
+def _head_grads(fast, labels: torch.Tensor, masked: list[int]) -> dict[str, torch.Tensor]:
+    """Per-code gradients of the cross-entropy on the output layer, in closed form: for ``z = W h + b``,
+    ``dL/dW = (p - y) h^T`` and ``dL/db = p - y`` (``masked`` classes leave the softmax). Shapes (N, C, d), (N, C)."""
+    logits = fast()
+    if masked:
+        logits = logits.index_fill(1, torch.tensor(masked), float("-inf"))
+    err = torch.softmax(logits, -1) - torch.nn.functional.one_hot(labels, logits.shape[1]).float()  # (N, C)
+    out = {f"{fast.head_name}.weight": err[:, :, None] * fast.features[:, None, :]}
+    out[f"{fast.head_name}.bias"] = err
+    return out
 
 
 @torch.no_grad()
@@ -165,15 +179,26 @@ def mnemonic_search_(
     """Our data-free variant (see the module docstring), in place. Returns the steps found and code margins."""
     model = unwrap_model(model)
     params = dict(model.named_parameters())
-    with torch.enable_grad():
-        per_class, n_codes = per_class_code_fisher(model, codebook, names, accelerator)
-    retain = [c for c in per_class if c not in forget]
-    f_r = _mean([per_class[c] for c in retain])
     inputs = codebook.as_inputs(with_labels=True)
     labels = inputs["labels"]
     is_retain = ~torch.isin(labels, torch.tensor(forget))
+    fast = _fast_head_logits(model, names, inputs)
+    closed_form = fast is not None and set(names) <= {f"{fast.head_name}.weight", f"{fast.head_name}.bias"}
+    if closed_form:
+        # one forward of the codes serves the Fisher, the directions and the whole search
+        g = _head_grads(fast, labels, masked=[])
+        per_class = {
+            int(c): {n: (g[n][labels == c] ** 2).mean(0).clamp_min(FISHER_FLOOR) for n in names}
+            for c in labels.unique()
+        }
+        n_codes = len(labels)
+    else:
+        with torch.enable_grad():
+            per_class, n_codes = per_class_code_fisher(model, codebook, names, accelerator)
+    retain = [c for c in per_class if c not in forget]
+    f_r = _mean([per_class[c] for c in retain])
 
-    code_logits = _fast_head_logits(model, names, inputs) or (lambda: logits_of(model, inputs))
+    code_logits = fast or (lambda: logits_of(model, inputs))
 
     def code_margins() -> torch.Tensor:
         # forget codes compete with retained classes only: losing to another forgotten class is not forgetting
@@ -197,26 +222,12 @@ def mnemonic_search_(
     directions: dict[int, dict[str, torch.Tensor]] = {}
     for c in forget:
         eta = {n: fisher_ratio(per_class[c][n], f_r[n]) for n in names}
-        code = codebook.as_inputs([c], with_labels=True)
-        with torch.enable_grad():
-            was = model.training
-            flags = {n: p.requires_grad for n, p in params.items()}
-            try:
-                model.eval()
-                for n, p in params.items():
-                    p.requires_grad_(n in names)
-                device = params[names[0]].device
-                logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
-                # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
-                others = [o for o in forget if o != c]
-                if others:
-                    logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
-                loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
-                grads = torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-            finally:
-                model.train(was)
-                for n, p in params.items():
-                    p.requires_grad_(flags[n])
+        others = [o for o in forget if o != c]
+        if closed_form:
+            g = _head_grads(fast, labels, masked=others)
+            grads = [g[n][labels == c].mean(0) for n in names]
+        else:
+            grads = _autograd_code_grads(model, codebook, c, others, names)
         directions[c] = {}
         for n, g in zip(names, grads):
             sign = torch.sign(g if g is not None else torch.zeros_like(eta[n]))
@@ -224,14 +235,14 @@ def mnemonic_search_(
                 # shrink the row towards zero: lowers the class's logit for every input aligned with the row,
                 # not only for inputs that resemble the code
                 sign = -torch.sign(params[n].detach())
-            directions[c][n] = (eta[n] / eta[n].max().clamp_min(1e-30)) * sign
+            directions[c][n] = (eta[n] / eta[n].max().clamp_min(1e-30)).cpu() * sign.cpu()
     saved = snapshot(model, names)
 
     def apply(steps: dict[int, float]) -> torch.Tensor:
         restore_(model, saved)
         for c, s in steps.items():
             for n in names:
-                params[n].add_((s * directions[c][n]).to(params[n].dtype))
+                params[n].add_((s * directions[c][n]).to(params[n].device, params[n].dtype))
         return code_margins()
 
     def forgotten(m: torch.Tensor, c: int) -> bool:
@@ -282,3 +293,27 @@ def mnemonic_search_(
         "code_margin_before": {"forget": m0[~is_retain].tolist(), "retain_min": float(m0[is_retain].min()) if is_retain.any() else None},
         "code_margin_after": {"forget": m[~is_retain].tolist(), "retain_min": float(m[is_retain].min()) if is_retain.any() else None},
     }
+
+
+def _autograd_code_grads(model, codebook, c, others, names):
+    """Gradient of the mean cross-entropy on class ``c``'s codes (``others`` out of the softmax), by autograd."""
+    params = dict(model.named_parameters())
+    code = codebook.as_inputs([c], with_labels=True)
+    with torch.enable_grad():
+        was = model.training
+        flags = {n: p.requires_grad for n, p in params.items()}
+        try:
+            model.eval()
+            for n, p in params.items():
+                p.requires_grad_(n in names)
+            device = params[names[0]].device
+            logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
+            # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
+            if others:
+                logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
+            loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
+            return torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+        finally:
+            model.train(was)
+            for n, p in params.items():
+                p.requires_grad_(flags[n])
