@@ -173,6 +173,26 @@ def _check_finite(model: nn.Module) -> None:
             raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
 
 
+class _ShuffledUnion:
+    """Rows of two data sets in one seeded random order (SSD's full-data pass), read lazily."""
+
+    def __init__(self, first: Any, second: Any, seed: int = 0):
+        self.parts = (first, second)
+        self.n_first = dataset_size(first)
+        n = self.n_first + dataset_size(second)
+        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = self.order[i]
+        part, k = (self.parts[0], j) if j < self.n_first else (self.parts[1], j - self.n_first)
+        if isinstance(part, dict):
+            return {key: v[k] for key, v in part.items()}
+        return part[k]
+
+
 class FisherUnlearner(TrainerCallback):
     """Forgets whole classes of a transformers classifier, standalone or as a ``TrainerCallback``.
 
@@ -341,12 +361,26 @@ class FisherUnlearner(TrainerCallback):
                     model, forget_dataset, kind=kind, parameters=names, max_samples=cfg.max_forget_samples,
                     return_count=True, **fkw,
                 )
-            f_r, n_r = compute_fisher(
-                model, retain_dataset, kind=kind, parameters=names, max_samples=cfg.max_retain_samples,
-                return_count=True, **fkw,
-            )
+            if cfg.method == "ssd":
+                # I_D over the whole training set D in shuffled mini-batches, as SSD does: batches that mix forget
+                # and retain samples (averaging pure-forget and pure-retain batches caps I_Df / I_D and can make
+                # SSD select nothing)
+                whole = _ShuffledUnion(forget_dataset, retain_dataset, seed=cfg.seed)
+                cap = None
+                if cfg.max_forget_samples is not None or cfg.max_retain_samples is not None:
+                    cap = (cfg.max_forget_samples or len(whole)) + (cfg.max_retain_samples or len(whole))
+                f_r, n_r = compute_fisher(
+                    model, whole, kind=kind, parameters=names, max_samples=cap, return_count=True, **fkw
+                )
+            else:
+                f_r, n_r = compute_fisher(
+                    model, retain_dataset, kind=kind, parameters=names, max_samples=cfg.max_retain_samples,
+                    return_count=True, **fkw,
+                )
             timings["fisher"] = time.perf_counter() - t0
             samples = {"forget": n_f, "retain": n_r} if cfg.method != "fisher_noise" else {"retain": n_r}
+            if cfg.method == "ssd":
+                samples = {"forget": n_f, "full": n_r}
             if kind in ("batch", "batch_true"):
                 samples = {f"{k}_batches": v for k, v in samples.items()}
             saved = snapshot(model, names)
@@ -355,9 +389,7 @@ class FisherUnlearner(TrainerCallback):
                 details = fisher_mask_(model, f_f, f_r, ratio=cfg.mask_ratio)
                 hyper = {"ratio": cfg.mask_ratio, "fisher_kind": kind}
             elif cfg.method == "ssd":
-                # I_D over the full training set D = forget + retain, from the per-batch averages
-                full = {n: (n_f * f_f[n] + n_r * f_r[n]) / max(n_f + n_r, 1) for n in f_f}
-                details = ssd_(model, full, f_f, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
+                details = ssd_(model, f_r, f_f, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
                 hyper = {"alpha": cfg.ssd_alpha, "lambda": cfg.ssd_lambda}
             else:
                 details = fisher_noise_(
