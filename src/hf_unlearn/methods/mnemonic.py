@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..fisher import FISHER_FLOOR, compute_fisher
+from ..fisher import FISHER_FLOOR, compute_fisher, fisher_mode
 from ..mnemonic.codebook import MnemonicCodebook
 from ..utils import get_logger, unwrap_model
 from .common import logits_of, margins, restore_, snapshot
@@ -299,21 +299,11 @@ def _autograd_code_grads(model, codebook, c, others, names):
     """Gradient of the mean cross-entropy on class ``c``'s codes (``others`` out of the softmax), by autograd."""
     params = dict(model.named_parameters())
     code = codebook.as_inputs([c], with_labels=True)
-    with torch.enable_grad():
-        was = model.training
-        flags = {n: p.requires_grad for n, p in params.items()}
-        try:
-            model.eval()
-            for n, p in params.items():
-                p.requires_grad_(n in names)
-            device = params[names[0]].device
-            logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
-            # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
-            if others:
-                logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
-            loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
-            return torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
-        finally:
-            model.train(was)
-            for n, p in params.items():
-                p.requires_grad_(flags[n])
+    with torch.enable_grad(), fisher_mode(model, set(names)):  # eval mode, grads for names; restored after
+        device = params[names[0]].device
+        logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
+        # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
+        if others:
+            logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
+        loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
+        return torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
