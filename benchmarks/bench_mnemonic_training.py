@@ -277,6 +277,7 @@ def run_one(scn, kind: str, seed: int, outdir: str) -> dict[str, Any]:
     else:  # control: the same codes the mnemonic run of this seed uses, never seen by the plain model
         book = MnemonicCodebook.for_model(model, seed=seed, **scn.codebook_kwargs(trainer))
     codes = code_metrics(model, book)
+    rates = getattr(trainer, "class_mix_ratios", None)
     res = {
         "kind": kind,
         "seed": seed,
@@ -292,6 +293,7 @@ def run_one(scn, kind: str, seed: int, outdir: str) -> dict[str, Any]:
         "test_acc": test_acc,
         **codes,
         "codebook_fingerprint": book.fingerprint(),
+        "class_mix_ratios": None if rates is None else [round(float(r), 5) for r in rates],
         "loadavg_before": la0,
         "loadavg_after": la1,
     }
@@ -369,10 +371,13 @@ def run_scenario(scn, seeds: list[int], tmp: str, micro_batches: int, micro_repe
     counts = np.bincount(np.asarray(scn.train_ds["labels"]), minlength=len(scn.id2label))
     steps = runs[0]["steps"]
     epochs_done = steps * scn.cfg["batch_size"] / scn.n_train
+    rates = next((r["class_mix_ratios"] for r in runs if r["kind"] == "mnemonic"), None)
+    rates = rates if rates is not None else [scn.cfg["t_mix"]] * len(counts)
     code_exposure = {
         scn.id2label[i]: {
             "train_examples": int(c),
-            "expected_code_presentations": round(float(c * epochs_done * scn.cfg["t_mix"]), 1),
+            "replacement_rate": rates[i],
+            "expected_code_presentations": round(float(c * epochs_done * rates[i]), 1),
         }
         for i, c in enumerate(counts)
     }
@@ -665,8 +670,12 @@ def render_md(result: dict[str, Any]) -> str:
                     for sd, c in missed
                 )
             )
-            + ". Expected code presentations per class over training (t_mix x class count x epochs): "
-            + ", ".join(f"{k} {v['expected_code_presentations']:.0f}" for k, v in exp.items())
+            + ". Replacement rate per class (MnemonicTrainer.class_mix_ratios) and the expected code presentations "
+            "over training it gives (rate x class count x epochs): "
+            + ", ".join(
+                f"{k} {v.get('replacement_rate', sc['config']['t_mix']):.3f} / {v['expected_code_presentations']:.0f}"
+                for k, v in exp.items()
+            )
             + "."
         )
         m = sc["mix_codes_microbenchmark"]

@@ -197,7 +197,9 @@ class MnemonicCodebook:
     def __len__(self) -> int:
         return int(self.class_ids.shape[0])
 
-    def as_inputs(self, class_ids: Iterable[int] | None = None, *, with_labels: bool = False) -> dict[str, torch.Tensor]:
+    def as_inputs(
+        self, class_ids: Iterable[int] | None = None, *, with_labels: bool = False
+    ) -> dict[str, torch.Tensor]:
         """Model-ready inputs for the codes of ``class_ids`` (all codes when ``None``), batch first.
 
         With ``with_labels=True`` the dict also holds ``labels`` (the codes' classes), ready for ``model(**inputs)``.
@@ -219,7 +221,9 @@ class MnemonicCodebook:
         """The labels of the rows ``as_inputs(class_ids)`` returns."""
         return self.as_inputs(class_ids, with_labels=True)["labels"]
 
-    def codes_for_labels(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def codes_for_labels(
+        self, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """One code per entry of ``labels`` (a random one of the class's codes when there are several)."""
         labels = labels.to("cpu", torch.long)
         pick = torch.zeros_like(labels)

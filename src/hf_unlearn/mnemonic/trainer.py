@@ -18,9 +18,49 @@ from .config import MnemonicConfig
 logger = get_logger(__name__)
 
 
+def class_mix_ratios(counts: Any, mix_ratio: float, max_ratio: float) -> torch.Tensor:
+    """Per-class replacement rates that present every class's code equally often.
+
+    The rates replace ``mix_ratio`` of all examples overall (``sum(rate_c * n_c) == mix_ratio * sum(n_c)``) and give
+    each class with examples the same expected number of code presentations ``rate_c * n_c``, except that no rate
+    exceeds ``max(max_ratio, mix_ratio)``: the budget a capped (rare) class cannot use goes to the others equally.
+    Equal counts give ``mix_ratio`` for every class. Classes without examples keep ``mix_ratio`` (never drawn).
+
+    Args:
+        counts: number of training examples per class, shape ``(num_labels,)``.
+        mix_ratio: t_mix, the overall fraction of replaced examples.
+        max_ratio: the largest rate a class may get.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    rates = torch.full_like(counts, float(mix_ratio))
+    present = counts > 0
+    if mix_ratio <= 0 or not present.any():
+        return rates.float()
+    cap = max(float(max_ratio), float(mix_ratio))
+    budget = float(mix_ratio) * float(counts.sum())
+    capped = torch.zeros_like(present)
+    while True:
+        free = present & ~capped
+        if not free.any():
+            break
+        per_class = (budget - float((cap * counts[capped]).sum())) / int(free.sum())
+        over = free & (per_class > cap * counts)
+        if not over.any():
+            rates[free] = per_class / counts[free]
+            break
+        capped |= over
+    rates[capped] = cap
+    return rates.float()
+
+
 class MnemonicTrainer(Trainer):
     """[`~transformers.Trainer`] that replaces each training example by its class's mnemonic code with probability
     ``args.mnemonic_mix_ratio`` (label kept; arXiv 2306.05670). Evaluation and prediction are untouched.
+
+    With ``args.mnemonic_balance_classes`` (the default) the probability depends on the example's class so that
+    every code is shown about equally often while t_mix of all examples are replaced overall (see
+    [`class_mix_ratios`]); on class-balanced data this is exactly the paper's single rate. The rates are in
+    ``trainer.class_mix_ratios``.
 
     The codebook is built from the model (``config.num_labels``, input shape) and ``args.mnemonic_seed`` unless one
     is given, and is written beside the weights by ``save_model()`` and every checkpoint. Resuming from a checkpoint
@@ -67,14 +107,18 @@ class MnemonicTrainer(Trainer):
             codebook.check_compatible(model, argument="codebook")
         self.codebook = codebook
         self._mix_step = (-1, 0)  # (global_step, micro-batch index within it)
+        #: per-class replacement rates, shape (num_labels,); None = t_mix for every class
+        self.class_mix_ratios: torch.Tensor | None = None
         if self.train_dataset is not None:
-            self._check_dataset_labels(self.train_dataset, "train_dataset")
+            self._set_class_mix_ratios(self._check_dataset_labels(self.train_dataset, "train_dataset"))
 
     # ------------------------------------------------------------------ input checks
-    def _check_dataset_labels(self, dataset: Any, argument: str) -> None:
+    def _check_dataset_labels(self, dataset: Any, argument: str) -> torch.Tensor | None:
+        """Checks the class ids of a dataset with a label column and returns them (None when they cannot be read
+        up front: a torch or streaming dataset, whose labels are then checked batch by batch)."""
         column_names = getattr(dataset, "column_names", None)
         if column_names is None or isinstance(dataset, torch.utils.data.IterableDataset):
-            return  # a torch or streaming dataset: labels are checked batch by batch
+            return None
         for name in ("labels", "label"):
             if name in column_names:
                 # one columnar read (row-by-row access of a datasets column costs ~0.3 s per 1,000 rows)
@@ -85,7 +129,29 @@ class MnemonicTrainer(Trainer):
                 if labels.numel() and labels.is_floating_point():
                     raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
                 check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
-                return
+                return labels.long().flatten()
+        return None
+
+    def _set_class_mix_ratios(self, labels: torch.Tensor | None) -> None:
+        self.class_mix_ratios = None
+        if not self.args.mnemonic_balance_classes or self.args.mnemonic_mix_ratio == 0:
+            return
+        if labels is None or labels.numel() == 0:
+            logger.info(
+                "mnemonic_balance_classes: the training labels cannot be read up front (torch or streaming dataset); "
+                "every class uses mnemonic_mix_ratio=%s.",
+                self.args.mnemonic_mix_ratio,
+            )
+            return
+        counts = torch.bincount(labels, minlength=self.num_labels)
+        rates = class_mix_ratios(counts, self.args.mnemonic_mix_ratio, self.args.mnemonic_max_class_mix_ratio)
+        self.class_mix_ratios = rates
+        if (rates - self.args.mnemonic_mix_ratio).abs().max() > 1e-3:
+            logger.info(
+                "Class-balanced code replacement rates (per class, mean %s): %s",
+                self.args.mnemonic_mix_ratio,
+                ", ".join(f"{c}: {float(r):.3f}" for c, r in enumerate(rates)),
+            )
 
     # ------------------------------------------------------------------ mixing
     def _generator(self) -> torch.Generator:
@@ -102,7 +168,11 @@ class MnemonicTrainer(Trainer):
             raise ValueError("MnemonicTrainer needs `labels` in every training batch (the class of each example).")
         check_labels(labels, self.num_labels)
         gen = self._generator()
-        mask = torch.rand(labels.shape[0], generator=gen) < self.args.mnemonic_mix_ratio  # (B,)
+        if self.class_mix_ratios is None:
+            threshold = self.args.mnemonic_mix_ratio
+        else:
+            threshold = self.class_mix_ratios[labels.detach().flatten().cpu().long()]
+        mask = torch.rand(labels.shape[0], generator=gen) < threshold  # (B,)
         if not mask.any():
             return inputs
         codes = self.codebook.codes_for_labels(labels[mask.to(labels.device)], generator=gen)
@@ -148,7 +218,7 @@ class MnemonicTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         if self.train_dataset is not None:
-            self._check_dataset_labels(self.train_dataset, "train_dataset")
+            self._set_class_mix_ratios(self._check_dataset_labels(self.train_dataset, "train_dataset"))
         checkpoint = resume_from_checkpoint
         if checkpoint is True or (isinstance(checkpoint, bool) is False and checkpoint == "last"):
             checkpoint = get_last_checkpoint(self.args.output_dir)
