@@ -25,7 +25,7 @@ seed), training-time overhead <= 5% (median over runs).
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_mnemonic_training.py                # full benchmark (~27 min on 2 shared CPU cores)
+    python benchmarks/bench_mnemonic_training.py                # full benchmark (~22 min on 2 quiet CPU cores)
     python benchmarks/bench_mnemonic_training.py --quick        # ~1 minute smoke run
 
 Writes ``<output-dir>/mnemonic_training.json`` (raw numbers, config, versions, machine) and
@@ -710,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", default="digits,trec", help="comma-separated: digits,trec")
     ap.add_argument("--seeds", default="0,1,2,3,4", help="seeds for the digits scenario")
-    ap.add_argument("--seeds-trec", default="0,1", help="seeds for the trec scenario (fine-tuning is slow on CPU)")
+    ap.add_argument("--seeds-trec", default="0,1,2", help="seeds for the trec scenario (fine-tuning is slow on CPU)")
     ap.add_argument("--trec-dir", default=DEFAULT_TREC_DIR, help="folder with train_5500.label and TREC_10.label")
     ap.add_argument("--epochs-digits", type=float, default=30)
     ap.add_argument("--epochs-trec", type=float, default=2)
