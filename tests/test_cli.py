@@ -214,11 +214,11 @@ def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_pat
 
 
 def test_forget_classes_take_several_values_and_label_names(capsys):
-    from hf_unlearn.cli import _Parser, _UnlearningFlags
+    from hf_unlearn import UnlearningConfig
+    from hf_unlearn.cli import _Parser
 
-    parser = _Parser((_UnlearningFlags,), "t", "")
-    (flags,) = parser.parse(["--forget_classes", "3", "LOC", "--target_modules", "classifier.*", "vit.*"])
-    config = flags.to_config()
+    parser = _Parser((UnlearningConfig,), "t", "")
+    (config,) = parser.parse(["--forget_classes", "3", "LOC", "--target_modules", "classifier.*", "vit.*"])
     assert config.forget_classes == ["3", "LOC"]
     assert config.target_modules == ["classifier.*", "vit.*"]
     assert type(config).__name__ == "UnlearningConfig"

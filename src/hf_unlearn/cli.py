@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -117,19 +116,6 @@ class ForgetArguments:
     )
     hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repository as private."})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
-
-
-@dataclass
-class _UnlearningFlags(UnlearningConfig):
-    # HfArgumentParser cannot build a flag from UnlearningConfig's `list[Any]` ("invalid Any value: '3'"); the CLI
-    # reads class ids and label names as strings, which resolve_classes accepts.
-    forget_classes: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Classes to forget: ids or label names, several allowed (--forget_classes 3 5)."},
-    )
-
-    def to_config(self) -> UnlearningConfig:
-        return UnlearningConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(UnlearningConfig)})
 
 
 @dataclass
@@ -685,14 +671,13 @@ def cmd_forget(argv: Sequence[str]) -> int:
     from .utils import id2label_of, resolve_classes
 
     parser = _Parser(
-        (ForgetArguments, _UnlearningFlags, DataArguments),
+        (ForgetArguments, UnlearningConfig, DataArguments),
         "hf-unlearn forget",
         "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag.\n\n"
         "  hf-unlearn forget --model_dir vit-digits --forget_classes 3 --dataset digits --output_dir vit-digits-no3",
     )
     with _parsing(parser):
-        script, flags, data_args = parser.parse(argv)
-        config = flags.to_config()
+        script, config, data_args = parser.parse(argv)
     _need(config.forget_classes, "--forget_classes", "the classes to forget (ids or label names).")
     output_dir = _need(script.output_dir, "--output_dir", "the folder to write the unlearned model into.")
     model_dir = _resolve_model_dir(script.model_dir)
