@@ -53,7 +53,9 @@ def main() -> None:
         texts = [" ".join(words[(i * 7 + k) % len(words)] for k in range(6 + i % 9)) + " ?" for i in range(256)]
         train = Dataset.from_dict({"text": texts, "labels": [i % 6 for i in range(256)]})
         source = "built-in synthetic questions"
-    data = train.select(range(args.samples)).map(lambda b: tok(b["text"], truncation=True, max_length=64), batched=True)
+    data = train.select(range(args.samples)).map(
+        lambda b: tok(b["text"], truncation=True, max_length=64), batched=True
+    )
     data = data.remove_columns(["text"])
     collator = DataCollatorWithPadding(tok)
     load_start = os.getloadavg()

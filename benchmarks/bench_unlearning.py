@@ -89,8 +89,17 @@ from hf_unlearn.evaluation import evaluate_unlearning  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TREC_DIR = os.path.join("..", "shared", "data", "trec")  # relative to the repository root
 
-METHODS = ["original", "retrain", "finetune", "ssd", "ssd_mixed", "fisher_noise", "fisher_mask", "fisher_mask_ft",
-           "mnemonic"]
+METHODS = [
+    "original",
+    "retrain",
+    "finetune",
+    "ssd",
+    "ssd_mixed",
+    "fisher_noise",
+    "fisher_mask",
+    "fisher_mask_ft",
+    "mnemonic",
+]
 METHOD_LABELS = {
     "original": "original (no unlearning)",
     "retrain": "retrain from scratch",
@@ -228,8 +237,15 @@ class TrecScenario:
 
 
 # -------------------------------------------------------------------------------------------------------- training
-def training_args(cfg: dict[str, Any], outdir: str, seed: int, *, mnemonic: bool, epochs: float | None = None,
-                  max_steps: int | None = None) -> TrainingArguments:
+def training_args(
+    cfg: dict[str, Any],
+    outdir: str,
+    seed: int,
+    *,
+    mnemonic: bool,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+) -> TrainingArguments:
     kwargs = dict(
         output_dir=outdir,
         num_train_epochs=cfg["epochs"] if epochs is None else epochs,
@@ -316,8 +332,9 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         "methods": {},
     }
     tag = f"{scn.name} seed {seed} forget {forget_names}"
-    log(f"case {tag}: {len(forget_train)} forget / {len(retain_train)} retain training samples, fine-tune {n_ft} "
-        "steps")
+    log(
+        f"case {tag}: {len(forget_train)} forget / {len(retain_train)} retain training samples, fine-tune {n_ft} steps"
+    )
 
     def record(method: str, model, clock: Clock | None, **extra: Any) -> None:
         res = evaluate(scn, model, forget)
@@ -326,8 +343,10 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         res.update(extra)
         case["methods"][method] = res
         t = f"{res['time_s']:8.2f} s" if clock is not None else "       -  "
-        log(f"  {method:15s} E_F {100 * res['forget_error']:5.1f}  A_R {100 * res['retain_accuracy']:5.1f}  "
-            f"A_test {100 * res['test_accuracy']:5.1f}  MIA {res['mia_auc']:.3f}  time {t}  load {loadavg()}")
+        log(
+            f"  {method:15s} E_F {100 * res['forget_error']:5.1f}  A_R {100 * res['retain_accuracy']:5.1f}  "
+            f"A_test {100 * res['test_accuracy']:5.1f}  MIA {res['mia_auc']:.3f}  time {t}  load {loadavg()}"
+        )
 
     def failed(method: str, e: BaseException) -> None:
         log(f"  {method:15s} FAILED: {type(e).__name__}: {e}")
@@ -376,11 +395,26 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
                 "timings": report.timings,
                 "fisher_samples": report.fisher_samples,
                 "num_parameters_changed": report.num_parameters_changed,
-                "config": {k: v for k, v in cfg.to_dict().items()
-                           if k in ("method", "seed", "ssd_alpha", "ssd_lambda", "noise_alpha", "mask_ratio",
-                                    "mask_fisher_kind", "fisher_batch_size", "max_forget_samples",
-                                    "max_retain_samples", "mnemonic_variant", "mnemonic_margin",
-                                    "mnemonic_retain_margin")},
+                "config": {
+                    k: v
+                    for k, v in cfg.to_dict().items()
+                    if k
+                    in (
+                        "method",
+                        "seed",
+                        "ssd_alpha",
+                        "ssd_lambda",
+                        "noise_alpha",
+                        "mask_ratio",
+                        "mask_fisher_kind",
+                        "fisher_batch_size",
+                        "max_forget_samples",
+                        "max_retain_samples",
+                        "mnemonic_variant",
+                        "mnemonic_margin",
+                        "mnemonic_retain_margin",
+                    )
+                },
             }
             extra["details"] = report.details
             if method == "mnemonic":
@@ -405,10 +439,15 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
             details = ssd_(model, i_d, i_f, alpha=scn.cfg["ssd_alpha"], lam=1.0)
             t2 = time.perf_counter()
         clock.wall = t2 - t0
-        record("ssd_mixed", model, clock, details=details,
-               timings={"fisher": t1 - t0, "edit": t2 - t1, "total": t2 - t0},
-               fisher_samples={"full_batches": n_d, "forget_batches": n_f},
-               config={"ssd_alpha": scn.cfg["ssd_alpha"], "ssd_lambda": 1.0, "fisher_batch_size": 16})
+        record(
+            "ssd_mixed",
+            model,
+            clock,
+            details=details,
+            timings={"fisher": t1 - t0, "edit": t2 - t1, "total": t2 - t0},
+            fisher_samples={"full_batches": n_d, "forget_batches": n_f},
+            config={"ssd_alpha": scn.cfg["ssd_alpha"], "ssd_lambda": 1.0, "fisher_batch_size": 16},
+        )
         del model
     except Exception as e:  # noqa: BLE001
         failed("ssd_mixed", e)
@@ -417,13 +456,22 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
     try:
         model = copy.deepcopy(original)
         cfg = unlearning_config(scn, "fisher_mask_ft", forget, seed)
-        unlearner = FisherUnlearner(cfg, forget_dataset=forget_train, retain_dataset=retain_train,
-                                    data_collator=scn.collator)
+        unlearner = FisherUnlearner(
+            cfg, forget_dataset=forget_train, retain_dataset=retain_train, data_collator=scn.collator
+        )
         args = training_args(scn.cfg, os.path.join(tmp, "fisher_mask_ft"), seed, mnemonic=False, max_steps=n_ft)
         trainer, clock, loss, steps = train_with(scn, model, retain_train, args, callbacks=[unlearner])
-        record("fisher_mask_ft", model, clock, train_loss=loss, steps=steps, timings=unlearner.report.timings,
-               fisher_samples=unlearner.report.fisher_samples,
-               mask_time_s=unlearner.report.timings["total"], finetune_time_s=clock.wall - unlearner.report.timings["total"])
+        record(
+            "fisher_mask_ft",
+            model,
+            clock,
+            train_loss=loss,
+            steps=steps,
+            timings=unlearner.report.timings,
+            fisher_samples=unlearner.report.fisher_samples,
+            mask_time_s=unlearner.report.timings["total"],
+            finetune_time_s=clock.wall - unlearner.report.timings["total"],
+        )
         del trainer, model, unlearner
     except Exception as e:  # noqa: BLE001
         failed("fisher_mask_ft", e)
@@ -432,8 +480,10 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
 
 
 def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
-    log(f"scenario {scn.name}: {len(scn.train_ds)} train / {len(scn.test_ds)} test, seeds {seeds}, cases "
-        f"{[[scn.id2label[c] for c in case] for case in scn.cases]}")
+    log(
+        f"scenario {scn.name}: {len(scn.train_ds)} train / {len(scn.test_ds)} test, seeds {seeds}, cases "
+        f"{[[scn.id2label[c] for c in case] for case in scn.cases]}"
+    )
     originals, cases = [], []
     for seed in seeds:
         model = scn.build_model(seed)
@@ -441,12 +491,21 @@ def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
         trainer, clock, loss, steps = train_with(scn, model, scn.train_ds, args)
         codebook = trainer.codebook
         ev = evaluate_unlearning(model, scn.test_ds, [0], data_collator=scn.collator, batch_size=64)
-        orig = {"seed": seed, "train_time_s": clock.wall, "train_cpu_s": clock.cpu, "steps": steps,
-                "train_loss": loss, "test_accuracy": ev["test_accuracy"],
-                "code_accuracy": code_accuracy(model, codebook), "codebook_fingerprint": codebook.fingerprint()}
+        orig = {
+            "seed": seed,
+            "train_time_s": clock.wall,
+            "train_cpu_s": clock.cpu,
+            "steps": steps,
+            "train_loss": loss,
+            "test_accuracy": ev["test_accuracy"],
+            "code_accuracy": code_accuracy(model, codebook),
+            "codebook_fingerprint": codebook.fingerprint(),
+        }
         originals.append(orig)
-        log(f"original {scn.name} seed {seed}: {steps} steps in {clock.wall:.1f} s, test acc "
-            f"{100 * orig['test_accuracy']:.1f}, code acc {100 * orig['code_accuracy']:.1f}")
+        log(
+            f"original {scn.name} seed {seed}: {steps} steps in {clock.wall:.1f} s, test acc "
+            f"{100 * orig['test_accuracy']:.1f}, code acc {100 * orig['code_accuracy']:.1f}"
+        )
         del trainer
         for forget in scn.cases:
             cases.append(run_case(scn, seed, model, codebook, forget, tmp))
@@ -484,26 +543,36 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
             "retain_accuracy": get("retain_accuracy"),
             "test_accuracy": get("test_accuracy"),
             "mia_auc": get("mia_auc"),
-            "retain_drop": [c["methods"]["original"]["retain_accuracy"] - c["methods"][m]["retain_accuracy"]
-                            for c in rows],
+            "retain_drop": [
+                c["methods"]["original"]["retain_accuracy"] - c["methods"][m]["retain_accuracy"] for c in rows
+            ],
         }
         with_retrain = [c for c in rows if _ok(c, "retrain")]
-        series["mia_gap"] = [abs(c["methods"][m]["mia_auc"] - c["methods"]["retrain"]["mia_auc"]) for c in with_retrain]
+        series["mia_gap"] = [
+            abs(c["methods"][m]["mia_auc"] - c["methods"]["retrain"]["mia_auc"]) for c in with_retrain
+        ]
         if m != "original":
             series["time_s"] = get("time_s")
             series["cpu_s"] = get("cpu_s")
-            series["time_frac_retrain"] = [c["methods"][m]["time_s"] / c["methods"]["retrain"]["time_s"]
-                                           for c in with_retrain]
-            series["cpu_frac_retrain"] = [c["methods"][m]["cpu_s"] / c["methods"]["retrain"]["cpu_s"]
-                                          for c in with_retrain]
+            series["time_frac_retrain"] = [
+                c["methods"][m]["time_s"] / c["methods"]["retrain"]["time_s"] for c in with_retrain
+            ]
+            series["cpu_frac_retrain"] = [
+                c["methods"][m]["cpu_s"] / c["methods"]["retrain"]["cpu_s"] for c in with_retrain
+            ]
             for ref in ("ssd", "finetune"):
                 rs = [c for c in rows if _ok(c, ref)]
                 series[f"speedup_vs_{ref}"] = [c["methods"][ref]["time_s"] / c["methods"][m]["time_s"] for c in rs]
                 series[f"cpu_speedup_vs_{ref}"] = [c["methods"][ref]["cpu_s"] / c["methods"][m]["cpu_s"] for c in rs]
         for k, xs in series.items():
             mu, sd = mean_std(xs)
-            s[k] = {"mean": mu, "std": sd, "min": float(min(xs)) if xs else None,
-                    "max": float(max(xs)) if xs else None, "values": xs}
+            s[k] = {
+                "mean": mu,
+                "std": sd,
+                "min": float(min(xs)) if xs else None,
+                "max": float(max(xs)) if xs else None,
+                "values": xs,
+            }
         out["methods"][m] = s
     out["targets"] = targets(cases, out["methods"])
     return out
@@ -516,30 +585,39 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
     n = mn.get("n_cases", 0)
 
     def count(pred) -> str:
-        rows = [c for c in cases if _ok(c, "mnemonic", "original", "retrain", "ssd", "finetune", "fisher_mask",
-                                        "fisher_mask_ft")]
+        rows = [
+            c
+            for c in cases
+            if _ok(c, "mnemonic", "original", "retrain", "ssd", "finetune", "fisher_mask", "fisher_mask_ft")
+        ]
         return f"{sum(1 for c in rows if pred(c))}/{len(rows)}"
 
     if n:
         mm = lambda c: c["methods"]["mnemonic"]  # noqa: E731
         t["mnemonic_forget_error"] = {
-            "target": f"mnemonic E_F >= {100 * T_MN_EF:.0f}%", "value": mn["forget_error"]["mean"],
-            "pass": mn["forget_error"]["mean"] >= T_MN_EF, "cases_ok": count(lambda c: mm(c)["forget_error"] >= T_MN_EF),
+            "target": f"mnemonic E_F >= {100 * T_MN_EF:.0f}%",
+            "value": mn["forget_error"]["mean"],
+            "pass": mn["forget_error"]["mean"] >= T_MN_EF,
+            "cases_ok": count(lambda c: mm(c)["forget_error"] >= T_MN_EF),
         }
         t["mnemonic_retain_drop"] = {
             "target": f"mnemonic A_R within {100 * T_MN_AR_DROP:.1f} pts of the original",
-            "value": mn["retain_drop"]["mean"], "pass": mn["retain_drop"]["mean"] <= T_MN_AR_DROP,
-            "cases_ok": count(lambda c: c["methods"]["original"]["retain_accuracy"] - mm(c)["retain_accuracy"]
-                              <= T_MN_AR_DROP),
+            "value": mn["retain_drop"]["mean"],
+            "pass": mn["retain_drop"]["mean"] <= T_MN_AR_DROP,
+            "cases_ok": count(
+                lambda c: c["methods"]["original"]["retain_accuracy"] - mm(c)["retain_accuracy"] <= T_MN_AR_DROP
+            ),
         }
         t["mnemonic_mia_gap"] = {
-            "target": f"mnemonic |MIA AUC - retrained model's| <= {T_MIA_GAP}", "value": mn["mia_gap"]["mean"],
+            "target": f"mnemonic |MIA AUC - retrained model's| <= {T_MIA_GAP}",
+            "value": mn["mia_gap"]["mean"],
             "pass": mn["mia_gap"]["mean"] <= T_MIA_GAP,
             "cases_ok": count(lambda c: abs(mm(c)["mia_auc"] - c["methods"]["retrain"]["mia_auc"]) <= T_MIA_GAP),
         }
         t["mnemonic_time_vs_retrain"] = {
             "target": f"mnemonic time <= {100 * T_MN_TIME_FRAC:.0f}% of retraining",
-            "value": mn["time_frac_retrain"]["mean"], "pass": mn["time_frac_retrain"]["mean"] <= T_MN_TIME_FRAC,
+            "value": mn["time_frac_retrain"]["mean"],
+            "pass": mn["time_frac_retrain"]["mean"] <= T_MN_TIME_FRAC,
             "cases_ok": count(lambda c: mm(c)["time_s"] <= T_MN_TIME_FRAC * c["methods"]["retrain"]["time_s"]),
         }
         for ref in ("ssd", "finetune"):
@@ -554,14 +632,17 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
         fmc = lambda c: c["methods"]["fisher_mask"]  # noqa: E731
         t["fisher_mask_forget_error"] = {
             "target": f"fisher_mask (no fine-tuning) E_F >= {100 * T_MASK_EF:.0f}%",
-            "value": fm["forget_error"]["mean"], "pass": fm["forget_error"]["mean"] >= T_MASK_EF,
+            "value": fm["forget_error"]["mean"],
+            "pass": fm["forget_error"]["mean"] >= T_MASK_EF,
             "cases_ok": count(lambda c: fmc(c)["forget_error"] >= T_MASK_EF),
         }
         t["fisher_mask_retain_drop"] = {
             "target": f"fisher_mask (no fine-tuning) A_R drop <= {100 * T_MASK_AR_DROP:.0f} pts",
-            "value": fm["retain_drop"]["mean"], "pass": fm["retain_drop"]["mean"] <= T_MASK_AR_DROP,
-            "cases_ok": count(lambda c: c["methods"]["original"]["retain_accuracy"] - fmc(c)["retain_accuracy"]
-                              <= T_MASK_AR_DROP),
+            "value": fm["retain_drop"]["mean"],
+            "pass": fm["retain_drop"]["mean"] <= T_MASK_AR_DROP,
+            "cases_ok": count(
+                lambda c: c["methods"]["original"]["retain_accuracy"] - fmc(c)["retain_accuracy"] <= T_MASK_AR_DROP
+            ),
         }
     ff, ft = s.get("fisher_mask_ft", {}), s.get("finetune", {})
     if ff.get("n_cases") and ft.get("n_cases"):
@@ -569,13 +650,16 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
         da = ff["retain_accuracy"]["mean"] - ft["retain_accuracy"]["mean"]
         t["fisher_mask_ft_vs_finetune"] = {
             "target": f"fisher_mask + fine-tuning at least as good as fine-tuning, same fine-tune steps (E_F not "
-                      f"lower, A_R at most {100 * T_MASKFT_AR_TOL:.0f} pt lower)",
+            f"lower, A_R at most {100 * T_MASKFT_AR_TOL:.0f} pt lower)",
             "value": {"forget_error_diff": de, "retain_accuracy_diff": da},
             "pass": de >= -1e-12 and da >= -T_MASKFT_AR_TOL,
-            "cases_ok": count(lambda c: c["methods"]["fisher_mask_ft"]["forget_error"]
-                              >= c["methods"]["finetune"]["forget_error"]
-                              and c["methods"]["fisher_mask_ft"]["retain_accuracy"]
-                              >= c["methods"]["finetune"]["retain_accuracy"] - T_MASKFT_AR_TOL),
+            "cases_ok": count(
+                lambda c: (
+                    c["methods"]["fisher_mask_ft"]["forget_error"] >= c["methods"]["finetune"]["forget_error"]
+                    and c["methods"]["fisher_mask_ft"]["retain_accuracy"]
+                    >= c["methods"]["finetune"]["retain_accuracy"] - T_MASKFT_AR_TOL
+                )
+            ),
         }
     return t
 
@@ -588,7 +672,9 @@ def environment() -> dict[str, Any]:
 
     def git(*a: str) -> str | None:
         try:
-            return subprocess.run(["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+            ).stdout.strip()
         except OSError:
             return None
 
@@ -661,32 +747,41 @@ def render_md(result: dict[str, Any]) -> str:
     if result["quick"]:
         L.append("> **Quick smoke configuration (`--quick`)**: tiny budgets, the numbers mean nothing.")
         L.append("")
-    L.append(f"Generated by `{result['command']}` on {env['date']} (git `{(env['git_commit'] or '?')[:10]}`"
-             + (", with uncommitted library changes" if env.get("library_uncommitted_changes") else "")
-             + f"), total wall time {result['total_wall_s'] / 60:.1f} min.")
+    L.append(
+        f"Generated by `{result['command']}` on {env['date']} (git `{(env['git_commit'] or '?')[:10]}`"
+        + (", with uncommitted library changes" if env.get("library_uncommitted_changes") else "")
+        + f"), total wall time {result['total_wall_s'] / 60:.1f} min."
+    )
     L.append("")
-    L.append(f"Machine: {env['cpu']}, {env['cpu_count']} CPU cores **shared with other processes** (load average "
-             f"1/5/15 min at start {result['loadavg_start']}, at end {result['loadavg_end']}), torch threads "
-             f"{env['torch_num_threads']}, no GPU. Versions: "
-             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
+    L.append(
+        f"Machine: {env['cpu']}, {env['cpu_count']} CPU cores **shared with other processes** (load average "
+        f"1/5/15 min at start {result['loadavg_start']}, at end {result['loadavg_end']}), torch threads "
+        f"{env['torch_num_threads']}, no GPU. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+        + "."
+    )
     L.append("")
-    L.append("Every method starts from a copy of the same original model per seed. E_F = error on the forget "
-             "classes' test samples, A_R = accuracy on the remaining classes' test samples, A_test = accuracy on the "
-             "whole test split (all in %). MIA = AUC of a loss-threshold membership-inference attack on the forget "
-             "classes (their training samples = members, their test samples = non-members; 0.5 = cannot tell). "
-             "Time = wall time of the unlearning step in seconds: the method's own total including its Fisher "
-             "passes (`report.timings['total']`) for the one-shot methods, `trainer.train()` for retrain / "
-             "fine-tune / Fisher mask + fine-tuning. Wall time on a shared machine moves with other processes' "
-             "load; the JSON also holds each step's process CPU time and load average. "
-             "Values are mean ± sample std over all cases (single- and two-class) of the scenario; speed-ups "
-             "are means of per-case ratios.")
+    L.append(
+        "Every method starts from a copy of the same original model per seed. E_F = error on the forget "
+        "classes' test samples, A_R = accuracy on the remaining classes' test samples, A_test = accuracy on the "
+        "whole test split (all in %). MIA = AUC of a loss-threshold membership-inference attack on the forget "
+        "classes (their training samples = members, their test samples = non-members; 0.5 = cannot tell). "
+        "Time = wall time of the unlearning step in seconds: the method's own total including its Fisher "
+        "passes (`report.timings['total']`) for the one-shot methods, `trainer.train()` for retrain / "
+        "fine-tune / Fisher mask + fine-tuning. Wall time on a shared machine moves with other processes' "
+        "load; the JSON also holds each step's process CPU time and load average. "
+        "Values are mean ± sample std over all cases (single- and two-class) of the scenario; speed-ups "
+        "are means of per-case ratios."
+    )
     L.append("")
 
     # targets
     L.append("## Targets")
     L.append("")
-    L.append("Judged on the mean over the cases of a scenario, except the speed-ups (every case). "
-             "\"cases\" = how many single cases meet the target.")
+    L.append(
+        "Judged on the mean over the cases of a scenario, except the speed-ups (every case). "
+        '"cases" = how many single cases meet the target.'
+    )
     L.append("")
     L.append("| scenario | target | measured | cases | verdict |")
     L.append("|---|---|---|---|---|")
@@ -697,8 +792,10 @@ def render_md(result: dict[str, Any]) -> str:
         for key, tg in sc["summary"]["targets"].items():
             v = tg["value"]
             if key == "fisher_mask_ft_vs_finetune":
-                val = (f"E_F {100 * v['forget_error_diff']:+.1f} pts, A_R {100 * v['retain_accuracy_diff']:+.1f} pts "
-                       "(vs fine-tune)")
+                val = (
+                    f"E_F {100 * v['forget_error_diff']:+.1f} pts, A_R {100 * v['retain_accuracy_diff']:+.1f} pts "
+                    "(vs fine-tune)"
+                )
             elif "speedup" in key:
                 val = f"{v:.3g}x mean (min {sc['summary']['methods']['mnemonic'][key.replace('mnemonic_', '')]['min']:.3g}x)"
             elif key == "mnemonic_time_vs_retrain":
@@ -723,31 +820,44 @@ def render_md(result: dict[str, Any]) -> str:
         cfg = sc["config"]
         L.append(sc["description"])
         L.append("")
-        L.append(f"- Original and retrain recipe: `MnemonicTrainer`, t_mix {cfg['t_mix']}, AdamW lr {cfg['lr']}, "
-                 f"weight decay {cfg['weight_decay']}, {cfg['lr_scheduler_type']} schedule, warm-up "
-                 f"{cfg['warmup_steps']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs; the retrain uses the "
-                 "same recipe and seed on the remaining training samples only (so it also learns the remaining "
-                 "classes' codes, never the forgotten ones').")
-        L.append(f"- Fine-tune (and Fisher mask + fine-tuning): plain `Trainer`, same optimiser, lr, weight decay "
-                 f"and schedule shape, {cfg['ft_epochs']} epoch(s) of the remaining data "
-                 f"({', '.join(sorted({str(c['finetune_steps']) for c in sc['cases']}))} steps).")
+        L.append(
+            f"- Original and retrain recipe: `MnemonicTrainer`, t_mix {cfg['t_mix']}, AdamW lr {cfg['lr']}, "
+            f"weight decay {cfg['weight_decay']}, {cfg['lr_scheduler_type']} schedule, warm-up "
+            f"{cfg['warmup_steps']}, batch {cfg['batch_size']}, {cfg['epochs']} epochs; the retrain uses the "
+            "same recipe and seed on the remaining training samples only (so it also learns the remaining "
+            "classes' codes, never the forgotten ones')."
+        )
+        L.append(
+            f"- Fine-tune (and Fisher mask + fine-tuning): plain `Trainer`, same optimiser, lr, weight decay "
+            f"and schedule shape, {cfg['ft_epochs']} epoch(s) of the remaining data "
+            f"({', '.join(sorted({str(c['finetune_steps']) for c in sc['cases']}))} steps)."
+        )
         caps = cfg["fisher_caps"]
         cap_txt = "; ".join(f"{m}: " + ", ".join(f"{k}={v}" for k, v in c.items()) for m, c in caps.items() if c)
-        L.append(f"- SSD alpha {cfg['ssd_alpha']}, lambda 1; Fisher-mask ratio {cfg['mask_ratio']} (authors' "
-                 f"Fisher kind `batch_true`); Fisher noise alpha 1e-6; mnemonic: `UnlearningConfig` defaults "
-                 f"(variant `search`, data-free). Fisher sample caps: {cap_txt or 'none (full forget and retain sets)'}"
-                 ".")
-        cases_txt = ", ".join("{" + ", ".join(c) + "}" for c in
-                              {tuple(c["forget_labels"]): None for c in sc["cases"]})
+        L.append(
+            f"- SSD alpha {cfg['ssd_alpha']}, lambda 1; Fisher-mask ratio {cfg['mask_ratio']} (authors' "
+            f"Fisher kind `batch_true`); Fisher noise alpha 1e-6; mnemonic: `UnlearningConfig` defaults "
+            f"(variant `search`, data-free). Fisher sample caps: {cap_txt or 'none (full forget and retain sets)'}"
+            "."
+        )
+        cases_txt = ", ".join("{" + ", ".join(c) + "}" for c in {tuple(c["forget_labels"]): None for c in sc["cases"]})
         L.append(f"- Forget cases {cases_txt} for seed(s) {sc['seeds']}: {len(sc['cases'])} cases.")
         origs = sc["originals"]
-        L.append("- Originals: " + "; ".join(
-            f"seed {o['seed']}: test acc {pct(o['test_accuracy'])}%, code acc {pct(o['code_accuracy'])}%, "
-            f"trained in {o['train_time_s']:.0f} s ({o['steps']} steps)" for o in origs) + ".")
+        L.append(
+            "- Originals: "
+            + "; ".join(
+                f"seed {o['seed']}: test acc {pct(o['test_accuracy'])}%, code acc {pct(o['code_accuracy'])}%, "
+                f"trained in {o['train_time_s']:.0f} s ({o['steps']} steps)"
+                for o in origs
+            )
+            + "."
+        )
         L.append("")
         ms = sc["summary"]["methods"]
-        L.append("| method | E_F | A_R | A_R drop vs original (pts) | A_test | MIA AUC | \\|MIA - retrain MIA\\| | "
-                 "time (s) | time / retrain time | speed-up vs SSD | speed-up vs fine-tune |")
+        L.append(
+            "| method | E_F | A_R | A_R drop vs original (pts) | A_test | MIA AUC | \\|MIA - retrain MIA\\| | "
+            "time (s) | time / retrain time | speed-up vs SSD | speed-up vs fine-tune |"
+        )
         L.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for m in METHODS:
             s = ms.get(m, {})
@@ -759,9 +869,12 @@ def render_md(result: dict[str, Any]) -> str:
                 f"| {METHOD_LABELS[m]}{fail} | {pm(s['forget_error'])} | {pm(s['retain_accuracy'])} | "
                 f"{pm(s['retain_drop'])} | {pm(s['test_accuracy'])} | {pm(s['mia_auc'], 1, 3)} | "
                 f"{pm(s['mia_gap'], 1, 3)} | "
-                + (" | ".join(["—"] * 4) if m == "original" else
-                   f"{fmt_time(s['time_s'])} | {fmt_ratio(s['time_frac_retrain'])} | "
-                   f"{fmt_ratio(s['speedup_vs_ssd'], True)} | {fmt_ratio(s['speedup_vs_finetune'], True)}")
+                + (
+                    " | ".join(["—"] * 4)
+                    if m == "original"
+                    else f"{fmt_time(s['time_s'])} | {fmt_ratio(s['time_frac_retrain'])} | "
+                    f"{fmt_ratio(s['speedup_vs_ssd'], True)} | {fmt_ratio(s['speedup_vs_finetune'], True)}"
+                )
                 + " |"
             )
         L.append("")
@@ -785,10 +898,16 @@ def render_md(result: dict[str, Any]) -> str:
         mn_rows = [c for c in sc["cases"] if _ok(c, "mnemonic")]
         if mn_rows:
             inc = [c for c in mn_rows if not c["methods"]["mnemonic"].get("details", {}).get("complete", True)]
-            L.append(f"- Mnemonic search reported complete forgetting of the codes in {len(mn_rows) - len(inc)}/"
-                     f"{len(mn_rows)} cases"
-                     + (f" (incomplete: {', '.join('seed %d {%s}' % (c['seed'], ', '.join(c['forget_labels'])) for c in inc)})"  # noqa: UP031
-                        if inc else "") + ".")
+            L.append(
+                f"- Mnemonic search reported complete forgetting of the codes in {len(mn_rows) - len(inc)}/"
+                f"{len(mn_rows)} cases"
+                + (
+                    f" (incomplete: {', '.join('seed %d {%s}' % (c['seed'], ', '.join(c['forget_labels'])) for c in inc)})"  # noqa: UP031
+                    if inc
+                    else ""
+                )
+                + "."
+            )
         ssd_rows = [c for c in sc["cases"] if _ok(c, "ssd")]
         if ssd_rows:
             alpha = cfg["ssd_alpha"]
@@ -799,26 +918,35 @@ def render_md(result: dict[str, Any]) -> str:
                 return (nf + nr) / nf
 
             blocked = [c for c in ssd_rows if bound(c) <= alpha]
-            L.append(f"- Library `ssd` builds I_D as the batch-count-weighted mean of pure-forget-batch and "
-                     f"pure-retain-batch importances, so I_Df / I_D <= (forget + retain batches) / forget batches; "
-                     f"SSD selects a weight only where I_Df > alpha I_D (alpha {alpha}), which this bound rules out "
-                     f"in {len(blocked)}/{len(ssd_rows)} cases here (bounds "
-                     + ", ".join(f"{bound(c):.1f}" for c in ssd_rows) + "). Weights it selected per case: "
-                     + ", ".join(str(c["methods"]["ssd"].get("details", {}).get("selected", "?")) for c in ssd_rows)
-                     + "; the reference `ssd_mixed` (I_D from shuffled batches of D, as in SSD's code) selected: "
-                     + ", ".join(str(c["methods"].get("ssd_mixed", {}).get("details", {}).get("selected", "?"))
-                                 for c in ssd_rows) + ".")
+            L.append(
+                f"- Library `ssd` builds I_D as the batch-count-weighted mean of pure-forget-batch and "
+                f"pure-retain-batch importances, so I_Df / I_D <= (forget + retain batches) / forget batches; "
+                f"SSD selects a weight only where I_Df > alpha I_D (alpha {alpha}), which this bound rules out "
+                f"in {len(blocked)}/{len(ssd_rows)} cases here (bounds "
+                + ", ".join(f"{bound(c):.1f}" for c in ssd_rows)
+                + "). Weights it selected per case: "
+                + ", ".join(str(c["methods"]["ssd"].get("details", {}).get("selected", "?")) for c in ssd_rows)
+                + "; the reference `ssd_mixed` (I_D from shuffled batches of D, as in SSD's code) selected: "
+                + ", ".join(
+                    str(c["methods"].get("ssd_mixed", {}).get("details", {}).get("selected", "?")) for c in ssd_rows
+                )
+                + "."
+            )
         fm = [c for c in sc["cases"] if _ok(c, "fisher_mask_ft")]
         if fm:
             mt = mean_std([c["methods"]["fisher_mask_ft"]["mask_time_s"] for c in fm])
-            L.append(f"- Fisher mask + fine-tuning spends {mt[0]:.1f} ± {mt[1]:.1f} s on the Fisher passes and mask "
-                     "before the same fine-tuning steps as the plain fine-tune (its time column includes both).")
+            L.append(
+                f"- Fisher mask + fine-tuning spends {mt[0]:.1f} ± {mt[1]:.1f} s on the Fisher passes and mask "
+                "before the same fine-tuning steps as the plain fine-tune (its time column includes both)."
+            )
         cpu = ms.get("mnemonic", {}).get("cpu_speedup_vs_ssd")
         if cpu:
-            L.append(f"- On process CPU time instead of wall time: mnemonic / retrain "
-                     f"{fmt_ratio(ms['mnemonic']['cpu_frac_retrain'])}, speed-up vs SSD "
-                     f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_ssd'], True)}, vs fine-tune "
-                     f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_finetune'], True)}.")
+            L.append(
+                f"- On process CPU time instead of wall time: mnemonic / retrain "
+                f"{fmt_ratio(ms['mnemonic']['cpu_frac_retrain'])}, speed-up vs SSD "
+                f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_ssd'], True)}, vs fine-tune "
+                f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_finetune'], True)}."
+            )
         L.append("")
     if result.get("notes"):
         L.append("## Notes")
@@ -846,32 +974,63 @@ def render_png(result: dict[str, Any], path: str) -> None:
         times = [ms[m]["time_s"]["mean"] for m in METHODS if m != "original" and ms.get(m, {}).get("n_cases")]
         lo, hi = (math.log10(min(times)), math.log10(max(times))) if times else (0.0, 1.0)
         for m in METHODS:
-            pts = [(c["methods"][m]["forget_error"], c["methods"][m]["retain_accuracy"]) for c in sc["cases"]
-                   if _ok(c, m)]
+            pts = [
+                (c["methods"][m]["forget_error"], c["methods"][m]["retain_accuracy"]) for c in sc["cases"] if _ok(c, m)
+            ]
             if not pts:
                 continue
             xs, ys = zip(*pts)
-            ax.scatter([100 * x for x in xs], [100 * y for y in ys], s=14, marker=markers[m], color=colors[m],
-                       alpha=0.35, lw=0)
+            ax.scatter(
+                [100 * x for x in xs],
+                [100 * y for y in ys],
+                s=14,
+                marker=markers[m],
+                color=colors[m],
+                alpha=0.35,
+                lw=0,
+            )
             s = ms[m]
             t = s.get("time_s", {}).get("mean")
             size = 90 if t is None else 40 + 460 * (math.log10(t) - lo) / max(hi - lo, 1e-9)
             x, y = 100 * s["forget_error"]["mean"], 100 * s["retain_accuracy"]["mean"]
-            ax.errorbar(x, y, xerr=100 * s["forget_error"]["std"], yerr=100 * s["retain_accuracy"]["std"],
-                        color=colors[m], lw=0.8, capsize=2, zorder=2)
-            ax.scatter(x, y, s=size, marker=markers[m], color=colors[m], edgecolor="black", lw=0.6, zorder=3,
-                       alpha=0.85, label=METHOD_LABELS[m] + (f": {t:.3g} s" if t is not None else ""))
+            ax.errorbar(
+                x,
+                y,
+                xerr=100 * s["forget_error"]["std"],
+                yerr=100 * s["retain_accuracy"]["std"],
+                color=colors[m],
+                lw=0.8,
+                capsize=2,
+                zorder=2,
+            )
+            ax.scatter(
+                x,
+                y,
+                s=size,
+                marker=markers[m],
+                color=colors[m],
+                edgecolor="black",
+                lw=0.6,
+                zorder=3,
+                alpha=0.85,
+                label=METHOD_LABELS[m] + (f": {t:.3g} s" if t is not None else ""),
+            )
         ax.set_xlabel("E_F: error on the forgotten classes (test, %)")
         ax.set_ylabel("A_R: accuracy on the remaining classes (test, %)")
-        ax.set_title(f"{name}: {len(sc['cases'])} cases; big marker = mean ± std (area ~ log time), small = "
-                     "single cases", fontsize=9)
+        ax.set_title(
+            f"{name}: {len(sc['cases'])} cases; big marker = mean ± std (area ~ log time), small = single cases",
+            fontsize=9,
+        )
         ax.set_xlim(-4, 106)
         ax.grid(alpha=0.3)
         leg = ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, frameon=False)
         for h in leg.legend_handles:
             h.set_sizes([45])
-    fig.suptitle("Class unlearning: accuracy kept vs forgetting (top right is best); times = mean wall time of the "
-                 "unlearning step", fontsize=10.5)
+    fig.suptitle(
+        "Class unlearning: accuracy kept vs forgetting (top right is best); times = mean wall time of the "
+        "unlearning step",
+        fontsize=10.5,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -888,10 +1047,18 @@ def load_trec(args) -> tuple[Any, Any, str] | tuple[None, None, str]:
             return None, None, f"could not load {args.dataset_id} from the Hub ({type(e).__name__}: {e})"
     data_dir = args.data_dir if os.path.isabs(args.data_dir) else os.path.join(REPO_ROOT, args.data_dir)
     data_dir = os.path.normpath(data_dir)
-    if not (os.path.isfile(os.path.join(data_dir, "train_5500.label"))
-            and os.path.isfile(os.path.join(data_dir, "TREC_10.label"))):
-        return None, None, (f"TREC data not found in {data_dir} (need train_5500.label and TREC_10.label; or pass "
-                            "--dataset-id CogComp/trec with a network)")
+    if not (
+        os.path.isfile(os.path.join(data_dir, "train_5500.label"))
+        and os.path.isfile(os.path.join(data_dir, "TREC_10.label"))
+    ):
+        return (
+            None,
+            None,
+            (
+                f"TREC data not found in {data_dir} (need train_5500.label and TREC_10.label; or pass "
+                "--dataset-id CogComp/trec with a network)"
+            ),
+        )
     train, test = trec_datasets(data_dir)
     return train, test, f"local files in {data_dir}"
 
@@ -901,15 +1068,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default="digits,trec", help="comma-separated subset of: digits,trec")
     ap.add_argument("--seeds", default="0,1,2", help="seeds of the digits scenario (one original model per seed)")
     ap.add_argument("--trec-seeds", default="0", help="seeds of the trec scenario (fine-tuning BERT is slow on CPU)")
-    ap.add_argument("--data-dir", default=DEFAULT_TREC_DIR,
-                    help="folder with TREC's train_5500.label and TREC_10.label (relative paths: to the repo root)")
+    ap.add_argument(
+        "--data-dir",
+        default=DEFAULT_TREC_DIR,
+        help="folder with TREC's train_5500.label and TREC_10.label (relative paths: to the repo root)",
+    )
     ap.add_argument("--dataset-id", default=None, help="load TREC from the Hub instead (e.g. CogComp/trec)")
-    ap.add_argument("--trec-train-size", type=int, default=2000,
-                    help="random subset of the 5,452 training questions (CPU budget); 0 = all")
+    ap.add_argument(
+        "--trec-train-size",
+        type=int,
+        default=2000,
+        help="random subset of the 5,452 training questions (CPU budget); 0 = all",
+    )
     ap.add_argument("--trec-epochs", type=float, default=2.0)
     ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch.set_num_threads (1: on a small shared machine more threads ran slower)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch.set_num_threads (1: on a small shared machine more threads ran slower)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny smoke configuration (< 2 minutes)")
     ap.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render .md/.png from this JSON")
     ap.add_argument("--note", action="append", default=[], help="an observation to record (repeatable)")
@@ -951,36 +1129,81 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     trec_seeds = [int(s) for s in args.trec_seeds.split(",")]
     digits_cfg: dict[str, Any] = dict(
-        epochs=30, batch_size=32, lr=2e-3, weight_decay=0.01, warmup_steps=0.05, lr_scheduler_type="cosine",
-        t_mix=0.1, ft_epochs=3, ssd_alpha=5.0, mask_ratio=0.04, fisher_caps={}, cases=[[0], [3], [7], [2, 5]],
+        epochs=30,
+        batch_size=32,
+        lr=2e-3,
+        weight_decay=0.01,
+        warmup_steps=0.05,
+        lr_scheduler_type="cosine",
+        t_mix=0.1,
+        ft_epochs=3,
+        ssd_alpha=5.0,
+        mask_ratio=0.04,
+        fisher_caps={},
+        cases=[[0], [3], [7], [2, 5]],
     )
     trec_cfg: dict[str, Any] = dict(
-        epochs=args.trec_epochs, batch_size=16, lr=1e-4, weight_decay=0.01, warmup_steps=0.1,
-        lr_scheduler_type="linear", t_mix=0.1, max_length=64, train_size=args.trec_train_size or None,
-        ft_epochs=0.25, ssd_alpha=10.0, mask_ratio=0.02,
+        epochs=args.trec_epochs,
+        batch_size=16,
+        lr=1e-4,
+        weight_decay=0.01,
+        warmup_steps=0.1,
+        lr_scheduler_type="linear",
+        t_mix=0.1,
+        max_length=64,
+        train_size=args.trec_train_size or None,
+        ft_epochs=0.25,
+        ssd_alpha=10.0,
+        mask_ratio=0.02,
         # Per-sample / per-class Fisher passes through BERT cost seconds per batch on CPU; capped, and recorded.
-        fisher_caps={"fisher_mask": {"max_forget_samples": 256, "max_retain_samples": 256},
-                     "fisher_noise": {"max_retain_samples": 64}, "ssd": {}},
+        fisher_caps={
+            "fisher_mask": {"max_forget_samples": 256, "max_retain_samples": 256},
+            "fisher_noise": {"max_retain_samples": 64},
+            "ssd": {},
+        },
         cases=[["LOC"], ["NUM"], ["HUM"], ["LOC", "NUM"]],
     )
     if args.quick:
         seeds, trec_seeds = seeds[:1], trec_seeds[:1]
-        digits_cfg.update(epochs=3, ft_epochs=1, cases=[[7], [2, 5]],
-                          fisher_caps={"fisher_mask": {"max_forget_samples": 128, "max_retain_samples": 128},
-                                       "fisher_noise": {"max_retain_samples": 64}})
-        trec_cfg.update(epochs=1, train_size=48, test_size=60, ft_epochs=0.25, cases=[["LOC", "NUM"]],
-                        fisher_caps={"fisher_mask": {"max_forget_samples": 16, "max_retain_samples": 16},
-                                     "fisher_noise": {"max_retain_samples": 4}, "ssd": {}})
+        digits_cfg.update(
+            epochs=3,
+            ft_epochs=1,
+            cases=[[7], [2, 5]],
+            fisher_caps={
+                "fisher_mask": {"max_forget_samples": 128, "max_retain_samples": 128},
+                "fisher_noise": {"max_retain_samples": 64},
+            },
+        )
+        trec_cfg.update(
+            epochs=1,
+            train_size=48,
+            test_size=60,
+            ft_epochs=0.25,
+            cases=[["LOC", "NUM"]],
+            fisher_caps={
+                "fisher_mask": {"max_forget_samples": 16, "max_retain_samples": 16},
+                "fisher_noise": {"max_retain_samples": 4},
+                "ssd": {},
+            },
+        )
 
     result: dict[str, Any] = {
         "benchmark": "unlearning",
-        "command": "python " + " ".join([os.path.relpath(os.path.abspath(__file__), REPO_ROOT)]
-                                        + (argv if argv is not None else sys.argv[1:])),
+        "command": "python "
+        + " ".join(
+            [os.path.relpath(os.path.abspath(__file__), REPO_ROOT)] + (argv if argv is not None else sys.argv[1:])
+        ),
         "quick": args.quick,
-        "targets": {"mnemonic_forget_error_min": T_MN_EF, "mnemonic_retain_drop_max": T_MN_AR_DROP,
-                    "mia_gap_max": T_MIA_GAP, "mnemonic_time_frac_retrain_max": T_MN_TIME_FRAC,
-                    "mnemonic_speedup_min": T_MN_SPEEDUP, "fisher_mask_forget_error_min": T_MASK_EF,
-                    "fisher_mask_retain_drop_max": T_MASK_AR_DROP, "fisher_mask_ft_retain_tolerance": T_MASKFT_AR_TOL},
+        "targets": {
+            "mnemonic_forget_error_min": T_MN_EF,
+            "mnemonic_retain_drop_max": T_MN_AR_DROP,
+            "mia_gap_max": T_MIA_GAP,
+            "mnemonic_time_frac_retrain_max": T_MN_TIME_FRAC,
+            "mnemonic_speedup_min": T_MN_SPEEDUP,
+            "fisher_mask_forget_error_min": T_MASK_EF,
+            "fisher_mask_retain_drop_max": T_MASK_AR_DROP,
+            "fisher_mask_ft_retain_tolerance": T_MASKFT_AR_TOL,
+        },
         "environment": environment(),
         "loadavg_start": loadavg(),
         "scenarios": {},

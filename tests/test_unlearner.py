@@ -20,9 +20,19 @@ def trained(digits, tmp_path_factory):
     train, test = digits
     model = tiny_vit(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, seed=0)
     args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("vit")), num_train_epochs=20, per_device_train_batch_size=32,
-        learning_rate=3e-3, weight_decay=0.01, lr_scheduler_type="cosine", warmup_steps=0.05, report_to="none",
-        save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0, mnemonic_mix_ratio=0.1,
+        output_dir=str(tmp_path_factory.mktemp("vit")),
+        num_train_epochs=20,
+        per_device_train_batch_size=32,
+        learning_rate=3e-3,
+        weight_decay=0.01,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        mnemonic_mix_ratio=0.1,
     )
     trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
     trainer.train()
@@ -158,8 +168,14 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 def test_report_round_trip(tmp_path):
-    r = UnlearningReport(method="mnemonic", forget_classes=[1], forget_labels=["1"], retain_classes=[0],
-                         retain_labels=["0"], timings={"total": 0.5})
+    r = UnlearningReport(
+        method="mnemonic",
+        forget_classes=[1],
+        forget_labels=["1"],
+        retain_classes=[0],
+        retain_labels=["0"],
+        timings={"total": 0.5},
+    )
     r.save(tmp_path)
     assert UnlearningReport.load(tmp_path) == r
 
@@ -186,11 +202,17 @@ def test_bad_input_changes_nothing(trained, tiny_vit_model):
     with pytest.raises(ValueError, match="forget_dataset"):
         unlearn(UnlearningConfig(method="fisher_mask", forget_classes=[3]), retain_dataset=retain_ds)
     with pytest.raises(ValueError, match="forget_dataset"):
-        unlearn(UnlearningConfig(method="ssd", forget_classes=[3]), forget_dataset=forget_ds.select([]),
-                retain_dataset=retain_ds)
+        unlearn(
+            UnlearningConfig(method="ssd", forget_classes=[3]),
+            forget_dataset=forget_ds.select([]),
+            retain_dataset=retain_ds,
+        )
     with pytest.raises(ValueError, match="retain_dataset"):
-        unlearn(UnlearningConfig(method="ssd", forget_classes=[3]), forget_dataset=forget_ds,
-                retain_dataset=retain_ds.select([]))
+        unlearn(
+            UnlearningConfig(method="ssd", forget_classes=[3]),
+            forget_dataset=forget_ds,
+            retain_dataset=retain_ds.select([]),
+        )
     # a codebook made for another model (3 channels, 16 px, 4 classes)
     from hf_unlearn.data import tiny_vit
 
@@ -213,8 +235,9 @@ def test_callback_masks_then_fine_tunes(trained, tmp_path):
     base, _, train, test = trained
     model = copy.deepcopy(base)
     forget_ds, retain_ds = _split(train, [3])
-    unl = FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04),
-                          forget_dataset=forget_ds)
+    unl = FisherUnlearner(
+        UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04), forget_dataset=forget_ds
+    )
     seen = {}
 
     class Spy(FisherUnlearner.__mro__[1]):  # a plain TrainerCallback observing the first step
@@ -222,8 +245,16 @@ def test_callback_masks_then_fine_tunes(trained, tmp_path):
             if "report" not in seen:
                 seen["report"] = unl.report
 
-    args = TrainingArguments(output_dir=str(tmp_path), max_steps=5, per_device_train_batch_size=32, use_cpu=True,
-                             report_to="none", save_strategy="no", learning_rate=1e-3, disable_tqdm=True)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=5,
+        per_device_train_batch_size=32,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        learning_rate=1e-3,
+        disable_tqdm=True,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl, Spy()])
     trainer.train()
     assert seen["report"] is not None and seen["report"].method == "fisher_mask"
@@ -248,8 +279,15 @@ def test_save_and_push_after_unlearn(trained, tmp_path, monkeypatch):
     unl.unlearn(model, codebook=book, eval_dataset=test)
     unl.save_pretrained(tmp_path / "local", model)
     names = {p.name for p in (tmp_path / "local").iterdir()}
-    assert {"model.safetensors", "config.json", "README.md", "unlearning_report.json", "unlearning_config.json",
-            "mnemonic_codes.safetensors", "mnemonic_codebook.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "README.md",
+        "unlearning_report.json",
+        "unlearning_config.json",
+        "mnemonic_codes.safetensors",
+        "mnemonic_codebook.json",
+    } <= names
     with LocalHub() as server:
         patch_hub_endpoint(monkeypatch, server.url)
         monkeypatch.delenv("HF_TOKEN", raising=False)

@@ -167,7 +167,9 @@ def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, tor
         return {n: (v.float() ** 2).sum(0) for n, v in g.items()}
     # kind == "true": sum_y p(y|x) (d log p(y|x))^2, one vmap per class
     with torch.no_grad():
-        probs = torch.softmax(_logits(model(**_prepare_attention_mask(batch, torch.float32) | {"labels": None})).float(), -1)
+        probs = torch.softmax(
+            _logits(model(**_prepare_attention_mask(batch, torch.float32) | {"labels": None})).float(), -1
+        )
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     for y in range(num_labels):
         oh = torch.zeros(num_labels)
@@ -347,7 +349,12 @@ def compute_fisher(
     device = next(iter(params.values())).device
     with fisher_mode(model, set(params)):
         for batch in iterate_batches(
-            model, dataset, batch_size=batch_size, data_collator=data_collator, rank=rank, world_size=world,
+            model,
+            dataset,
+            batch_size=batch_size,
+            data_collator=data_collator,
+            rank=rank,
+            world_size=world,
             max_samples=max_samples,
         ):
             labels = batch.get("labels")

@@ -324,13 +324,23 @@ class FisherUnlearner(TrainerCallback):
             t0 = time.perf_counter()
             if cfg.mnemonic_variant == "search":
                 details = mnemonic_search_(
-                    model, codebook, forget, names, margin=cfg.mnemonic_margin,
-                    retain_margin=cfg.mnemonic_retain_margin, direction=cfg.mnemonic_direction,
+                    model,
+                    codebook,
+                    forget,
+                    names,
+                    margin=cfg.mnemonic_margin,
+                    retain_margin=cfg.mnemonic_retain_margin,
+                    direction=cfg.mnemonic_direction,
                     accelerator=self.accelerator,
                 )
             else:
                 details = mnemonic_paper_(
-                    model, codebook, forget, names, lambda1=cfg.lambda1, lambda2=cfg.lambda2,
+                    model,
+                    codebook,
+                    forget,
+                    names,
+                    lambda1=cfg.lambda1,
+                    lambda2=cfg.lambda2,
                     accelerator=self.accelerator,
                 )
             timings["fisher_and_edit"] = time.perf_counter() - t0
@@ -358,8 +368,13 @@ class FisherUnlearner(TrainerCallback):
             f_f, n_f = (None, 0)
             if cfg.method != "fisher_noise":
                 f_f, n_f = compute_fisher(
-                    model, forget_dataset, kind=kind, parameters=names, max_samples=cfg.max_forget_samples,
-                    return_count=True, **fkw,
+                    model,
+                    forget_dataset,
+                    kind=kind,
+                    parameters=names,
+                    max_samples=cfg.max_forget_samples,
+                    return_count=True,
+                    **fkw,
                 )
             if cfg.method == "ssd":
                 # I_D over the whole training set D in shuffled mini-batches, as SSD does: batches that mix forget
@@ -374,8 +389,13 @@ class FisherUnlearner(TrainerCallback):
                 )
             else:
                 f_r, n_r = compute_fisher(
-                    model, retain_dataset, kind=kind, parameters=names, max_samples=cfg.max_retain_samples,
-                    return_count=True, **fkw,
+                    model,
+                    retain_dataset,
+                    kind=kind,
+                    parameters=names,
+                    max_samples=cfg.max_retain_samples,
+                    return_count=True,
+                    **fkw,
                 )
             timings["fisher"] = time.perf_counter() - t0
             samples = {"forget": n_f, "retain": n_r} if cfg.method != "fisher_noise" else {"retain": n_r}
@@ -504,8 +524,9 @@ class FisherUnlearner(TrainerCallback):
             raise ValueError("`repo_id` must be a non-empty string such as 'user/model-name'.")
         report = self._require_report()
         output_dir = output_dir or repo_id.rstrip("/").split("/")[-1]
-        self._save(output_dir, model, processing_class=processing_class, include_codebook=include_codebook,
-                   repo_id=repo_id)
+        self._save(
+            output_dir, model, processing_class=processing_class, include_codebook=include_codebook, repo_id=repo_id
+        )
         return hub.push_unlearned(
             repo_id,
             output_dir,

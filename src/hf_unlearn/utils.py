@@ -87,9 +87,7 @@ def resolve_classes(
         else:
             raise ValueError(f"`{argument}` names an unknown class {c!r}; known labels: {sorted(label2id)}.")
         if cid not in id2label:
-            raise ValueError(
-                f"`{argument}` holds class id {cid}, outside the model's classes 0..{len(id2label) - 1}."
-            )
+            raise ValueError(f"`{argument}` holds class id {cid}, outside the model's classes 0..{len(id2label) - 1}.")
         out.append(cid)
     out = sorted(set(out))
     if not out:

@@ -33,7 +33,9 @@ def match_parameters(model: nn.Module, patterns: Iterable[str] | None) -> list[s
     out = [
         n
         for n in names
-        if any(n == p or n.startswith(p + ".") or fnmatch.fnmatch(n, p) or fnmatch.fnmatch(n, p + ".*") for p in patterns)
+        if any(
+            n == p or n.startswith(p + ".") or fnmatch.fnmatch(n, p) or fnmatch.fnmatch(n, p + ".*") for p in patterns
+        )
     ]
     if not out:
         raise ValueError(f"`target_modules` {patterns} match no parameter of the model.")

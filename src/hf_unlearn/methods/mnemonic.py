@@ -171,7 +171,7 @@ def mnemonic_search_(
     margin: float = 1.0,
     retain_margin: float = 0.25,
     initial_step: float = 1e-2,
-    growth: float = 2 ** 0.25,
+    growth: float = 2**0.25,
     max_steps: int = 80,
     direction: str = "code",
     accelerator: Any = None,
@@ -290,8 +290,14 @@ def mnemonic_search_(
         "complete": complete,
         "backed_off": backed_off,
         "num_codes": n_codes,
-        "code_margin_before": {"forget": m0[~is_retain].tolist(), "retain_min": float(m0[is_retain].min()) if is_retain.any() else None},
-        "code_margin_after": {"forget": m[~is_retain].tolist(), "retain_min": float(m[is_retain].min()) if is_retain.any() else None},
+        "code_margin_before": {
+            "forget": m0[~is_retain].tolist(),
+            "retain_min": float(m0[is_retain].min()) if is_retain.any() else None,
+        },
+        "code_margin_after": {
+            "forget": m[~is_retain].tolist(),
+            "retain_min": float(m[is_retain].min()) if is_retain.any() else None,
+        },
     }
 
 
