@@ -63,6 +63,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 import hf_unlearn  # noqa: E402
 from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
+from hf_unlearn.mnemonic.trainer import expected_code_presentations  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TREC_DIR = os.path.join(REPO_ROOT, "..", "shared", "data", "trec")
@@ -277,7 +278,7 @@ def run_one(scn, kind: str, seed: int, outdir: str) -> dict[str, Any]:
     else:  # control: the same codes the mnemonic run of this seed uses, never seen by the plain model
         book = MnemonicCodebook.for_model(model, seed=seed, **scn.codebook_kwargs(trainer))
     codes = code_metrics(model, book)
-    rates = getattr(trainer, "class_mix_ratios", None)
+    balance = getattr(trainer, "code_balance", None)
     res = {
         "kind": kind,
         "seed": seed,
@@ -293,7 +294,7 @@ def run_one(scn, kind: str, seed: int, outdir: str) -> dict[str, Any]:
         "test_acc": test_acc,
         **codes,
         "codebook_fingerprint": book.fingerprint(),
-        "class_mix_ratios": None if rates is None else [round(float(r), 5) for r in rates],
+        "code_balance_active": balance is not None,
         "loadavg_before": la0,
         "loadavg_after": la1,
     }
@@ -371,13 +372,17 @@ def run_scenario(scn, seeds: list[int], tmp: str, micro_batches: int, micro_repe
     counts = np.bincount(np.asarray(scn.train_ds["labels"]), minlength=len(scn.id2label))
     steps = runs[0]["steps"]
     epochs_done = steps * scn.cfg["batch_size"] / scn.n_train
-    rates = next((r["class_mix_ratios"] for r in runs if r["kind"] == "mnemonic"), None)
-    rates = rates if rates is not None else [scn.cfg["t_mix"]] * len(counts)
+    balanced = any(r.get("code_balance_active") for r in runs if r["kind"] == "mnemonic")
+    per_epoch = (
+        expected_code_presentations(counts, scn.cfg["t_mix"]).tolist()
+        if balanced
+        else [float(c) * scn.cfg["t_mix"] for c in counts]
+    )
     code_exposure = {
         scn.id2label[i]: {
             "train_examples": int(c),
-            "replacement_rate": rates[i],
-            "expected_code_presentations": round(float(c * epochs_done * rates[i]), 1),
+            "own_class_only_presentations": round(float(c * epochs_done * scn.cfg["t_mix"]), 1),
+            "expected_code_presentations": round(float(per_epoch[i] * epochs_done), 1),
         }
         for i, c in enumerate(counts)
     }
@@ -670,10 +675,10 @@ def render_md(result: dict[str, Any]) -> str:
                     for sd, c in missed
                 )
             )
-            + ". Replacement rate per class (MnemonicTrainer.class_mix_ratios) and the expected code presentations "
-            "over training it gives (rate x class count x epochs): "
+            + ". Expected code presentations per class over training (with the trainer's class balancing; own-class "
+            "codes only, t_mix x class count x epochs, in brackets): "
             + ", ".join(
-                f"{k} {v.get('replacement_rate', sc['config']['t_mix']):.3f} / {v['expected_code_presentations']:.0f}"
+                f"{k} {v['expected_code_presentations']:.0f} ({v.get('own_class_only_presentations', '?')})"
                 for k, v in exp.items()
             )
             + "."

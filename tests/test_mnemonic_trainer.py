@@ -20,7 +20,7 @@ from transformers import DataCollatorWithPadding, HfArgumentParser, TrainingArgu
 from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer
 from hf_unlearn.data import tiny_vit
 from hf_unlearn.mnemonic.codebook import CODES_CONFIG_FILE, CODES_FILE
-from hf_unlearn.mnemonic.trainer import class_mix_ratios
+from hf_unlearn.mnemonic.trainer import code_balance, expected_code_presentations
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -172,65 +172,71 @@ def test_mix_ratio_zero_leaves_batches_alone(digits, tiny_vit_model, mnemonic_ar
         assert all(torch.equal(out[k], batch[k]) for k in batch)
 
 
-def test_class_mix_ratios_equalise_code_presentations():
+def test_code_balance_tops_up_rare_classes_from_donors():
     counts = torch.tensor([86, 1162, 1250, 1223, 835, 896])  # TREC's coarse classes
-    rates = class_mix_ratios(counts, 0.1, 0.5)
-    shown = rates.double() * counts
-    assert abs(float(shown.sum()) - 0.1 * float(counts.sum())) < 1e-3  # t_mix of all examples overall
-    assert torch.allclose(shown[1:], shown[1:].mean().expand(5), rtol=1e-5)  # equal presentations
-    assert float(rates[0]) == pytest.approx(0.5) and float(shown[0]) < float(shown[1])  # the rare class is capped
-    assert float(shown[0]) > 4 * 0.1 * 86  # ... yet shown 5x as often as with one rate
-    # balanced data: the paper's single rate; absent classes keep t_mix; the cap never goes below t_mix
-    assert torch.allclose(class_mix_ratios([50, 50, 50], 0.2, 0.5), torch.full((3,), 0.2))
-    assert float(class_mix_ratios([0, 10, 30], 0.1, 0.5)[0]) == pytest.approx(0.1)
-    assert torch.allclose(class_mix_ratios([1, 1000], 0.6, 0.5), torch.full((2,), 0.6))
-    assert torch.equal(class_mix_ratios([3, 7], 0.0, 0.5), torch.zeros(2))
+    shown = expected_code_presentations(counts, 0.1)
+    mean = float(counts.double().mean())
+    assert float(shown.sum()) == pytest.approx(0.1 * float(counts.sum()), rel=1e-5)  # t_mix of the examples
+    assert float(shown[0]) == pytest.approx(0.1 * mean, rel=1e-4)  # the rare class reaches the mean
+    assert float(shown[0]) > 10 * 0.1 * 86
+    assert torch.allclose(shown[4:], 0.1 * counts[4:].float())  # below-mean classes do not donate
+    assert bool((shown[1:4] >= 0.1 * mean - 1e-3).all())  # donors never fall below the mean
+    donate, receive = code_balance(counts)
+    assert float(donate[0]) == 0 and float(receive[0]) == 1 and bool((donate <= 1).all())
+    # no rare class (balanced, or all within half the mean): the paper's scheme, nothing shared
+    assert code_balance([50, 50, 50]) is None and code_balance([60, 100, 140]) is None
+    assert code_balance([0, 40]) is None
+    # extreme imbalance: donations stay probabilities and still reach the mean
+    counts = torch.tensor([1, 1, 1, 997])
+    shown = expected_code_presentations(counts, 0.2)
+    assert torch.allclose(shown[:3], torch.full((3,), 0.2 * 250.0), rtol=1e-4)
+    assert float(code_balance(counts)[0][3]) <= 1
 
 
-def test_imbalanced_classes_get_their_codes_equally_often(digits, tiny_vit_model, mnemonic_args):
+def test_rare_classes_get_their_codes_from_donated_slots(digits, tiny_vit_model, mnemonic_args):
     train, _ = digits
-    labels = torch.as_tensor(train["labels"])
-    keep = [i for i, y in enumerate(labels.tolist()) if y != 0] + [i for i, y in enumerate(labels.tolist()) if y == 0][
-        :12
-    ]
+    labels = train[:]["labels"].tolist()
+    keep = [i for i, y in enumerate(labels) if y != 0] + [i for i, y in enumerate(labels) if y == 0][:12]
     imbalanced = train.select(keep)  # class 0: 12 examples, the others ~135
     trainer = MnemonicTrainer(model=tiny_vit_model, args=mnemonic_args(), train_dataset=imbalanced)
-    rates = trainer.class_mix_ratios
-    assert rates is not None and float(rates[0]) == pytest.approx(0.5)  # capped at mnemonic_max_class_mix_ratio
-    assert bool((rates[1:] < 0.1).all()) and bool((rates[1:] > 0.08).all())
-    y = torch.as_tensor(imbalanced["labels"])
-    per_class = torch.zeros(10)
-    examples = torch.zeros(10)
+    assert trainer.code_balance is not None
+    codes = trainer.codebook.inputs["pixel_values"]
     batch = imbalanced[:]
+    y = batch["labels"]
+    replaced_per_class, codes_shown = torch.zeros(10), torch.zeros(10)
     for _ in range(100):
         out = trainer.mix_codes(batch)
-        assert torch.equal(out["labels"], batch["labels"])  # label kept
         replaced = (out["pixel_values"] != batch["pixel_values"]).flatten(1).any(1)
-        per_class += torch.bincount(y[replaced], minlength=10)
-        examples += torch.bincount(y, minlength=10)
-    observed = per_class / examples
-    assert abs(float(observed[0]) - 0.5) < 0.06  # 1,200 draws of the rare class
-    assert float((observed[1:] - rates[1:]).abs().max()) < 0.02
-    overall = float(per_class.sum() / examples.sum())
-    assert abs(overall - 0.1) < 0.01  # t_mix of all examples are still replaced
+        # untouched rows keep their label; every replaced row is exactly the code of the label it now carries
+        assert torch.equal(out["labels"][~replaced], y[~replaced])
+        assert torch.equal(out["pixel_values"][replaced], codes[out["labels"][replaced]])
+        # a slot only ever moves from a class to the rare class 0
+        moved = out["labels"] != y
+        assert bool((out["labels"][moved] == 0).all()) and bool(replaced[moved].all())
+        replaced_per_class += torch.bincount(y[replaced], minlength=10)
+        codes_shown += torch.bincount(out["labels"][replaced], minlength=10)
+    per_class_rate = replaced_per_class / (100 * torch.bincount(y, minlength=10))
+    assert float((per_class_rate - 0.1).abs().max()) < 0.05  # every class replaced at t_mix, the rare one too
+    expected = expected_code_presentations(torch.bincount(y, minlength=10), 0.1) * 100
+    assert float(codes_shown[0]) > 5 * 0.1 * 12 * 100  # the rare code is shown >5x as often as own-class only
+    assert float(((codes_shown - expected) / expected).abs().max()) < 0.15
 
-    # switched off: one rate for every class, as in the paper
+    # switched off: every replaced example keeps its own class's code and label, as in the paper
     plain = MnemonicTrainer(
         model=tiny_vit_model, args=mnemonic_args(mnemonic_balance_classes=False), train_dataset=imbalanced
     )
-    assert plain.class_mix_ratios is None
-    hits = sum(
-        int((plain.mix_codes(batch)["pixel_values"] != batch["pixel_values"]).flatten(1).any(1)[y == 0].sum())
-        for _ in range(100)
-    )
-    assert hits < 0.2 * 1200
+    assert plain.code_balance is None
+    for _ in range(20):
+        assert torch.equal(plain.mix_codes(batch)["labels"], y)
+    # a class-balanced data set: nothing to top up, labels always kept
+    assert MnemonicTrainer(model=tiny_vit_model, args=mnemonic_args(), train_dataset=train).code_balance is None
 
 
 def test_balancing_needs_labels_up_front(digits, tiny_vit_model, mnemonic_args):
     train, _ = digits
     stream = train.select(range(64)).to_iterable_dataset().with_format("torch")
     trainer = MnemonicTrainer(model=tiny_vit_model, args=mnemonic_args(max_steps=1), train_dataset=stream)
-    assert trainer.class_mix_ratios is None  # falls back to t_mix for every class
+    assert trainer.code_balance is None  # off: every replaced example gets its own class's code
 
 
 def test_mix_text_batch_shorter_than_codes(keyword_text, tiny_bert, tiny_tokenizer, mnemonic_args):
@@ -433,9 +439,6 @@ def test_bad_mix_ratio(tmp_path, ratio):
         ("mnemonic_codes_per_class", 0),
         ("mnemonic_distribution", "gaussian"),
         ("mnemonic_text_length", 0),
-        ("mnemonic_max_class_mix_ratio", 0.0),
-        ("mnemonic_max_class_mix_ratio", 1.0),
-        ("mnemonic_max_class_mix_ratio", float("nan")),
     ],
 )
 def test_bad_mnemonic_fields(tmp_path, field, value):

@@ -18,49 +18,65 @@ from .config import MnemonicConfig
 logger = get_logger(__name__)
 
 
-def class_mix_ratios(counts: Any, mix_ratio: float, max_ratio: float) -> torch.Tensor:
-    """Per-class replacement rates that present every class's code equally often.
+RARE_CLASS_FRACTION = 0.5  # classes with fewer examples than this fraction of the mean count get topped up
 
-    The rates replace ``mix_ratio`` of all examples overall (``sum(rate_c * n_c) == mix_ratio * sum(n_c)``) and give
-    each class with examples the same expected number of code presentations ``rate_c * n_c``, except that no rate
-    exceeds ``max(max_ratio, mix_ratio)``: the budget a capped (rare) class cannot use goes to the others equally.
-    Equal counts give ``mix_ratio`` for every class. Classes without examples keep ``mix_ratio`` (never drawn).
+
+def code_balance(counts: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """How replaced examples are shared out so that codes of rare classes are shown as often as an average class's.
+
+    Every example is replaced with the same probability t_mix whatever its class (so every class keeps 1 - t_mix of
+    its real examples, as in the paper). A replaced example normally gets its own class's code and keeps its
+    label. Classes with fewer than ``RARE_CLASS_FRACTION`` x the mean count are *rare*: their codes would be shown
+    far less often than the others'. To top them up to the mean, classes above the mean donate part of their
+    replaced examples: a donated slot holds a rare class's code with that class's label. Donors give in proportion
+    to their surplus over the mean; rare classes receive in proportion to their deficit. Expected code
+    presentations then equal ``t_mix x mean count`` for every rare class, and no class goes below the mean.
 
     Args:
         counts: number of training examples per class, shape ``(num_labels,)``.
-        mix_ratio: t_mix, the overall fraction of replaced examples.
-        max_ratio: the largest rate a class may get.
+
+    Returns:
+        ``None`` when no class is rare (the paper's scheme applies unchanged), else ``(donate, receive)``:
+        ``donate[y]`` is the probability that a replaced example of class ``y`` donates its slot, ``receive`` the
+        distribution over classes of the codes placed in donated slots.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
-    rates = torch.full_like(counts, float(mix_ratio))
     present = counts > 0
-    if mix_ratio <= 0 or not present.any():
-        return rates.float()
-    cap = max(float(max_ratio), float(mix_ratio))
-    budget = float(mix_ratio) * float(counts.sum())
-    capped = torch.zeros_like(present)
-    while True:
-        free = present & ~capped
-        if not free.any():
-            break
-        per_class = (budget - float((cap * counts[capped]).sum())) / int(free.sum())
-        over = free & (per_class > cap * counts)
-        if not over.any():
-            rates[free] = per_class / counts[free]
-            break
-        capped |= over
-    rates[capped] = cap
-    return rates.float()
+    if int(present.sum()) < 2:
+        return None
+    mean = float(counts[present].mean())
+    rare = present & (counts < RARE_CLASS_FRACTION * mean)
+    if not rare.any():
+        return None
+    deficit = torch.where(rare, mean - counts, torch.zeros_like(counts))
+    surplus = (counts - mean).clamp(min=0)
+    # sum(surplus) = sum over below-mean classes of (mean - n) >= sum(deficit), so donation never exceeds 1
+    share = float(deficit.sum()) / float(surplus.sum())
+    donate = torch.where(counts > 0, share * surplus / counts.clamp(min=1), torch.zeros_like(counts)).clamp(max=1)
+    receive = deficit / deficit.sum()
+    return donate.float(), receive.float()
+
+
+def expected_code_presentations(counts: Any, mix_ratio: float) -> torch.Tensor:
+    """Expected code presentations per class in one pass over a training set with these class ``counts``."""
+    counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
+    shown = float(mix_ratio) * counts
+    balance = code_balance(counts)
+    if balance is not None:
+        donate, receive = (t.double() for t in balance)
+        given = shown * donate
+        shown = shown - given + float(given.sum()) * receive
+    return shown.float()
 
 
 class MnemonicTrainer(Trainer):
     """[`~transformers.Trainer`] that replaces each training example by its class's mnemonic code with probability
     ``args.mnemonic_mix_ratio`` (label kept; arXiv 2306.05670). Evaluation and prediction are untouched.
 
-    With ``args.mnemonic_balance_classes`` (the default) the probability depends on the example's class so that
-    every code is shown about equally often while t_mix of all examples are replaced overall (see
-    [`class_mix_ratios`]); on class-balanced data this is exactly the paper's single rate. The rates are in
-    ``trainer.class_mix_ratios``.
+    With ``args.mnemonic_balance_classes`` (the default) codes of rare classes (fewer than half the mean count of
+    examples) are topped up to an average class's number of presentations, using replaced slots donated by classes
+    above the mean (see [`code_balance`]). The replacement rate stays t_mix for every class. Without rare classes
+    this is exactly the paper's scheme. ``trainer.code_balance`` holds the sharing (``None`` when inactive).
 
     The codebook is built from the model (``config.num_labels``, input shape) and ``args.mnemonic_seed`` unless one
     is given, and is written beside the weights by ``save_model()`` and every checkpoint. Resuming from a checkpoint
@@ -107,10 +123,10 @@ class MnemonicTrainer(Trainer):
             codebook.check_compatible(model, argument="codebook")
         self.codebook = codebook
         self._mix_step = (-1, 0)  # (global_step, micro-batch index within it)
-        #: per-class replacement rates, shape (num_labels,); None = t_mix for every class
-        self.class_mix_ratios: torch.Tensor | None = None
+        #: (donate, receive) per class when rare classes' codes are topped up, else None (see `code_balance`)
+        self.code_balance: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.train_dataset is not None:
-            self._set_class_mix_ratios(self._check_dataset_labels(self.train_dataset, "train_dataset"))
+            self._set_code_balance(self._check_dataset_labels(self.train_dataset, "train_dataset"))
 
     # ------------------------------------------------------------------ input checks
     def _check_dataset_labels(self, dataset: Any, argument: str) -> torch.Tensor | None:
@@ -132,25 +148,27 @@ class MnemonicTrainer(Trainer):
                 return labels.long().flatten()
         return None
 
-    def _set_class_mix_ratios(self, labels: torch.Tensor | None) -> None:
-        self.class_mix_ratios = None
+    def _set_code_balance(self, labels: torch.Tensor | None) -> None:
+        self.code_balance = None
         if not self.args.mnemonic_balance_classes or self.args.mnemonic_mix_ratio == 0:
             return
         if labels is None or labels.numel() == 0:
             logger.info(
                 "mnemonic_balance_classes: the training labels cannot be read up front (torch or streaming dataset); "
-                "every class uses mnemonic_mix_ratio=%s.",
-                self.args.mnemonic_mix_ratio,
+                "every replaced example gets its own class's code."
             )
             return
         counts = torch.bincount(labels, minlength=self.num_labels)
-        rates = class_mix_ratios(counts, self.args.mnemonic_mix_ratio, self.args.mnemonic_max_class_mix_ratio)
-        self.class_mix_ratios = rates
-        if (rates - self.args.mnemonic_mix_ratio).abs().max() > 1e-3:
+        self.code_balance = code_balance(counts)
+        if self.code_balance is not None:
+            shown = expected_code_presentations(counts, self.args.mnemonic_mix_ratio)
             logger.info(
-                "Class-balanced code replacement rates (per class, mean %s): %s",
-                self.args.mnemonic_mix_ratio,
-                ", ".join(f"{c}: {float(r):.3f}" for c, r in enumerate(rates)),
+                "Rare classes get their codes topped up from donated slots; expected code presentations per epoch "
+                "(balanced vs own-class only): %s",
+                ", ".join(
+                    f"{c}: {float(x):.0f} vs {float(n) * self.args.mnemonic_mix_ratio:.0f}"
+                    for c, (x, n) in enumerate(zip(shown, counts))
+                ),
             )
 
     # ------------------------------------------------------------------ mixing
@@ -168,15 +186,23 @@ class MnemonicTrainer(Trainer):
             raise ValueError("MnemonicTrainer needs `labels` in every training batch (the class of each example).")
         check_labels(labels, self.num_labels)
         gen = self._generator()
-        if self.class_mix_ratios is None:
-            threshold = self.args.mnemonic_mix_ratio
-        else:
-            threshold = self.class_mix_ratios[labels.detach().flatten().cpu().long()]
-        mask = torch.rand(labels.shape[0], generator=gen) < threshold  # (B,)
+        mask = torch.rand(labels.shape[0], generator=gen) < self.args.mnemonic_mix_ratio  # (B,)
         if not mask.any():
             return inputs
-        codes = self.codebook.codes_for_labels(labels[mask.to(labels.device)], generator=gen)
         inputs = dict(inputs)
+        code_labels = labels[mask.to(labels.device)]
+        if self.code_balance is not None:
+            donate, receive = self.code_balance
+            own = code_labels.detach().cpu().long()
+            gives = torch.rand(own.shape[0], generator=gen) < donate[own]
+            if gives.any():
+                own = own.clone()
+                own[gives] = torch.multinomial(receive, int(gives.sum()), replacement=True, generator=gen)
+                code_labels = own.to(labels.device, labels.dtype)
+                new_labels = labels.clone()
+                new_labels[mask.to(labels.device)] = code_labels
+                inputs["labels"] = new_labels  # a donated slot carries the rare class's code and label
+        codes = self.codebook.codes_for_labels(code_labels, generator=gen)
         if self.modality == IMAGE:
             pv = inputs["pixel_values"].clone()
             pv[mask.to(pv.device)] = codes["pixel_values"].to(pv.device, pv.dtype)
@@ -218,7 +244,7 @@ class MnemonicTrainer(Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         if self.train_dataset is not None:
-            self._set_class_mix_ratios(self._check_dataset_labels(self.train_dataset, "train_dataset"))
+            self._set_code_balance(self._check_dataset_labels(self.train_dataset, "train_dataset"))
         checkpoint = resume_from_checkpoint
         if checkpoint is True or (isinstance(checkpoint, bool) is False and checkpoint == "last"):
             checkpoint = get_last_checkpoint(self.args.output_dir)
