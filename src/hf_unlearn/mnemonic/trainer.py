@@ -180,7 +180,11 @@ class MnemonicTrainer(Trainer):
         return torch.Generator().manual_seed(int.from_bytes(hashlib.sha256(key).digest()[:8], "little"))
 
     def mix_codes(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """Returns a copy of ``inputs`` where each example is replaced by its class's code with probability t_mix."""
+        """Returns a copy of ``inputs`` where each example is replaced by its class's code with probability t_mix.
+
+        With class balancing active (``self.code_balance``), a replaced slot of a class above the mean may instead
+        carry a rare class's code, and then that class's label; the caller's tensors are never edited in place.
+        """
         labels = inputs.get("labels")
         if labels is None:
             raise ValueError("MnemonicTrainer needs `labels` in every training batch (the class of each example).")
@@ -231,7 +235,7 @@ class MnemonicTrainer(Trainer):
         return inputs
 
     def training_step(self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None) -> torch.Tensor:
-        # Only labels decide num_items_in_batch, and replacing inputs keeps labels: loss scaling stays correct.
+        # num_items_in_batch counts the labels; mixing never adds, drops or ignores one, so loss scaling stays correct.
         return super().training_step(model, self.mix_codes(inputs), num_items_in_batch)
 
     # ------------------------------------------------------------------ saving and resuming
