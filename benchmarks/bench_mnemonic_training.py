@@ -36,14 +36,11 @@ Writes ``<output-dir>/mnemonic_training.json`` (raw numbers, config, versions, m
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
 import json
 import logging
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,9 +55,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E402
 from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
-import hf_unlearn  # noqa: E402
 from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
 from hf_unlearn.mnemonic.trainer import expected_code_presentations  # noqa: E402
@@ -74,21 +71,6 @@ TARGET_OVERHEAD = 0.05
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on every platform
-        return None
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    if not xs:
-        return float("nan"), float("nan")
-    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
 
 
 def common_args(kind: str, output_dir: str, seed: int, cfg: dict[str, Any], mix: float) -> TrainingArguments:
@@ -486,52 +468,8 @@ def summarise(runs: list[dict[str, Any]], micro: dict[str, Any]) -> dict[str, An
 
 
 # ---------------------------------------------------------------------------------------------------------- report
-def environment() -> dict[str, Any]:
-    import accelerate
-    import datasets
-    import sklearn
-
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        commit = None
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
-        "versions": {
-            "hf_unlearn": hf_unlearn.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__,
-            "datasets": datasets.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-        },
-    }
-
-
 def pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}"
-
-
-def verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**FAIL**"
 
 
 def render_md(result: dict[str, Any]) -> str:

@@ -55,14 +55,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as _dt
 import gc
 import json
 import logging
 import math
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -79,9 +76,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars w
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
+from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E402
 from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
 
-import hf_unlearn  # noqa: E402
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
 from hf_unlearn.evaluation import evaluate_unlearning  # noqa: E402
@@ -125,22 +122,6 @@ T_MASKFT_AR_TOL = 0.01  # fisher_mask_ft "at least as good as" finetune: E_F not
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover - not on every platform
-        return None
-
-
-def mean_std(xs: list[float]) -> tuple[float, float]:
-    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
-    if not xs:
-        return float("nan"), float("nan")
-    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
 
 
 class Clock:
@@ -665,49 +646,6 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------- report
-def environment() -> dict[str, Any]:
-    import accelerate
-    import datasets
-    import sklearn
-
-    def git(*a: str) -> str | None:
-        try:
-            return subprocess.run(
-                ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-            ).stdout.strip()
-        except OSError:
-            return None
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": git("rev-parse", "HEAD"),
-        "library_uncommitted_changes": git("status", "--porcelain", "--", "src"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
-        "versions": {
-            "hf_unlearn": hf_unlearn.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__,
-            "datasets": datasets.__version__,
-            "scikit-learn": sklearn.__version__,
-            "numpy": np.__version__,
-        },
-    }
-
-
 def pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
@@ -733,10 +671,6 @@ def fmt_ratio(stat: dict[str, Any] | None, as_speedup: bool = False) -> str:
     if as_speedup:
         return f"{mu:.3g}x ± {sd:.2g}"
     return f"{100 * mu:.3g}% ± {100 * sd:.2g}"
-
-
-def verdict(ok: bool) -> str:
-    return "**PASS**" if ok else "**FAIL**"
 
 
 def render_md(result: dict[str, Any]) -> str:

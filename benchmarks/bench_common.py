@@ -1,0 +1,87 @@
+"""Helpers shared by the benchmark scripts: logging, load average, mean/std and the machine/version record."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import transformers
+
+import hf_unlearn
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
+
+
+def mean_std(xs: list[float]) -> tuple[float, float]:
+    """Mean and sample std of the values that are not None or NaN (NaN, NaN when none are)."""
+    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not xs:
+        return float("nan"), float("nan")
+    return float(np.mean(xs)), (float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0)
+
+
+def verdict(ok: bool) -> str:
+    return "**PASS**" if ok else "**FAIL**"
+
+
+def environment() -> dict[str, Any]:
+    """Date, git commit (and uncommitted library changes), machine and package versions of a benchmark run."""
+    import accelerate
+    import datasets
+    import sklearn
+
+    def git(*a: str) -> str | None:
+        try:
+            return subprocess.run(
+                ["git", *a], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+            ).stdout.strip()
+        except OSError:
+            return None
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": git("rev-parse", "HEAD"),
+        "library_uncommitted_changes": git("status", "--porcelain", "--", "src"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_num_threads": torch.get_num_threads(),
+        "versions": {
+            "hf_unlearn": hf_unlearn.__version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__,
+            "datasets": datasets.__version__,
+            "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__,
+        },
+    }
