@@ -15,7 +15,7 @@ class UnlearningReport:
     """Record of an unlearning run. Holds no training data, only ids, counts, settings, timings and metrics.
 
     Attributes:
-        method: ``"mnemonic"``, ``"fisher_mask"``, ``"ssd"`` or ``"fisher_noise"``.
+        method: the name of the method run (a key of ``hf_unlearn.methods.METHODS``, e.g. ``"mnemonic"``).
         forget_classes / forget_labels: ids and label names of the forgotten classes.
         retain_classes / retain_labels: ids and label names of the classes kept.
         num_parameters_changed: scalar weights whose value changed.

@@ -1,24 +1,22 @@
-"""UnlearningConfig and FisherUnlearner: forget whole classes by Fisher-guided weight edits.
+"""FisherUnlearner: forget whole classes of a transformers classifier with a registered unlearning method.
 
 ``FisherUnlearner`` works standalone (``unlearner.unlearn(model, ...)``) or as a ``TrainerCallback``: added to a
 Trainer whose train set is the remaining data, it edits the model in ``on_train_begin``, so training then
-fine-tunes the edited model on the remaining data. Per method, as a callback:
+fine-tunes the edited model on the remaining data. As a callback, the inputs a method needs come from the
+unlearner (``codebook``, ``forget_dataset``, ...) or, when not given, from the training run: the Trainer's train set
+serves as retain data, and a codebook saved in the model's folder (or ``output_dir``) is loaded for methods that use
+one. With ``num_train_epochs=0`` the edit is all that happens.
 
-- ``mnemonic``: edits from the codebook alone (given to the unlearner, or found in the model's folder); the
-  following training is optional (with ``num_train_epochs=0`` nothing else happens).
-- ``fisher_mask``: needs ``forget_dataset``; the retain Fisher comes from ``retain_dataset`` or, when not given,
-  the Trainer's train set; masking is then followed by fine-tuning (the Fisher-masking recipe).
-- ``ssd`` and ``fisher_noise``: as ``fisher_mask`` (forget set given, the train set is the retain set).
+The methods live in ``hf_unlearn.methods`` (one file each, registered in ``METHODS``); this module only checks the
+inputs, runs the method, counts what changed, evaluates and writes the report.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -26,130 +24,17 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from .fisher import compute_fisher, dataset_size
-from .methods.common import classification_head, count_changed, match_parameters, snapshot
-from .methods.fisher_mask import fisher_mask_, scored_parameters
-from .methods.fisher_noise import fisher_noise_
-from .methods.mnemonic import mnemonic_paper_, mnemonic_search_
-from .methods.ssd import ssd_
+from .fisher import dataset_size
+from .methods import METHODS, UnlearningMethod
+from .methods.common import count_changed, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .report import UnlearningReport
+from .unlearning_config import CONFIG_FILE, UnlearningConfig
 from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
 
 logger = get_logger(__name__)
 
-METHODS = ("mnemonic", "fisher_mask", "ssd", "fisher_noise")
-CONFIG_FILE = "unlearning_config.json"
-
-
-@dataclass
-class UnlearningConfig:
-    """What to forget and how. Every field has the papers' default; ``method`` picks which fields apply.
-
-    Save/load with [`save_pretrained`] / [`from_pretrained`] (a sorted JSON file recording the library version).
-    """
-
-    # Parameters that control what is forgotten
-    method: str = field(default="mnemonic", metadata={"help": f"Unlearning method, one of {METHODS}."})
-    forget_classes: list[str] = field(
-        default_factory=list, metadata={"help": "Classes to forget: ids or label names (e.g. 3 or 'LOC')."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed for anything random (Fisher-noise draws)."})
-    target_modules: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Parameters the edit may touch (module/parameter names, wildcards allowed). Default: the output "
-            "layer for mnemonic 'search', every parameter for the other methods."
-        },
-    )
-
-    # Parameters that control the mnemonic method
-    mnemonic_variant: str = field(
-        default="search",
-        metadata={"help": "'search' (ours: data-free step search on the codes) or 'paper' (lambda1/lambda2)."},
-    )
-    mnemonic_margin: float = field(
-        default=1.0,
-        metadata={"help": "search: forget codes must end with margin <= -mnemonic_margin x their original margin."},
-    )
-    mnemonic_retain_margin: float = field(
-        default=0.25,
-        metadata={"help": "search: retained codes must keep at least this fraction of their original margin."},
-    )
-    mnemonic_direction: str = field(
-        default="code",
-        metadata={
-            "help": "search: sign of the weight edit, 'code' (ascent on the code's loss) or 'weight' (shrink the "
-            "output rows; generalised better to real data on a weakly trained ViT in our tests)."
-        },
-    )
-    lambda1: float = field(default=1e-3, metadata={"help": "paper: step where no weight stands out (MNIST 1e-3)."})
-    lambda2: float = field(default=10.0, metadata={"help": "paper: cap of the largest step in a tensor (MNIST 10)."})
-
-    # Parameters that control Fisher masking
-    mask_ratio: float = field(default=0.02, metadata={"help": "fisher_mask: fraction of scored weights zeroed."})
-    mask_fisher_kind: str = field(
-        default="batch_true", metadata={"help": "fisher_mask: Fisher kind ('batch_true' as the authors, 'empirical')."}
-    )
-
-    # Parameters that control the peer baselines
-    ssd_alpha: float = field(default=10.0, metadata={"help": "ssd: selection threshold (10; 5 for ViT in SSD)."})
-    ssd_lambda: float = field(default=1.0, metadata={"help": "ssd: dampening constant."})
-    noise_alpha: float = field(default=1e-6, metadata={"help": "fisher_noise: noise scale alpha."})
-
-    # Parameters that control the Fisher passes
-    fisher_batch_size: int = field(default=16, metadata={"help": "Samples per Fisher chunk / mini-batch."})
-    max_forget_samples: int | None = field(default=None, metadata={"help": "Cap on forget samples for the Fisher."})
-    max_retain_samples: int | None = field(default=None, metadata={"help": "Cap on retain samples for the Fisher."})
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"`method` must be one of {METHODS}, got {self.method!r}.")
-        if isinstance(self.forget_classes, (int, str)):
-            self.forget_classes = [self.forget_classes]
-        self.forget_classes = list(self.forget_classes)
-        if self.mnemonic_direction not in ("code", "weight"):
-            raise ValueError(f"`mnemonic_direction` must be 'code' or 'weight', got {self.mnemonic_direction!r}.")
-        if self.mnemonic_variant not in ("search", "paper"):
-            raise ValueError(f"`mnemonic_variant` must be 'search' or 'paper', got {self.mnemonic_variant!r}.")
-        for name in ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not v > 0 or v != v or v == float("inf"):
-                raise ValueError(f"`{name}` must be a positive finite number, got {v!r}.")
-        if not 0.0 <= self.mnemonic_retain_margin < 1.0:
-            raise ValueError(f"`mnemonic_retain_margin` must lie in [0, 1), got {self.mnemonic_retain_margin!r}.")
-        if not 0.0 < self.mask_ratio < 1.0:
-            raise ValueError(f"`mask_ratio` must lie in (0, 1), got {self.mask_ratio!r}.")
-        if self.mask_fisher_kind not in ("batch_true", "empirical", "true", "batch"):
-            raise ValueError(f"`mask_fisher_kind` is not a Fisher kind: {self.mask_fisher_kind!r}.")
-        if int(self.fisher_batch_size) < 1:
-            raise ValueError(f"`fisher_batch_size` must be >= 1, got {self.fisher_batch_size}.")
-        for name in ("max_forget_samples", "max_retain_samples"):
-            v = getattr(self, name)
-            if v is not None and int(v) < 1:
-                raise ValueError(f"`{name}` must be >= 1 or None, got {v}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
-        from . import __version__
-
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, CONFIG_FILE)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({**self.to_dict(), "hf_unlearn_version": __version__}, f, indent=2, sort_keys=True)
-            f.write("\n")
-        return path
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> UnlearningConfig:
-        path = os.path.join(directory, CONFIG_FILE) if os.path.isdir(directory) else str(directory)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"`directory` {str(directory)!r} holds no {CONFIG_FILE}.")
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
+__all__ = ["CONFIG_FILE", "METHODS", "FisherUnlearner", "UnlearningConfig"]
 
 
 def _versions() -> dict[str, str]:
@@ -173,31 +58,20 @@ def _check_finite(model: nn.Module) -> None:
             raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
 
 
-class _ShuffledUnion:
-    """Rows of two data sets in one seeded random order (SSD's full-data pass), read lazily."""
-
-    def __init__(self, first: Any, second: Any, seed: int = 0):
-        self.parts = (first, second)
-        self.n_first = dataset_size(first)
-        n = self.n_first + dataset_size(second)
-        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
-
-    def __len__(self) -> int:
-        return len(self.order)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        j = self.order[i]
-        part, k = (self.parts[0], j) if j < self.n_first else (self.parts[1], j - self.n_first)
-        if isinstance(part, dict):
-            return {key: v[k] for key, v in part.items()}
-        return part[k]
+def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> None:
+    if dataset is None:
+        if required:
+            raise ValueError(f"`{argument}` is required for method {method!r}.")
+        return
+    if dataset_size(dataset) == 0:
+        raise ValueError(f"`{argument}` is empty.")
 
 
 class FisherUnlearner(TrainerCallback):
     """Forgets whole classes of a transformers classifier, standalone or as a ``TrainerCallback``.
 
     Args:
-        config: an [`UnlearningConfig`].
+        config: an [`UnlearningConfig`]; ``config.method`` names the registered method to run.
         accelerator: an ``accelerate.Accelerator``; with several processes the Fisher is computed on shards and
             reduced, and every rank applies the same edit.
         codebook / forget_dataset / retain_dataset / data_collator / eval_dataset: defaults for
@@ -227,8 +101,17 @@ class FisherUnlearner(TrainerCallback):
         self.report: UnlearningReport | None = None
         self._done = False
 
+    @property
+    def method_class(self) -> type[UnlearningMethod]:
+        """The registered [`UnlearningMethod`] subclass that ``config.method`` names."""
+        if self.config.method not in METHODS:
+            raise ValueError(f"`config.method` {self.config.method!r} is not registered; known: {sorted(METHODS)}.")
+        return METHODS[self.config.method]
+
     # ------------------------------------------------------------------ validation
-    def _validate(self, model, codebook, forget_dataset, retain_dataset) -> tuple[list[int], list[int]]:
+    def _validate(
+        self, model, method: UnlearningMethod, codebook, forget_dataset, retain_dataset, eval_dataset
+    ) -> tuple[list[int], list[int]]:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch nn.Module (a transformers model), got {type(model).__name__}.")
         id2label = id2label_of(model)
@@ -238,25 +121,21 @@ class FisherUnlearner(TrainerCallback):
         retain = [c for c in id2label if c not in forget]
         if not retain:
             raise ValueError("`forget_classes` names every class of the model; at least one class must remain.")
-        method = self.config.method
-        if method == "mnemonic":
-            if codebook is None:
-                raise ValueError(
-                    "`codebook` is required for method 'mnemonic': train with MnemonicTrainer and load the codes "
-                    "with MnemonicCodebook.from_pretrained(model_dir)."
-                )
+        name = method.name
+        if codebook is None and method.requires_codebook:
+            raise ValueError(
+                f"`codebook` is required for method {name!r}: train with MnemonicTrainer and load the codes "
+                "with MnemonicCodebook.from_pretrained(model_dir)."
+            )
+        if codebook is not None and (method.requires_codebook or method.uses_codebook):
             if not isinstance(codebook, MnemonicCodebook):
                 raise TypeError(f"`codebook` must be a MnemonicCodebook, got {type(codebook).__name__}.")
             codebook.check_compatible(model, argument="codebook")
-        else:
-            if forget_dataset is None:
-                raise ValueError(f"`forget_dataset` is required for method {method!r}.")
-            if dataset_size(forget_dataset) == 0:
-                raise ValueError("`forget_dataset` is empty.")
-            if retain_dataset is None:
-                raise ValueError(f"`retain_dataset` is required for method {method!r}.")
-            if dataset_size(retain_dataset) == 0:
-                raise ValueError("`retain_dataset` is empty.")
+        _check_dataset(forget_dataset, "forget_dataset", name, method.requires_forget_data)
+        _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
+        if eval_dataset is not None and dataset_size(eval_dataset) == 0:
+            raise ValueError("`eval_dataset` is empty.")
+        method.validate(model, codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset)
         _check_finite(model)
         return forget, retain
 
@@ -287,8 +166,8 @@ class FisherUnlearner(TrainerCallback):
 
         Args:
             model: the classifier (unwrapped or DDP-wrapped; the edit goes to the underlying weights).
-            codebook: the model's [`MnemonicCodebook`] (method ``mnemonic``).
-            forget_dataset: samples of the forget classes (methods ``fisher_mask``, ``ssd``, ``fisher_noise``).
+            codebook: the model's [`MnemonicCodebook`] (needed by ``mnemonic``, used by ``logit_suppression``).
+            forget_dataset: samples of the forget classes (needed by ``fisher_mask``, ``ssd``, ``fisher_noise``).
             retain_dataset: samples of the remaining classes (same methods).
             data_collator: collator for the data sets (e.g. ``DataCollatorWithPadding`` for text).
             eval_dataset: optional labelled test set; when given, ``report.metrics`` holds before/after metrics.
@@ -301,123 +180,30 @@ class FisherUnlearner(TrainerCallback):
         data_collator = data_collator if data_collator is not None else self.data_collator
         eval_dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         model = unwrap_model(model)
-        forget, retain = self._validate(model, codebook, forget_dataset, retain_dataset)
-        if eval_dataset is not None and dataset_size(eval_dataset) == 0:
-            raise ValueError("`eval_dataset` is empty.")
-        id2label = id2label_of(model)
         cfg = self.config
+        method = self.method_class(cfg, self.accelerator)
+        forget, retain = self._validate(model, method, codebook, forget_dataset, retain_dataset, eval_dataset)
+        id2label = id2label_of(model)
         metrics: dict[str, Any] | None = None
         if eval_dataset is not None:
             from .evaluation import unlearning_metrics
 
             metrics = {"before": unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)}
 
-        names = match_parameters(model, cfg.target_modules)
-        timings: dict[str, float] = {}
-        samples: dict[str, int] = {}
+        parameters = method.target_parameters(model)
+        saved = snapshot(model, parameters)
         t_start = time.perf_counter()
-        fkw = dict(data_collator=data_collator, batch_size=cfg.fisher_batch_size, accelerator=self.accelerator)
-        if cfg.method == "mnemonic":
-            if cfg.target_modules is None and cfg.mnemonic_variant == "search":
-                names = classification_head(model)
-            saved = snapshot(model, names)
-            t0 = time.perf_counter()
-            if cfg.mnemonic_variant == "search":
-                details = mnemonic_search_(
-                    model,
-                    codebook,
-                    forget,
-                    names,
-                    margin=cfg.mnemonic_margin,
-                    retain_margin=cfg.mnemonic_retain_margin,
-                    direction=cfg.mnemonic_direction,
-                    accelerator=self.accelerator,
-                )
-            else:
-                details = mnemonic_paper_(
-                    model,
-                    codebook,
-                    forget,
-                    names,
-                    lambda1=cfg.lambda1,
-                    lambda2=cfg.lambda2,
-                    accelerator=self.accelerator,
-                )
-            timings["fisher_and_edit"] = time.perf_counter() - t0
-            samples = {"codes": details.pop("num_codes")}
-            hyper = {"variant": cfg.mnemonic_variant, "target_parameters": names}
-            hyper.update(
-                {
-                    "margin": cfg.mnemonic_margin,
-                    "retain_margin": cfg.mnemonic_retain_margin,
-                    "direction": cfg.mnemonic_direction,
-                }
-                if cfg.mnemonic_variant == "search"
-                else {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2}
-            )
-        else:
-            if cfg.method == "fisher_mask":
-                scored = scored_parameters(model)
-                names = [n for n in names if n in scored]
-                kind = cfg.mask_fisher_kind
-            elif cfg.method == "ssd":
-                kind = "batch"
-            else:
-                kind = "true"
-            t0 = time.perf_counter()
-            f_f, n_f = (None, 0)
-            if cfg.method != "fisher_noise":
-                f_f, n_f = compute_fisher(
-                    model,
-                    forget_dataset,
-                    kind=kind,
-                    parameters=names,
-                    max_samples=cfg.max_forget_samples,
-                    return_count=True,
-                    **fkw,
-                )
-            if cfg.method == "ssd":
-                # I_D over the whole training set D in shuffled mini-batches, as SSD does: batches that mix forget
-                # and retain samples (averaging pure-forget and pure-retain batches caps I_Df / I_D and can make
-                # SSD select nothing)
-                whole = _ShuffledUnion(forget_dataset, retain_dataset, seed=cfg.seed)
-                cap = None
-                if cfg.max_forget_samples is not None or cfg.max_retain_samples is not None:
-                    cap = (cfg.max_forget_samples or len(whole)) + (cfg.max_retain_samples or len(whole))
-                f_r, n_r = compute_fisher(
-                    model, whole, kind=kind, parameters=names, max_samples=cap, return_count=True, **fkw
-                )
-            else:
-                f_r, n_r = compute_fisher(
-                    model,
-                    retain_dataset,
-                    kind=kind,
-                    parameters=names,
-                    max_samples=cfg.max_retain_samples,
-                    return_count=True,
-                    **fkw,
-                )
-            timings["fisher"] = time.perf_counter() - t0
-            samples = {"forget": n_f, "retain": n_r} if cfg.method != "fisher_noise" else {"retain": n_r}
-            if cfg.method == "ssd":
-                samples = {"forget": n_f, "full": n_r}
-            if kind in ("batch", "batch_true"):
-                samples = {f"{k}_batches": v for k, v in samples.items()}
-            saved = snapshot(model, names)
-            t0 = time.perf_counter()
-            if cfg.method == "fisher_mask":
-                details = fisher_mask_(model, f_f, f_r, ratio=cfg.mask_ratio)
-                hyper = {"ratio": cfg.mask_ratio, "fisher_kind": kind}
-            elif cfg.method == "ssd":
-                details = ssd_(model, f_r, f_f, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
-                hyper = {"alpha": cfg.ssd_alpha, "lambda": cfg.ssd_lambda}
-            else:
-                details = fisher_noise_(
-                    model, f_r, alpha=cfg.noise_alpha, forget=forget, head=classification_head(model), seed=cfg.seed
-                )
-                hyper = {"alpha": cfg.noise_alpha, "seed": cfg.seed}
-            timings["edit"] = time.perf_counter() - t0
-        timings["total"] = time.perf_counter() - t_start
+        result = method.run(
+            model,
+            forget_classes=forget,
+            retain_classes=retain,
+            parameters=parameters,
+            codebook=codebook,
+            forget_dataset=forget_dataset,
+            retain_dataset=retain_dataset,
+            data_collator=data_collator,
+        )
+        timings = {**result.timings, "total": time.perf_counter() - t_start}
         changed = count_changed(model, saved)
         if eval_dataset is not None:
             from .evaluation import unlearning_metrics
@@ -431,10 +217,10 @@ class FisherUnlearner(TrainerCallback):
             retain_labels=[id2label[c] for c in retain],
             num_parameters_changed=changed,
             num_parameters_total=sum(p.numel() for p in model.parameters()),
-            fisher_samples=samples,
+            fisher_samples=result.samples,
             timings=timings,
-            hyperparameters=hyper,
-            details=details,
+            hyperparameters=result.hyperparameters,
+            details=result.details,
             metrics=metrics,
             forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset),
             base_model=getattr(model.config, "_name_or_path", None) or None,
@@ -452,13 +238,14 @@ class FisherUnlearner(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
         if self._done or model is None:
             return
+        method = self.method_class
         retain = self.retain_dataset
         collator = self.data_collator
-        if retain is None and train_dataloader is not None and self.config.method != "mnemonic":
+        if retain is None and train_dataloader is not None and method.requires_retain_data:
             retain = train_dataloader.dataset
             collator = collator or train_dataloader.collate_fn
         codebook = self.codebook
-        if codebook is None and self.config.method == "mnemonic":
+        if codebook is None and (method.requires_codebook or method.uses_codebook):
             path = getattr(unwrap_model(model).config, "_name_or_path", "")
             for folder in (path, args.output_dir):
                 if folder and MnemonicCodebook.exists(folder):

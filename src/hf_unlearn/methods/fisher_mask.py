@@ -9,12 +9,20 @@ data may follow (the callback does that when it runs at the start of training).
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from ..fisher import compute_fisher
 from ..utils import unwrap_model
+from . import register_method
+from .base import MethodResult, UnlearningMethod
+from .common import match_parameters
+
+if TYPE_CHECKING:
+    from ..report import UnlearningReport
 
 
 def scored_parameters(model: nn.Module) -> dict[str, str]:
@@ -70,3 +78,69 @@ def fisher_mask_(
         p.masked_fill_(m.to(p.device), 0.0)
     threshold = float(flat[top].min())
     return {"threshold": threshold, "masked_scores": k, "scored": int(flat.numel())}
+
+
+def batch_counts(samples: dict[str, int], kind: str) -> dict[str, int]:
+    """Names the counts of a Fisher pass for what they count: batches for the batch kinds, samples otherwise."""
+    return {f"{k}_batches": v for k, v in samples.items()} if kind in ("batch", "batch_true") else samples
+
+
+class FisherMask(UnlearningMethod):
+    """Fisher masking: zero the scored weights most important to the forget data relative to the retained data."""
+
+    name = "fisher_mask"
+    requires_forget_data = True
+    requires_retain_data = True
+    fisher_passes = ("mask_fisher_kind on forget", "mask_fisher_kind on retain")
+
+    def target_parameters(self, model: nn.Module) -> list[str]:
+        scored = scored_parameters(model)
+        return [n for n in match_parameters(model, self.config.target_modules) if n in scored]
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: Any = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        cfg = self.config
+        kind = cfg.mask_fisher_kind
+        fkw = dict(
+            data_collator=data_collator,
+            batch_size=cfg.fisher_batch_size,
+            accelerator=self.accelerator,
+            kind=kind,
+            parameters=parameters,
+            return_count=True,
+        )
+        t0 = time.perf_counter()
+        f_forget, n_forget = compute_fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
+        f_retain, n_retain = compute_fisher(model, retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
+        t1 = time.perf_counter()
+        details = fisher_mask_(model, f_forget, f_retain, ratio=cfg.mask_ratio)
+        return MethodResult(
+            details=details,
+            hyperparameters={"ratio": cfg.mask_ratio, "fisher_kind": kind},
+            samples=batch_counts({"forget": n_forget, "retain": n_retain}, kind),
+            timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters
+        ratio = h.get("ratio")
+        share = f"{100 * ratio:g}%" if isinstance(ratio, (int, float)) else "a fraction"
+        return (
+            f"The {share} of linear and convolution weights scoring highest on forget-minus-retain Fisher information "
+            f"({h.get('fisher_kind', 'batch_true')} Fisher) were set to zero; biases, norms and embeddings were not "
+            "changed."
+        )
+
+
+register_method(FisherMask)

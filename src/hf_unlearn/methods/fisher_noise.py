@@ -8,12 +8,20 @@ from a seeded generator on the CPU, so every process draws the same.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from ..fisher import compute_fisher
 from ..utils import unwrap_model
+from . import register_method
+from .base import MethodResult, UnlearningMethod
+from .common import classification_head
+
+if TYPE_CHECKING:
+    from ..report import UnlearningReport
 
 
 @torch.no_grad()
@@ -46,3 +54,65 @@ def fisher_noise_(
         max_std = max(max_std, float(std.max()))
         p.copy_((mu + std * torch.randn(mu.shape, generator=gen)).to(p.device, p.dtype))
     return {"max_noise_std": max_std}
+
+
+class FisherNoise(UnlearningMethod):
+    """Fisher forgetting: noise scaled by the inverse Fisher of the retained data, forgotten output rows reset."""
+
+    name = "fisher_noise"
+    requires_forget_data = True
+    requires_retain_data = True
+    fisher_passes = ("true on retain",)
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: Any = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        cfg = self.config
+        t0 = time.perf_counter()
+        f_retain, n_retain = compute_fisher(
+            model,
+            retain_dataset,
+            kind="true",
+            parameters=parameters,
+            max_samples=cfg.max_retain_samples,
+            return_count=True,
+            data_collator=data_collator,
+            batch_size=cfg.fisher_batch_size,
+            accelerator=self.accelerator,
+        )
+        t1 = time.perf_counter()
+        details = fisher_noise_(
+            model,
+            f_retain,
+            alpha=cfg.noise_alpha,
+            forget=forget_classes,
+            head=classification_head(model),
+            seed=cfg.seed,
+        )
+        return MethodResult(
+            details=details,
+            hyperparameters={"alpha": cfg.noise_alpha, "seed": cfg.seed},
+            samples={"retain": n_retain},
+            timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters
+        return (
+            "Fisher forgetting: Gaussian noise scaled by the inverse Fisher information of the retained data (alpha="
+            f"{h.get('alpha')}, seed {h.get('seed')}) was added to the weights, and the forgotten classes' rows of "
+            "the output layer were reset to small random values."
+        )
+
+
+register_method(FisherNoise)

@@ -6,7 +6,7 @@ data): ``f_F`` over the forget classes' codes, ``f_R`` over the retained classes
 
 ``variant="paper"`` is the paper's perturbation: for every parameter tensor ``alpha = min(lambda1, lambda2 /
 max(eta))``, ``w +/- alpha * eta``, keeping the sign that scores higher on ``(1 - acc on forget codes) + acc on
-retained codes``. On a small ViT it is fragile: which lambdas work depends on the class (REFERENCE.md §5).
+retained codes``. On a small ViT it is fragile: which lambdas work depends on the class.
 
 ``variant="search"`` (default) is ours. What we measured on ViT-digits: edits spread over the whole network make
 the codes a poor proxy for real data (codes forgotten, class kept), whereas edits confined to the output layer,
@@ -22,8 +22,9 @@ margin. No lambda to tune per data set, no training data, a few dozen forward pa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,7 +32,12 @@ from torch import nn
 from ..fisher import FISHER_FLOOR, compute_fisher, fisher_mode
 from ..mnemonic.codebook import MnemonicCodebook
 from ..utils import get_logger, unwrap_model
-from .common import logits_of, margins, restore_, snapshot
+from . import register_method
+from .base import MethodResult, UnlearningMethod
+from .common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
+
+if TYPE_CHECKING:
+    from ..report import UnlearningReport
 
 logger = get_logger(__name__)
 
@@ -313,3 +319,89 @@ def _autograd_code_grads(model, codebook, c, others, names):
             logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
         loss = torch.nn.functional.cross_entropy(logits, code["labels"].to(device))
         return torch.autograd.grad(loss, [params[n] for n in names], allow_unused=True)
+
+
+class Mnemonic(UnlearningMethod):
+    """Forgetting from the model's mnemonic codes alone, no training data (``variant`` "search" or "paper")."""
+
+    name = "mnemonic"
+    requires_codebook = True
+    fisher_passes = ("empirical on the codes of each class",)
+
+    def target_parameters(self, model: nn.Module) -> list[str]:
+        if self.config.target_modules is None and self.config.mnemonic_variant == "search":
+            return classification_head(model)
+        return match_parameters(model, self.config.target_modules)
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: MnemonicCodebook | None = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        cfg = self.config
+        t0 = time.perf_counter()
+        if cfg.mnemonic_variant == "search":
+            details = mnemonic_search_(
+                model,
+                codebook,
+                forget_classes,
+                parameters,
+                margin=cfg.mnemonic_margin,
+                retain_margin=cfg.mnemonic_retain_margin,
+                direction=cfg.mnemonic_direction,
+                accelerator=self.accelerator,
+            )
+            settings = {
+                "margin": cfg.mnemonic_margin,
+                "retain_margin": cfg.mnemonic_retain_margin,
+                "direction": cfg.mnemonic_direction,
+            }
+        else:
+            details = mnemonic_paper_(
+                model,
+                codebook,
+                forget_classes,
+                parameters,
+                lambda1=cfg.lambda1,
+                lambda2=cfg.lambda2,
+                accelerator=self.accelerator,
+            )
+            settings = {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2}
+        elapsed = time.perf_counter() - t0
+        return MethodResult(
+            details=details,
+            hyperparameters={"variant": cfg.mnemonic_variant, "target_parameters": parameters, **settings},
+            samples={"codes": details.pop("num_codes")},
+            timings={"fisher_and_edit": elapsed},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters
+        targets = h.get("target_parameters") or []
+        where = f"the parameters {', '.join(f'`{t}`' for t in targets)}" if targets else "the model's weights"
+        codes = (
+            "the mnemonic codes (fixed random inputs, one set per class, learned during training), not on training "
+            "data"
+        )
+        if h.get("variant") == "paper":
+            return (
+                f"Diagonal Fisher information was computed on {codes}; {where} were moved in proportion to the "
+                f"ratio of the forgotten classes' Fisher to the retained classes' (step capped by lambda1="
+                f"{h.get('lambda1')}, lambda2={h.get('lambda2')})."
+            )
+        return (
+            f"Only {where} changed. For each forgotten class, a step weighted by the ratio of its Fisher information "
+            f"to the retained classes' (computed on {codes}) was grown until the class's codes were rejected, "
+            "while the retained classes' codes stayed classified correctly."
+        )
+
+
+register_method(Mnemonic)

@@ -1,17 +1,27 @@
 """Selective Synaptic Dampening (Foster et al., AAAI 2024), a peer baseline.
 
 Importance ``I`` = squared mini-batch gradient averaged over batches, on the full training set ``D`` and on the
-forget set ``D_f``. Where ``I_Df > alpha * I_D``: ``w <- min(lambda * I_D / I_Df, 1) * w``.
+forget set ``D_f``. Where ``I_Df > alpha * I_D``: ``w <- min(lambda * I_D / I_Df, 1) * w``. ``I_D`` is computed
+over shuffled mini-batches of forget and retained samples together, as SSD does: averaging pure-forget and
+pure-retain batches instead caps ``I_Df / I_D`` and can make SSD select nothing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
+from ..fisher import compute_fisher, dataset_size
 from ..utils import unwrap_model
+from . import register_method
+from .base import MethodResult, UnlearningMethod
+from .fisher_mask import batch_counts
+
+if TYPE_CHECKING:
+    from ..report import UnlearningReport
 
 
 @torch.no_grad()
@@ -36,3 +46,81 @@ def ssd_(
         p.copy_(torch.where(sel.to(p.device), p * factor.to(p.device, p.dtype), p))
         selected += int(sel.sum())
     return {"selected": selected}
+
+
+class ShuffledUnion:
+    """Rows of two data sets in one seeded random order (SSD's full-data pass), read lazily."""
+
+    def __init__(self, first: Any, second: Any, seed: int = 0):
+        self.parts = (first, second)
+        self.n_first = dataset_size(first)
+        n = self.n_first + dataset_size(second)
+        self.order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).tolist()
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = self.order[i]
+        part, k = (self.parts[0], j) if j < self.n_first else (self.parts[1], j - self.n_first)
+        if isinstance(part, dict):
+            return {key: v[k] for key, v in part.items()}
+        return part[k]
+
+
+class SSD(UnlearningMethod):
+    """Selective Synaptic Dampening: scale down weights far more important to the forget data than to all data."""
+
+    name = "ssd"
+    requires_forget_data = True
+    requires_retain_data = True
+    fisher_passes = ("batch on forget", "batch on forget + retain, shuffled")
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: Any = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        cfg = self.config
+        fkw = dict(
+            data_collator=data_collator,
+            batch_size=cfg.fisher_batch_size,
+            accelerator=self.accelerator,
+            kind="batch",
+            parameters=parameters,
+            return_count=True,
+        )
+        t0 = time.perf_counter()
+        importance_forget, n_forget = compute_fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
+        full = ShuffledUnion(forget_dataset, retain_dataset, seed=cfg.seed)
+        cap = None
+        if cfg.max_forget_samples is not None or cfg.max_retain_samples is not None:
+            cap = (cfg.max_forget_samples or len(full)) + (cfg.max_retain_samples or len(full))
+        importance_full, n_full = compute_fisher(model, full, max_samples=cap, **fkw)
+        t1 = time.perf_counter()
+        details = ssd_(model, importance_full, importance_forget, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
+        return MethodResult(
+            details=details,
+            hyperparameters={"alpha": cfg.ssd_alpha, "lambda": cfg.ssd_lambda},
+            samples=batch_counts({"forget": n_forget, "full": n_full}, "batch"),
+            timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters
+        return (
+            "Selective Synaptic Dampening: weights whose importance (squared mini-batch gradients) on the forgotten "
+            f"data exceeded {h.get('alpha')} times their importance on the whole training data were scaled down "
+            f"(by lambda={h.get('lambda')} times the ratio of the two); every other weight is unchanged."
+        )
+
+
+register_method(SSD)

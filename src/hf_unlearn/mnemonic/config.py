@@ -30,14 +30,13 @@ class MnemonicConfig(TrainingArguments):
             Random tokens per text code, special tokens excluded.
         mnemonic_balance_classes (`bool`, defaults to `True`):
             Show the codes of rare classes as often as an average class's. A replaced example gets its own class's
-            code, so a code is shown in proportion to its class's frequency: on TREC the rarest class (1.6% of the
-            questions) saw its code ~17 times in 2 epochs and was not learned. With balancing, classes with fewer
-            than half the mean number of examples are topped up to the mean number of code presentations: classes
-            above the mean donate part of their replaced examples, whose slots then carry a rare class's code and
-            that class's label. Every class is still replaced at the same rate t_mix (giving a rare class a higher
-            rate instead cost it its real examples: in a development run its validation accuracy fell from 0.58 to
-            0.0). Without rare classes this is exactly the paper's scheme. Needs the training labels up front (a
-            dataset with a `labels` or `label` column); otherwise it is off.
+            code, so a code is shown in proportion to its class's frequency, and a rare class may see its code too
+            seldom to learn it. With balancing, classes with fewer than half the mean number of examples are topped
+            up to the mean number of code presentations: classes above the mean donate part of their replaced
+            examples, whose slots then carry a rare class's code and that class's label. Every class is still
+            replaced at the same rate t_mix, so no class loses more of its real examples than the others. Without
+            rare classes this is exactly the paper's scheme. Needs the training labels up front (a dataset with a
+            `labels` or `label` column); otherwise it is off.
     """
 
     # Parameters that control the mnemonic codes

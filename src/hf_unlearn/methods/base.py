@@ -1,0 +1,113 @@
+"""The contract every unlearning method fulfils: the ``UnlearningMethod`` base class and its ``MethodResult``.
+
+[`FisherUnlearner`] never branches on a method's name: it reads the class attributes below to check the inputs,
+calls ``run`` and turns the ``MethodResult`` into the [`UnlearningReport`].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from torch import nn
+
+from .common import match_parameters
+
+if TYPE_CHECKING:
+    from ..mnemonic.codebook import MnemonicCodebook
+    from ..report import UnlearningReport
+    from ..unlearning_config import UnlearningConfig
+
+
+@dataclass
+class MethodResult:
+    """What one run of a method did.
+
+    Args:
+        details: method-specific facts (steps found, threshold, weights selected, ...); become ``report.details``.
+            A method that checks its own outcome sets ``details["complete"] = False`` when it knows the forgetting
+            is incomplete; the unlearner then never reports the edit as verified.
+        hyperparameters: the settings as used (after any automatic choice); become ``report.hyperparameters``.
+        samples: samples, codes or batches used per data role (``{"forget_batches": 3, "retain_batches": 40}``);
+            become ``report.fisher_samples``.
+        timings: seconds per phase (``{"fisher": ..., "edit": ...}``); the unlearner adds ``"total"``.
+    """
+
+    details: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class UnlearningMethod:
+    """Base class of the unlearning methods registered in ``hf_unlearn.methods.METHODS``.
+
+    A new method is one file in ``hf_unlearn/methods/`` holding a subclass and ending with
+    ``register_method(MyMethod)`` (and an import line in ``methods/__init__.py``, or an import of the file by the
+    user's code). The subclass sets or overrides:
+
+    - ``name`` (required): the registry key, the value of ``UnlearningConfig.method``.
+    - ``requires_codebook`` / ``requires_forget_data`` / ``requires_retain_data``: inputs that must be given;
+      [`FisherUnlearner`] refuses a call without them, with an error naming the argument, before any weight changes.
+    - ``uses_codebook`` / ``uses_forget_data``: optional inputs the method uses when they are given.
+    - ``fisher_passes``: documentation only, which Fisher kinds the method computes and on what data, e.g.
+      ``("batch_true on forget", "batch_true on retain")``.
+    - ``run(...)`` (required): edits the model in place, touching only the parameters named in ``parameters`` (the
+      unlearner snapshots exactly those to count changes and to restore the model when the forgetting cannot be
+      verified), and returns a [`MethodResult`]. Every process must apply the same edit.
+    - ``target_parameters(model)`` (optional): which parameters the edit may touch; by default those matched by
+      ``config.target_modules``, else all.
+    - ``validate(...)`` (optional): checks beyond the generic ones, run before any weight changes.
+    - ``describe(report)`` (optional): one or two sentences for the model card saying what the method changed.
+
+    Args:
+        config: the [`UnlearningConfig`] (the method reads its own fields from it).
+        accelerator: an ``accelerate.Accelerator`` or ``None``; Fisher passes shard over its processes.
+    """
+
+    name: ClassVar[str]
+    requires_codebook: ClassVar[bool] = False
+    requires_forget_data: ClassVar[bool] = False
+    requires_retain_data: ClassVar[bool] = False
+    uses_codebook: ClassVar[bool] = False
+    uses_forget_data: ClassVar[bool] = False
+    fisher_passes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: UnlearningConfig, accelerator: Any = None):
+        self.config = config
+        self.accelerator = accelerator
+
+    def target_parameters(self, model: nn.Module) -> list[str]:
+        """Names of the parameters the edit may touch: ``config.target_modules`` matched, else every parameter."""
+        return match_parameters(model, self.config.target_modules)
+
+    def validate(
+        self,
+        model: nn.Module,
+        *,
+        codebook: MnemonicCodebook | None,
+        forget_dataset: Any,
+        retain_dataset: Any,
+    ) -> None:
+        """Extra input checks (the generic ones driven by the class attributes have passed). Raise ``ValueError``
+        naming the argument at fault."""
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: MnemonicCodebook | None = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        """Edits ``model`` in place so that it forgets ``forget_classes``; touches only ``parameters``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement `run`.")
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        """Plain words for the model card: what this method changed in the model (from ``report.hyperparameters``)."""
+        return f"The model was edited with the `{cls.name}` method."

@@ -1,0 +1,208 @@
+"""UnlearningConfig: what to forget, with which method, and how the outcome is checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+CONFIG_FILE = "unlearning_config.json"
+BUILT_IN_METHODS = ("mnemonic", "fisher_mask", "ssd", "fisher_noise", "logit_suppression")
+POSITIVE_FIELDS = ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha")
+
+
+@dataclass
+class UnlearningConfig:
+    r"""
+    Configuration for [`FisherUnlearner`]: what to forget and how. Every field has the papers' default; ``method``
+    picks which fields apply. Works with [`~transformers.HfArgumentParser`], so each field is a command-line flag.
+    Save and load it with [`save_pretrained`] / [`from_pretrained`] (a sorted JSON file recording the library
+    version).
+
+    Parameters that control what is forgotten:
+        method (`str`, defaults to `"mnemonic"`):
+            A method registered in `hf_unlearn.methods.METHODS`: `"mnemonic"` (from the model's mnemonic codes, no
+            training data), `"fisher_mask"`, `"ssd"`, `"fisher_noise"` (from forget and retain data) or
+            `"logit_suppression"` (the baseline that only lowers the output bias).
+        forget_classes (`list[str]`, defaults to `[]`):
+            Classes to forget: ids or label names (e.g. `3` or `"LOC"`).
+        seed (`int`, defaults to `0`):
+            Seed for anything random (Fisher-noise draws, SSD's shuffled full-data pass).
+        target_modules (`list[str]` or `None`, defaults to `None`):
+            Parameters the edit may touch (module or parameter names, wildcards allowed). Default: the output layer
+            for mnemonic `"search"`, the output bias for `"logit_suppression"`, every parameter otherwise.
+
+    Parameters that control how the outcome is checked:
+        verification_tolerance (`float`, defaults to `0.05`):
+            After the edit, the forget classes' accuracy is measured on every evidence available (their learned
+            codes, the forget samples, the forget-class rows of the evaluation data). The forgetting counts as
+            verified when it is at most this on every one of them.
+        allow_incomplete (`bool`, defaults to `False`):
+            By default an edit that cannot be verified (accuracy above the tolerance, or no evidence at all) raises
+            `UnlearningIncompleteError` and the model is restored. With `True` the edit is kept and the report
+            records `"incomplete"` or `"unverified"`.
+
+    Parameters that control the mnemonic method:
+        mnemonic_variant (`str`, defaults to `"search"`):
+            `"search"` (data-free step search on the codes, edits the output layer) or `"paper"` (the paper's
+            lambda1/lambda2 perturbation).
+        mnemonic_margin (`float`, defaults to `1.0`):
+            search: forget codes must end with a margin at most -mnemonic_margin times their original margin.
+        mnemonic_retain_margin (`float`, defaults to `0.25`):
+            search: retained codes must keep at least this fraction of their original margin. In [0, 1).
+        mnemonic_direction (`str`, defaults to `"code"`):
+            search: sign of the step, `"code"` (ascent on the codes' loss) or `"weight"` (shrink the output rows).
+        lambda1 (`float`, defaults to `1e-3`), lambda2 (`float`, defaults to `10.0`):
+            paper: step where no weight stands out, and cap of the largest step in a tensor (the paper's MNIST
+            values).
+
+    Parameters that control Fisher masking:
+        mask_ratio (`float`, defaults to `0.02`):
+            Fraction of the scored weights set to zero. In (0, 1).
+        mask_fisher_kind (`str`, defaults to `"batch_true"`):
+            Fisher kind for the scores (`"batch_true"` as the authors, `"empirical"`, `"true"`, `"batch"`).
+
+    Parameters that control the peer baselines:
+        ssd_alpha (`float`, defaults to `10.0`), ssd_lambda (`float`, defaults to `1.0`):
+            SSD's selection threshold and dampening constant.
+        noise_alpha (`float`, defaults to `1e-6`):
+            Fisher forgetting's noise scale.
+
+    Parameters that control the Fisher passes:
+        fisher_batch_size (`int`, defaults to `16`):
+            Samples per Fisher chunk or mini-batch.
+        max_forget_samples (`int` or `None`), max_retain_samples (`int` or `None`), defaults to `None`:
+            Caps on the samples the Fisher passes read.
+    """
+
+    # Parameters that control what is forgotten
+    method: str = field(
+        default="mnemonic",
+        metadata={"help": f"Unlearning method: a name registered in hf_unlearn.methods.METHODS {BUILT_IN_METHODS}."},
+    )
+    forget_classes: list[str] = field(
+        default_factory=list, metadata={"help": "Classes to forget: ids or label names (e.g. 3 or 'LOC')."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for anything random (Fisher-noise draws, SSD's shuffle)."})
+    target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Parameters the edit may touch (module/parameter names, wildcards allowed). Default: the output "
+            "layer for mnemonic 'search', the output bias for logit_suppression, every parameter otherwise."
+        },
+    )
+
+    # Parameters that control how the outcome is checked
+    verification_tolerance: float = field(
+        default=0.05,
+        metadata={
+            "help": "Largest forget-class accuracy, on every evidence available (learned codes, forget samples, "
+            "forget-class rows of the eval data), at which the forgetting counts as verified."
+        },
+    )
+    allow_incomplete: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep an edit whose forgetting is incomplete or cannot be checked (the report says so) instead "
+            "of raising UnlearningIncompleteError and restoring the model."
+        },
+    )
+
+    # Parameters that control the mnemonic method
+    mnemonic_variant: str = field(
+        default="search",
+        metadata={"help": "'search' (data-free step search on the codes) or 'paper' (lambda1/lambda2)."},
+    )
+    mnemonic_margin: float = field(
+        default=1.0,
+        metadata={"help": "search: forget codes must end with margin <= -mnemonic_margin x their original margin."},
+    )
+    mnemonic_retain_margin: float = field(
+        default=0.25,
+        metadata={"help": "search: retained codes must keep at least this fraction of their original margin."},
+    )
+    mnemonic_direction: str = field(
+        default="code",
+        metadata={
+            "help": "search: sign of the weight edit, 'code' (ascent on the code's loss) or 'weight' (shrink the "
+            "output rows)."
+        },
+    )
+    lambda1: float = field(default=1e-3, metadata={"help": "paper: step where no weight stands out (MNIST 1e-3)."})
+    lambda2: float = field(default=10.0, metadata={"help": "paper: cap of the largest step in a tensor (MNIST 10)."})
+
+    # Parameters that control Fisher masking
+    mask_ratio: float = field(default=0.02, metadata={"help": "fisher_mask: fraction of scored weights zeroed."})
+    mask_fisher_kind: str = field(
+        default="batch_true", metadata={"help": "fisher_mask: Fisher kind ('batch_true' as the authors, 'empirical')."}
+    )
+
+    # Parameters that control the peer baselines
+    ssd_alpha: float = field(default=10.0, metadata={"help": "ssd: selection threshold (10; 5 for ViT in SSD)."})
+    ssd_lambda: float = field(default=1.0, metadata={"help": "ssd: dampening constant."})
+    noise_alpha: float = field(default=1e-6, metadata={"help": "fisher_noise: noise scale alpha."})
+
+    # Parameters that control the Fisher passes
+    fisher_batch_size: int = field(default=16, metadata={"help": "Samples per Fisher chunk / mini-batch."})
+    max_forget_samples: int | None = field(default=None, metadata={"help": "Cap on forget samples for the Fisher."})
+    max_retain_samples: int | None = field(default=None, metadata={"help": "Cap on retain samples for the Fisher."})
+
+    def __post_init__(self):
+        from .methods import METHODS
+
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {sorted(METHODS)}, got {self.method!r}.")
+        if isinstance(self.forget_classes, (int, str)):
+            self.forget_classes = [self.forget_classes]
+        self.forget_classes = list(self.forget_classes)
+        if self.mnemonic_direction not in ("code", "weight"):
+            raise ValueError(f"`mnemonic_direction` must be 'code' or 'weight', got {self.mnemonic_direction!r}.")
+        if self.mnemonic_variant not in ("search", "paper"):
+            raise ValueError(f"`mnemonic_variant` must be 'search' or 'paper', got {self.mnemonic_variant!r}.")
+        for name in POSITIVE_FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):
+                raise ValueError(f"`{name}` must be a positive finite number, got {v!r}.")
+        if not 0.0 <= self.mnemonic_retain_margin < 1.0:
+            raise ValueError(f"`mnemonic_retain_margin` must lie in [0, 1), got {self.mnemonic_retain_margin!r}.")
+        if not 0.0 < self.mask_ratio < 1.0:
+            raise ValueError(f"`mask_ratio` must lie in (0, 1), got {self.mask_ratio!r}.")
+        if self.mask_fisher_kind not in ("batch_true", "empirical", "true", "batch"):
+            raise ValueError(f"`mask_fisher_kind` is not a Fisher kind: {self.mask_fisher_kind!r}.")
+        t = self.verification_tolerance
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < 1.0:
+            raise ValueError(f"`verification_tolerance` must lie in [0, 1), got {t!r}.")
+        if not isinstance(self.allow_incomplete, bool):
+            raise ValueError(f"`allow_incomplete` must be True or False, got {self.allow_incomplete!r}.")
+        if int(self.fisher_batch_size) < 1:
+            raise ValueError(f"`fisher_batch_size` must be >= 1, got {self.fisher_batch_size}.")
+        for name in ("max_forget_samples", "max_retain_samples"):
+            v = getattr(self, name)
+            if v is not None and int(v) < 1:
+                raise ValueError(f"`{name}` must be >= 1 or None, got {v}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> str:
+        """Writes ``unlearning_config.json`` (sorted keys, with the library version) into ``save_directory``."""
+        from . import __version__
+
+        os.makedirs(save_directory, exist_ok=True)
+        path = os.path.join(save_directory, CONFIG_FILE)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({**self.to_dict(), "hf_unlearn_version": __version__}, f, indent=2, sort_keys=True)
+            f.write("\n")
+        return path
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> UnlearningConfig:
+        """Reads ``unlearning_config.json`` from ``directory`` (or the file itself); unknown keys are ignored."""
+        path = os.path.join(directory, CONFIG_FILE) if os.path.isdir(directory) else str(directory)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"`directory` {str(directory)!r} holds no {CONFIG_FILE}.")
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in dataclasses.fields(cls)}})
