@@ -11,7 +11,7 @@ import pytest
 import torch
 from hub_server import LocalHub, patch_hub_endpoint  # tests/ is on sys.path: no __init__.py, no conftest
 from huggingface_hub import ModelCard
-from transformers import Trainer, TrainerCallback, TrainingArguments, ViTForImageClassification, ViTImageProcessor
+from transformers import TrainerCallback, TrainingArguments, ViTForImageClassification, ViTImageProcessor
 
 from hf_unlearn import hub
 from hf_unlearn.data import tiny_vit
@@ -177,11 +177,12 @@ def test_card_without_metrics_or_fingerprint(tmp_path):
     assert "no metrics were recorded" in text
     assert "model-index" not in text and card.data.eval_results is None
     assert card.data.base_model is None  # a local path is not a Hub id, so it stays out of the YAML ...
-    assert "/some/local/path" in text  # ... but is still named in the body
+    # ... and the body names it by its base name only: no local absolute path is ever published (issue: privacy)
+    assert "/some/local/path" not in text and "`path`" in text
     request = {"forget_classes": [1, 3], "hyperparameters": report.hyperparameters, "method": "mnemonic"}
     expected = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
     assert expected in text and "computed from the report" in text
-    assert ModelCard(text).data.tags == ["unlearning", "hf-unlearn", "mnemonic"]
+    assert ModelCard(text).data.tags == ["unlearning", "hf-unlearn", "mnemonic", "machine-unlearning"]
 
 
 # ------------------------------------------------------------------------------------------------ saving
@@ -372,9 +373,11 @@ def test_trainer_push_to_hub_uploads_our_card(tmp_path, local_hub, pass_trainer)
         use_cpu=True,
     )
     callback = _UnlearnerLikeCallback(_report(), codebook=MnemonicCodebook.for_model(model))
-    trainer = Trainer(model=model, args=args, callbacks=[callback])
-    if pass_trainer:
+    trainer = hub.UnlearningTrainer(model=model, args=args, callbacks=[callback])
+    if pass_trainer:  # the hook attaches the card to the trainer it was handed ...
         callback.trainer = trainer
+    else:  # ... or the card is attached explicitly (no trainer is looked for on the call stack)
+        hub.attach_card_to_trainer(trainer, callback.report, codebook=callback.codebook, config=_Config())
     commit = trainer.push_to_hub(tags=["my-tag"])
 
     repo = local_hub.repos["tester/trainer-unlearned"]
@@ -399,7 +402,7 @@ def test_trainer_without_report_keeps_the_trainer_card(tmp_path, local_hub):
     args = TrainingArguments(
         output_dir=str(tmp_path / "run"), hub_model_id="tester/plain", report_to="none", use_cpu=True
     )
-    trainer = Trainer(model=_model(), args=args, callbacks=[_UnlearnerLikeCallback(None)])
+    trainer = hub.UnlearningTrainer(model=_model(), args=args, callbacks=[_UnlearnerLikeCallback(None)])
     hub.attach_card_to_trainer(trainer, lambda: None)
     trainer.push_to_hub(token=TOKEN)
     files = local_hub.repos["tester/plain"].files

@@ -259,6 +259,9 @@ class FisherUnlearner(TrainerCallback):
             raise RuntimeError("Call `unlearn(...)` (or train with this callback) before saving or pushing.")
         return self.report
 
+    def _published_codebook(self) -> MnemonicCodebook | None:
+        return getattr(self, "_last_codebook", None) or self.codebook
+
     def save_pretrained(
         self,
         output_dir: str | os.PathLike,
@@ -266,26 +269,51 @@ class FisherUnlearner(TrainerCallback):
         *,
         processing_class: Any = None,
         include_codebook: bool = True,
+        overwrite_output_dir: bool = False,
     ) -> str:
         """Writes the unlearned model, its processing class, the codebook (optional), the unlearning record
         (``unlearning_report.json``), the config, the per-class chart and the model card into ``output_dir``
-        (main process only). Call after [`unlearn`]."""
-        return self._save(output_dir, model, processing_class=processing_class, include_codebook=include_codebook)
+        (main process only). Call after [`unlearn`].
 
-    def _save(self, output_dir, model, *, processing_class, include_codebook, repo_id=None) -> str:
+        The folder is written beside ``output_dir`` and renamed into place, so an interrupted save leaves the previous
+        folder as it was. Refused before anything is written (``ValueError`` naming ``output_dir``): an unwritable
+        location and, unless ``overwrite_output_dir=True`` (then the folder is replaced whole, with no file of an
+        earlier run left in it), a non-empty folder or the folder ``model`` was loaded from."""
+        self._require_report()
+        return self._save(
+            output_dir,
+            model,
+            processing_class=processing_class,
+            include_codebook=include_codebook,
+            overwrite_output_dir=overwrite_output_dir,
+        )
+
+    def _save(self, output_dir, model, *, processing_class, include_codebook, overwrite_output_dir, repo_id=None):
         from . import hub
 
         report = self._require_report()
-        codebook = getattr(self, "_last_codebook", None) or self.codebook
         return hub.save_unlearned(
             output_dir,
             unwrap_model(model),
             report,
             processing_class=processing_class,
-            codebook=codebook if include_codebook else None,
+            codebook=self._published_codebook() if include_codebook else None,
             config=self.config,
             repo_id=repo_id,
             accelerator=self.accelerator,
+            overwrite_output_dir=overwrite_output_dir,
+        )
+
+    def _saved_here(self, output_dir: str | os.PathLike) -> bool:
+        """Whether ``output_dir`` holds this unlearner's own save of its current report (a push being retried)."""
+        try:
+            saved = UnlearningReport.load(output_dir)
+        except (OSError, ValueError, TypeError):
+            return False
+        report = self.report
+        return (saved.forget_request_fingerprint, saved.created_at) == (
+            report.forget_request_fingerprint,
+            report.created_at,
         )
 
     def push_to_hub(
@@ -301,10 +329,13 @@ class FisherUnlearner(TrainerCallback):
         include_codebook: bool = True,
         output_dir: str | os.PathLike | None = None,
         endpoint: str | None = None,
+        overwrite_output_dir: bool = False,
     ) -> str | None:
         """Saves locally first (``output_dir``, default ``./<repo name>``), then uploads the folder to ``repo_id``
         (``create_repo(exist_ok=True)`` + ``upload_folder``). A failed upload raises ``hub.HubPushError`` and
-        leaves the local folder complete; calling again retries. Returns the commit URL (``None`` off rank 0)."""
+        leaves the local folder complete; calling again retries (re-saving into a folder this unlearner wrote for
+        the same report needs no ``overwrite_output_dir``). ``output_dir`` is checked as in [`save_pretrained`].
+        Returns the commit URL (``None`` off rank 0)."""
         from . import hub
 
         if not isinstance(repo_id, str) or not repo_id.strip():
@@ -312,7 +343,12 @@ class FisherUnlearner(TrainerCallback):
         report = self._require_report()
         output_dir = output_dir or repo_id.rstrip("/").split("/")[-1]
         self._save(
-            output_dir, model, processing_class=processing_class, include_codebook=include_codebook, repo_id=repo_id
+            output_dir,
+            model,
+            processing_class=processing_class,
+            include_codebook=include_codebook,
+            overwrite_output_dir=overwrite_output_dir or self._saved_here(output_dir),
+            repo_id=repo_id,
         )
         return hub.push_unlearned(
             repo_id,
@@ -325,15 +361,35 @@ class FisherUnlearner(TrainerCallback):
             accelerator=self.accelerator,
         )
 
+    def attach_to_trainer(self, trainer: Any) -> None:
+        """Makes ``trainer.push_to_hub()`` publish this unlearner's model card, report, chart, codes and config.
+
+        ``trainer`` must be a Trainer whose class carries ``hub.UnlearningCardMixin`` (``MnemonicTrainer``, or
+        ``hub.UnlearningTrainer`` in place of ``Trainer``); a plain ``Trainer`` would overwrite the card with its own
+        and is refused with a ``TypeError``. The unlearner is added to the trainer's callbacks if it is not there
+        yet. Until [`unlearn`] has run (e.g. before ``train()``), the trainer keeps its own card."""
+        from . import hub
+
+        hub.attach_card_to_trainer(trainer, lambda: self.report, codebook=self._published_codebook, config=self.config)
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+        self.trainer = trainer
+
     def on_push_begin(self, args, state, control, **kwargs):
         from . import hub
 
+        trainer = getattr(self, "trainer", None)
+        if self.report is not None and trainer is None:
+            logger.warning(
+                "FisherUnlearner was not attached to the pushing trainer: its generic card will replace the unlearning "
+                "card. Call `unlearner.attach_to_trainer(trainer)` before `trainer.push_to_hub()`."
+            )
         hub.on_push_begin(
             self.report,
             args,
             kwargs.get("model"),
             processing_class=kwargs.get("processing_class"),
-            codebook=getattr(self, "_last_codebook", None) or self.codebook,
+            codebook=self._published_codebook(),
             config=self.config,
-            trainer=getattr(self, "trainer", None),
+            trainer=trainer,
         )

@@ -1,0 +1,65 @@
+"""Model cards and Hub publishing for unlearned models, one role per module.
+
+- ``card``: [`render_model_card`] (YAML header with tags, ``base_model`` and ``model-index``; text from the
+  ``model_card_template.md`` shipped with the package) and [`plot_per_class_accuracy`] (optional, needs matplotlib).
+- ``publish``: [`check_output_dir`], [`save_unlearned`] (written beside the target, renamed into place) and
+  [`push_unlearned`] (a failed upload raises [`HubPushError`] and leaves the folder as it was).
+- ``trainer``: [`UnlearningCardMixin`] / [`UnlearningTrainer`], [`attach_card_to_trainer`] and [`on_push_begin`],
+  so that ``Trainer.push_to_hub()`` publishes the same files and card, and no saved training argument holds a token.
+
+Only the main process writes files or pushes. Tokens are handed to ``huggingface_hub`` and never written or logged.
+"""
+
+from typing import Any
+
+from .card import (
+    CARD_FILE,
+    CARD_TAGS,
+    CHART_FILE,
+    SEARCH_TAGS,
+    TEMPLATE_FILE,
+    card_tags,
+    depth_section,
+    describe_method,
+    model_card_template_path,
+    plot_per_class_accuracy,
+    public_name,
+    public_report,
+    render_model_card,
+)
+from .publish import HubPushError, check_output_dir, push_unlearned, save_unlearned, write_card_files
+from .trainer import UnlearningCardMixin, attach_card_to_trainer, on_push_begin, token_free_args
+
+__all__ = [
+    "CARD_FILE",
+    "CARD_TAGS",
+    "CHART_FILE",
+    "HubPushError",
+    "SEARCH_TAGS",
+    "TEMPLATE_FILE",
+    "UnlearningCardMixin",
+    "UnlearningTrainer",
+    "attach_card_to_trainer",
+    "card_tags",
+    "check_output_dir",
+    "depth_section",
+    "describe_method",
+    "model_card_template_path",
+    "on_push_begin",
+    "plot_per_class_accuracy",
+    "public_name",
+    "public_report",
+    "push_unlearned",
+    "render_model_card",
+    "save_unlearned",
+    "token_free_args",
+    "write_card_files",
+]
+
+
+def __getattr__(name: str) -> Any:  # UnlearningTrainer subclasses transformers.Trainer, whose import is slow
+    if name == "UnlearningTrainer":
+        from . import trainer
+
+        return trainer.UnlearningTrainer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,619 @@
+"""The model card of an unlearned model: its YAML header, its text (from ``model_card_template.md``) and its chart.
+
+[`render_model_card`] turns an [`UnlearningReport`] into a ``huggingface_hub.ModelCard``; [`plot_per_class_accuracy`]
+draws the before/after per-class accuracy chart (skipped, with a note in the log, when matplotlib is not installed).
+Nothing here writes a local absolute path into a card: a local base model is named by its folder's base name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import json
+import os
+import platform
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from ..report import UnlearningReport
+from ..utils import get_logger
+
+logger = get_logger(__name__)
+
+CARD_FILE = "README.md"
+CHART_FILE = "unlearning_per_class_accuracy.png"
+TEMPLATE_FILE = "model_card_template.md"
+# "unlearning" and "machine-unlearning" are what people search unlearned models by; "hf-unlearn" names the tool.
+CARD_TAGS = ("unlearning", "hf-unlearn")
+SEARCH_TAGS = ("machine-unlearning",)
+
+# Metric keys are matched case-insensitively against these aliases; anything else numeric becomes an extra row.
+_METRIC_ALIASES: dict[str, tuple[str, ...]] = {
+    "A_F": ("forget_accuracy", "a_f", "forget_acc", "acc_forget"),
+    "E_F": ("forget_error", "e_f"),
+    "A_R": ("retain_accuracy", "a_r", "retained_accuracy", "retain_acc", "acc_retain"),
+    "A_test": ("test_accuracy", "a_test", "accuracy", "acc_test", "test_acc"),
+    "MIA AUC": ("mia_auc", "membership_inference_auc", "mia", "membership_auc"),
+}
+_METRIC_LABELS = {
+    "A_F": "A_F (forget accuracy)",
+    "E_F": "E_F (forget error)",
+    "A_R": "A_R (retained accuracy)",
+    "A_test": "test accuracy",
+    "MIA AUC": "membership-inference AUC",
+}
+LOCAL_SOURCE = "local folder"
+_PER_CLASS_KEYS = ("per_class_accuracy", "per_class", "class_accuracy")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# An absolute path inside a longer text: a "/" not preceded by a word character, ":" or "/" (so not a URL), at least
+# two components.
+_ABS_PATH_IN_TEXT = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?/(?:[^/\s'\"`|]+/)+([^/\s'\"`|]*)")
+
+# Plain words for the depth audit's metrics ("How deep is the forgetting?").
+AUDIT_METRICS: dict[str, tuple[str, str]] = {
+    "forget_error": (
+        "forget error",
+        "share of the targeted classes' evaluation samples the model gets wrong at its output (1 = none recognised)",
+    ),
+    "retain_accuracy": ("retained accuracy", "accuracy on the evaluation samples of the classes that were kept"),
+    "mia_auc": (
+        "membership-inference AUC",
+        "how well a loss-based attack tells the targeted classes' training samples from unseen ones (0.5 = chance)",
+    ),
+    "probe_forget_accuracy": (
+        "linear-probe accuracy",
+        "a linear classifier trained on the model's internal features (the input of its output layer) recognises "
+        "the targeted classes this often; high means the features still separate them, whatever the output says",
+    ),
+    "prototype_forget_accuracy": (
+        "prototype-attack accuracy",
+        "accuracy on the targeted classes after rewriting the output layer from 5 training samples per targeted "
+        "class, with no training; high means the class can be read back from the features at once",
+    ),
+    "relearn_forget_accuracy": (
+        "relearn accuracy",
+        "accuracy on the targeted classes after a few fine-tuning steps on a small batch of targeted and kept "
+        "samples; fast relearning means the knowledge was hidden, not removed",
+    ),
+    "js_to_retrained": (
+        "JS distance to retrained",
+        "Jensen-Shannon distance between this model's output distributions and those of models retrained without "
+        "the targeted classes (0 = identical)",
+    ),
+}
+
+
+# ---------------------------------------------------------------------------------------------------- template
+def model_card_template_path() -> str:
+    """Path of ``model_card_template.md``: the package data of an installed wheel, else the repository root."""
+    try:
+        resource = importlib.resources.files("hf_unlearn") / TEMPLATE_FILE
+        if resource.is_file():
+            return str(resource)
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):  # pragma: no cover - exotic loaders
+        pass
+    path = Path(__file__).resolve().parents[3] / TEMPLATE_FILE  # editable install: src/hf_unlearn/hub/card.py
+    if not path.is_file():
+        raise FileNotFoundError(f"{TEMPLATE_FILE} is neither in the hf_unlearn package nor at the repository root.")
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------------- privacy
+def is_hub_id(name: str | None) -> bool:
+    """Whether ``name`` is shaped like a Hub repository id and is not a local file or folder."""
+    return bool(name) and _REPO_ID.match(str(name)) is not None and not os.path.exists(str(name))
+
+
+def public_name(name: str | os.PathLike | None) -> str | None:
+    """What may be published about a model or data location: a Hub id as it is, a local path as its base name."""
+    if name is None or str(name) == "":
+        return None
+    s = str(name)
+    if is_hub_id(s) or not (os.path.isabs(s) or s.startswith("~") or os.path.exists(s) or "\\" in s):
+        return s
+    base = os.path.basename(os.path.normpath(os.path.expanduser(s.replace("\\", "/"))))
+    return base or None
+
+
+def scrub_paths(value: Any) -> Any:
+    """``value`` (nested dicts/lists/strings) with every absolute local path replaced by its base name."""
+    if isinstance(value, str):
+        if os.path.isabs(value) or value.startswith("~"):
+            return public_name(value)
+        return _ABS_PATH_IN_TEXT.sub(lambda m: m.group(1) or "", value)
+    if isinstance(value, Mapping):
+        return {k: scrub_paths(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_paths(v) for v in value)
+    return value
+
+
+def public_report(report: UnlearningReport) -> UnlearningReport:
+    """A copy of ``report`` fit for publishing: ``base_model`` a Hub id or a base name, no absolute path anywhere."""
+    d = scrub_paths(report.to_dict())
+    d["base_model"] = public_name(report.base_model)
+    if report.base_model and d["base_model"] != report.base_model:
+        d["details"] = {**d["details"], "base_model_source": LOCAL_SOURCE}  # so a later card keeps it out of the YAML
+    out = UnlearningReport.from_dict(d)
+    for name, value in vars(report).items():  # fields a newer report may carry that from_dict does not know
+        if not hasattr(out, name):
+            setattr(out, name, scrub_paths(value))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+def _find_metric(values: Mapping[str, Any], canonical: str) -> float | None:
+    lowered = {str(k).lower(): v for k, v in values.items()}
+    for alias in _METRIC_ALIASES[canonical]:
+        v = lowered.get(alias)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
+def _normalised_metrics(report: UnlearningReport) -> dict[str, dict[str, float]] | None:
+    """``{"before": {canonical or raw key: value}, "after": {...}}`` with E_F filled in from A_F when missing."""
+    if not report.metrics:
+        return None
+    out: dict[str, dict[str, float]] = {}
+    known = {a for aliases in _METRIC_ALIASES.values() for a in aliases}
+    for phase in ("before", "after"):
+        values = report.metrics.get(phase) or {}
+        if not isinstance(values, Mapping):
+            continue
+        row: dict[str, float] = {}
+        for canonical in _METRIC_ALIASES:
+            v = _find_metric(values, canonical)
+            if v is not None:
+                row[canonical] = v
+        if "E_F" not in row and "A_F" in row:
+            row["E_F"] = 1.0 - row["A_F"]
+        for k, v in values.items():
+            if str(k).lower() not in known and isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[str(k)] = float(v)
+        out[phase] = row
+    return out if any(out.values()) else None
+
+
+def _per_class(values: Any, label2id: Mapping[str, int]) -> dict[int, float]:
+    """``{class id: accuracy}`` from a mapping keyed by id (int or str) or label name, or a list indexed by id."""
+    if not isinstance(values, Mapping):
+        return {}
+    for key in _PER_CLASS_KEYS:
+        pc = values.get(key)
+        if isinstance(pc, Mapping):
+            out = {}
+            for k, v in pc.items():
+                cid = label2id.get(str(k), int(k) if str(k).lstrip("-").isdigit() else None)
+                if cid is not None and v is not None:
+                    out[cid] = float(v)
+            return out
+        if isinstance(pc, Sequence) and not isinstance(pc, str):
+            return {i: float(v) for i, v in enumerate(pc) if v is not None}
+    return {}
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{int(v):,}" if float(v).is_integer() and abs(v) > 1 else f"{v:.4f}"  # counts such as num_*_samples
+
+
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+# ---------------------------------------------------------------------------------------------------- chart
+def plot_per_class_accuracy(report: UnlearningReport, path: str | os.PathLike) -> str | None:
+    """Draws per-class accuracy before and after unlearning as grouped bars, the classes to forget marked.
+
+    Args:
+        report: the run's record; its ``metrics["before"/"after"]["per_class_accuracy"]`` (a mapping from class id
+            or label name to accuracy, or a list indexed by class id) is drawn.
+        path: PNG file to write.
+
+    Returns:
+        ``path`` as a string, or ``None`` (nothing written) when the report holds no per-class accuracy or
+        matplotlib (an optional dependency) is not installed.
+    """
+    if not report.metrics:
+        return None
+    names = dict(zip(report.forget_classes, report.forget_labels))
+    names.update(zip(report.retain_classes, report.retain_labels))
+    label2id = {str(v): k for k, v in names.items()}
+    before = _per_class(report.metrics.get("before"), label2id)
+    after = _per_class(report.metrics.get("after"), label2id)
+    classes = sorted(set(before) | set(after))
+    if not classes:
+        return None
+    try:
+        # A bare Figure on an Agg canvas: no display, no pyplot state, and the user's backend is left alone.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+    except ImportError:
+        logger.info(
+            "matplotlib is not installed: the per-class accuracy chart is skipped (pip install 'hf_unlearn[plot]' "
+            "or matplotlib to draw it)."
+        )
+        return None
+
+    targeted = set(report.forget_classes)
+    xs = list(range(len(classes)))
+    width = 0.4
+    fig = Figure(figsize=(max(4.0, 0.6 * len(classes) + 1.5) + 1.6, 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.bar([x - width / 2 for x in xs], [before.get(c, 0.0) for c in classes], width, color="#9aa5b1")
+    bars = ax.bar([x + width / 2 for x in xs], [after.get(c, 0.0) for c in classes], width)
+    for bar, c in zip(bars, classes):
+        if c in targeted:  # hatch lines are drawn in the edge colour
+            bar.set(facecolor="#d1495b", edgecolor="#7a1f2b", hatch="//")
+        else:
+            bar.set(facecolor="#2e86ab", edgecolor="#2e86ab")
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{names.get(c, c)}{'*' if c in targeted else ''}" for c in classes], rotation=0)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("accuracy")
+    ax.set_title("Per-class accuracy (* = class to forget)")
+    handles = [
+        Patch(color="#9aa5b1", label="before"),
+        Patch(color="#2e86ab", label="after, kept"),
+        Patch(facecolor="#d1495b", edgecolor="#7a1f2b", hatch="//", label="after, to forget"),
+    ]
+    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False)
+    fig.tight_layout()
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- method text
+def describe_method(report: UnlearningReport) -> str:
+    """Plain words for what the method recorded in ``report`` changed: ``METHODS[report.method].describe(report)``."""
+    from ..methods import METHODS
+
+    method = METHODS.get(report.method)
+    if method is None:  # a report from a method this installation does not know
+        return f"The model was edited with the `{report.method}` method."
+    return str(method.describe(report))
+
+
+# ---------------------------------------------------------------------------------------------------- verification
+def verification_of(report: UnlearningReport) -> tuple[bool, str, str]:
+    """``(verified, status, sentence)``: the card says a class is forgotten only when ``status == "verified"``."""
+    status = report.details.get("verification") if isinstance(report.details, Mapping) else None
+    if status == "verified":
+        return (
+            True,
+            "verified",
+            "The outcome was checked after the edit: the targeted classes are no longer predicted.",
+        )
+    if status == "incomplete":
+        sentence = (
+            "The check after the edit found that the targeted classes are still recognised: the forgetting is "
+            "incomplete. Do not treat these classes as forgotten."
+        )
+    elif status == "unverified":
+        sentence = (
+            "No check of the outcome was possible (nothing to test the edit on was available), so nothing shows that "
+            "the targeted classes are no longer recognised. Do not treat them as forgotten before testing."
+        )
+    else:
+        status = "not recorded"
+        sentence = (
+            "This record holds no verification of the outcome, so nothing shows that the targeted classes are no "
+            "longer recognised. Do not treat them as forgotten before testing."
+        )
+    return False, status, sentence
+
+
+# ---------------------------------------------------------------------------------------------------- depth audit
+def _range(values: list[float]) -> str:
+    if not values:
+        return "–"
+    lo, hi = min(values), max(values)
+    return _fmt(lo) if lo == hi else f"{_fmt(lo)} – {_fmt(hi)}"
+
+
+def _standing_text(standing: Any) -> str:
+    if standing is None:
+        return "–"
+    s = str(standing)
+    return "within the retrained range" if s == "within" else s
+
+
+def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Rows and summary of the "How deep is the forgetting?" card section from ``report.audit``; ``None`` without one.
+
+    ``audit`` is ``ForgettingAudit.to_dict()``: ``{"metrics": {...}, "original": {...} | None, "retrained": [{...}],
+    "standing": {metric: "within" | "above by x" | ...}}``; ``relearn_forget_accuracy`` maps steps to accuracy.
+    """
+    if not isinstance(audit, Mapping) or not isinstance(audit.get("metrics"), Mapping):
+        return None
+    metrics = audit["metrics"]
+    original = audit.get("original") if isinstance(audit.get("original"), Mapping) else None
+    retrained = [r for r in (audit.get("retrained") or []) if isinstance(r, Mapping)]
+    standing = audit.get("standing") if isinstance(audit.get("standing"), Mapping) else {}
+
+    rows, meanings, within, outside = [], [], [], []
+    for key, (label, meaning) in AUDIT_METRICS.items():
+        value = metrics.get(key)
+        if value is None:
+            continue
+        meanings.append((label, meaning))
+        if key == "relearn_forget_accuracy" and isinstance(value, Mapping):
+            steps = sorted(value, key=lambda k: float(k) if str(k).replace(".", "").isdigit() else 0.0)
+            for k in steps:
+                orig = original.get(key, {}).get(k) if original and isinstance(original.get(key), Mapping) else None
+                ref = [_number(r[key].get(k)) for r in retrained if isinstance(r.get(key), Mapping)]
+                st = standing.get(key)
+                st = st.get(k, st.get(str(k))) if isinstance(st, Mapping) else standing.get(f"{key}@{k}", st)
+                rows.append(
+                    (f"{label} after {k} step(s)", _fmt(_number(value[k])), _fmt(_number(orig) if orig is not None
+                     else None), _range([v for v in ref if v is not None]), _standing_text(st))
+                )  # fmt: skip
+                (within if str(st) == "within" else outside if st is not None else []).append(f"{label} ({k})")
+            continue
+        ref = [_number(r.get(key)) for r in retrained]
+        st = standing.get(key)
+        rows.append(
+            (
+                label,
+                _fmt(_number(value)),
+                _fmt(_number(original.get(key))) if original else "–",
+                _range([v for v in ref if v is not None]),
+                _standing_text(st),
+            )
+        )
+        (within if str(st) == "within" else outside if st is not None else []).append(label)
+
+    if retrained:
+        if outside:
+            summary = (
+                f"Against {len(retrained)} model(s) retrained without the targeted classes, this model lies within "
+                f"their range on {len(within)} of {len(within) + len(outside)} measures and outside it on: "
+                f"{', '.join(outside)}. Where it lies above the retrained range on the probe, prototype or relearn "
+                "measures, the targeted classes are still present inside the model and were suppressed at the output "
+                "rather than removed."
+            )
+        else:
+            summary = (
+                f"On every measure this model lies within the range of {len(retrained)} model(s) retrained without "
+                "the targeted classes: by these tests it cannot be told apart from a retrained model."
+            )
+    else:
+        summary = (
+            "No model retrained without the targeted classes was given, so these numbers cannot be placed against "
+            "retraining, the gold standard. Compare the probe, prototype and relearn accuracies with the original "
+            "model's: values close to the original's mean the classes were hidden at the output, not removed."
+        )
+    return {"rows": rows, "meanings": meanings, "summary": summary, "retrained": len(retrained)}
+
+
+# ---------------------------------------------------------------------------------------------------- card
+def _current_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("hf_unlearn", "torch", "transformers", "accelerate", "huggingface_hub"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _request_fingerprint(report: UnlearningReport) -> tuple[str, str | None]:
+    if report.forget_request_fingerprint:
+        return report.forget_request_fingerprint, None
+    # Older or hand-made reports: fingerprint what the report itself says was asked for.
+    request = {"method": report.method, "forget_classes": sorted(report.forget_classes)}
+    request["hyperparameters"] = report.hyperparameters
+    blob = json.dumps(request, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest(), "computed from the report's method, classes and hyperparameters"
+
+
+def _cell(v: Any) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def _auto_class(model: Any) -> str:
+    main = getattr(model, "main_input_name", None)
+    if main == "pixel_values":
+        return "AutoModelForImageClassification"
+    if main == "input_ids":
+        return "AutoModelForSequenceClassification"
+    return "AutoModel"
+
+
+def _task_type(model: Any, report: UnlearningReport) -> str:
+    auto = _auto_class(model)
+    if auto == "AutoModelForSequenceClassification":
+        return "text-classification"
+    if auto == "AutoModelForImageClassification":
+        return "image-classification"
+    modality = report.details.get("modality")
+    default = {"image": "image-classification", "text": "text-classification"}.get(modality, "other")
+    return str(report.details.get("task") or default)
+
+
+def _peft_base(model: Any) -> str | None:
+    """The base model a PEFT model's active adapter was trained on, or None for a plain model."""
+    configs = getattr(model, "peft_config", None)
+    if not isinstance(configs, Mapping) or not configs:
+        return None
+    config = configs.get(getattr(model, "active_adapter", None)) or next(iter(configs.values()))
+    return getattr(config, "base_model_name_or_path", None) or None
+
+
+def base_model_of(report: UnlearningReport, model: Any = None) -> str | None:
+    """Name of the model before unlearning: the report's, else the PEFT base or ``config._name_or_path``."""
+    if report.base_model:
+        return str(report.base_model)
+    name = _peft_base(model) or getattr(getattr(model, "config", None), "_name_or_path", None)
+    return str(name) if name else None
+
+
+def _dataset_slug(name: str | None) -> str:
+    """The model-index ``dataset.type``: a Hub data set id as given, else a short slug of the name (``custom``)."""
+    if not name:
+        return "custom"
+    s = str(name).strip()
+    if is_hub_id(s) and len(s) <= 96:
+        return s
+    s = public_name(s.split(" (")[0]) or ""
+    slug = re.sub(r"[^a-z0-9._-]+", "-", s.lower()).strip("-._")[:64]
+    return slug or "custom"
+
+
+def card_tags(report: UnlearningReport, tags: Sequence[str] | None = None) -> list[str]:
+    """The card's YAML tags: ``unlearning``, ``hf-unlearn``, the method, ``machine-unlearning``, then ``tags``."""
+    extra = [tags] if isinstance(tags, str) else list(tags or [])
+    return list(dict.fromkeys([*CARD_TAGS, report.method, *SEARCH_TAGS, *extra]))
+
+
+def render_model_card(
+    report: UnlearningReport,
+    *,
+    model: Any = None,
+    repo_id: str | None = None,
+    chart_path: str | os.PathLike | None = None,
+    model_name: str | None = None,
+    tags: Sequence[str] | None = None,
+    codebook: Any = None,
+) -> ModelCard:
+    """Renders the model card of an unlearned model from its report.
+
+    The card says a class was forgotten only when ``report.details["verification"] == "verified"``; otherwise it
+    states that the forgetting was not verified. A report carrying an ``audit`` (``ForgettingAudit.to_dict()``) gets a
+    "How deep is the forgetting?" section; without one the card says that depth was not measured.
+
+    Args:
+        report: what the unlearning run did.
+        model: the unlearned model; used for the base model name (PEFT base or ``config._name_or_path``) when the
+            report has none, for ``base_model_relation`` (``adapter`` for a PEFT model, else ``finetune``), and for
+            the task (image or text classification).
+        repo_id: Hub repository the card is for; used in the loading example and as the default model name.
+        chart_path: the per-class accuracy chart (from [`plot_per_class_accuracy`]) if one was drawn; the card links
+            to it by file name, so it must sit in the same folder as the card.
+        model_name: name in the title and ``model-index``; defaults to the last part of ``repo_id``.
+        tags: extra YAML tags, added after ``unlearning``, ``hf-unlearn``, the method and ``machine-unlearning``.
+        codebook: the [`MnemonicCodebook`] saved beside the model, if any; its seed and fingerprint are recorded.
+
+    Returns:
+        A ``huggingface_hub.ModelCard``; ``card.save(path)`` writes it, ``card.data`` holds the YAML header.
+    """
+    if not isinstance(report, UnlearningReport):
+        raise TypeError(f"`report` must be an UnlearningReport, got {type(report).__name__}.")
+    raw_base = base_model_of(report, model)
+    local_base = report.details.get("base_model_source") == LOCAL_SOURCE
+    hub_base = raw_base if is_hub_id(raw_base) and not local_base else None  # a local folder's name is no Hub id
+    base_model = public_name(raw_base)
+    name = model_name or (repo_id.split("/")[-1] if repo_id else None)
+    if not name:
+        name = f"{base_model.rstrip('/').split('/')[-1]}-unlearned" if base_model else "unlearned-model"
+    metrics = _normalised_metrics(report)
+    verified, verification, verification_sentence = verification_of(report)
+    dataset = scrub_paths(report.details.get("eval_dataset") or report.details.get("dataset"))
+    dataset_id = report.details.get("eval_dataset_id") or dataset
+
+    eval_results = None
+    if metrics and metrics.get("after"):
+        task = _task_type(model, report)
+        eval_results = []
+        for key, metric_type in (
+            ("A_R", "accuracy"),
+            ("A_F", "accuracy"),
+            ("A_test", "accuracy"),
+            ("MIA AUC", "roc_auc"),
+        ):
+            value = metrics["after"].get(key)
+            if value is not None:
+                eval_results.append(
+                    EvalResult(
+                        task_type=task,
+                        dataset_type=_dataset_slug(dataset_id),
+                        dataset_name=str(dataset or "held-out evaluation data"),
+                        metric_type=metric_type,
+                        metric_value=round(value, 6),
+                        metric_name=f"{_METRIC_LABELS[key]} after unlearning",
+                    )
+                )
+        eval_results = eval_results or None
+
+    card_data = ModelCardData(
+        library_name="transformers",
+        tags=card_tags(report, tags),
+        base_model=hub_base,
+        model_name=name if eval_results else None,
+        eval_results=eval_results,
+        pipeline_tag=_task_type(model, report) if model is not None else None,
+    )
+    if hub_base:
+        # The Hub files this model under its base model's tree: an adapter folder, or weights edited from the base.
+        card_data.base_model_relation = "adapter" if _peft_base(model) else "finetune"
+
+    metric_rows = []
+    if metrics:
+        before, after = metrics.get("before", {}), metrics.get("after", {})
+        keys = [k for k in _METRIC_ALIASES if k in before or k in after]
+        keys += sorted(k for k in {*before, *after} if k not in _METRIC_ALIASES)
+        metric_rows = [(_METRIC_LABELS.get(k, _cell(k)), _fmt(before.get(k)), _fmt(after.get(k))) for k in keys]
+
+    fingerprint, fingerprint_note = _request_fingerprint(report)
+    changed = report.num_parameters_changed
+    total = report.num_parameters_total
+    parameters_changed = f"{changed:,} of {total:,} ({100.0 * changed / total:.2f}%)" if total else f"{changed:,}"
+    codebook_info = None
+    if codebook is not None:
+        codebook_info = {
+            "seed": codebook.seed,
+            "distribution": codebook.distribution,
+            "codes_per_class": codebook.codes_per_class,
+            "fingerprint": codebook.fingerprint(),
+        }
+    details = scrub_paths(report.details)
+    details = json.dumps(details, indent=2, sort_keys=True, default=str) if details else None
+    if hub_base:
+        base_model_link = f"[`{base_model}`](/{base_model})"
+    else:
+        base_model_link = f"`{base_model}`" if base_model else "a classifier"
+
+    return ModelCard.from_template(
+        card_data,
+        template_path=model_card_template_path(),
+        title=name,
+        base_model=base_model,
+        base_model_link=base_model_link,
+        method=report.method,
+        method_description=describe_method(report),
+        verified=verified,
+        verification=verification,
+        verification_sentence=verification_sentence,
+        parameters_changed=parameters_changed,
+        hyperparameters=[(_cell(k), _cell(v)) for k, v in sorted(scrub_paths(report.hyperparameters).items())],
+        forgotten=[(c, _cell(lab)) for c, lab in zip(report.forget_classes, report.forget_labels)],
+        retained=[(c, _cell(lab)) for c, lab in zip(report.retain_classes, report.retain_labels)],
+        fisher_samples=[(_cell(k), v) for k, v in sorted(report.fisher_samples.items())],
+        metric_rows=metric_rows,
+        eval_dataset=dataset,
+        chart_file=os.path.basename(str(chart_path)) if chart_path else None,
+        depth=depth_section(getattr(report, "audit", None)),
+        timings=[(_cell(k), f"{float(v):.3f}") for k, v in report.timings.items()],
+        created_at=report.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        fingerprint=fingerprint,
+        fingerprint_note=fingerprint_note,
+        versions=sorted((report.versions or _current_versions()).items()),
+        auto_class=_auto_class(model),
+        load_path=repo_id or "path/to/this/folder",
+        codebook=codebook_info,
+        details=details,
+    )

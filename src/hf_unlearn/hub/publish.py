@@ -1,0 +1,321 @@
+"""Saving an unlearned model folder safely and pushing it to the Hub.
+
+- [`check_output_dir`] refuses, before any work, a folder that would lose the user's data.
+- [`save_unlearned`] writes the whole folder into a temporary folder beside the target and renames it into place, so
+  an interrupt never leaves a half-written folder that looks complete and a replaced folder keeps no stale file.
+- [`push_unlearned`] uploads such a folder; a failed upload raises [`HubPushError`] and leaves the folder as it was.
+
+Only the main process writes files or pushes. Tokens are handed to ``huggingface_hub`` and never written or logged.
+Nothing written here holds a local absolute path (see [`public_report`]).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from ..report import UnlearningReport
+from ..utils import get_logger
+from .card import CARD_FILE, CHART_FILE, card_tags, plot_per_class_accuracy, public_report, render_model_card
+
+logger = get_logger(__name__)
+
+
+class HubPushError(RuntimeError):
+    """A push to the Hub failed; the local folder ``output_dir`` is complete and the push can be retried."""
+
+    def __init__(self, message: str, *, repo_id: str, output_dir: str):
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.output_dir = output_dir
+
+
+def _is_main_process(accelerator: Any = None) -> bool:
+    if accelerator is not None:
+        return bool(accelerator.is_main_process)
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _check_savable(obj: Any, argument: str) -> None:
+    if obj is not None and not callable(getattr(obj, "save_pretrained", None)):
+        raise TypeError(f"`{argument}` ({type(obj).__name__}) has no `save_pretrained` method; pass None to skip it.")
+
+
+def _same_folder(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _model_source_folder(model: Any) -> str | None:
+    name = getattr(getattr(model, "config", None), "_name_or_path", None)
+    return str(name) if name and os.path.isdir(str(name)) else None
+
+
+def check_output_dir(
+    output_dir: str | os.PathLike,
+    *,
+    overwrite_output_dir: bool = False,
+    model: Any = None,
+    argument: str = "output_dir",
+) -> str:
+    """Checks, before any work, that ``output_dir`` can receive a saved model without losing anything.
+
+    Refused (``ValueError`` naming ``argument``): an empty value; an existing file; a folder that would be replaced
+    whole and holds the current working directory; an unwritable parent; unless ``overwrite_output_dir``, a
+    non-empty folder or the folder ``model`` was loaded from (``model.config._name_or_path``), as
+    ``TrainingArguments`` does.
+
+    Returns:
+        ``output_dir`` as a string.
+    """
+    if output_dir is None or str(output_dir).strip() == "":
+        raise ValueError(f"`{argument}` must be a folder path, got an empty value.")
+    path = str(output_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"`{argument}` {path!r} is an existing file; give a folder path.")
+    source = _model_source_folder(model)
+    if source is not None and os.path.isdir(path) and _same_folder(source, path) and not overwrite_output_dir:
+        raise ValueError(
+            f"`{argument}` {path!r} is the folder the model was loaded from; saving there would replace the "
+            "original weights. Give another folder, or pass overwrite_output_dir=True (--overwrite_output_dir)."
+        )
+    if os.path.isdir(path) and os.listdir(path) and not overwrite_output_dir:
+        raise ValueError(
+            f"`{argument}` {path!r} exists and is not empty. Give an empty or new folder, or pass "
+            "overwrite_output_dir=True (--overwrite_output_dir) to replace it whole."
+        )
+    if os.path.isdir(path):
+        cwd = os.path.realpath(os.getcwd())
+        target = os.path.realpath(path)
+        if cwd == target or cwd.startswith(target.rstrip(os.sep) + os.sep):
+            raise ValueError(
+                f"`{argument}` {path!r} holds the current working directory; it cannot be replaced. Give a subfolder."
+            )
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):  # the first existing ancestor is where folders get created
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"`{argument}` {path!r} cannot be created: {os.path.basename(parent)!r} is a file.")
+    try:  # a real probe: permissions, read-only file systems and root's special cases all show up here
+        os.rmdir(tempfile.mkdtemp(prefix=".hf_unlearn-write-check-", dir=parent))
+    except OSError as e:
+        raise ValueError(f"`{argument}` {path!r} cannot be written ({e.strerror} in its parent folder).") from None
+    return path
+
+
+def write_card_files(
+    output_dir: str,
+    report: UnlearningReport,
+    *,
+    model: Any = None,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    tags: Sequence[str] | None = None,
+    codebook: Any = None,
+    config: Any = None,
+) -> None:
+    """Writes everything except the model and processing class into ``output_dir``: codes, config, report (with no
+    absolute path), chart and card. Tags the model (``model.add_model_tags``) so that a later ``push_to_hub`` from
+    transformers keeps them."""
+    os.makedirs(output_dir, exist_ok=True)
+    if codebook is not None:
+        codebook.save_pretrained(output_dir)
+    if config is not None:
+        config.save_pretrained(output_dir)
+    public = public_report(report)
+    public.save(output_dir)
+    chart = plot_per_class_accuracy(public, os.path.join(output_dir, CHART_FILE))
+    if chart is None and os.path.isfile(os.path.join(output_dir, CHART_FILE)):
+        os.remove(os.path.join(output_dir, CHART_FILE))  # a chart left from an earlier run would be uploaded
+    card = render_model_card(
+        report, model=model, repo_id=repo_id, chart_path=chart, model_name=model_name, tags=tags, codebook=codebook
+    )
+    card.save(os.path.join(output_dir, CARD_FILE))
+    if callable(getattr(model, "add_model_tags", None)):
+        model.add_model_tags(card_tags(report, tags))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _replace_folder(tmp: str, target: str) -> None:
+    """Moves the finished ``tmp`` folder to ``target``; an existing ``target`` is replaced whole."""
+    if not os.path.exists(target):
+        os.rename(tmp, target)
+        return
+    old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
+    os.rmdir(old)
+    os.rename(target, old)  # the two renames are the only moment without a complete `target`
+    try:
+        os.rename(tmp, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_unlearned(
+    output_dir: str | os.PathLike,
+    model: Any,
+    report: UnlearningReport,
+    *,
+    processing_class: Any = None,
+    codebook: Any = None,
+    config: Any = None,
+    repo_id: str | None = None,
+    accelerator: Any = None,
+    overwrite_output_dir: bool = True,
+) -> str:
+    """Writes an unlearned model and everything that documents it into ``output_dir`` (main process only).
+
+    The folder gets the model (``model.save_pretrained``), the processing class, the mnemonic codes, the unlearning
+    config, ``unlearning_report.json``, the per-class accuracy chart (when the report has per-class metrics and
+    matplotlib is installed) and ``README.md`` (the model card). All arguments are checked before anything is
+    written. Everything is written into a hidden temporary folder beside ``output_dir`` and renamed into place at the
+    end: an interrupted save leaves the previous folder as it was, and a replaced folder keeps no file of an
+    earlier run. No file holds a local absolute path (a local base model is named by its folder's base name).
+
+    Args:
+        output_dir: folder to write; created if missing, must not be an existing file.
+        model: the unlearned model (anything with ``save_pretrained``; DDP wrappers are unwrapped).
+        report: the [`UnlearningReport`] of the run.
+        processing_class: image processor or tokenizer to save beside the model, if any.
+        codebook: the [`MnemonicCodebook`] used, if any.
+        config: the ``UnlearningConfig`` used (anything with ``save_pretrained(directory)``), if any.
+        repo_id: Hub repository the folder is meant for, used in the card's loading example.
+        accelerator: the ``Accelerator`` of the run; without one, ``accelerate.PartialState`` says which process is
+            the main one.
+        overwrite_output_dir: replace an existing non-empty ``output_dir`` (or the model's own folder) whole; when
+            ``False`` such a folder is refused (see [`check_output_dir`]).
+
+    Returns:
+        ``output_dir`` as a string (on every process; only the main process writes).
+    """
+    from ..utils import unwrap_model
+
+    output_dir = check_output_dir(output_dir, overwrite_output_dir=overwrite_output_dir, model=model)
+    if model is None:
+        raise ValueError("`model` is None; pass the unlearned model.")
+    model = unwrap_model(model) if hasattr(model, "parameters") else model
+    _check_savable(model, "model")
+    if report is None:
+        raise ValueError("`report` is None; pass the UnlearningReport returned by the unlearning run.")
+    if not isinstance(report, UnlearningReport):
+        raise TypeError(f"`report` must be an UnlearningReport, got {type(report).__name__}.")
+    _check_savable(processing_class, "processing_class")
+    _check_savable(codebook, "codebook")
+    _check_savable(config, "config")
+
+    if not _is_main_process(accelerator):
+        return output_dir
+    target = os.path.realpath(output_dir) if os.path.islink(output_dir) else os.path.abspath(output_dir)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the saved folder gets the usual permissions
+        model.save_pretrained(tmp)
+        if processing_class is not None:
+            processing_class.save_pretrained(tmp)
+        write_card_files(tmp, report, model=model, repo_id=repo_id, codebook=codebook, config=config)
+        _replace_folder(tmp, target)
+    except BaseException:  # KeyboardInterrupt included: never leave a half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("Saved the unlearned model, its report and model card to %s", output_dir)
+    return output_dir
+
+
+def _redact(text: str, token: str | None) -> str:
+    return text.replace(token, "<redacted>") if token else text
+
+
+def push_unlearned(
+    repo_id: str,
+    output_dir: str | os.PathLike,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+    accelerator: Any = None,
+) -> str | None:
+    """Uploads a folder written by [`save_unlearned`] to the Hub repository ``repo_id`` (main process only).
+
+    The repository is created if needed. A failed push raises [`HubPushError`]; the local folder is left untouched,
+    so calling this again retries the push.
+
+    Args:
+        repo_id: ``"namespace/name"`` of the model repository.
+        output_dir: the folder to upload.
+        private: visibility of a newly created repository (``None``: the Hub's default). Ignored if it exists.
+        token: Hub token; ``None`` uses ``HF_TOKEN`` or the stored login. Never written or logged.
+        revision: branch to commit to (default ``main``); created from ``main`` if missing.
+        commit_message: defaults to ``"Upload unlearned model (hf_unlearn, <method>)"``.
+        endpoint: Hub URL; ``None`` uses the ``HF_ENDPOINT`` environment variable, else huggingface.co.
+        accelerator: the ``Accelerator`` of the run, to tell the main process; optional.
+
+    Returns:
+        The URL of the commit on the main process, ``None`` on the others.
+
+    Raises:
+        ValueError: bad ``repo_id`` or ``output_dir`` (nothing is sent).
+        HubPushError: the Hub could not be reached or refused the upload (chained from the original error).
+    """
+    from huggingface_hub import HfApi, constants
+
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        raise ValueError(f"`repo_id` must be a non-empty 'namespace/name' string, got {repo_id!r}.")
+    if output_dir is None or not os.path.isdir(str(output_dir)):
+        raise ValueError(f"`output_dir` {output_dir!r} is not a folder; write it with save_unlearned first.")
+    output_dir = str(output_dir)
+    if not os.path.isfile(os.path.join(output_dir, CARD_FILE)):
+        logger.warning("%s has no %s: the pushed model will have no model card.", output_dir, CARD_FILE)
+    if not _is_main_process(accelerator):
+        return None
+    if commit_message is None:
+        method = None
+        try:
+            method = UnlearningReport.load(output_dir).method
+        except (OSError, ValueError, TypeError):
+            pass
+        commit_message = f"Upload unlearned model (hf_unlearn{', ' + method if method else ''})"
+    retry_hint = f"The local folder at {output_dir} is complete and untouched; call push_unlearned again to retry."
+    if constants.is_offline_mode():
+        raise HubPushError(
+            f"Cannot push {repo_id!r}: offline mode is on (HF_HUB_OFFLINE=1); unset it to push. {retry_hint}",
+            repo_id=repo_id,
+            output_dir=output_dir,
+        )
+    # HF_ENDPOINT is read by huggingface_hub once, at import; reading it here honours a later change too.
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "").rstrip("/") or None
+    api = HfApi(endpoint=endpoint, token=token, library_name="hf_unlearn")
+    try:
+        api.create_repo(repo_id, exist_ok=True, private=private)
+        if revision is not None and revision != constants.DEFAULT_REVISION:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=output_dir,
+            revision=revision,
+            commit_message=commit_message,
+        )
+    except Exception as e:
+        reason = _redact(f"{type(e).__name__}: {e}", token or os.environ.get("HF_TOKEN"))
+        raise HubPushError(
+            f"Pushing {output_dir} to {repo_id!r} on {api.endpoint} failed ({reason}). {retry_hint}",
+            repo_id=repo_id,
+            output_dir=output_dir,
+        ) from e
+    logger.info("Pushed %s to %s: %s", output_dir, repo_id, info.commit_url)
+    return info.commit_url
