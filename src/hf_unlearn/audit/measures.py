@@ -1,0 +1,479 @@
+"""The measurements of one model: feature passes, probe, prototype attack, relearning, and comparisons."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data_utils import DatasetReader, check_dataset, labels_of, logits_from_outputs, subset
+from ..evaluation import membership_inference_auc
+from ..utils import get_logger, unwrap_model
+from .result import RELEARN_KEY
+
+logger = get_logger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------------- inputs
+@dataclass
+class _Data:
+    """Everything that depends only on the data, the classes and the seed: shared by every audited model."""
+
+    train: Any
+    eval: Any
+    train_labels: np.ndarray
+    eval_labels: np.ndarray
+    feature_idx: list[int]  # training rows whose features are extracted (probe + prototype shots)
+    proto_idx: dict[int, list[int]]  # per forget class, the prototype shots (training rows)
+    relearn_idx: list[int]  # the fixed relearn batch (training rows)
+    forget_train_idx: list[int]
+    forget_eval_mask: np.ndarray
+
+    def fingerprint(self) -> str:
+        """SHA-256 (first 16 hex digits) of the training rows the seed chose: prototype shots, relearn batch, probe."""
+        chosen = {"prototype": {str(c): r for c, r in self.proto_idx.items()}, "relearn": self.relearn_idx}
+        chosen["probe"] = self.feature_idx
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Record:
+    metrics: dict[str, Any]
+    forget_probs: np.ndarray  # (N_forget_eval, C) softmax on the forget classes' eval samples
+    seconds: float
+
+
+def head_module(model: nn.Module) -> nn.Linear:
+    """The classification head's output layer: the last ``nn.Linear`` with ``config.num_labels`` outputs.
+
+    Raises:
+        ValueError: naming ``model`` when it has no such layer (e.g. a bare encoder without a classifier).
+    """
+    net = unwrap_model(model)
+    num_labels = getattr(getattr(net, "config", None), "num_labels", None)
+    if not isinstance(net, nn.Module) or not num_labels:
+        raise ValueError(
+            "`model` is not a classifier with a `config.num_labels`; audit a *ForImageClassification or "
+            "*ForSequenceClassification model."
+        )
+    last = None
+    for module in net.modules():
+        if isinstance(module, nn.Linear) and module.out_features == num_labels:
+            last = module
+    if last is None:
+        raise ValueError(
+            f"`model` ({type(net).__name__}) has no classification head (no nn.Linear with num_labels={num_labels} "
+            "outputs); audit a *ForImageClassification or *ForSequenceClassification model."
+        )
+    return last
+
+
+def _check_model(model: Any, argument: str, num_labels: int | None = None) -> int:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"`{argument}` must be a torch model, got {type(model).__name__}.")
+    try:
+        head_module(model)
+    except ValueError as e:
+        raise ValueError(str(e).replace("`model`", f"`{argument}`")) from None
+    n = int(unwrap_model(model).config.num_labels)
+    if num_labels is not None and n != num_labels:
+        raise ValueError(f"`{argument}` has {n} labels but `model` has {num_labels}; audit models of the same task.")
+    return n
+
+
+def _check_labels(labels: np.ndarray, num_labels: int, argument: str) -> None:
+    if labels.min() < 0 or labels.max() >= num_labels:
+        raise ValueError(
+            f"`{argument}` holds labels in [{labels.min()}, {labels.max()}] but the model has num_labels={num_labels} "
+            f"(ids 0..{num_labels - 1}): label mismatch between model and data."
+        )
+
+
+def _check_steps(relearn_steps: Any) -> list[int]:
+    if isinstance(relearn_steps, int):
+        relearn_steps = [relearn_steps]
+    try:
+        steps = sorted({int(k) for k in relearn_steps})
+    except (TypeError, ValueError):
+        raise ValueError(f"`relearn_steps` must be positive integers, got {relearn_steps!r}.") from None
+    if any(k < 1 for k in steps) or any(isinstance(k, bool) for k in relearn_steps):
+        raise ValueError(f"`relearn_steps` must be positive integers, got {relearn_steps!r}.")
+    return steps
+
+
+def _positive_int(value: Any, argument: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{argument}` must be a positive integer, got {value!r}.")
+
+
+def _prepare_data(
+    train_dataset: Any,
+    eval_dataset: Any,
+    forget: list[int],
+    num_labels: int,
+    seed: int,
+    prototype_shots: int,
+    relearn_forget_samples: int,
+    relearn_retain_samples: int,
+    max_probe_samples: int | None,
+) -> _Data:
+    check_dataset(train_dataset, "train_dataset")
+    check_dataset(eval_dataset, "eval_dataset")
+    train_labels = labels_of(train_dataset, "train_dataset")
+    eval_labels = labels_of(eval_dataset, "eval_dataset")
+    _check_labels(train_labels, num_labels, "train_dataset")
+    _check_labels(eval_labels, num_labels, "eval_dataset")
+    missing = [c for c in forget if not (train_labels == c).any()]
+    if missing:
+        raise ValueError(f"`train_dataset` holds no sample of the forget class(es) {missing}; nothing to audit.")
+    forget_eval_mask = np.isin(eval_labels, forget)
+    if not forget_eval_mask.any():
+        raise ValueError(f"`eval_dataset` holds no sample of the forget classes {forget}; nothing to measure on.")
+    if forget_eval_mask.all():
+        logger.warning("`eval_dataset` holds only forget-class samples: retain_accuracy is None.")
+
+    rng = np.random.default_rng(seed)
+    n_train = len(train_labels)
+    is_forget = np.isin(train_labels, forget)
+    forget_train_idx = np.flatnonzero(is_forget)
+    retain_train_idx = np.flatnonzero(~is_forget)
+    proto_idx = {}
+    for c in forget:
+        rows = np.flatnonzero(train_labels == c)
+        proto_idx[c] = sorted(rng.choice(rows, size=min(prototype_shots, len(rows)), replace=False).tolist())
+    relearn = rng.choice(forget_train_idx, size=min(relearn_forget_samples, len(forget_train_idx)), replace=False)
+    if len(retain_train_idx):
+        relearn = np.concatenate(
+            [
+                relearn,
+                rng.choice(retain_train_idx, size=min(relearn_retain_samples, len(retain_train_idx)), replace=False),
+            ]
+        )
+    if max_probe_samples is not None and n_train > max_probe_samples:
+        probe = rng.choice(n_train, size=max_probe_samples, replace=False)
+    else:
+        probe = np.arange(n_train)
+    feature_idx = sorted(set(probe.tolist()) | {i for rows in proto_idx.values() for i in rows})
+    return _Data(
+        train=train_dataset,
+        eval=eval_dataset,
+        train_labels=train_labels,
+        eval_labels=eval_labels,
+        feature_idx=feature_idx,
+        proto_idx=proto_idx,
+        relearn_idx=[int(i) for i in relearn],
+        forget_train_idx=forget_train_idx.tolist(),
+        forget_eval_mask=forget_eval_mask,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------- passes
+def _device_of(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def _progress(iterable: Iterable, total: int, desc: str, show: bool) -> Iterable:
+    if not show or total <= 1:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False)
+
+
+def _features(
+    model: nn.Module,
+    dataset: Any,
+    indices: Sequence[int],
+    argument: str,
+    data_collator: Callable | None,
+    batch_size: int,
+    show_progress: bool,
+    desc: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head's input features ``(N, D)`` and the logits ``(N, C)`` of the rows ``indices``, in eval mode."""
+    net = unwrap_model(model)
+    head = head_module(net)
+    reader = DatasetReader(dataset, net, argument)
+    device = _device_of(net)
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, args: tuple) -> None:
+        captured.append(args[0].detach().float().cpu())
+
+    feats, logits = [], []
+    modes = {m: m.training for m in net.modules()}
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        net.eval()
+        starts = range(0, len(indices), batch_size)
+        with torch.no_grad():
+            for start in _progress(starts, len(starts), desc, show_progress):
+                batch = reader.batch(list(indices[start : start + batch_size]), data_collator)
+                batch.pop("labels")
+                captured.clear()
+                out = logits_from_outputs(net(**_to_device(batch, device)))
+                if len(captured) != 1 or captured[0].ndim != 2:
+                    shape = [tuple(c.shape) for c in captured]
+                    raise ValueError(
+                        f"`model`'s classification head was called {len(captured)} time(s) with inputs {shape} per "
+                        "forward; the audit needs one (batch, features) input per forward."
+                    )
+                feats.append(captured[0])
+                logits.append(out.detach().float().cpu())
+    finally:
+        handle.remove()
+        for m, training in modes.items():
+            m.training = training
+    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+
+
+def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
+    return float((logits.argmax(1) == labels).mean()) if len(labels) else None
+
+
+def _probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    forget_mask: np.ndarray,
+    seed: int,
+) -> tuple[float, float | None]:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        probe.fit(train_x, train_y)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        logger.info("The linear probe's logistic regression did not fully converge in 1000 iterations.")
+    pred = probe.predict(eval_x)
+    correct = pred == eval_y
+    retain = float(correct[~forget_mask].mean()) if (~forget_mask).any() else None
+    return float(correct[forget_mask].mean()), retain
+
+
+def _prototype(
+    head: nn.Linear,
+    train_feats: dict[int, np.ndarray],
+    eval_x: np.ndarray,
+    eval_y: np.ndarray,
+    forget_mask: np.ndarray,
+    forget: list[int],
+) -> tuple[float, float | None]:
+    """Accuracy on the forget (and the retained) eval rows of the head with its forget rows rewritten."""
+    weight = head.weight.detach().float().cpu().clone()  # (C, D)
+    bias = head.bias.detach().float().cpu().clone() if head.bias is not None else None  # (C,)
+    keep = [c for c in range(weight.shape[0]) if c not in forget]
+    target_norm = weight[keep].norm(dim=1).mean()
+    for c in forget:
+        proto = torch.from_numpy(train_feats[c]).float().mean(0)  # (D,)
+        weight[c] = proto / proto.norm().clamp_min(1e-12) * target_norm
+        if bias is not None:
+            bias[c] = bias[keep].mean()
+    logits = torch.from_numpy(eval_x).float() @ weight.T  # (N, C)
+    if bias is not None:
+        logits = logits + bias
+    correct = logits.argmax(1).numpy() == eval_y
+    retain = float(correct[~forget_mask].mean()) if (~forget_mask).any() else None
+    return float(correct[forget_mask].mean()), retain
+
+
+def _relearn(
+    model: nn.Module,
+    data: _Data,
+    data_collator: Callable | None,
+    batch_size: int,
+    steps: int,
+    lr: float,
+    seed: int,
+    start_accuracy: float,
+    stop_at: float | None,
+    min_steps: int,
+    show_progress: bool,
+) -> list[float]:
+    """Forget accuracy after 0, 1, ..., ``steps`` Adam steps on the fixed relearn batch, on a copy of ``model``."""
+    net = copy.deepcopy(unwrap_model(model))
+    device = _device_of(net)
+    for p in net.parameters():
+        if p.is_floating_point():
+            p.requires_grad_(True)
+    reader = DatasetReader(data.train, net, "train_dataset")
+    batch = reader.batch(data.relearn_idx, data_collator)
+    labels = torch.as_tensor(batch.pop("labels")).long().reshape(-1).to(device)
+    inputs = _to_device(batch, device)
+    eval_reader = DatasetReader(data.eval, net, "eval_dataset")
+    forget_rows = np.flatnonzero(data.forget_eval_mask).tolist()
+    eval_batches = []
+    for s in range(0, len(forget_rows), batch_size):
+        b = eval_reader.batch(forget_rows[s : s + batch_size], data_collator)
+        eval_batches.append((torch.as_tensor(b.pop("labels")).long().reshape(-1), _to_device(b, device)))
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    curve = [start_accuracy]
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        for step in _progress(range(1, steps + 1), steps, "relearn", show_progress):
+            net.train()
+            loss = nn.functional.cross_entropy(logits_from_outputs(net(**inputs)).float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            net.eval()
+            correct = 0
+            with torch.no_grad():
+                for y, b in eval_batches:
+                    correct += int((logits_from_outputs(net(**b)).argmax(-1).cpu() == y).sum())
+            curve.append(correct / len(forget_rows))
+            if stop_at is not None and step >= min_steps and curve[-1] >= stop_at:
+                break
+    del net, optimizer
+    return curve
+
+
+def _measure(
+    model: nn.Module,
+    data: _Data,
+    forget: list[int],
+    *,
+    data_collator: Callable | None,
+    batch_size: int,
+    relearn_steps: list[int],
+    relearn_max_steps: int,
+    relearn_lr: float,
+    relearn_threshold: float | None,
+    seed: int,
+    show_progress: bool,
+    name: str,
+    argument: str,
+) -> _Record:
+    t0 = time.perf_counter()
+    logger.info(
+        "Auditing %s: feature passes over %d training and %d eval samples.",
+        name,
+        len(data.feature_idx),
+        len(data.eval_labels),
+    )
+    train_x, _ = _features(
+        model,
+        data.train,
+        data.feature_idx,
+        "train_dataset",
+        data_collator,
+        batch_size,
+        show_progress,
+        f"{name}: train features",
+    )
+    eval_x, eval_logits = _features(
+        model,
+        data.eval,
+        range(len(data.eval_labels)),
+        "eval_dataset",
+        data_collator,
+        batch_size,
+        show_progress,
+        f"{name}: eval features",
+    )
+    if not np.isfinite(eval_logits).all():
+        raise ValueError(f"`{argument}` produced NaN or infinite logits on `eval_dataset`; its weights are broken.")
+    y_train = data.train_labels[data.feature_idx]
+    y_eval = data.eval_labels
+    fmask = data.forget_eval_mask
+    forget_acc = _accuracy(eval_logits[fmask], y_eval[fmask])
+    metrics: dict[str, Any] = {
+        "forget_accuracy": forget_acc,
+        "forget_error": 1.0 - forget_acc,
+        "retain_accuracy": _accuracy(eval_logits[~fmask], y_eval[~fmask]),
+        "test_accuracy": _accuracy(eval_logits, y_eval),
+    }
+    metrics["mia_auc"] = membership_inference_auc(
+        model,
+        subset(data.train, data.forget_train_idx),
+        subset(data.eval, np.flatnonzero(fmask).tolist()),
+        data_collator=data_collator,
+        batch_size=batch_size,
+    )
+    probe_forget, probe_retain = _probe(train_x, y_train, eval_x, y_eval, fmask, seed)
+    metrics["probe_forget_accuracy"] = probe_forget
+    metrics["probe_retain_accuracy"] = probe_retain
+    pos = {row: j for j, row in enumerate(data.feature_idx)}
+    shots = {c: train_x[[pos[i] for i in rows]] for c, rows in data.proto_idx.items()}
+    metrics["prototype_forget_accuracy"], metrics["prototype_retain_accuracy"] = _prototype(
+        head_module(model), shots, eval_x, y_eval, fmask, forget
+    )
+    if relearn_steps:
+        curve = _relearn(
+            model,
+            data,
+            data_collator,
+            batch_size,
+            relearn_max_steps,
+            relearn_lr,
+            seed,
+            forget_acc,
+            relearn_threshold,
+            max(relearn_steps),
+            show_progress,
+        )
+        metrics[RELEARN_KEY] = {k: curve[min(k, len(curve) - 1)] for k in relearn_steps}
+        metrics["relearn_curve"] = curve
+        _set_relearn_time(metrics, relearn_threshold, relearn_max_steps)
+    probs = torch.softmax(torch.from_numpy(eval_logits[fmask]).double(), dim=1).numpy()
+    return _Record(metrics=metrics, forget_probs=probs, seconds=time.perf_counter() - t0)
+
+
+def _set_relearn_time(metrics: dict[str, Any], threshold: float | None, cap: int) -> None:
+    curve = metrics.get("relearn_curve")
+    if threshold is None or curve is None:
+        metrics["relearn_time"], metrics["relearn_time_censored"] = None, None
+        return
+    reached = [k for k, acc in enumerate(curve) if acc >= threshold]
+    metrics["relearn_time"] = reached[0] if reached else cap
+    metrics["relearn_time_censored"] = not reached
+
+
+def _js(p: np.ndarray, q: np.ndarray) -> float:
+    from scipy.spatial.distance import jensenshannon
+
+    return float(np.mean(jensenshannon(p, q, axis=1) ** 2))
+
+
+def _ain(rt: int | None, refs: list[int | None]) -> float | None:
+    refs = [r for r in refs if r is not None]
+    if rt is None or not refs or np.mean(refs) == 0:
+        return None
+    return float(rt / np.mean(refs))
+
+
+def _standing(value: Any, values: list[Any]) -> tuple[str, dict[str, float]] | None:
+    vals = [float(v) for v in values if v is not None]
+    if value is None or not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    rng = {"min": lo, "max": hi, "mean": float(np.mean(vals))}
+    value = float(value)
+    eps = 1e-9
+    if value > hi + eps:
+        return f"above by {value - hi:.3f}", rng
+    if value < lo - eps:
+        return f"below by {lo - value:.3f}", rng
+    return "within", rng

@@ -1,0 +1,291 @@
+"""audit_forgetting: depth tests that tell a forgotten class from a hidden one, on tiny offline models.
+
+The synthetic task: 8x8 one-channel images, four classes. Classes 0-2 are three fixed random +-1 patterns plus
+noise; a class-3 image is the pattern of a random one of classes 0-2 with a bright 3x3 corner mark. A model trained
+on all four classes learns the mark (class 3 has its own direction in the features); a model trained without class
+3 never does, so its class-3 images fall among the other classes' features. Lowering class 3's output bias hides the
+class from the output but leaves every feature as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hf_unlearn.audit import ForgettingAudit, audit_forgetting
+from hf_unlearn.data import tiny_vit
+
+FORGET = 3
+FAST = dict(relearn_steps=(1, 3), show_progress=False)  # cheap settings for tests that do not read relearn numbers
+
+
+def synthetic(n: int, seed: int):
+    from datasets import Dataset
+
+    templates = np.random.default_rng(1234).choice([-1.0, 1.0], size=(4, 8, 8)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, n)
+    base = np.where(labels == FORGET, rng.integers(0, 3, n), labels)
+    x = templates[base] + rng.normal(0, 0.8, (n, 8, 8)).astype(np.float32)
+    x[labels == FORGET, :3, :3] += 2.5
+    return Dataset.from_dict({"pixel_values": x[:, None].tolist(), "labels": labels.tolist()}).with_format("torch")
+
+
+def train(ds, seed: int, epochs: int = 8):
+    model = tiny_vit(num_labels=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=seed)
+    plain = ds.with_format(None)
+    x, y = torch.tensor(plain["pixel_values"]), torch.tensor(plain["labels"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(y), generator=generator)
+        for i in range(0, len(y), 32):
+            b = perm[i : i + 32]
+            loss = torch.nn.functional.cross_entropy(model(pixel_values=x[b]).logits, y[b])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+def rows_of(ds, keep) -> list[int]:
+    return [i for i, label in enumerate(ds.with_format(None)["labels"]) if keep(label)]
+
+
+def suppress(model, forget_ds):
+    """The trivial baseline: lower the class's output bias just enough that none of its training samples wins."""
+    from hf_unlearn.methods import METHODS
+
+    model = copy.deepcopy(model)
+    if "logit_suppression" in METHODS:
+        from hf_unlearn import FisherUnlearner, UnlearningConfig
+
+        FisherUnlearner(UnlearningConfig(method="logit_suppression", forget_classes=[FORGET])).unlearn(
+            model, forget_dataset=forget_ds
+        )
+        return model
+    with torch.no_grad():
+        logits = model(pixel_values=forget_ds["pixel_values"]).logits
+        others = logits.clone()
+        others[:, FORGET] = float("-inf")
+        model.classifier.bias[FORGET] -= float((logits[:, FORGET] - others.max(1).values).max()) + 0.01
+    return model
+
+
+@pytest.fixture(scope="module")
+def task():
+    torch.set_num_threads(1)
+    train_ds, eval_ds = synthetic(400, 0), synthetic(200, 1)
+    original = train(train_ds, 0)
+    retain_ds = train_ds.select(rows_of(train_ds, lambda label: label != FORGET))
+    retrained = [train(retain_ds, seed) for seed in (1, 2)]
+    suppressed = suppress(original, train_ds.select(rows_of(train_ds, lambda label: label == FORGET)))
+    return dict(train=train_ds, eval=eval_ds, original=original, retrained=retrained, suppressed=suppressed)
+
+
+@pytest.fixture(scope="module")
+def suppressed_audit(task):
+    return audit_forgetting(
+        task["suppressed"],
+        forget_classes=[FORGET],
+        train_dataset=task["train"],
+        eval_dataset=task["eval"],
+        original=task["original"],
+        retrained=task["retrained"],
+        show_progress=False,
+    )
+
+
+def test_suppressed_output_reads_as_hidden_not_forgotten(task, suppressed_audit):
+    audit = suppressed_audit
+    m, orig, ret = audit.metrics, audit.original, audit.retrained
+    assert len(ret) == 2
+    # the output says "forgotten" ...
+    assert m["forget_error"] >= 0.95 and orig["forget_error"] <= 0.3
+    # ... but the features are the original's: probe and prototype read exactly what they read on the original
+    assert m["probe_forget_accuracy"] == orig["probe_forget_accuracy"] >= 0.9
+    assert m["prototype_forget_accuracy"] == orig["prototype_forget_accuracy"] >= 0.8
+    assert m["relearn_forget_accuracy"][10] >= 0.8 and orig["relearn_forget_accuracy"][1] >= 0.9
+    # models retrained without the class read far lower on every depth test
+    for r in ret:
+        assert r["forget_error"] == 1.0
+        assert r["probe_forget_accuracy"] <= orig["probe_forget_accuracy"] - 0.3
+        assert r["prototype_forget_accuracy"] <= 0.3
+        assert r["relearn_forget_accuracy"][10] <= 0.3
+        assert r["relearn_time"] > m["relearn_time"]
+    # standing against the retrained range
+    assert audit.standing["forget_error"] == "within" or audit.standing["forget_error"].startswith("below by")
+    for key in ("probe_forget_accuracy", "prototype_forget_accuracy", "relearn_forget_accuracy@10"):
+        assert audit.standing[key].startswith("above by"), key
+        gap = float(audit.standing[key].split()[-1])
+        assert gap == pytest.approx(
+            (m[key] if "@" not in key else m["relearn_forget_accuracy"][10]) - audit.retrained_range[key]["max"],
+            abs=1e-3,
+        )
+    assert m["ain"] < 1.0  # relearns faster than the retrained models learn
+    assert audit.relearn_threshold == pytest.approx(0.95 * orig["forget_accuracy"])
+    # JS: the suppressed model's softmax is further from the retrained models' than they are from each other
+    assert audit.js_retrained_reference is not None and m["js_to_retrained"] > audit.js_retrained_reference
+    json.loads(json.dumps(audit.to_dict()))  # JSON-serialisable
+    table = audit.to_markdown()
+    assert "prototype attack" in table and "above by" in table
+
+
+def test_reference_reuses_the_retrained_measurements(task, suppressed_audit):
+    again = audit_forgetting(
+        task["suppressed"],
+        forget_classes=[FORGET],
+        train_dataset=task["train"],
+        eval_dataset=task["eval"],
+        reference=suppressed_audit,
+        show_progress=False,
+    )
+    assert again.metrics == suppressed_audit.metrics
+    assert again.standing == suppressed_audit.standing
+    assert again.retrained == suppressed_audit.retrained
+    assert again.timings["retrained"] == []
+    with pytest.raises(ValueError, match="`reference`"):
+        audit_forgetting(
+            task["suppressed"],
+            forget_classes=[FORGET],
+            train_dataset=task["train"],
+            eval_dataset=task["eval"],
+            reference=suppressed_audit,
+            seed=1,
+            show_progress=False,
+        )
+
+
+def test_audit_never_changes_the_models(task):
+    model = copy.deepcopy(task["original"])
+    model.train()
+    model.vit.embeddings.requires_grad_(False)
+    model.classifier.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    grads = {n: p.requires_grad for n, p in model.named_parameters()}
+    original_before = {k: v.clone() for k, v in task["original"].state_dict().items()}
+    audit_forgetting(
+        model,
+        forget_classes=[FORGET],
+        train_dataset=task["train"],
+        eval_dataset=task["eval"],
+        original=task["original"],
+        show_progress=False,
+    )
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == grads
+    assert all(p.grad is None for p in model.parameters())
+    assert not model.classifier._forward_pre_hooks  # the feature hook is gone
+    assert all(torch.equal(v, task["original"].state_dict()[k]) for k, v in original_before.items())
+
+
+def test_same_seed_same_numbers(task):
+    kw = dict(forget_classes=[FORGET], train_dataset=task["train"], eval_dataset=task["eval"], **FAST)
+    a = audit_forgetting(task["original"], seed=0, **kw).to_dict()
+    b = audit_forgetting(task["original"], seed=0, **kw).to_dict()
+    c = audit_forgetting(task["original"], seed=1, **kw).to_dict()
+    for d in (a, b, c):
+        d.pop("timings")
+    assert a == b
+    assert a["settings"]["rows_fingerprint"] != c["settings"]["rows_fingerprint"]  # other shots and relearn batch
+
+
+def test_bert_with_collator(tiny_bert, keyword_text, tiny_tokenizer):
+    from transformers import DataCollatorWithPadding
+
+    train_ds, eval_ds = keyword_text
+    before = {k: v.clone() for k, v in tiny_bert.state_dict().items()}
+    audit = audit_forgetting(
+        tiny_bert,
+        forget_classes=[2],
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=DataCollatorWithPadding(tiny_tokenizer),
+        relearn_steps=(2,),
+        show_progress=False,
+    )
+    assert isinstance(audit, ForgettingAudit)
+    assert set(audit.metrics["relearn_forget_accuracy"]) == {2} and len(audit.metrics["relearn_curve"]) == 3
+    for key in ("probe_forget_accuracy", "prototype_forget_accuracy", "mia_auc", "forget_error"):
+        assert 0.0 <= audit.metrics[key] <= 1.0
+    assert audit.original is None and audit.retrained == [] and audit.standing == {}
+    assert audit.settings["num_probe_samples"] == len(train_ds)
+    assert all(torch.equal(v, tiny_bert.state_dict()[k]) for k, v in before.items())
+
+
+def test_head_input_is_what_the_classifier_sees(task):
+    """The hooked features times the head's weights give the model's logits (the hook caught the right tensor)."""
+    from hf_unlearn.audit.measures import _features
+
+    model = task["original"]
+    feats, logits = _features(model, task["eval"], range(20), "eval_dataset", None, 8, False, "")
+    recomputed = torch.from_numpy(feats) @ model.classifier.weight.T + model.classifier.bias
+    torch.testing.assert_close(recomputed.detach(), torch.from_numpy(logits), rtol=1e-5, atol=1e-5)
+
+
+class _OtherRank:
+    is_main_process = False
+
+
+def test_other_ranks_return_none(task):
+    out = audit_forgetting(
+        task["original"],
+        forget_classes=[FORGET],
+        train_dataset=task["train"],
+        eval_dataset=task["eval"],
+        accelerator=_OtherRank(),
+    )
+    assert out is None
+
+
+def test_bad_input_is_refused_naming_the_argument(task):
+    from transformers import ViTConfig, ViTModel
+
+    kw = dict(forget_classes=[FORGET], train_dataset=task["train"], eval_dataset=task["eval"], **FAST)
+    model = task["original"]
+    no_forget = task["train"].select(rows_of(task["train"], lambda label: label != FORGET))
+    cases = [
+        (dict(train_dataset=no_forget), "`train_dataset` holds no sample of the forget class"),
+        (dict(eval_dataset=task["eval"].select([])), "`eval_dataset` is empty"),
+        (dict(forget_classes=[]), "`forget_classes` is empty"),
+        (dict(forget_classes=["seven"]), "`forget_classes` names an unknown class"),
+        (dict(forget_classes=[7]), "`forget_classes` holds class id 7"),
+        (dict(forget_classes=[0, 1, 2, 3]), "`forget_classes` names every class"),
+        (dict(relearn_steps=(0,)), "`relearn_steps`"),
+        (dict(relearn_lr=-1.0), "`relearn_lr`"),
+        (dict(retrained=[tiny_vit(num_labels=5, hidden_size=32, num_hidden_layers=1)]), "`retrained\\[0\\]` has 5"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(ValueError, match=message):
+            audit_forgetting(model, **{**kw, **overrides})
+    # label mismatch: ten-class labels for a four-class model
+    relabelled = task["eval"].map(lambda row: {"labels": row["labels"] + 6})
+    with pytest.raises(ValueError, match="`eval_dataset` holds labels in \\[6, 9\\].*label mismatch"):
+        audit_forgetting(model, **{**kw, "eval_dataset": relabelled})
+    # a model without a classification head
+    encoder = ViTModel(
+        ViTConfig(
+            image_size=8,
+            patch_size=2,
+            num_channels=1,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_labels=4,
+        )
+    )
+    with pytest.raises(ValueError, match="`model` .*has no classification head"):
+        audit_forgetting(encoder, **kw)
+    with pytest.raises(ValueError, match="`original` .*has no classification head"):
+        audit_forgetting(model, original=encoder, **kw)
+    with pytest.raises(ValueError, match="`model` must be a torch model"):
+        audit_forgetting("not a model", **kw)
