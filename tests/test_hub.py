@@ -407,3 +407,186 @@ def test_trainer_without_report_keeps_the_trainer_card(tmp_path, local_hub):
     trainer.push_to_hub(token=TOKEN)
     files = local_hub.repos["tester/plain"].files
     assert REPORT_FILE not in files and b"hf-unlearn" not in files["README.md"]
+
+
+# ------------------------------------------------------------------------------------------------ card text
+@pytest.mark.parametrize("verification", ["verified", "incomplete", "unverified", None])
+def test_card_says_forgotten_only_for_a_verified_edit(verification):
+    details = {"sign": -1} if verification is None else {"verification": verification}
+    text = str(hub.render_model_card(_report(details=details), model=_model()))
+    claims = ("edited to stop recognising", "| **forgotten** |")
+    if verification == "verified":
+        assert all(c in text for c in claims) and "NOT verified" not in text
+    else:
+        assert not any(c in text for c in claims)
+        assert "**Forgetting was NOT verified (verification: " in text and "Do not treat" in text
+        assert "| **targeted (forgetting not verified)** | 1, 3 | bird, deer |" in text
+    if verification == "incomplete":
+        assert "still recognised" in text
+
+
+@pytest.mark.parametrize(
+    "method, hyperparameters, words, not_words",
+    [
+        ("mnemonic", {"variant": "search", "target_parameters": ["classifier.weight"]}, "`classifier.weight`", "moved in proportion"),
+        ("mnemonic", {"variant": "paper", "lambda1": 0.001, "lambda2": 10.0}, "moved in proportion", "Only "),
+        ("fisher_mask", {"ratio": 0.02, "fisher_kind": "batch_true"}, "set to zero", "mnemonic codes"),
+    ],
+)  # fmt: skip
+def test_card_describes_the_method_that_ran(method, hyperparameters, words, not_words):
+    from hf_unlearn.methods import METHODS
+
+    report = _report(method=method, hyperparameters=hyperparameters)
+    text = str(hub.render_model_card(report))
+    description = METHODS[method].describe(report)
+    assert description in text and words in description and not_words not in description
+
+
+AUDIT = {
+    "metrics": {
+        "forget_error": 1.0,
+        "retain_accuracy": 0.93,
+        "mia_auc": 0.61,
+        "probe_forget_accuracy": 0.98,
+        "prototype_forget_accuracy": 0.97,
+        "relearn_forget_accuracy": {"1": 0.41, "10": 0.95},
+        "js_to_retrained": 0.12,
+    },
+    "original": {"forget_error": 0.02, "probe_forget_accuracy": 0.99, "relearn_forget_accuracy": {"10": 0.99}},
+    "retrained": [
+        {"forget_error": 1.0, "probe_forget_accuracy": 0.84, "relearn_forget_accuracy": {"1": 0.05, "10": 0.2}},
+        {"forget_error": 1.0, "probe_forget_accuracy": 0.86, "relearn_forget_accuracy": {"1": 0.07, "10": 0.42}},
+    ],
+    "standing": {
+        "forget_error": "within",
+        "probe_forget_accuracy": "above by 0.12",
+        "relearn_forget_accuracy": {"1": "above by 0.34", "10": "above by 0.53"},
+    },
+}
+
+
+def test_card_depth_section_from_the_audit():
+    report = _report()
+    text = str(hub.render_model_card(report))
+    assert "## How deep is the forgetting?" in text and "Not measured: no forgetting audit was run" in text
+
+    report.audit = AUDIT  # the field the report carries once audits run with unlearning
+    text = str(hub.render_model_card(report))
+    assert "Not measured" not in text
+    section = text[text.index("## How deep is the forgetting?") : text.index("## Time taken")]
+    assert "on the original model and on 2 model(s) retrained" in section
+    for label, meaning in hub.card.AUDIT_METRICS.values():  # every metric explained in plain words
+        assert f"- **{label}**: {meaning}." in section
+    assert "| forget error | 1.0000 | 0.0200 | 1.0000 | within the retrained range |" in section
+    assert "| linear-probe accuracy | 0.9800 | 0.9900 | 0.8400 – 0.8600 | above by 0.12 |" in section
+    assert "| relearn accuracy after 1 step(s) | 0.4100 | – | 0.0500 – 0.0700 | above by 0.34 |" in section
+    assert "| relearn accuracy after 10 step(s) | 0.9500 | 0.9900 | 0.2000 – 0.4200 | above by 0.53 |" in section
+    assert "| JS distance to retrained | 0.1200 | – | – | – |" in section
+    assert "within their range on 1 of 4 measures" in section and "suppressed at the output" in section
+
+    alone = {"metrics": {"probe_forget_accuracy": 0.98}, "original": None, "retrained": [], "standing": {}}
+    report.audit = alone
+    section = str(hub.render_model_card(report)).split("## How deep is the forgetting?")[1]
+    assert "No model retrained without the targeted classes was given" in section
+
+
+def test_chart_is_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, caplog):
+    import sys
+
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
+    with caplog.at_level("INFO", logger="hf_unlearn.hub.card"):
+        assert hub.plot_per_class_accuracy(_report(), tmp_path / "chart.png") is None
+        out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    assert "matplotlib is not installed" in caplog.text
+    assert not (tmp_path / "chart.png").exists() and not os.path.exists(os.path.join(out, hub.CHART_FILE))
+    text = (tmp_path / "out" / "README.md").read_text()
+    assert hub.CHART_FILE not in text and "| A_R (retained accuracy) | 0.9300 | 0.9000 |" in text
+
+
+# ------------------------------------------------------------------------------------------------ metadata
+def test_card_metadata_follows_hub_conventions(tmp_path):
+    report = _report(details={"eval_dataset": "scikit-learn digits (test split, 360 images)"})
+    model = _model()
+    out = hub.save_unlearned(tmp_path / "out", model, report)
+    data = ModelCard.load(os.path.join(out, "README.md")).data
+    assert {"machine-unlearning", "unlearning", "hf-unlearn"} <= set(data.tags)
+    assert data.base_model == "google/vit-base-patch16-224" and data.base_model_relation == "finetune"
+    assert {r.dataset_type for r in data.eval_results} == {"scikit-learn-digits"}  # a slug, not free text
+    assert data.eval_results[0].dataset_name == "scikit-learn digits (test split, 360 images)"
+    assert {"machine-unlearning", "unlearning", "hf-unlearn"} <= set(model.model_tags)  # kept by a later push
+
+    local = hub.render_model_card(_report(base_model=str(tmp_path / "my-vit")), model=model)
+    assert local.data.base_model is None and local.data.get("base_model_relation") is None
+
+    class Adapter:  # what the card reads of a peft.PeftModel
+        main_input_name = "pixel_values"
+        active_adapter = "default"
+        peft_config = {"default": type("C", (), {"base_model_name_or_path": "google/vit-base-patch16-224"})()}
+
+    adapter = hub.render_model_card(_report(base_model=None), model=Adapter())
+    assert adapter.data.base_model == "google/vit-base-patch16-224" and adapter.data.base_model_relation == "adapter"
+
+
+def test_attaching_needs_a_trainer_that_can_publish_the_card(tmp_path):
+    from transformers import Trainer
+
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True)
+    with pytest.raises(TypeError, match="`trainer`"):
+        hub.attach_card_to_trainer(Trainer(model=_model(), args=args), _report())
+
+
+def test_fisher_unlearner_attach_to_trainer_publishes_its_card(tmp_path, local_hub):
+    from hf_unlearn import FisherUnlearner, UnlearningConfig
+
+    model = _model()
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        hub_model_id="tester/attached",
+        hub_token=TOKEN,
+        report_to="none",
+        use_cpu=True,
+    )
+    trainer = hub.UnlearningTrainer(model=model, args=args)
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[1]))
+    unlearner.attach_to_trainer(trainer)
+    assert unlearner in trainer.callback_handler.callbacks and unlearner.trainer is trainer
+    unlearner.report = _report()  # as after unlearn() in on_train_begin
+    trainer.push_to_hub()
+    files = local_hub.repos["tester/attached"].files
+    assert b"hf-unlearn" in files["README.md"] and {REPORT_FILE, "unlearning_config.json"} <= set(files)
+    _assert_token_absent(args.output_dir, local_hub)
+
+
+@pytest.mark.parametrize("strategy", ["checkpoint", "every_save"])
+def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy):
+    train = [{"pixel_values": torch.randn(1, 8, 8), "labels": i % 4} for i in range(8)]
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "run"),
+        push_to_hub=True,
+        hub_model_id="tester/checkpoints",
+        hub_token=TOKEN,
+        hub_strategy=strategy,
+        save_strategy="steps",
+        save_steps=1,
+        max_steps=2,
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+    )
+    trainer = hub.UnlearningTrainer(model=_model(), args=args, train_dataset=train)
+    assert trainer.args.hub_token == TOKEN  # still there to authenticate the uploads ...
+    trainer.train()
+    trainer.push_to_hub()  # waits for the checkpoint pushes still running
+    files = local_hub.repos["tester/checkpoints"].files
+    assert "training_args.bin" in files
+    if strategy == "checkpoint":
+        assert "last-checkpoint/training_args.bin" in files
+    local = [p for p in _folder_bytes(args.output_dir) if p.endswith("training_args.bin")]
+    assert len(local) == 3  # two checkpoints and the output folder
+    for name in local:  # ... but in no saved copy of the arguments, which load back without hf_unlearn's class
+        saved = torch.load(os.path.join(args.output_dir, name), weights_only=False)
+        assert (
+            type(saved) is TrainingArguments and saved.hub_token is None and saved.hub_model_id == "tester/checkpoints"
+        )
+    _assert_token_absent(args.output_dir, local_hub)
