@@ -16,6 +16,7 @@ import torch
 from conftest import make_keyword_texts, make_tiny_bert
 from torch import nn
 from transformers import DataCollatorWithPadding, HfArgumentParser, TrainingArguments
+from transformers import Trainer as TrainingLoop
 
 from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer
 from hf_unlearn.data import tiny_vit
@@ -59,6 +60,10 @@ def test_vit_learns_its_codes_on_digits(digits, tiny_vit_model, mnemonic_args):
     before = code_accuracy(tiny_vit_model, trainer.codebook)
     trainer.train()
     assert code_accuracy(tiny_vit_model, trainer.codebook) == 1.0, f"codes not learned (before: {before})"
+    assert (
+        trainer.codebook.metadata["unlearned_classes"] == []
+        and len(trainer.codebook.metadata["learned_classes"]) == 10
+    )
     with torch.no_grad():
         batch = test[:]
         acc = (tiny_vit_model(pixel_values=batch["pixel_values"]).logits.argmax(-1) == batch["labels"]).float()
@@ -339,7 +344,9 @@ def test_gradient_accumulation_matches_a_larger_batch(digits, mnemonic_args):
         )
         trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
         before = clone_params(model)
-        trainer.train()
+        # mixing off isolates the loss scaling of MnemonicTrainer.training_step; MnemonicTrainer.train refuses a
+        # ratio that teaches no code, so the Trainer loop is entered directly
+        TrainingLoop.train(trainer)
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         runs[accumulation] = (losses, clone_params(model), before)
     (loss_1, params_1, before_1), (loss_2, params_2, _) = runs[1], runs[2]
@@ -425,6 +432,38 @@ def test_resume_rejects_codes_for_another_model(digits, tiny_vit_model, mnemonic
 
 
 # ---------------------------------------------------------------- bad input
+
+
+def test_mix_ratio_that_cannot_teach_the_codes_is_refused_before_training(digits, tiny_vit_model, mnemonic_args):
+    train, _ = digits
+    before = clone_params(tiny_vit_model)
+    for ratio, match in ((0.0, "mnemonic_mix_ratio` is 0"), (0.004, r"mnemonic_mix_ratio` 0.004 .*classes \[0, 1")):
+        trainer = MnemonicTrainer(
+            model=tiny_vit_model, args=mnemonic_args(num_train_epochs=2, mnemonic_mix_ratio=ratio), train_dataset=train
+        )
+        with pytest.raises(ValueError, match=match):
+            trainer.train()
+        assert trainer.state.global_step == 0
+    assert_params_equal(tiny_vit_model, before)
+    # the same small ratio over a long enough run can teach the codes: accepted
+    trainer = MnemonicTrainer(
+        model=tiny_vit_model, args=mnemonic_args(num_train_epochs=20, mnemonic_mix_ratio=0.004), train_dataset=train
+    )
+    trainer._check_mix_ratio_teaches(torch.as_tensor(train["labels"]))
+
+
+def test_codes_not_learned_are_warned_about_and_recorded(digits, tiny_vit_model, mnemonic_args, caplog):
+    train, _ = digits
+    args = mnemonic_args(max_steps=2, learning_rate=1e-5)  # far too short to learn anything
+    trainer = MnemonicTrainer(model=tiny_vit_model, args=args, train_dataset=train)
+    with caplog.at_level(logging.WARNING, logger="hf_unlearn"):
+        trainer.train()
+    unlearned = trainer.codebook.metadata["unlearned_classes"]
+    assert unlearned and f"classes {unlearned}" in caplog.text
+    assert sorted(unlearned + trainer.codebook.metadata["learned_classes"]) == list(range(10))
+    trainer.save_model()
+    saved = MnemonicCodebook.from_pretrained(args.output_dir)
+    assert saved.metadata["unlearned_classes"] == unlearned
 
 
 @pytest.mark.parametrize("ratio", [1.0, 1.5, -0.1, float("nan"), float("inf")])

@@ -70,6 +70,9 @@ def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
     assert report.num_parameters_changed == sum(int((after[n] != before[n]).sum()) for n in changed)
     assert report.forget_classes == forget and report.fisher_samples == {"codes": 10}
     assert report.details["complete"] is True
+    assert report.details["verification"] == "verified"
+    checks = report.details["verification_checks"]
+    assert checks["codes"]["forget_accuracy"] == 0.0 and checks["eval_dataset"]["forget_accuracy"] <= 0.2
     assert report.hyperparameters["target_parameters"] == ["classifier.weight", "classifier.bias"]
     assert set(report.retain_classes) == set(range(10)) - set(forget)
     assert report.timings["total"] > 0 and len(report.forget_request_fingerprint) == 64
@@ -87,12 +90,14 @@ def test_mnemonic_weight_direction(trained):
 def test_mnemonic_by_label_name_and_paper_variant(trained):
     base, book, _, _ = trained
     model = copy.deepcopy(base)
-    r = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=["7"], mnemonic_variant="paper")).unlearn(
-        model, codebook=book
-    )
+    # the paper's perturbation may leave the code recognised: keep the edit and let the report say so
+    cfg = UnlearningConfig(method="mnemonic", forget_classes=["7"], mnemonic_variant="paper", allow_incomplete=True)
+    r = FisherUnlearner(cfg).unlearn(model, codebook=book)
     assert r.forget_classes == [7] and r.forget_labels == ["7"]
     assert r.details["sign"] in ("A (+)", "B (-)")
     assert r.num_parameters_changed > 0
+    forgotten = r.details["code_accuracy_forget"] <= cfg.verification_tolerance
+    assert r.details["verification"] == ("verified" if forgotten else "incomplete")
 
 
 def test_fisher_mask_forgets(trained):
@@ -301,3 +306,95 @@ def test_save_and_push_after_unlearn(trained, tmp_path, monkeypatch):
         for (n, p), (_, q) in zip(model.named_parameters(), again.named_parameters()):
             assert torch.equal(p, q), n
         assert all("hf_secret_token_123" not in f.read_text(errors="ignore") for f in out.iterdir() if f.is_file())
+
+
+# ---------------------------------------------------------------- verified claims
+
+
+def test_codes_the_model_never_learned_fail_loudly_and_leave_the_model_alone(trained):
+    """A codebook the model was never trained with (as after training with mix ratio 0): the codes are rejected
+    before any edit, so they show nothing; the call raises and the model is bit-identical."""
+    from hf_unlearn.unlearner import UnlearningIncompleteError
+
+    base, _, _, test = trained
+    foreign = MnemonicCodebook.for_model(base, seed=123)
+    model = copy.deepcopy(base)
+    before = _params(model)
+    with pytest.raises(UnlearningIncompleteError, match=r"\['3'\].*could not be verified.*restored") as err:
+        FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3])).unlearn(model, codebook=foreign)
+    assert err.value.report.details["verification"] == "unverified"
+    assert err.value.report.num_parameters_changed > 0  # the edit happened, then was undone
+    after = _params(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    # with evaluation data the class is seen to stay: incomplete, same outcome
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3]))
+    with pytest.raises(UnlearningIncompleteError, match="incomplete.*eval_dataset"):
+        unlearner.unlearn(model, codebook=foreign, eval_dataset=test)
+    after = _params(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+    assert unlearner.report is None  # nothing to save or push
+
+
+def test_allow_incomplete_keeps_the_edit_and_says_so(trained):
+    base, _, _, test = trained
+    foreign = MnemonicCodebook.for_model(base, seed=123)
+    model = copy.deepcopy(base)
+    before = _params(model)
+    cfg = UnlearningConfig(method="mnemonic", forget_classes=[3], allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, codebook=foreign, eval_dataset=test)
+    assert report.details["verification"] == "incomplete"
+    checks = report.details["verification_checks"]
+    assert "skipped" in checks["codes"] and checks["codes"]["not_learned"] == [3]
+    assert checks["eval_dataset"]["forget_accuracy"] > cfg.verification_tolerance
+    assert report.metrics["after"]["forget_accuracy"] == checks["eval_dataset"]["forget_accuracy"]
+    after = _params(model)
+    assert sum(int((after[n] != before[n]).sum()) for n in after) == report.num_parameters_changed > 0
+
+
+def test_verification_uses_the_forget_samples_class_by_class(trained):
+    """A method that forgets one of two classes: the average over both could pass, the per-class check does not."""
+    from hf_unlearn.methods import METHODS, MethodResult, UnlearningMethod, register_method
+    from hf_unlearn.unlearner import UnlearningIncompleteError
+
+    class HideFirst(UnlearningMethod):
+        name = "toy_hide_first"
+        requires_forget_data = True
+
+        def target_parameters(self, model):
+            return ["classifier.bias"]
+
+        def run(self, model, *, forget_classes, parameters, **unused):
+            with torch.no_grad():
+                model.classifier.bias[forget_classes[0]] = -1e4
+            return MethodResult()
+
+    base, _, train, _ = trained
+    model = copy.deepcopy(base)
+    before = _params(model)
+    # many samples of class 1, a few of class 8: the pooled accuracy stays under the tolerance
+    ones = train.filter(lambda b: [int(y) == 1 for y in b["labels"]], batched=True)
+    eights = train.filter(lambda b: [int(y) == 8 for y in b["labels"]], batched=True).select(range(3))
+    from datasets import concatenate_datasets
+
+    forget_ds = concatenate_datasets([ones, eights])
+    register_method(HideFirst)
+    try:
+        cfg = UnlearningConfig(method="toy_hide_first", forget_classes=[1, 8], verification_tolerance=0.05)
+        with pytest.raises(UnlearningIncompleteError, match="incomplete.*forget_dataset"):
+            FisherUnlearner(cfg).unlearn(model, forget_dataset=forget_ds)
+        assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+        cfg.allow_incomplete = True
+        report = FisherUnlearner(cfg).unlearn(model, forget_dataset=forget_ds)
+    finally:
+        METHODS.pop("toy_hide_first")
+    check = report.details["verification_checks"]["forget_dataset"]
+    assert check["forget_accuracy"] <= 0.05 and check["per_class"]["1"] == 0.0 and check["per_class"]["8"] > 0.05
+    assert report.details["verification"] == "incomplete"
+
+
+def test_config_verification_fields():
+    with pytest.raises(ValueError, match="verification_tolerance"):
+        UnlearningConfig(verification_tolerance=1.0)
+    with pytest.raises(ValueError, match="allow_incomplete"):
+        UnlearningConfig(allow_incomplete="yes")
+    assert UnlearningConfig().verification_tolerance == 0.05 and UnlearningConfig().allow_incomplete is False

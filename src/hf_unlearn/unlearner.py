@@ -8,7 +8,16 @@ serves as retain data, and a codebook saved in the model's folder (or ``output_d
 one. With ``num_train_epochs=0`` the edit is all that happens.
 
 The methods live in ``hf_unlearn.methods`` (one file each, registered in ``METHODS``); this module only checks the
-inputs, runs the method, counts what changed, evaluates and writes the report.
+inputs, runs the method, counts what changed, verifies the outcome, evaluates and writes the report.
+
+Verification: after the edit, the forget classes' accuracy is measured, class by class, on every evidence at hand:
+the codes of the forget classes that the model recognised before the edit (a codebook given), the forget samples
+(``forget_dataset``) and the forget-class rows of ``eval_dataset``. ``report.details["verification"]`` is
+``"verified"`` when every forget class is covered by some evidence and its accuracy is at most
+``config.verification_tolerance`` everywhere, ``"incomplete"`` when it is above on some evidence (or the method
+itself reports an incomplete edit), ``"unverified"`` when some forget class cannot be checked at all. Unless
+``config.allow_incomplete``, anything but ``"verified"`` restores the model and raises
+[`UnlearningIncompleteError`].
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from transformers import TrainerCallback
 
 from .fisher import dataset_size
 from .methods import METHODS, UnlearningMethod
-from .methods.common import count_changed, snapshot
+from .methods.common import count_changed, logits_of, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .report import UnlearningReport
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
@@ -34,7 +43,21 @@ from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
 
 logger = get_logger(__name__)
 
-__all__ = ["CONFIG_FILE", "METHODS", "FisherUnlearner", "UnlearningConfig"]
+__all__ = ["CONFIG_FILE", "METHODS", "FisherUnlearner", "UnlearningConfig", "UnlearningIncompleteError"]
+
+VERIFIED, INCOMPLETE, UNVERIFIED = "verified", "incomplete", "unverified"
+
+
+class UnlearningIncompleteError(RuntimeError):
+    """The forgetting is incomplete or could not be verified, and ``config.allow_incomplete`` is False.
+
+    The model has been restored bit-identical to its state before the call. ``report`` holds what the edit did and
+    the checks (``report.details["verification_checks"]``); nothing was saved.
+    """
+
+    def __init__(self, message: str, report: UnlearningReport | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 def _versions() -> dict[str, str]:
@@ -56,6 +79,86 @@ def _check_finite(model: nn.Module) -> None:
         # a NaN/inf anywhere makes the sum non-finite; only then look element by element (sums can overflow)
         if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
             raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
+
+
+def _has_labels(dataset: Any) -> bool:
+    columns = getattr(dataset, "column_names", None)
+    if columns is None and isinstance(dataset, dict):
+        columns = list(dataset)
+    if columns is None:
+        try:
+            columns = list(dataset[0])
+        except Exception:  # a dataset whose rows are not dicts: let the reader say what is wrong
+            return True
+    return "labels" in columns or "label" in columns
+
+
+def _per_class(correct: torch.Tensor, labels: torch.Tensor, forget: list[int]) -> dict[str, Any]:
+    """Forget accuracy overall and per class on the rows of ``labels`` that belong to a forget class."""
+    rows = torch.isin(labels, torch.tensor(forget))
+    present = sorted(set(labels[rows].tolist()))
+    return {
+        "forget_accuracy": float(correct[rows].float().mean()),
+        "num_samples": int(rows.sum()),
+        "per_class": {str(c): float(correct[labels == c].float().mean()) for c in present},
+    }
+
+
+def _code_check(model: nn.Module, codebook: MnemonicCodebook, forget: list[int], learned: torch.Tensor) -> dict:
+    """Codes of the forget classes, counting only those the model recognised before the edit: a code the model
+    never learned is rejected with or without forgetting, so it shows nothing."""
+    inputs = codebook.as_inputs(forget, with_labels=True)
+    labels = inputs["labels"]
+    not_learned = sorted(set(labels[~learned].tolist()))
+    if not learned.any():
+        return {"skipped": "the model did not recognise these codes before the edit", "not_learned": not_learned}
+    correct = logits_of(model, inputs).argmax(-1) == labels
+    check = _per_class(correct[learned], labels[learned], forget)
+    if not_learned:
+        check["not_learned"] = not_learned
+    return check
+
+
+def _dataset_check(model: nn.Module, dataset: Any, forget: list[int], data_collator: Any) -> dict:
+    from .evaluation import predict
+
+    if not _has_labels(dataset):
+        return {"skipped": "no labels column"}
+    logits, labels = predict(model, dataset, data_collator=data_collator)
+    labels = torch.as_tensor(labels)
+    if not torch.isin(labels, torch.tensor(forget)).any():
+        return {"skipped": "no sample of the forget classes"}
+    return _per_class(torch.as_tensor(logits).argmax(-1) == labels, labels, forget)
+
+
+def _eval_check(after: dict[str, Any], forget: list[int], id2label: dict[int, str]) -> dict:
+    if after.get("forget_accuracy") is None:
+        return {"skipped": "no sample of the forget classes"}
+    per_label = after.get("per_class_accuracy") or {}
+    return {
+        "forget_accuracy": after["forget_accuracy"],
+        "num_samples": after.get("num_forget_samples"),
+        "per_class": {str(c): per_label[id2label[c]] for c in forget if id2label[c] in per_label},
+    }
+
+
+def _decide(checks: dict[str, dict], forget: list[int], tolerance: float) -> tuple[str, str]:
+    """``(status, reason)`` from the checks (see the module docstring)."""
+    if checks.get("method", {}).get("complete") is False:
+        return INCOMPLETE, "the method could not complete its edit"
+    evidence = {k: c for k, c in checks.items() if "per_class" in c}
+    above = {k: max(c["per_class"].values()) for k, c in evidence.items() if max(c["per_class"].values()) > tolerance}
+    if above:
+        worst = ", ".join(f"{v:.2f} on {k}" for k, v in above.items())
+        return INCOMPLETE, f"forget-class accuracy {worst} is above verification_tolerance {tolerance}"
+    covered = {int(c) for e in evidence.values() for c in e["per_class"]}
+    unchecked = [c for c in forget if c not in covered]
+    if unchecked:
+        return UNVERIFIED, (
+            f"no evidence for classes {unchecked} (give a codebook whose codes the model learned, forget_dataset or "
+            "eval_dataset holding samples of them)"
+        )
+    return VERIFIED, f"forget-class accuracy at most {tolerance} on {', '.join(evidence)}"
 
 
 def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> None:
@@ -127,7 +230,7 @@ class FisherUnlearner(TrainerCallback):
                 f"`codebook` is required for method {name!r}: train with MnemonicTrainer and load the codes "
                 "with MnemonicCodebook.from_pretrained(model_dir)."
             )
-        if codebook is not None and (method.requires_codebook or method.uses_codebook):
+        if codebook is not None:  # used by the method or, for any method, as evidence of the forgetting
             if not isinstance(codebook, MnemonicCodebook):
                 raise TypeError(f"`codebook` must be a MnemonicCodebook, got {type(codebook).__name__}.")
             codebook.check_compatible(model, argument="codebook")
@@ -191,25 +294,40 @@ class FisherUnlearner(TrainerCallback):
             metrics = {"before": unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)}
 
         parameters = method.target_parameters(model)
+        codes_learned = None
+        if codebook is not None:  # which forget codes the model recognises before the edit
+            inputs = codebook.as_inputs(forget, with_labels=True)
+            codes_learned = logits_of(model, inputs).argmax(-1) == inputs["labels"]
         saved = snapshot(model, parameters)
-        t_start = time.perf_counter()
-        result = method.run(
-            model,
-            forget_classes=forget,
-            retain_classes=retain,
-            parameters=parameters,
-            codebook=codebook,
-            forget_dataset=forget_dataset,
-            retain_dataset=retain_dataset,
-            data_collator=data_collator,
-        )
-        timings = {**result.timings, "total": time.perf_counter() - t_start}
-        changed = count_changed(model, saved)
-        if eval_dataset is not None:
-            from .evaluation import unlearning_metrics
+        try:
+            t_start = time.perf_counter()
+            result = method.run(
+                model,
+                forget_classes=forget,
+                retain_classes=retain,
+                parameters=parameters,
+                codebook=codebook,
+                forget_dataset=forget_dataset,
+                retain_dataset=retain_dataset,
+                data_collator=data_collator,
+            )
+            timings = {**result.timings, "total": time.perf_counter() - t_start}
+            changed = count_changed(model, saved)
+            if eval_dataset is not None:
+                from .evaluation import unlearning_metrics
 
-            metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
-        self.report = UnlearningReport(
+                metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
+            checks = self._verify(
+                model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics
+            )
+            status, reason = _decide(checks, forget, cfg.verification_tolerance)
+            status, reason = self._same_on_every_rank((status, reason))
+        except BaseException:
+            restore_(model, saved)  # whatever failed, the caller keeps the model it gave
+            raise
+        details = {**result.details, "verification": status, "verification_checks": checks}
+        details["verification_tolerance"] = cfg.verification_tolerance
+        report = UnlearningReport(
             method=cfg.method,
             forget_classes=forget,
             forget_labels=[id2label[c] for c in forget],
@@ -220,19 +338,61 @@ class FisherUnlearner(TrainerCallback):
             fisher_samples=result.samples,
             timings=timings,
             hyperparameters=result.hyperparameters,
-            details=result.details,
+            details=details,
             metrics=metrics,
             forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset),
             base_model=getattr(model.config, "_name_or_path", None) or None,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             versions=_versions(),
         )
+        labels = [id2label[c] for c in forget]
+        if status != VERIFIED:
+            what = "is incomplete" if status == INCOMPLETE else "could not be verified"
+            if not cfg.allow_incomplete:
+                restore_(model, saved)
+                raise UnlearningIncompleteError(
+                    f"Forgetting classes {labels} with {cfg.method} {what}: {reason}. The model was restored; set "
+                    "`allow_incomplete=True` to keep the edit anyway.",
+                    report,
+                )
+            logger.warning("Forgetting classes %s %s (%s); the edit is kept (allow_incomplete).", labels, what, reason)
+        self.report = report
         self._last_codebook = codebook
         self._done = True
         logger.info(
-            "Forgot classes %s with %s in %.3fs (%d weights changed)", forget, cfg.method, timings["total"], changed
+            "Forgot classes %s with %s in %.3fs (%d weights changed; %s)",
+            forget,
+            cfg.method,
+            timings["total"],
+            changed,
+            status,
         )
         return self.report
+
+    def _verify(self, model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics) -> dict:
+        """The checks of the edit on every evidence at hand (see the module docstring)."""
+        checks: dict[str, dict] = {}
+        if "complete" in result.details:
+            checks["method"] = {"complete": bool(result.details["complete"])}
+        if codebook is not None:
+            checks["codes"] = _code_check(model, codebook, forget, codes_learned)
+        if forget_dataset is not None:
+            checks["forget_dataset"] = _dataset_check(model, forget_dataset, forget, data_collator)
+        if metrics is not None:
+            checks["eval_dataset"] = _eval_check(metrics["after"], forget, id2label_of(model))
+        return checks
+
+    def _same_on_every_rank(self, decision: tuple[str, str]) -> tuple[str, str]:
+        """Rank 0's decision on every rank, so that all raise or none does (their checks ran on identical weights,
+        but float reductions may differ by device)."""
+        acc = self.accelerator
+        if acc is None or getattr(acc, "num_processes", 1) <= 1:
+            return decision
+        from accelerate.utils import broadcast_object_list
+
+        box = [decision]
+        broadcast_object_list(box, from_process=0)
+        return tuple(box[0])
 
     # ------------------------------------------------------------------ callback hooks
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):

@@ -18,7 +18,9 @@ class MnemonicConfig(TrainingArguments):
     Parameters that control the mnemonic codes:
         mnemonic_mix_ratio (`float`, defaults to `0.1`):
             t_mix, the probability that a training example is replaced by its class's code (label kept). The paper
-            uses 0.1 (MNIST, CUB, Cars) and 0.3 (CIFAR-10) and recommends at most 0.3. Must lie in [0, 1).
+            uses 0.1 (MNIST, CUB, Cars) and 0.3 (CIFAR-10) and recommends at most 0.3. Must lie in [0, 1);
+            [`MnemonicTrainer.train`] refuses 0, and a ratio that would show some class's code fewer than a handful of
+            times over the run.
         mnemonic_seed (`int`, defaults to `0`):
             Seed of the codes and of the per-sample replacement draws.
         mnemonic_codes_per_class (`int`, defaults to `1`):
@@ -42,7 +44,10 @@ class MnemonicConfig(TrainingArguments):
     # Parameters that control the mnemonic codes
     mnemonic_mix_ratio: float = field(
         default=0.1,
-        metadata={"help": "t_mix: probability of replacing a training example by its class's code, in [0, 1)."},
+        metadata={
+            "help": "t_mix: probability of replacing a training example by its class's code, in [0, 1). Training "
+            "refuses 0 and ratios too small to teach every class its code."
+        },
     )
     mnemonic_seed: int = field(default=0, metadata={"help": "Seed of the mnemonic codes and replacement draws."})
     mnemonic_codes_per_class: int = field(default=1, metadata={"help": "Number of mnemonic codes per class."})

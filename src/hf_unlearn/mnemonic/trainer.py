@@ -19,6 +19,7 @@ logger = get_logger(__name__)
 
 
 RARE_CLASS_FRACTION = 0.5  # classes with fewer examples than this fraction of the mean count get topped up
+MIN_CODE_PRESENTATIONS = 5  # expected presentations of each class's code over a run below which training refuses
 
 
 def code_balance(counts: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -81,6 +82,13 @@ class MnemonicTrainer(Trainer):
     The codebook is built from the model (``config.num_labels``, input shape) and ``args.mnemonic_seed`` unless one
     is given, and is written beside the weights by ``save_model()`` and every checkpoint. Resuming from a checkpoint
     reloads the codes stored there.
+
+    ``train()`` refuses a ``mnemonic_mix_ratio`` that cannot teach the codes: 0, or (labels known up front) one
+    that shows some class's code fewer than ``MIN_CODE_PRESENTATIONS`` times in expectation over the run (a run set
+    by ``max_steps`` counts as at least one epoch). At the end of training it checks that every code is classified
+    as its class, warns with the classes whose codes are not, and records both lists in the codebook's metadata
+    (``learned_classes`` / ``unlearned_classes``, saved with it): forgetting with codes the model never learned
+    cannot work, and the unlearner refuses to claim it.
 
     Args:
         model: a transformers classifier taking ``pixel_values`` or ``input_ids``.
@@ -246,9 +254,57 @@ class MnemonicTrainer(Trainer):
             self.codebook.save_pretrained(output_dir)
         super().save_model(output_dir, _internal_call=_internal_call)
 
+    def _check_mix_ratio_teaches(self, labels: torch.Tensor | None) -> None:
+        """Refuses a mix ratio under which some class's code would hardly ever be shown (see the class docstring)."""
+        ratio = float(self.args.mnemonic_mix_ratio)
+        if ratio == 0:
+            raise ValueError(
+                "`mnemonic_mix_ratio` is 0: no code would ever be shown, so none would be learned and the codes saved "
+                "with the model could not be used to forget. Use e.g. 0.1, or transformers.Trainer to train without "
+                "codes."
+            )
+        if labels is None or labels.numel() == 0:
+            return
+        counts = torch.bincount(labels, minlength=self.num_labels)
+        epochs = float(self.args.num_train_epochs)
+        if self.args.max_steps is not None and self.args.max_steps > 0:
+            batch = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps
+            epochs = max(1.0, self.args.max_steps * batch * self.args.world_size / labels.numel())
+        shown = expected_code_presentations(counts, ratio) * epochs  # (num_labels,) over the whole run
+        few = [c for c in range(self.num_labels) if counts[c] > 0 and float(shown[c]) < MIN_CODE_PRESENTATIONS]
+        if few:
+            raise ValueError(
+                f"`mnemonic_mix_ratio` {ratio} shows the codes of classes {few} fewer than {MIN_CODE_PRESENTATIONS} "
+                f"times over the run (expected {', '.join(f'{c}: {float(shown[c]):.1f}' for c in few)}): too few to "
+                "learn them. Raise the ratio or train longer."
+            )
+
+    def check_codes_learned(self) -> list[int]:
+        """Classifies every code with the current model; records ``learned_classes`` / ``unlearned_classes`` in
+        ``self.codebook.metadata`` and returns the classes some of whose codes are not classified as their class."""
+        from ..methods.common import logits_of
+
+        inputs = self.codebook.as_inputs(with_labels=True)
+        labels = inputs["labels"]
+        correct = logits_of(unwrap_model(self.model), inputs).argmax(-1) == labels  # (N,)
+        classes = sorted(set(labels.tolist()))
+        unlearned = [c for c in classes if not bool(correct[labels == c].all())]
+        self.codebook.metadata["learned_classes"] = [c for c in classes if c not in unlearned]
+        self.codebook.metadata["unlearned_classes"] = unlearned
+        if unlearned:
+            logger.warning(
+                "After training, the mnemonic codes of classes %s are not classified as their class: forgetting these "
+                "classes from their codes will not work (train longer or with a larger mnemonic_mix_ratio).",
+                unlearned,
+            )
+        return unlearned
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
+        labels = None
         if self.train_dataset is not None:
-            self._set_code_balance(self._check_dataset_labels(self.train_dataset, "train_dataset"))
+            labels = self._check_dataset_labels(self.train_dataset, "train_dataset")
+            self._set_code_balance(labels)
+        self._check_mix_ratio_teaches(labels)
         checkpoint = resume_from_checkpoint
         if checkpoint is True or (isinstance(checkpoint, bool) is False and checkpoint == "last"):
             checkpoint = get_last_checkpoint(self.args.output_dir)
@@ -258,4 +314,6 @@ class MnemonicTrainer(Trainer):
             if not stored.equals(self.codebook):
                 logger.warning("Resuming with the mnemonic codes stored in %s (they differ from `args`).", checkpoint)
             self.codebook = stored
-        return super().train(resume_from_checkpoint, *args, **kwargs)
+        output = super().train(resume_from_checkpoint, *args, **kwargs)
+        self.check_codes_learned()
+        return output
