@@ -1,4 +1,6 @@
-"""compute_fisher: batched per-sample gradients equal the per-sample loop, kinds, restoration, errors, 2 processes."""
+"""compute_fisher: the per-layer path equals vmap and the per-sample loop (ViT, BERT with padding, every kind,
+with and without gradient checkpointing, half precision, layers it does not know), kinds, restoration, errors,
+2 processes."""
 
 from __future__ import annotations
 
@@ -26,26 +28,136 @@ def _close(a, b, rtol=1e-4):
         assert (a[n] - b[n]).abs().max().item() <= rtol * scale + 1e-10, n
 
 
+def _text(train, n=10):
+    return train.select(range(n)).remove_columns([c for c in train.column_names if c == "text"])
+
+
+def _checkpointing(model, on, reentrant=False):
+    if on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": reentrant})
+    return model
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
 @pytest.mark.parametrize("kind", ["empirical", "true"])
-def test_vmap_matches_loop_vit(tiny_vit_model, digits, kind):
+def test_layers_match_vmap_and_loop_vit(tiny_vit_model, digits, kind, checkpointing):
     data = _small(digits, 12)
-    fast = compute_fisher(tiny_vit_model, data, kind=kind, batch_size=5)
-    slow = compute_fisher(tiny_vit_model, data, kind=kind, batch_size=5, implementation="loop")
-    assert set(fast) == {n for n, _ in tiny_vit_model.named_parameters()}
-    _close(fast, slow)
-    assert all((v >= 0).all() for v in fast.values())
-    assert any(v.sum() > 0 for v in fast.values())
+    model = _checkpointing(tiny_vit_model, checkpointing)
+    layers = compute_fisher(model, data, kind=kind, batch_size=5)  # the default path
+    vmap_f = compute_fisher(model, data, kind=kind, batch_size=5, implementation="vmap")
+    loop = compute_fisher(model, data, kind=kind, batch_size=5, implementation="loop")
+    assert set(layers) == {n for n, _ in tiny_vit_model.named_parameters()}
+    _close(layers, vmap_f, rtol=1e-5)
+    _close(layers, loop, rtol=1e-5)
+    assert all(v.dtype == torch.float32 and (v >= 0).all() for v in layers.values())
+    # every tensor gets signal, including cls_token / position_embeddings (replaced per sample) and the patch conv
+    assert all(v.sum() > 0 for v in layers.values())
 
 
-def test_vmap_matches_loop_bert_with_padding(tiny_bert, keyword_text, tiny_tokenizer):
+@pytest.mark.parametrize("checkpointing", [False, True])
+@pytest.mark.parametrize("kind", ["empirical", "true"])
+def test_layers_match_vmap_and_loop_bert_with_padding(keyword_text, tiny_tokenizer, kind, checkpointing):
+    from conftest import make_tiny_bert
     from transformers import DataCollatorWithPadding
 
-    train, _ = keyword_text
-    data = train.select(range(10)).remove_columns([c for c in train.column_names if c == "text"])
+    data = _text(keyword_text[0])
     collator = DataCollatorWithPadding(tiny_tokenizer)
-    fast = compute_fisher(tiny_bert, data, data_collator=collator, batch_size=4)
-    slow = compute_fisher(tiny_bert, data, data_collator=collator, batch_size=4, implementation="loop")
-    _close(fast, slow)
+    lengths = {len(x) for x in data["input_ids"]}
+    assert len(lengths) > 2  # chunks hold padded samples
+    model = _checkpointing(make_tiny_bert(), checkpointing)
+    kw = dict(data_collator=collator, kind=kind, batch_size=4)
+    layers = compute_fisher(model, data, **kw)
+    _close(layers, compute_fisher(model, data, implementation="vmap", **kw), rtol=1e-5)
+    _close(layers, compute_fisher(model, data, implementation="loop", **kw), rtol=1e-5)
+    emb = layers["bert.embeddings.word_embeddings.weight"]
+    assert emb[0].abs().max() == 0  # the padding row gets nothing
+    used = set(torch.cat([torch.as_tensor(x) for x in data["input_ids"]]).tolist())
+    assert (emb.abs().sum(1) > 0).nonzero().flatten().tolist() == sorted(used - {0})  # exactly the touched rows
+
+
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_checkpointing_active_and_counted_once(keyword_text, tiny_tokenizer, reentrant):
+    """With gradient checkpointing the layers recompute during the backward; hooks still count each sample once."""
+    from conftest import make_tiny_bert
+    from transformers import DataCollatorWithPadding
+
+    data = _text(keyword_text[0], 8)
+    collator = DataCollatorWithPadding(tiny_tokenizer)
+    plain = make_tiny_bert()
+    ckpt = _checkpointing(make_tiny_bert(), True, reentrant)
+    ckpt.eval()
+    modes = [m.training for m in ckpt.modules()]
+    calls = {}
+    for name, m in (("plain", plain), ("ckpt", ckpt)):
+        dense = m.bert.encoder.layer[0].intermediate.dense
+        handle = dense.register_forward_hook(lambda *a, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+        for kind in ("empirical", "true"):
+            calls[name, kind] = compute_fisher(m, data, data_collator=collator, batch_size=4, kind=kind)
+        handle.remove()
+    assert calls["ckpt"] > calls["plain"]  # the recompute ran: checkpointing was active during the Fisher
+    for kind in ("empirical", "true"):
+        _close(calls["plain", kind], calls["ckpt", kind], rtol=1e-6)
+    assert ckpt.is_gradient_checkpointing and modes == [m.training for m in ckpt.modules()]  # modes restored
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_model_accumulates_in_fp32(digits, dtype):
+    from hf_unlearn.data import tiny_vit
+
+    data = _small(digits, 10)
+    ref = compute_fisher(tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0), data)
+    half = tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0).to(dtype)
+    batch = data[:]
+    half_data = {"pixel_values": batch["pixel_values"].to(dtype), "labels": batch["labels"]}
+    f = compute_fisher(half, half_data, batch_size=4)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in f.values())
+    assert all(p.dtype == dtype for p in half.parameters())  # the model itself is left in its dtype
+    _close(f, ref, rtol=0.1)  # half-precision activations, fp32 sums: within 10% of the tensor's scale
+
+
+class _OddModel(torch.nn.Module):
+    """Layers the per-layer rules cannot take as they are: a Linear called twice, an elementwise scale, a
+    broadcast token, nn.MultiheadAttention (whose out_proj weight is used outside its module)."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace
+
+        torch.manual_seed(0)
+        self.config = SimpleNamespace(num_labels=3)
+        self.inp = torch.nn.Linear(4, 8)
+        self.shared = torch.nn.Linear(8, 8)
+        self.scale = torch.nn.Parameter(torch.randn(8))
+        self.tok = torch.nn.Parameter(torch.randn(1, 1, 8))
+        self.attn = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = torch.nn.LayerNorm(8)
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):  # x (B, T, 4)
+        h = self.inp(x) + self.tok
+        h = torch.tanh(self.shared(torch.tanh(self.shared(h)))) * self.scale
+        h = self.norm(h + self.attn(h, h, h, need_weights=False)[0])
+        return self.head(h.mean(1))  # (B, 3)
+
+
+@pytest.mark.parametrize("kind", ["empirical", "true"])
+def test_layers_fallback_for_layers_it_does_not_know(kind):
+    from hf_unlearn.fisher import _per_sample_sq_sums
+    from hf_unlearn.fisher_layers import LayerFisher
+
+    model = _OddModel()
+    g = torch.Generator().manual_seed(1)
+    data = {"x": torch.randn(9, 5, 4, generator=g), "labels": torch.randint(0, 3, (9,), generator=g)}
+    layers = compute_fisher(model, data, kind=kind, batch_size=4, layer_memory_mb=1e-4)  # one sample per slice
+    loop = compute_fisher(model, data, kind=kind, batch_size=4, implementation="loop")
+    _close(layers, loop, rtol=1e-5)
+    # which path took what
+    lf = LayerFisher(model, dict(model.named_parameters()), fallback=_per_sample_sq_sums)
+    sums = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    lf.add_sq_sums_({k: v[:4] for k, v in data.items()}, kind, 3, sums)
+    assert lf.broadcast == ["tok"]
+    assert {"shared.weight", "scale", "attn.in_proj_weight", "attn.out_proj.weight"} <= set(lf.leftover)
+    assert {"inp", "norm", "head"} <= set(lf.targets) and "shared" not in lf.targets
 
 
 def test_batch_kinds_and_codebook_inputs(tiny_vit_model, digits):
@@ -95,6 +207,10 @@ def test_bad_input(tiny_vit_model, digits):
     data = _small(digits, 4)
     with pytest.raises(ValueError, match="kind"):
         compute_fisher(tiny_vit_model, data, kind="nope")
+    with pytest.raises(ValueError, match="implementation"):
+        compute_fisher(tiny_vit_model, data, implementation="nope")
+    with pytest.raises(ValueError, match="layer_memory_mb"):
+        compute_fisher(tiny_vit_model, data, layer_memory_mb=0)
     with pytest.raises(ValueError, match="dataset"):
         compute_fisher(tiny_vit_model, data.select([]))
     with pytest.raises(ValueError, match="parameters"):
@@ -124,6 +240,17 @@ def test_two_processes_match_one(tmp_path):
     for r in (0, 1):
         f2 = load_file(str(tmp_path / "two" / f"fisher_rank{r}.safetensors"))
         _close(f1, f2, rtol=1e-4)
+    # the per-layer path (default) and the vmap path agree across processes, for both per-sample kinds
+    for impl, kind in (("vmap", "empirical"), ("layers", "true"), ("vmap", "true")):
+        one_f = load_file(str(tmp_path / "one" / f"fisher_{impl}_{kind}_rank0.safetensors"))
+        for r in (0, 1):
+            _close(one_f, load_file(str(tmp_path / "two" / f"fisher_{impl}_{kind}_rank{r}.safetensors")), rtol=1e-4)
+    _close(f1, load_file(str(tmp_path / "two" / "fisher_vmap_empirical_rank1.safetensors")), rtol=1e-4)
+    _close(
+        load_file(str(tmp_path / "two" / "fisher_layers_true_rank0.safetensors")),
+        load_file(str(tmp_path / "two" / "fisher_vmap_true_rank1.safetensors")),
+        rtol=1e-4,
+    )
     w0 = load_file(str(tmp_path / "two" / "weights_rank0.safetensors"))
     w1 = load_file(str(tmp_path / "two" / "weights_rank1.safetensors"))
     wone = load_file(str(tmp_path / "one" / "weights_rank0.safetensors"))

@@ -9,8 +9,13 @@
   of the batch-mean loss at label y weighted by the batch-mean p(y), summed over y, averaged over batches;
 - ``kind="batch"``: squared mini-batch gradients at the true labels averaged over batches (SSD's importance).
 
-Per-sample gradients use ``torch.func`` (``vmap(grad(...))`` over a chunk of samples), not a Python loop. Across
-processes each rank takes every ``world_size``-th sample, sums squared gradients and counts locally on the
+Per-sample kinds have three implementations, equal to 1e-5 relative (see ``benchmarks/results/fisher_speed.md``):
+``"layers"`` (the default, :mod:`hf_unlearn.fisher_layers`) forms each layer's squared per-sample gradients from
+hooks during one batched forward and backward, one layer at a time; ``"vmap"`` holds every weight's per-sample
+gradient at once (``torch.func.vmap(grad(...))`` over a chunk); ``"loop"`` runs one backward per sample (the
+reference).
+
+Across processes each rank takes every ``world_size``-th sample, sums squared gradients and counts locally on the
 *unwrapped* model, and the sums and counts are reduced with ``accelerator.reduce(..., "sum")`` before dividing:
 never through a DDP-wrapped model, whose backward averages gradients across ranks (squares of averages).
 """
@@ -27,11 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .fisher_layers import LayerFisher
 from .utils import get_logger, unwrap_model
 
 logger = get_logger(__name__)
 
 KINDS = ("empirical", "true", "batch_true", "batch")
+IMPLEMENTATIONS = ("layers", "vmap", "loop")
 FISHER_FLOOR = 1e-16
 
 
@@ -144,8 +151,28 @@ def _logits(out: Any) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else (out[0] if isinstance(out, (tuple, list)) else out)
 
 
+@contextlib.contextmanager
+def _no_input_grad_hooks(model: nn.Module):
+    """Lifts transformers' ``enable_input_require_grads`` hooks (installed by ``gradient_checkpointing_enable``):
+    they call ``requires_grad_`` on the embeddings' output, which vmap rejects."""
+    hooks = getattr(model, "_require_grads_hooks", None)
+    if not hooks or not hasattr(model, "disable_input_require_grads"):
+        yield
+        return
+    model.disable_input_require_grads()
+    try:
+        yield
+    finally:
+        model.enable_input_require_grads()
+
+
 def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
     """Sum over the batch of squared per-sample gradients (vmap over samples)."""
+    with _no_input_grad_hooks(model):
+        return _vmap_sq_sums(model, params, batch, kind, num_labels)
+
+
+def _vmap_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
     labels = batch["labels"]
     inputs = _prepare_attention_mask({k: v for k, v in batch.items() if k != "labels"}, torch.float32)
     frozen = {n: p.detach() for n, p in params.items()}
@@ -167,9 +194,7 @@ def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, tor
         return {n: (v.float() ** 2).sum(0) for n, v in g.items()}
     # kind == "true": sum_y p(y|x) (d log p(y|x))^2, one vmap per class
     with torch.no_grad():
-        probs = torch.softmax(
-            _logits(model(**_prepare_attention_mask(batch, torch.float32) | {"labels": None})).float(), -1
-        )
+        probs = torch.softmax(_logits(model(**inputs)).float(), -1)  # inputs hold no labels: no loss computed
     out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
     for y in range(num_labels):
         oh = torch.zeros(num_labels)
@@ -280,10 +305,11 @@ def compute_fisher(
     parameters: Iterable[str] | Callable[[str, nn.Parameter], bool] | None = None,
     accelerator: Any = None,
     max_samples: int | None = None,
-    implementation: str = "vmap",
+    implementation: str = "layers",
     floor: float | None = None,
     return_count: bool = False,
     show_progress: bool | None = None,
+    layer_memory_mb: float = 256.0,
 ) -> dict[str, torch.Tensor] | tuple[dict[str, torch.Tensor], int]:
     """Diagonal Fisher information of ``model`` over ``dataset``.
 
@@ -293,25 +319,31 @@ def compute_fisher(
         dataset: a ``datasets.Dataset``, a torch dataset of dicts, or a dict of tensors such as
             ``codebook.as_inputs(with_labels=True)``; must hold ``labels``.
         data_collator: collates rows (e.g. ``DataCollatorWithPadding`` for text); tensors are stacked otherwise.
-        batch_size: samples per vmap chunk (``empirical``/``true``) or per mini-batch (``batch``/``batch_true``).
+        batch_size: samples per forward chunk (``empirical``/``true``) or per mini-batch (``batch``/``batch_true``).
         kind: ``"empirical"``, ``"true"``, ``"batch_true"`` or ``"batch"`` (see the module docstring).
         parameters: names of the parameters to include, or a predicate ``(name, param) -> bool``; all by default.
         accelerator: an ``accelerate.Accelerator``; with several processes each rank takes its shard and the sums
             and counts are reduced, so every rank returns the same Fisher.
         max_samples: use at most the first ``max_samples`` samples.
-        implementation: ``"vmap"`` (batched per-sample gradients) or ``"loop"`` (one backward per sample; the
-            reference). Ignored for the batch kinds.
+        implementation: ``"layers"`` (per-layer squared per-sample gradients from one batched forward and
+            backward: the fastest, memory of one layer's per-sample gradients; works with gradient checkpointing,
+            which stays active during the pass), ``"vmap"`` (every weight's per-sample gradient at once) or
+            ``"loop"`` (one backward per sample; the reference). Ignored for the batch kinds.
         floor: clamp the result from below (e.g. ``1e-16`` as the mnemonic paper does).
         return_count: also return the number of samples (or batches for the batch kinds) averaged over.
         show_progress: a progress bar on the main process (default: when there are more than 20 chunks).
+        layer_memory_mb: ``"layers"`` only: bound on one layer's per-sample gradients held at once (a chunk is split
+            over samples to stay under it, e.g. ``B x 4096 x 1024 x 4`` bytes for a ViT-large MLP weight).
 
     Returns:
         ``{name: tensor}`` in float32 on the parameters' device (and the count when ``return_count``).
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
-    if implementation not in ("vmap", "loop"):
-        raise ValueError(f"`implementation` must be 'vmap' or 'loop', got {implementation!r}.")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"`implementation` must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
+    if not layer_memory_mb > 0:
+        raise ValueError(f"`layer_memory_mb` must be > 0, got {layer_memory_mb}.")
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     model = unwrap_model(model)
@@ -337,6 +369,12 @@ def compute_fisher(
         ("empirical", "loop"): _loop_sq_sums,
         ("true", "loop"): _loop_sq_sums,
     }.get((kind, implementation), _batch_sq_sums)
+    if per_sample and implementation == "layers":
+        layers = LayerFisher(model, params, fallback=_per_sample_sq_sums, memory_mb=layer_memory_mb)
+
+        def step(model, params, batch, kind, num_labels):
+            layers.add_sq_sums_(batch, kind, num_labels, sums)  # accumulates in place: no per-chunk copy
+
     n_chunks = -(-len(range(rank, n_total, world)) // batch_size)
     progress = None
     if show_progress is None:
@@ -366,7 +404,7 @@ def compute_fisher(
             batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
             batch["labels"] = labels.to(device)
             part = step(model, params, batch, kind, num_labels)
-            for n in sums:
+            for n in sums if part is not None else ():
                 sums[n] += part[n]
             count += labels.shape[0] if per_sample else 1
             if progress is not None:
