@@ -586,7 +586,132 @@ def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy)
     assert len(local) == 3  # two checkpoints and the output folder
     for name in local:  # ... but in no saved copy of the arguments, which load back without hf_unlearn's class
         saved = torch.load(os.path.join(args.output_dir, name), weights_only=False)
-        assert (
-            type(saved) is TrainingArguments and saved.hub_token is None and saved.hub_model_id == "tester/checkpoints"
-        )
+        assert type(saved) is TrainingArguments and saved.hub_token is None
+        assert saved.hub_model_id == "tester/checkpoints"
+        assert saved.output_dir == "run"  # a local folder by its base name, never an absolute path
     _assert_token_absent(args.output_dir, local_hub)
+
+
+# ------------------------------------------------------------------------------------------------ safe saving
+def test_saving_into_a_used_folder_replaces_it_whole(tmp_path):
+    out = tmp_path / "out"
+    model = _model()
+    hub.save_unlearned(out, model, _report(), codebook=MnemonicCodebook.for_model(model))
+    for stale in ("all_results.json", "training_args.bin"):  # what a training run leaves behind
+        (out / stale).write_text("from an earlier run")
+    (out / "checkpoint-1").mkdir()
+    hub.save_unlearned(out, model, _report(metrics=False))
+    names = set(_folder_bytes(out))
+    assert names == {"README.md", REPORT_FILE, "config.json", "model.safetensors"}
+    assert not [p for p in os.listdir(tmp_path) if p != "out"]  # no temporary folder left beside it
+
+
+def _unlearner_with_report():
+    from hf_unlearn import FisherUnlearner, UnlearningConfig
+
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[1]))
+    unlearner.report = _report()
+    return unlearner
+
+
+def test_unlearner_save_refuses_folders_that_would_lose_data(tmp_path):
+    unlearner, model = _unlearner_with_report(), _model()
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "notes.txt").write_text("keep me")
+    source = tmp_path / "source"
+    model.save_pretrained(source)
+    model.config._name_or_path = str(source)  # as after from_pretrained(source)
+    before = _folder_bytes(tmp_path)
+    cases = [
+        (used, "exists and is not empty"),
+        (source, "the folder the model was loaded from"),
+        (used / "notes.txt", "is an existing file"),
+        ("/proc/hf_unlearn_test/out", "cannot be written"),
+        (used / "notes.txt" / "out", "is a file"),
+    ]
+    for output_dir, message in cases:
+        with pytest.raises(ValueError, match="`output_dir`") as info:
+            unlearner.save_pretrained(output_dir, model)
+        assert message in str(info.value) and "\n" not in str(info.value)
+    assert _folder_bytes(tmp_path) == before
+
+    unlearner.save_pretrained(used, model, overwrite_output_dir=True)
+    assert not (used / "notes.txt").exists() and (used / "README.md").is_file()
+    unlearner.save_pretrained(source, model, overwrite_output_dir=True)
+    assert set(_folder_bytes(source)) >= {"model.safetensors", REPORT_FILE, "unlearning_config.json"}
+
+
+_SLOW_SAVE = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from test_hub import _model, _report
+from hf_unlearn import hub
+
+model = _model()
+save = model.save_pretrained
+
+def slow_save(path, **kwargs):  # a big model: the weights take a while to write
+    save(path, **kwargs)
+    with open(os.path.join(path, "model-00002-of-00002.safetensors"), "wb") as f:
+        f.write(b"x" * 1000)
+    print("writing", flush=True)
+    time.sleep(120)
+
+model.save_pretrained = slow_save
+hub.save_unlearned({out!r}, model, _report(metrics=False))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
+def test_an_interrupted_save_leaves_the_previous_folder_intact(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+
+    out = hub.save_unlearned(tmp_path / "out", _model(), _report())
+    before = _folder_bytes(out)
+    script = _SLOW_SAVE.format(tests=os.path.dirname(__file__), out=out)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert child.stdout.readline() == b"writing\n", child.stderr.read().decode()[-2000:]
+        child.send_signal(getattr(signal, sig))
+        assert child.wait(timeout=60) != 0
+    finally:
+        child.kill()
+        child.wait()
+    assert _folder_bytes(out) == before  # the earlier save, byte for byte: nothing half-written in it
+    leftovers = [p for p in os.listdir(tmp_path) if p != "out"]
+    if sig == "SIGINT":  # Python unwinds: the temporary folder is removed
+        assert leftovers == []
+    else:  # killed outright: a hidden temporary folder may stay, never one that looks like the model folder
+        assert all(p.startswith(".out.tmp-") for p in leftovers)
+
+
+def test_no_absolute_local_path_in_any_published_file(tmp_path):
+    from transformers import ViTForImageClassification
+
+    deep = tmp_path / "home" / "alice" / "projects" / "models" / "vit-digits"
+    _model().save_pretrained(deep)
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.5], image_std=[0.5])
+    processor.save_pretrained(deep)
+    model = ViTForImageClassification.from_pretrained(deep)
+    processor = ViTImageProcessor.from_pretrained(deep)
+    unlearner = _unlearner_with_report()
+    unlearner.report = _report(
+        base_model=str(deep),
+        details={"eval_dataset": f"{deep}/test.parquet (360 images)", "training": {"output_dir": str(deep)}},
+    )
+    unlearner._last_codebook = MnemonicCodebook.for_model(model)
+    out = unlearner.save_pretrained(deep.parent / "vit-digits-no1", model, processing_class=processor)
+    prefixes = {str(tmp_path).encode(), os.path.realpath(tmp_path).encode(), b"/home/alice"}
+    files = _folder_bytes(out)
+    assert {"README.md", REPORT_FILE, "unlearning_config.json", "mnemonic_codes.safetensors"} <= set(files)
+    for name, data in files.items():
+        assert not any(p in data for p in prefixes), f"{name} holds a local absolute path"
+    card = ModelCard.load(os.path.join(out, "README.md"))
+    assert card.data.base_model is None and "`vit-digits`" in card.text  # named by its folder's base name
+    saved = UnlearningReport.load(out)
+    assert saved.base_model == "vit-digits" and saved.details["eval_dataset"] == "test.parquet (360 images)"
+    assert unlearner.report.base_model == str(deep)  # the caller's report is left as it was

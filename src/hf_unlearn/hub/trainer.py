@@ -10,7 +10,8 @@ unlearning card instead, the Trainer's class carries [`UnlearningCardMixin`] (``
     trainer.push_to_hub()                    # uploads the unlearning card, report, chart, codes and config
 
 The mixin also keeps Hub tokens out of every ``training_args.bin`` it writes, checkpoints and checkpoint pushes
-(``hub_strategy="checkpoint"`` / ``"every_save"``) included: its ``args`` pickle without their ``*_token`` fields.
+(``hub_strategy="checkpoint"`` / ``"every_save"``) included: its ``args`` pickle without their ``*_token`` fields, and
+with local folders (``output_dir``, ``logging_dir``) by their base names.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from __future__ import annotations
 import copy
 import copyreg
 import functools
+import os
 from collections.abc import Callable
 from typing import Any
 
 from ..report import UnlearningReport
 from ..utils import get_logger
+from .card import public_name
 from .publish import _check_savable, write_card_files
 
 logger = get_logger(__name__)
@@ -37,10 +40,11 @@ def _secret_fields(args: Any) -> list[str]:
 
 @functools.cache
 def _token_free_class(cls: type) -> type:
-    """A subclass of ``cls`` whose pickles (``torch.save(args, ...)``) hold no token and load back as ``cls``."""
+    """A subclass of ``cls`` whose pickles (``torch.save(args, ...)``) hold no token and no absolute local path (a
+    folder is recorded by its base name) and load back as ``cls``."""
 
     def __reduce_ex__(self, protocol):
-        state = dict(vars(self))
+        state = {k: public_name(v) if isinstance(v, str) and os.path.isabs(v) else v for k, v in vars(self).items()}
         for name in _secret_fields(self):
             state[name] = None
         # copyreg._reconstructor rebuilds a plain `cls` (the standard library's own pickle helper), so the file loads
