@@ -1,6 +1,6 @@
 """Evidence that a class was forgotten: forget/retain/test accuracy, membership inference, timing.
 
-The standard class-unlearning metrics (REFERENCE §3), computed from one prediction pass:
+The standard class-unlearning metrics, computed from one prediction pass:
 
 - ``forget_accuracy`` A_F: accuracy on the samples whose label is a forgotten class; ``forget_error`` E_F = 1 - A_F;
 - ``retain_accuracy`` A_R: accuracy on the samples of the other classes;
@@ -23,17 +23,17 @@ The same numbers are available as ``evaluate`` modules shipped in this package, 
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from .data_utils import DatasetReader, check_dataset, labels_of, logits_from_outputs, shard_indices, subset
 from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
 
 logger = get_logger(__name__)
@@ -54,181 +54,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Reading the three kinds of dataset predict() accepts: datasets.Dataset, torch Dataset, dict of columns.
-
-
-def _is_hf_dataset(dataset: Any) -> bool:
-    try:
-        from datasets import Dataset
-    except ImportError:  # pragma: no cover - datasets is a dependency
-        return False
-    return isinstance(dataset, Dataset)
-
-
-def _check_dataset(dataset: Any, argument: str) -> int:
-    if dataset is None:
-        raise ValueError(f"`{argument}` is None; give a datasets.Dataset, a torch Dataset or a dict of tensors.")
-    if type(dataset).__name__ in ("DatasetDict", "IterableDatasetDict"):
-        raise ValueError(f"`{argument}` is a {type(dataset).__name__}; pass one split, e.g. `ds['test']`.")
-    if isinstance(dataset, dict):
-        if not dataset:
-            raise ValueError(f"`{argument}` is an empty dict; give columns such as `pixel_values` and `labels`.")
-        lengths = {k: len(v) for k, v in dataset.items()}
-        if len(set(lengths.values())) > 1:
-            raise ValueError(f"`{argument}` columns have different lengths: {lengths}.")
-        n = next(iter(lengths.values()))
-    elif hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__"):
-        n = len(dataset)
-    else:
-        raise TypeError(
-            f"`{argument}` must be a datasets.Dataset, a map-style torch Dataset or a dict of tensors, got "
-            f"{type(dataset).__name__} (iterable datasets have no length to shard and order by)."
-        )
-    if n == 0:
-        raise ValueError(f"`{argument}` is empty; it needs at least one labelled sample to evaluate.")
-    return n
-
-
-def _label_column(columns: Iterable[str], argument: str) -> str:
-    columns = list(columns)
-    for name in ("labels", "label"):
-        if name in columns:
-            return name
-    raise ValueError(f"`{argument}` has no `labels` (or `label`) column; its columns are {columns}.")
-
-
-def _forward_columns(model: nn.Module) -> set[str] | None:
-    """Input names the model's forward accepts (``labels`` excluded); ``None`` for a bare ``forward(**kwargs)``."""
-    params = inspect.signature(unwrap_model(model).forward).parameters
-    named = {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "labels"}
-    if not named and any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        return None
-    return named
-
-
-def _columns_of(dataset: Any) -> list[str] | None:
-    if _is_hf_dataset(dataset):
-        return list(dataset.column_names)
-    if isinstance(dataset, dict):
-        return list(dataset)
-    return None  # a torch Dataset: columns are known only per row
-
-
-def _labels_of(dataset: Any, argument: str) -> np.ndarray:
-    """All labels of ``dataset`` as int64, without running the model."""
-    columns = _columns_of(dataset)
-    if columns is not None:
-        col = _label_column(columns, argument)
-        values = dataset.with_format(None)[col] if _is_hf_dataset(dataset) else dataset[col]
-    else:
-        values = []
-        for i in range(len(dataset)):
-            row = dataset[i]
-            values.append(row[_label_column(row, argument)])
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy().astype(np.int64)
-    return np.asarray([int(v) for v in values], dtype=np.int64)
-
-
-def _subset(dataset: Any, indices: Sequence[int]) -> Any:
-    indices = [int(i) for i in indices]
-    if _is_hf_dataset(dataset):
-        return dataset.select(indices)
-    if isinstance(dataset, dict):
-        out = {}
-        for k, v in dataset.items():
-            if isinstance(v, (torch.Tensor, np.ndarray)):
-                out[k] = v[indices]
-            else:
-                out[k] = [v[i] for i in indices]
-        return out
-    return torch.utils.data.Subset(dataset, indices)
-
-
-def _to_tensor(values: Any) -> torch.Tensor:
-    if isinstance(values, torch.Tensor):
-        return values
-    if isinstance(values, (list, tuple)) and values and isinstance(values[0], torch.Tensor):
-        return torch.stack(list(values))
-    return torch.as_tensor(np.asarray(values))
-
-
-class _Reader:
-    """Fetches batches of model inputs + ``labels`` by index, keeping only what the model's forward accepts."""
-
-    def __init__(self, dataset: Any, model: nn.Module, argument: str):
-        self.dataset = dataset
-        self.argument = argument
-        self.n = _check_dataset(dataset, argument)
-        self.accepted = _forward_columns(model)
-        columns = _columns_of(dataset)
-        self.is_hf = _is_hf_dataset(dataset)
-        if columns is not None:
-            self.label_col = _label_column(columns, argument)
-            self.keep = [c for c in columns if self._accepts(c)]
-            if not self.keep:
-                raise ValueError(
-                    f"`{argument}` has no column that the model's forward accepts (columns {columns}, forward takes "
-                    f"{sorted(self.accepted or [])}); tokenize or preprocess it first."
-                )
-            if self.is_hf:
-                self.dataset = dataset.select_columns(self.keep + [self.label_col])
-
-    def _accepts(self, name: str) -> bool:
-        return name not in ("labels", "label") and (self.accepted is None or name in self.accepted)
-
-    def _row(self, row: Any) -> dict[str, Any]:
-        if not isinstance(row, dict):
-            raise TypeError(
-                f"`{self.argument}` must yield dicts of model inputs and `labels`, got {type(row).__name__}."
-            )
-        label_col = _label_column(row, self.argument)
-        out = {k: v for k, v in row.items() if self._accepts(k)}
-        out["labels"] = row[label_col]
-        return out
-
-    def rows(self, indices: list[int]) -> list[dict[str, Any]]:
-        if self.is_hf or isinstance(self.dataset, dict):
-            cols = self.columns(indices)
-            return [{k: v[j] for k, v in cols.items()} for j in range(len(indices))]
-        return [self._row(self.dataset[i]) for i in indices]
-
-    def columns(self, indices: list[int]) -> dict[str, Any]:
-        if self.is_hf:
-            batch = self.dataset[indices]
-        elif isinstance(self.dataset, dict):
-            batch = _subset({k: self.dataset[k] for k in self.keep + [self.label_col]}, indices)
-        else:
-            rows = self.rows(indices)
-            return {k: [r[k] for r in rows] for k in rows[0]}
-        batch = dict(batch)
-        batch["labels"] = batch.pop(self.label_col)
-        return batch
-
-    def batch(self, indices: list[int], data_collator: Callable | None) -> dict[str, torch.Tensor]:
-        if data_collator is not None:
-            return dict(data_collator(self.rows(indices)))
-        try:
-            return {k: _to_tensor(v) for k, v in self.columns(indices).items()}
-        except (ValueError, TypeError, RuntimeError) as e:
-            raise ValueError(
-                f"Could not stack a batch of `{self.argument}` into tensors ({e}); samples of different lengths (e.g. "
-                "tokenized text) need a `data_collator`, such as DataCollatorWithPadding(tokenizer)."
-            ) from e
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Prediction
-
-
-def _logits_of(outputs: Any) -> torch.Tensor:
-    if isinstance(outputs, torch.Tensor):
-        return outputs
-    if hasattr(outputs, "logits"):
-        return outputs.logits
-    if isinstance(outputs, dict):
-        return outputs["logits"]
-    return outputs[0]
 
 
 def _device_of(model: nn.Module, accelerator: Any) -> torch.device:
@@ -239,7 +65,7 @@ def _device_of(model: nn.Module, accelerator: Any) -> torch.device:
 
 
 def _predict_indices(
-    reader: _Reader,
+    reader: DatasetReader,
     model: nn.Module,
     indices: list[int],
     data_collator: Callable | None,
@@ -250,12 +76,9 @@ def _predict_indices(
     all_logits, all_labels = [], []
     for start in range(0, len(indices), batch_size):
         batch = reader.batch(indices[start : start + batch_size], data_collator)
-        labels = batch.pop("labels") if "labels" in batch else batch.pop("label")
-        # collators may add keys (e.g. token_type_ids) that this model's forward does not take
-        inputs = {
-            k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items() if reader._accepts(k)
-        }
-        logits = _logits_of(net(**inputs))  # (B, C)
+        labels = batch.pop("labels")
+        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        logits = logits_from_outputs(net(**inputs))  # (B, C)
         all_logits.append(logits.detach().float().cpu())
         all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())
     return torch.cat(all_logits), torch.cat(all_labels)
@@ -291,10 +114,10 @@ def _predict(
 ) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
-    reader = _Reader(dataset, model, argument)
+    reader = DatasetReader(dataset, model, argument)
     world = accelerator.num_processes if accelerator is not None else 1
     rank = accelerator.process_index if accelerator is not None else 0
-    indices = list(range(rank, reader.n, world))
+    indices = shard_indices(reader.n, rank, world)
     device = _device_of(model, accelerator)
 
     modes = {m: m.training for m in model.modules()}
@@ -559,12 +382,12 @@ def membership_inference_auc(
 
 
 def _forget_subset(dataset: Any, forget_ids: list[int], argument: str) -> Any:
-    _check_dataset(dataset, argument)
-    labels = _labels_of(dataset, argument)
+    check_dataset(dataset, argument)
+    labels = labels_of(dataset, argument)
     indices = np.flatnonzero(np.isin(labels, forget_ids))
     if len(indices) == 0:
         raise ValueError(f"`{argument}` holds no sample of the forget classes {forget_ids}; nothing to attack.")
-    return _subset(dataset, indices.tolist())
+    return subset(dataset, indices.tolist())
 
 
 def mia_auc_on_forget(
@@ -596,7 +419,7 @@ def mia_auc_on_forget(
     _check_score(score)
     id2label = _id2label_or_default(model)
     if id2label is None:  # no config: any id the labels could hold; the predict pass checks the range
-        labels = np.concatenate([_labels_of(train_dataset, "train_dataset"), _labels_of(test_dataset, "test_dataset")])
+        labels = np.concatenate([labels_of(train_dataset, "train_dataset"), labels_of(test_dataset, "test_dataset")])
         id2label = {i: str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)}
     forget_ids = resolve_classes(forget_classes, id2label, "forget_classes")
     members = _forget_subset(train_dataset, forget_ids, "train_dataset")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -32,6 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
+from .data_utils import dataset_size, iterate_batches
+from .data_utils import forward_input_names as _input_names
+from .data_utils import logits_from_outputs as _logits
 from .fisher_layers import LayerFisher
 from .utils import get_logger, unwrap_model
 
@@ -43,63 +46,8 @@ FISHER_FLOOR = 1e-16
 
 
 # ---------------------------------------------------------------------- data handling
-def _input_names(model: nn.Module) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(unwrap_model(model).forward).parameters) - {"labels", "return_dict", "kwargs"}
-
-
-def _to_rows(dataset: Any) -> tuple[Callable[[list[int]], dict[str, Any]], int]:
-    """Returns ``(get_rows, n)`` for a dict of tensors, a ``datasets.Dataset`` or a torch/list dataset."""
-    if isinstance(dataset, Mapping):
-        n = len(dataset["labels"]) if "labels" in dataset else len(next(iter(dataset.values())))
-
-        def get(idx: list[int]) -> dict[str, Any]:
-            return {k: [v[i] for i in idx] for k, v in dataset.items()}
-
-        return get, n
-    n = len(dataset)
-
-    def get_ds(idx: list[int]) -> dict[str, Any]:
-        rows = [dataset[i] for i in idx]
-        return {k: [r[k] for r in rows] for k in rows[0]}
-
-    return get_ds, n
-
-
-def _collate(rows: dict[str, list], names: set[str], data_collator: Callable | None) -> dict[str, torch.Tensor]:
-    if "label" in rows and "labels" not in rows:
-        rows["labels"] = rows.pop("label")
-    keep = {k: v for k, v in rows.items() if k in names or k == "labels"}
-    if data_collator is not None:
-        n = len(keep["labels"])
-        batch = data_collator([{k: v[i] for k, v in keep.items()} for i in range(n)])
-        return {k: v for k, v in batch.items() if k in names or k == "labels"}
-    return {k: torch.stack([torch.as_tensor(x) for x in v]) for k, v in keep.items()}
-
-
-def iterate_batches(
-    model: nn.Module,
-    dataset: Any,
-    *,
-    batch_size: int,
-    data_collator: Callable | None = None,
-    rank: int = 0,
-    world_size: int = 1,
-    max_samples: int | None = None,
-) -> Iterable[dict[str, torch.Tensor]]:
-    """Yields collated batches of this rank's shard (samples ``rank, rank + world_size, ...``)."""
-    get, n = _to_rows(dataset)
-    if max_samples is not None:
-        n = min(n, max_samples)
-    idx = list(range(rank, n, world_size))
-    names = _input_names(model)
-    for s in range(0, len(idx), batch_size):
-        yield _collate(get(idx[s : s + batch_size]), names, data_collator)
-
-
-def dataset_size(dataset: Any) -> int:
-    return _to_rows(dataset)[1]
+# Reading batches lives in data_utils (shared with the evaluation); `dataset_size` and `iterate_batches` are
+# re-exported here.
 
 
 # ---------------------------------------------------------------------- model state
@@ -147,10 +95,6 @@ def _prepare_attention_mask(batch: dict[str, torch.Tensor], dtype: torch.dtype) 
 
 
 # ---------------------------------------------------------------------- per-sample sums
-def _logits(out: Any) -> torch.Tensor:
-    return out.logits if hasattr(out, "logits") else (out[0] if isinstance(out, (tuple, list)) else out)
-
-
 @contextlib.contextmanager
 def _no_input_grad_hooks(model: nn.Module):
     """Lifts transformers' ``enable_input_require_grads`` hooks (installed by ``gradient_checkpointing_enable``):

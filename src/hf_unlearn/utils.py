@@ -1,18 +1,21 @@
-"""Small helpers shared across hf_unlearn: input modality, class ids, logging."""
+"""Small helpers shared across hf_unlearn: input modality, class ids, image size, versions, Hub ids, formatting."""
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Iterable, Sequence
+import os
+import platform
+import re
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
-logger = logging.getLogger("hf_unlearn")
-
 IMAGE = "image"
 TEXT = "text"
+# A Hub repository id: ``name`` or ``namespace/name`` (letters, digits, ``-``, ``_``, ``.``).
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def get_logger(name: str) -> logging.Logger:
@@ -30,18 +33,16 @@ def unwrap_model(model: nn.Module) -> nn.Module:
             return model
 
 
-def _forward_params(model: nn.Module) -> set[str]:
-    return set(inspect.signature(unwrap_model(model).forward).parameters)
-
-
 def detect_modality(model: nn.Module) -> str:
     """Returns ``"image"`` for models whose main input is ``pixel_values`` and ``"text"`` for ``input_ids``.
 
     Raises:
         ValueError: if the model takes neither (named ``model`` in the message).
     """
+    from .data_utils import forward_input_names
+
     main = getattr(unwrap_model(model), "main_input_name", None)
-    params = _forward_params(model)
+    params = forward_input_names(model)
     if main == "pixel_values" or (main is None and "pixel_values" in params):
         return IMAGE
     if main == "input_ids" or (main is None and "input_ids" in params):
@@ -106,5 +107,85 @@ def check_labels(labels: torch.Tensor, num_labels: int, argument: str = "labels"
         )
 
 
-def as_list(x: Sequence | None) -> list:
-    return [] if x is None else list(x)
+def image_shape(config: Any) -> tuple[int, int, int]:
+    """``(channels, height, width)`` of the images a vision model's ``config`` takes (``num_channels`` default 3).
+
+    Raises:
+        ValueError: if the config has no ``image_size``.
+    """
+    size = getattr(config, "image_size", None)
+    if size is None:
+        raise ValueError("`model.config` has no `image_size`; cannot tell the shape of its images.")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return int(getattr(config, "num_channels", 3)), int(h), int(w)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and of the libraries an unlearned model depends on (those installed), for the record."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "hf_unlearn": __version__}
+    for dist in ("torch", "transformers", "accelerate", "huggingface_hub"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` is shaped like a Hub repository id (``name`` or ``namespace/name``)."""
+    return isinstance(name, str) and HUB_ID_PATTERN.match(name) is not None
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face Hub is switched off (``HF_HUB_OFFLINE=1``)."""
+    from huggingface_hub import constants
+
+    return bool(constants.is_offline_mode())
+
+
+def is_local_path(path: str) -> bool:
+    """Whether ``path`` can only mean a local path (it exists, looks like a path, or is no valid Hub id)."""
+    return os.path.exists(path) or path.startswith((".", "/", "~")) or not is_hub_id(path)
+
+
+def check_hub_repo(repo_id: str, repo_type: str = "model", argument: str = "model", timeout: float = 5.0) -> None:
+    """Checks that ``repo_id`` exists on the Hub before anything is downloaded, failing within seconds.
+
+    Without this check an unreachable Hub costs minutes of download retries.
+
+    Raises:
+        ValueError: naming ``argument``, when the Hub is off (``HF_HUB_OFFLINE=1``), cannot be reached within
+            ``timeout`` seconds, or has no such repository.
+    """
+    if hub_offline():
+        raise ValueError(f"`{argument}` {repo_id!r} is not a local folder, and the Hub is off (HF_HUB_OFFLINE=1).")
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=timeout)
+    except GatedRepoError:
+        return  # exists; the download says what access it needs
+    except RepositoryNotFoundError as e:
+        raise ValueError(
+            f"`{argument}` {repo_id!r} is no {repo_type} on the Hub (or a private one: log in or set HF_TOKEN)."
+        ) from e
+    except Exception as e:  # noqa: BLE001 - network errors come from several libraries
+        raise ValueError(
+            f"`{argument}` {repo_id!r} is not a local folder, and the Hub could not be reached "
+            f"({type(e).__name__}: {e}); with no network, give a local folder."
+        ) from e
+
+
+def format_value(value: float | None, digits: int = 4, missing: str = "–") -> str:
+    """A metric for a table: ``missing`` for None, counts (whole numbers above 1) with thousands separators, else
+    ``digits`` decimals."""
+    if value is None:
+        return missing
+    if float(value).is_integer() and abs(value) > 1:
+        return f"{int(value):,}"
+    return f"{value:.{digits}f}"

@@ -28,17 +28,21 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..utils import IMAGE, TEXT, detect_modality, id2label_of, num_labels_of, unwrap_model
+from ..data_utils import forward_input_names
+from ..utils import (
+    IMAGE,
+    TEXT,
+    detect_modality,
+    id2label_of,
+    image_shape,
+    library_versions,
+    num_labels_of,
+    unwrap_model,
+)
 
 CODES_FILE = "mnemonic_codes.safetensors"
 CODES_CONFIG_FILE = "mnemonic_codebook.json"
 DISTRIBUTIONS = ("uniform", "normal")
-
-
-def _library_version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def _special_and_unused_ids(tokenizer: Any, vocab_size: int) -> set[int]:
@@ -135,11 +139,7 @@ class MnemonicCodebook:
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         metadata: dict[str, Any] = {"model_type": getattr(config, "model_type", None), "num_labels": num_labels}
         if modality == IMAGE:
-            channels = int(getattr(config, "num_channels", 3))
-            size = getattr(config, "image_size", None)
-            if size is None:
-                raise ValueError("`model.config` has no `image_size`; cannot shape image codes.")
-            h, w = (size, size) if isinstance(size, int) else tuple(size)
+            channels, h, w = image_shape(config)
             if distribution == "uniform":
                 x = torch.rand((n, channels, h, w), generator=gen)
                 mean, std = _normalisation(processing_class, channels)
@@ -174,7 +174,7 @@ class MnemonicCodebook:
             if max_pos is not None and ids.shape[1] > max_pos:
                 raise ValueError(f"`text_length` {text_length} is longer than the model's {max_pos} positions.")
             inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-            if "token_type_ids" in set(__import__("inspect").signature(unwrap_model(model).forward).parameters):
+            if "token_type_ids" in forward_input_names(model):
                 inputs["token_type_ids"] = torch.zeros_like(ids)
             metadata.update(text_length=text_length, cls_token_id=cls_id, sep_token_id=sep_id, vocab_size=vocab_size)
             distribution = "uniform"
@@ -190,10 +190,6 @@ class MnemonicCodebook:
         )
 
     # ------------------------------------------------------------------ access
-    @property
-    def num_classes(self) -> int:
-        return int(self.metadata.get("num_labels", int(self.class_ids.max()) + 1))
-
     def __len__(self) -> int:
         return int(self.class_ids.shape[0])
 
@@ -263,9 +259,7 @@ class MnemonicCodebook:
         config = unwrap_model(model).config
         if modality == IMAGE:
             x = self.inputs["pixel_values"]
-            size = config.image_size
-            h, w = (size, size) if isinstance(size, int) else tuple(size)
-            expected = (int(getattr(config, "num_channels", 3)), h, w)
+            expected = image_shape(config)
             if tuple(x.shape[1:]) != expected:
                 raise ValueError(
                     f"`{argument}` holds codes of shape {tuple(x.shape[1:])} but the model expects {expected}."
@@ -294,7 +288,7 @@ class MnemonicCodebook:
             "shapes": {k: list(v.shape) for k, v in self.inputs.items()},
             "metadata": self.metadata,
             "fingerprint": self.fingerprint(),
-            "hf_unlearn_version": _library_version(),
+            "hf_unlearn_version": library_versions()["hf_unlearn"],
         }
         with open(os.path.join(save_directory, CODES_CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2, sort_keys=True)
