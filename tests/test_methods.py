@@ -221,7 +221,7 @@ def test_logit_suppression_moves_only_the_forgotten_biases(learned, evidence):
             assert torch.equal(after[n], before[n]), n
     moved = (after["classifier.bias"] != before["classifier.bias"]).nonzero().flatten().tolist()
     assert moved == forget and bool((after["classifier.bias"][forget] < before["classifier.bias"][forget]).all())
-    assert report.num_parameters_changed == 2
+    assert report.num_parameters_changed == 2 and report.details["verification"] == "verified"
     assert report.hyperparameters["target_parameters"] == ["classifier.bias"]
     assert set(report.details["bias_shift"]) == {"2", "6"}
     # just enough: with half the shift, some evidence would win again

@@ -8,7 +8,7 @@ data): ``f_F`` over the forget classes' codes, ``f_R`` over the retained classes
 max(eta))``, ``w +/- alpha * eta``, keeping the sign that scores higher on ``(1 - acc on forget codes) + acc on
 retained codes``. On a small ViT it is fragile: which lambdas work depends on the class.
 
-``variant="search"`` (default) is ours. What we measured on ViT-digits: edits spread over the whole network make
+``variant="search"`` (default) is ours. Edits spread over the whole network make
 the codes a poor proxy for real data (codes forgotten, class kept), whereas edits confined to the output layer,
 which every input of a class goes through, move real data and codes together. So, per forget class ``c`` and per
 target tensor, the direction is ``d_c = eta_c / max(eta_c) * sign(dL(code_c, c)/dw)``, an ascent step on the
