@@ -215,7 +215,7 @@ def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_pat
 
 def test_forget_classes_take_several_values_and_label_names(capsys):
     from hf_unlearn import UnlearningConfig
-    from hf_unlearn.cli import _Parser
+    from hf_unlearn.scripts.common import DataclassArgumentParser as _Parser
 
     parser = _Parser((UnlearningConfig,), "t", "")
     (config,) = parser.parse(["--forget_classes", "3", "LOC", "--target_modules", "classifier.*", "vit.*"])
@@ -264,7 +264,7 @@ def test_demo_tiny_in_process(capsys, tmp_path):
     out = tmp_path / "demo"
     code, stdout, _ = call(capsys, "demo", "--epochs", "1", "--hidden_size", "16", "--num_hidden_layers", "1",
                            "--max_train_samples", "256", "--forget_classes", "3", "5", "--output_dir", out,
-                           "--disable_tqdm", "true")  # fmt: skip
+                           "--mnemonic_mix_ratio", "0.5", "--disable_tqdm", "true")  # fmt: skip
     assert code == 0
     for text in ("3 (forgotten)", "5 (forgotten)", "A_R  retained accuracy", "E_F  forget error", "MIA AUC",
                  "training", "unlearning"):  # fmt: skip
@@ -400,7 +400,8 @@ def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, loca
 
     demo = tmp_path / "demo"
     code, stdout, err = call(capsys, "demo", "--epochs", "1", "--hidden_size", "16", "--num_hidden_layers", "1",
-                             "--max_train_samples", "128", "--output_dir", demo, "--push_to_hub", "user/demo",
+                             "--max_train_samples", "128", "--mnemonic_mix_ratio", "0.5", "--output_dir", demo,
+                             "--push_to_hub", "user/demo",
                              "--disable_tqdm", "true")  # fmt: skip
     assert code == 0, err
     assert "pushed to user/demo" in stdout

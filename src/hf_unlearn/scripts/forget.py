@@ -1,0 +1,162 @@
+"""Make a trained model forget whole classes (FisherUnlearner), and save or push it with its report and model card.
+
+    hf-unlearn forget --model_dir vit-digits --forget_classes 3 --dataset digits --output_dir vit-digits-no3
+    hf-unlearn forget --model_dir vit-digits --forget_classes 3 5 --method fisher_mask --dataset digits \
+        --output_dir vit-digits-no35 --mia
+    python -m hf_unlearn.scripts.forget --config forget.yaml
+    accelerate launch --multi_gpu --num_processes 2 -m hf_unlearn.scripts.forget --model_dir vit-digits ...
+
+Every UnlearningConfig field is a flag. The mnemonic method needs no data (the model's codes); the others take their
+forget and retain samples from --dataset's train split. With --dataset, the test split measures the result.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..unlearning_config import UnlearningConfig
+from .args import DataArguments, ForgetArguments
+from .common import (
+    CLIError,
+    DataclassArgumentParser,
+    check_output_dir,
+    load_model_dir,
+    make_accelerator,
+    metrics_table,
+    no_progress_bars,
+    parsing,
+    print_main,
+    push_errors,
+    resolve_model_dir,
+    run,
+)
+
+PROG = "hf-unlearn forget"
+
+
+def make_parser(prog: str = PROG) -> DataclassArgumentParser:
+    return DataclassArgumentParser(
+        (ForgetArguments, UnlearningConfig, DataArguments),
+        prog,
+        "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag.\n\n"
+        "  hf-unlearn forget --model_dir vit-digits --forget_classes 3 --dataset digits --output_dir vit-digits-no3",
+        required=("forget_classes",),
+        groups=[
+            ("what to forget, from which model, into which folder", ["model_dir", "forget_classes", "output_dir"])
+        ],
+    )
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Runs the command; returns the exit status (errors are one line on stderr)."""
+    return run(prog, lambda a: forget(a, prog), argv)
+
+
+def forget(argv: Sequence[str], prog: str = PROG) -> int:
+    parser = make_parser(prog)
+    with parsing(parser):
+        script, config, data_args = parser.parse(argv)
+    from ..methods import METHODS
+
+    method = METHODS[config.method]
+    needs_data = method.requires_forget_data or method.requires_retain_data
+    if needs_data and data_args.dataset is None:
+        raise CLIError(f"--dataset is required for --method {config.method} (its forget and retain data).")
+    if script.mia and data_args.dataset is None:
+        raise CLIError("--mia needs --dataset (its train split holds the members to attack).")
+    model_dir = resolve_model_dir(script.model_dir)
+    check_output_dir(script.output_dir, overwrite=script.overwrite_output_dir, input_dir=model_dir)
+    try:
+        model, processing_class, codebook = load_model_dir(model_dir)
+    except CLIError:
+        if method.requires_codebook:
+            raise
+        # a method that needs no codes works without a damaged codebook: read the rest again without it
+        model, processing_class, codebook = load_model_dir(model_dir, with_codebook=False)
+        import logging
+
+        logging.getLogger("hf_unlearn.scripts").warning(
+            "The mnemonic codes in %s could not be read; --method %s goes on without them.", model_dir, config.method
+        )
+    if method.requires_codebook and codebook is None:
+        raise CLIError(
+            f"--model_dir {model_dir!r} holds no mnemonic codes (mnemonic_codes.safetensors): train it with "
+            "`hf-unlearn train` / MnemonicTrainer, or use --method fisher_mask, ssd or fisher_noise with --dataset."
+        )
+    from ..data import load_splits, prepare_splits
+    from ..data_utils import split_by_classes
+    from ..evaluation import mia_auc_on_forget
+    from ..unlearner import FisherUnlearner
+    from ..utils import id2label_of, resolve_classes
+
+    with parsing(parser):
+        forget_ids = resolve_classes(config.forget_classes, id2label_of(model), "forget_classes")
+    accelerator = make_accelerator()
+    model.to(accelerator.device).eval()
+    data = None
+    if data_args.dataset is not None:
+        with parsing(parser):
+            data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
+    forget_ds = retain_ds = None
+    if data is not None and (needs_data or method.uses_forget_data):
+        forget_ds, retain_ds = split_by_classes(data.train, forget_ids, "dataset")
+        if not method.requires_retain_data:
+            retain_ds = None
+    print_main(accelerator, f"forget: {accelerator.num_processes} process(es) on {accelerator.device.type}")
+    mia = dict(data_collator=data.collator, batch_size=script.batch_size, accelerator=accelerator) if data else {}
+    mia_before = mia_auc_on_forget(model, data.train, data.test, forget_ids, **mia) if script.mia else None
+    unlearner = FisherUnlearner(config, accelerator)
+    with parsing(parser), _incomplete_is_exit_1():
+        report = unlearner.unlearn(
+            model,
+            codebook=codebook,
+            forget_dataset=forget_ds,
+            retain_dataset=retain_ds,
+            data_collator=data.collator if data else None,
+            eval_dataset=data.test if data else None,
+        )
+    if script.mia:
+        report.metrics["before"]["mia_auc"] = mia_before
+        report.metrics["after"]["mia_auc"] = mia_auc_on_forget(model, data.train, data.test, forget_ids, **mia)
+    if data is not None:
+        report.details["eval_dataset"] = f"{data.name} ({data_args.test_split} split, {len(data.test)} samples)"
+    save = dict(
+        processing_class=processing_class,
+        include_codebook=script.include_codebook,
+        overwrite_output_dir=script.overwrite_output_dir,
+    )
+    with no_progress_bars(), push_errors(), parsing(parser):
+        if script.push_to_hub:
+            url = unlearner.push_to_hub(
+                script.push_to_hub, model, private=script.hub_private_repo, output_dir=script.output_dir, **save
+            )
+        else:
+            unlearner.save_pretrained(script.output_dir, model, **save)
+    lines = [
+        f"forgot {report.forget_labels} with {report.method} in {report.timings['total']:.3f} s "
+        f"({report.num_parameters_changed:,} of {report.num_parameters_total:,} weights changed)"
+    ]
+    if report.metrics:
+        lines += ["", metrics_table(report.metrics["before"], report.metrics["after"], report.forget_labels), ""]
+    lines.append(f"saved to {script.output_dir}")
+    if script.push_to_hub:
+        lines.append(f"pushed to {script.push_to_hub}: {url}")
+    print_main(accelerator, *lines)
+    return 0
+
+
+class _incomplete_is_exit_1:
+    """A forgetting that could not be verified ends the command with exit status 1 and nothing written."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and exc_type.__name__ == "UnlearningIncompleteError":
+            raise CLIError(" ".join(str(exc).split()), code=1) from exc
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m hf_unlearn.scripts.forget"))
