@@ -558,10 +558,14 @@ def test_fisher_unlearner_attach_to_trainer_publishes_its_card(tmp_path, local_h
     _assert_token_absent(args.output_dir, local_hub)
 
 
-@pytest.mark.parametrize("strategy", ["checkpoint", "every_save"])
-def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy):
-    train = [{"pixel_values": torch.randn(1, 8, 8), "labels": i % 4} for i in range(8)]
-    args = TrainingArguments(
+@pytest.mark.parametrize("strategy, trainer_class", [("checkpoint", "UnlearningTrainer"), ("every_save", "UnlearningTrainer"),
+                                                     ("checkpoint", "MnemonicTrainer")])  # fmt: skip
+def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy, trainer_class):
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+
+    train = [{"pixel_values": torch.randn(1, 8, 8), "labels": i % 4} for i in range(40)]
+    mnemonic = trainer_class == "MnemonicTrainer"
+    args = (MnemonicConfig if mnemonic else TrainingArguments)(
         output_dir=str(tmp_path / "run"),
         push_to_hub=True,
         hub_model_id="tester/checkpoints",
@@ -573,8 +577,9 @@ def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy)
         per_device_train_batch_size=4,
         report_to="none",
         use_cpu=True,
+        **({"mnemonic_mix_ratio": 0.8} if mnemonic else {}),
     )
-    trainer = hub.UnlearningTrainer(model=_model(), args=args, train_dataset=train)
+    trainer = (MnemonicTrainer if mnemonic else hub.UnlearningTrainer)(model=_model(), args=args, train_dataset=train)
     assert trainer.args.hub_token == TOKEN  # still there to authenticate the uploads ...
     trainer.train()
     trainer.push_to_hub()  # waits for the checkpoint pushes still running
@@ -586,7 +591,7 @@ def test_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub, strategy)
     assert len(local) == 3  # two checkpoints and the output folder
     for name in local:  # ... but in no saved copy of the arguments, which load back without hf_unlearn's class
         saved = torch.load(os.path.join(args.output_dir, name), weights_only=False)
-        assert type(saved) is TrainingArguments and saved.hub_token is None
+        assert type(saved) is type(args) and saved.hub_token is None
         assert saved.hub_model_id == "tester/checkpoints"
         assert saved.output_dir == "run"  # a local folder by its base name, never an absolute path
     _assert_token_absent(args.output_dir, local_hub)

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..hub.trainer import UnlearningCardMixin
 from ..utils import IMAGE, check_labels, detect_modality, get_logger, num_labels_of, unwrap_model
 from .codebook import MnemonicCodebook
 from .config import MnemonicConfig
@@ -70,7 +71,7 @@ def expected_code_presentations(counts: Any, mix_ratio: float) -> torch.Tensor:
     return shown.float()
 
 
-class MnemonicTrainer(Trainer):
+class MnemonicTrainer(UnlearningCardMixin, Trainer):
     """[`~transformers.Trainer`] that replaces each training example by its class's mnemonic code with probability
     ``args.mnemonic_mix_ratio`` (label kept; arXiv 2306.05670). Evaluation and prediction are untouched.
 
