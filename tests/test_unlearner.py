@@ -320,7 +320,7 @@ def test_codes_the_model_never_learned_fail_loudly_and_leave_the_model_alone(tra
     foreign = MnemonicCodebook.for_model(base, seed=123)
     model = copy.deepcopy(base)
     before = _params(model)
-    with pytest.raises(UnlearningIncompleteError, match=r"\['3'\].*could not be verified.*restored") as err:
+    with pytest.raises(UnlearningIncompleteError, match=r"\['3'\].*could not be verified.*never learned") as err:
         FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3])).unlearn(model, codebook=foreign)
     assert err.value.report.details["verification"] == "unverified"
     assert err.value.report.num_parameters_changed > 0  # the edit happened, then was undone
@@ -390,6 +390,30 @@ def test_verification_uses_the_forget_samples_class_by_class(trained):
     check = report.details["verification_checks"]["forget_dataset"]
     assert check["forget_accuracy"] <= 0.05 and check["per_class"]["1"] == 0.0 and check["per_class"]["8"] > 0.05
     assert report.details["verification"] == "incomplete"
+
+
+def test_callback_stops_training_when_the_edit_does_not_forget(trained, tmp_path):
+    """As a callback: an edit that leaves the class recognised raises before the first step; the model is intact."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_unlearn.unlearner import UnlearningIncompleteError
+
+    base, _, train, _ = trained
+    model = copy.deepcopy(base)
+    before = _params(model)
+    forget_ds, retain_ds = _split(train.select(range(300)), [3])
+    # a ratio so small that no weight is masked: nothing is forgotten
+    unl = FisherUnlearner(
+        UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=1e-9), forget_dataset=forget_ds
+    )
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl])
+    with pytest.raises(UnlearningIncompleteError, match="incomplete.*forget_dataset"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and unl.report is None
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
 
 
 def test_config_verification_fields():

@@ -154,9 +154,11 @@ def _decide(checks: dict[str, dict], forget: list[int], tolerance: float) -> tup
     covered = {int(c) for e in evidence.values() for c in e["per_class"]}
     unchecked = [c for c in forget if c not in covered]
     if unchecked:
+        not_learned = [c for c in unchecked if c in checks.get("codes", {}).get("not_learned", [])]
+        hint = ", whose codes the model did not recognise before the edit (never learned?)" if not_learned else ""
         return UNVERIFIED, (
-            f"no evidence for classes {unchecked} (give a codebook whose codes the model learned, forget_dataset or "
-            "eval_dataset holding samples of them)"
+            f"no evidence for classes {unchecked}{hint} (give a codebook whose codes the model learned, "
+            "forget_dataset or eval_dataset holding samples of them)"
         )
     return VERIFIED, f"forget-class accuracy at most {tolerance} on {', '.join(evidence)}"
 
