@@ -24,7 +24,10 @@ class UnlearningReport:
         timings: seconds per phase (``"fisher"``, ``"edit"``, ``"select"``, ``"total"``, ...); ``"total"`` is the
             unlearning step itself, without optional evaluation.
         hyperparameters: the method's settings as used (after any automatic choice).
-        details: method-specific facts (chosen sign, search trace, ...).
+        details: method-specific facts (chosen sign, search trace, ...), plus the check of the outcome:
+            ``verification`` (``"verified"``, ``"incomplete"`` or ``"unverified"``), ``verification_checks`` (per
+            evidence: codes, forget_dataset, eval_dataset, the forget accuracy overall and per class, or why it was
+            skipped) and ``verification_tolerance``.
         metrics: ``{"before": {...}, "after": {...}}`` from [`hf_unlearn.evaluation.unlearning_metrics`] when an
             evaluation set was given, else ``None``.
         forget_request_fingerprint: SHA-256 of the forget request (method, classes, codebook/data fingerprints),
