@@ -495,7 +495,7 @@ def test_chart_is_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, 
 
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
         monkeypatch.setitem(sys.modules, name, None)  # `import matplotlib...` now raises ImportError
-    with caplog.at_level("INFO", logger="hf_unlearn.hub.card"):
+    with caplog.at_level("INFO", logger="hf_unlearn.hub.chart"):
         assert hub.plot_per_class_accuracy(_report(), tmp_path / "chart.png") is None
         out = hub.save_unlearned(tmp_path / "out", _model(), _report())
     assert "matplotlib is not installed" in caplog.text

@@ -1,7 +1,8 @@
 """Model cards and Hub publishing for unlearned models, one role per module.
 
 - ``card``: [`render_model_card`] (YAML header with tags, ``base_model`` and ``model-index``; text from the
-  ``model_card_template.md`` shipped with the package) and [`plot_per_class_accuracy`] (optional, needs matplotlib).
+  ``model_card_template.md`` shipped with the package); ``chart``: [`plot_per_class_accuracy`] (needs matplotlib,
+  skipped with a note in the log without it).
 - ``publish``: [`check_output_dir`], [`save_unlearned`] (written beside the target, renamed into place) and
   [`push_unlearned`] (a failed upload raises [`HubPushError`] and leaves the folder as it was).
 - ``trainer``: [`UnlearningCardMixin`] / [`UnlearningTrainer`], [`attach_card_to_trainer`] and [`on_push_begin`],
@@ -15,18 +16,17 @@ from typing import Any
 from .card import (
     CARD_FILE,
     CARD_TAGS,
-    CHART_FILE,
     SEARCH_TAGS,
     TEMPLATE_FILE,
     card_tags,
     depth_section,
     describe_method,
     model_card_template_path,
-    plot_per_class_accuracy,
     public_name,
     public_report,
     render_model_card,
 )
+from .chart import CHART_FILE, plot_per_class_accuracy
 from .publish import HubPushError, check_output_dir, push_unlearned, save_unlearned, write_card_files
 from .trainer import UnlearningCardMixin, attach_card_to_trainer, on_push_begin, token_free_args
 

@@ -1,7 +1,7 @@
 """The model card of an unlearned model: its YAML header, its text (from ``model_card_template.md``) and its chart.
 
-[`render_model_card`] turns an [`UnlearningReport`] into a ``huggingface_hub.ModelCard``; [`plot_per_class_accuracy`]
-draws the before/after per-class accuracy chart (skipped, with a note in the log, when matplotlib is not installed).
+[`render_model_card`] turns an [`UnlearningReport`] into a ``huggingface_hub.ModelCard`` (the chart it links to is
+drawn by ``chart.plot_per_class_accuracy``).
 Nothing here writes a local absolute path into a card: a local base model is named by its folder's base name.
 """
 
@@ -11,7 +11,6 @@ import hashlib
 import importlib.resources
 import json
 import os
-import platform
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -21,12 +20,11 @@ from typing import Any
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..report import UnlearningReport
-from ..utils import get_logger
-
-logger = get_logger(__name__)
+from ..utils import format_value as _fmt
+from ..utils import is_hub_id as _looks_like_hub_id
+from ..utils import library_versions
 
 CARD_FILE = "README.md"
-CHART_FILE = "unlearning_per_class_accuracy.png"
 TEMPLATE_FILE = "model_card_template.md"
 # "unlearning" and "machine-unlearning" are what people search unlearned models by; "hf-unlearn" names the tool.
 CARD_TAGS = ("unlearning", "hf-unlearn")
@@ -48,8 +46,6 @@ _METRIC_LABELS = {
     "MIA AUC": "membership-inference AUC",
 }
 LOCAL_SOURCE = "local folder"
-_PER_CLASS_KEYS = ("per_class_accuracy", "per_class", "class_accuracy")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # An absolute path inside a longer text: a "/" not preceded by a word character, ":" or "/" (so not a URL), at least
 # two components.
 _ABS_PATH_IN_TEXT = re.compile(r"(?<![\w.:/~])(?:~|[A-Za-z]:)?/(?:[^/\s'\"`|]+/)+([^/\s'\"`|]*)")
@@ -106,7 +102,7 @@ def model_card_template_path() -> str:
 # ---------------------------------------------------------------------------------------------------- privacy
 def is_hub_id(name: str | None) -> bool:
     """Whether ``name`` is shaped like a Hub repository id and is not a local file or folder."""
-    return bool(name) and _REPO_ID.match(str(name)) is not None and not os.path.exists(str(name))
+    return bool(name) and _looks_like_hub_id(str(name)) and not os.path.exists(str(name))
 
 
 def public_name(name: str | os.PathLike | None) -> str | None:
@@ -180,98 +176,8 @@ def _normalised_metrics(report: UnlearningReport) -> dict[str, dict[str, float]]
     return out if any(out.values()) else None
 
 
-def _per_class(values: Any, label2id: Mapping[str, int]) -> dict[int, float]:
-    """``{class id: accuracy}`` from a mapping keyed by id (int or str) or label name, or a list indexed by id."""
-    if not isinstance(values, Mapping):
-        return {}
-    for key in _PER_CLASS_KEYS:
-        pc = values.get(key)
-        if isinstance(pc, Mapping):
-            out = {}
-            for k, v in pc.items():
-                cid = label2id.get(str(k), int(k) if str(k).lstrip("-").isdigit() else None)
-                if cid is not None and v is not None:
-                    out[cid] = float(v)
-            return out
-        if isinstance(pc, Sequence) and not isinstance(pc, str):
-            return {i: float(v) for i, v in enumerate(pc) if v is not None}
-    return {}
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "–"
-    return f"{int(v):,}" if float(v).is_integer() and abs(v) > 1 else f"{v:.4f}"  # counts such as num_*_samples
-
-
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
-# ---------------------------------------------------------------------------------------------------- chart
-def plot_per_class_accuracy(report: UnlearningReport, path: str | os.PathLike) -> str | None:
-    """Draws per-class accuracy before and after unlearning as grouped bars, the classes to forget marked.
-
-    Args:
-        report: the run's record; its ``metrics["before"/"after"]["per_class_accuracy"]`` (a mapping from class id
-            or label name to accuracy, or a list indexed by class id) is drawn.
-        path: PNG file to write.
-
-    Returns:
-        ``path`` as a string, or ``None`` (nothing written) when the report holds no per-class accuracy or
-        matplotlib (an optional dependency) is not installed.
-    """
-    if not report.metrics:
-        return None
-    names = dict(zip(report.forget_classes, report.forget_labels))
-    names.update(zip(report.retain_classes, report.retain_labels))
-    label2id = {str(v): k for k, v in names.items()}
-    before = _per_class(report.metrics.get("before"), label2id)
-    after = _per_class(report.metrics.get("after"), label2id)
-    classes = sorted(set(before) | set(after))
-    if not classes:
-        return None
-    try:
-        # A bare Figure on an Agg canvas: no display, no pyplot state, and the user's backend is left alone.
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-        from matplotlib.patches import Patch
-    except ImportError:
-        logger.info(
-            "matplotlib is not installed: the per-class accuracy chart is skipped (pip install 'hf_unlearn[plot]' "
-            "or matplotlib to draw it)."
-        )
-        return None
-
-    targeted = set(report.forget_classes)
-    xs = list(range(len(classes)))
-    width = 0.4
-    fig = Figure(figsize=(max(4.0, 0.6 * len(classes) + 1.5) + 1.6, 3.2), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.bar([x - width / 2 for x in xs], [before.get(c, 0.0) for c in classes], width, color="#9aa5b1")
-    bars = ax.bar([x + width / 2 for x in xs], [after.get(c, 0.0) for c in classes], width)
-    for bar, c in zip(bars, classes):
-        if c in targeted:  # hatch lines are drawn in the edge colour
-            bar.set(facecolor="#d1495b", edgecolor="#7a1f2b", hatch="//")
-        else:
-            bar.set(facecolor="#2e86ab", edgecolor="#2e86ab")
-    ax.set_xticks(xs)
-    ax.set_xticklabels([f"{names.get(c, c)}{'*' if c in targeted else ''}" for c in classes], rotation=0)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("accuracy")
-    ax.set_title("Per-class accuracy (* = class to forget)")
-    handles = [
-        Patch(color="#9aa5b1", label="before"),
-        Patch(color="#2e86ab", label="after, kept"),
-        Patch(facecolor="#d1495b", edgecolor="#7a1f2b", hatch="//", label="after, to forget"),
-    ]
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small", frameon=False)
-    fig.tight_layout()
-    path = str(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, format="png")
-    return path
 
 
 # ---------------------------------------------------------------------------------------------------- method text
@@ -398,18 +304,6 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------------------------------------------- card
-def _current_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("hf_unlearn", "torch", "transformers", "accelerate", "huggingface_hub"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def _request_fingerprint(report: UnlearningReport) -> tuple[str, str | None]:
     if report.forget_request_fingerprint:
         return report.forget_request_fingerprint, None
@@ -611,7 +505,7 @@ def render_model_card(
         created_at=report.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fingerprint=fingerprint,
         fingerprint_note=fingerprint_note,
-        versions=sorted((report.versions or _current_versions()).items()),
+        versions=sorted((report.versions or library_versions()).items()),
         auto_class=_auto_class(model),
         load_path=repo_id or "path/to/this/folder",
         codebook=codebook_info,

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..report import UnlearningReport
 from ..utils import get_logger
-from .card import CARD_FILE, CHART_FILE, card_tags, plot_per_class_accuracy, public_report, render_model_card
+from .card import CARD_FILE, card_tags, public_report, render_model_card
+from .chart import CHART_FILE, plot_per_class_accuracy
 
 logger = get_logger(__name__)
 
@@ -75,20 +76,21 @@ def check_output_dir(
     Returns:
         ``output_dir`` as a string.
     """
+    name = argument if argument.startswith("-") else f"`{argument}`"  # an API argument or a CLI flag
     if output_dir is None or str(output_dir).strip() == "":
-        raise ValueError(f"`{argument}` must be a folder path, got an empty value.")
+        raise ValueError(f"{name} must be a folder path, got an empty value.")
     path = str(output_dir)
     if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`{argument}` {path!r} is an existing file; give a folder path.")
+        raise ValueError(f"{name} {path!r} is an existing file; give a folder path.")
     source = _model_source_folder(model)
     if source is not None and os.path.isdir(path) and _same_folder(source, path) and not overwrite_output_dir:
         raise ValueError(
-            f"`{argument}` {path!r} is the folder the model was loaded from; saving there would replace the "
+            f"{name} {path!r} is the folder the model was loaded from; saving there would replace the "
             "original weights. Give another folder, or pass overwrite_output_dir=True (--overwrite_output_dir)."
         )
     if os.path.isdir(path) and os.listdir(path) and not overwrite_output_dir:
         raise ValueError(
-            f"`{argument}` {path!r} exists and is not empty. Give an empty or new folder, or pass "
+            f"{name} {path!r} exists and is not empty. Give an empty or new folder, or pass "
             "overwrite_output_dir=True (--overwrite_output_dir) to replace it whole."
         )
     if os.path.isdir(path):
@@ -96,17 +98,17 @@ def check_output_dir(
         target = os.path.realpath(path)
         if cwd == target or cwd.startswith(target.rstrip(os.sep) + os.sep):
             raise ValueError(
-                f"`{argument}` {path!r} holds the current working directory; it cannot be replaced. Give a subfolder."
+                f"{name} {path!r} holds the current working directory; it cannot be replaced. Give a subfolder."
             )
     parent = os.path.dirname(os.path.abspath(path))
     while not os.path.exists(parent):  # the first existing ancestor is where folders get created
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise ValueError(f"`{argument}` {path!r} cannot be created: {os.path.basename(parent)!r} is a file.")
+        raise ValueError(f"{name} {path!r} cannot be created: {os.path.basename(parent)!r} is a file.")
     try:  # a real probe: permissions, read-only file systems and root's special cases all show up here
         os.rmdir(tempfile.mkdtemp(prefix=".hf_unlearn-write-check-", dir=parent))
     except OSError as e:
-        raise ValueError(f"`{argument}` {path!r} cannot be written ({e.strerror} in its parent folder).") from None
+        raise ValueError(f"{name} {path!r} cannot be written ({e.strerror} in its parent folder).") from None
     return path
 
 

@@ -126,6 +126,7 @@ def _unlearning_trainer_class() -> type:
         [`UnlearningCardMixin`]); use it with a ``FisherUnlearner`` callback: ``unlearner.attach_to_trainer(trainer)``."""
 
     UnlearningTrainer.__module__ = __name__
+    UnlearningTrainer.__qualname__ = "UnlearningTrainer"
     return UnlearningTrainer
 
 
