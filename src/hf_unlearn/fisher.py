@@ -35,7 +35,7 @@ from torch.func import functional_call, grad, vmap
 from .data_utils import dataset_size, iterate_batches
 from .data_utils import forward_input_names as _input_names
 from .data_utils import logits_from_outputs as _logits
-from .fisher_layers import LayerFisher
+from .fisher_layers import LayerFisher, LazySums
 from .utils import get_logger, unwrap_model
 
 logger = get_logger(__name__)
@@ -304,9 +304,12 @@ def compute_fisher(
     world = accelerator.num_processes if accelerator is not None else 1
     is_main = rank == 0
 
-    sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
-    count = 0
     per_sample = kind in ("empirical", "true")
+    if per_sample and implementation == "layers":  # each sum allocated when its layer first gets a gradient
+        sums = LazySums(params)
+    else:
+        sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+    count = 0
     step = {
         ("empirical", "vmap"): _per_sample_sq_sums,
         ("true", "vmap"): _per_sample_sq_sums,
@@ -355,6 +358,7 @@ def compute_fisher(
                 progress.update(1)
     if progress is not None:
         progress.close()
+    sums = {n: sums[n] for n in params}  # (LazySums: zeros for tensors no gradient reached)
     if accelerator is not None and world > 1:
         sums = accelerator.reduce(sums, reduction="sum")
         count = int(accelerator.reduce(torch.tensor(count, device=device, dtype=torch.float64), reduction="sum"))
