@@ -93,10 +93,17 @@ def model_dirs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("models")
     model = tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
-    for name in ("with_codes", "no_codes"):
+    names = ("with_codes", "no_codes", "truncated_codes", "broken_codebook_json", "truncated_model")
+    for name in names:
         model.save_pretrained(root / name)
-    MnemonicCodebook.for_model(model, seed=0).save_pretrained(root / "with_codes")
-    return {"with_codes": root / "with_codes", "no_codes": root / "no_codes"}
+        if name != "no_codes":
+            MnemonicCodebook.for_model(model, seed=0).save_pretrained(root / name)
+    # damaged files, as an interrupted copy leaves them
+    for name, file in (("truncated_codes", "mnemonic_codes.safetensors"), ("broken_codebook_json", "mnemonic_codebook.json"),
+                       ("truncated_model", "model.safetensors")):  # fmt: skip
+        data = (root / name / file).read_bytes()
+        (root / name / file).write_bytes(data[: len(data) // 2])
+    return {name: root / name for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +191,67 @@ def _bad_cases(d, tmp):
         (["push", "--folder", codes, "--repo_id", "user/x"], "no unlearning_report.json"),
         (["demo", "--forget_classes", "11"], "--forget_classes holds class id 11"),
         (["demo", "--method", "retrain"], "--method must be one of"),
+        # bad values
+        (["train", *out, "--learning_rate", "-1"], "--learning_rate must be > 0"),
+        (["train", *out, "--max_train_samples", "0"], "--max_train_samples must be >= 1"),
+        (["train", *out, "--num_train_epochs", "-1"], "--num_train_epochs must be > 0"),
+        (["train", *out, "--per_device_train_batch_size", "0"], "--per_device_train_batch_size must be >= 1"),
+        (["forget", "--model_dir", codes, "--forget_classes", "3", *out, "--batch_size", "0"], "--batch_size must be"),
+        (
+            ["evaluate", "--model_dir", codes, "--dataset", "digits", "--forget_classes", "3", "--mia_score", "x"],
+            "--mia_score",
+        ),  # fmt: skip
+        (["demo", "--epochs", "0"], "--epochs must be > 0"),
+        # output folders: the input folder, a non-empty one, one that cannot be created
+        (
+            ["forget", "--model_dir", codes, "--forget_classes", "3", "--output_dir", codes],
+            "is the input model folder",
+        ),
+        (
+            [
+                "forget",
+                "--model_dir",
+                no_codes,
+                "--forget_classes",
+                "3",
+                "--method",
+                "fisher_mask",
+                "--dataset",
+                "digits",
+                "--output_dir",
+                codes,
+            ],
+            "--output_dir",
+        ),  # fmt: skip
+        (
+            ["forget", "--model_dir", codes, "--forget_classes", "3", "--output_dir", f"{codes}/config.json/x"],
+            "config.json' is a file",
+        ),  # fmt: skip
+        (["train", "--output_dir", codes], "already exists and is not empty"),
+        (["demo", "--output_dir", codes], "--overwrite_output_dir"),
+        # damaged files: one line naming the file
+        (
+            ["forget", "--model_dir", str(d["truncated_codes"]), "--forget_classes", "3", *out],
+            "mnemonic_codes.safetensors",
+        ),  # fmt: skip
+        (
+            ["forget", "--model_dir", str(d["broken_codebook_json"]), "--forget_classes", "3", *out],
+            "mnemonic_codebook.json",
+        ),  # fmt: skip
+        (["forget", "--model_dir", str(d["truncated_model"]), "--forget_classes", "3", *out], "model.safetensors"),
+        (
+            ["evaluate", "--model_dir", str(d["truncated_model"]), "--dataset", "digits", "--forget_classes", "3"],
+            "model.safetensors",
+        ),  # fmt: skip
+        # the Hub, switched off by conftest (HF_HUB_OFFLINE=1): said at once
+        (["forget", "--model_dir", "someone/no-such-model", "--forget_classes", "3", *out], "the Hub is off"),
+        (["train", *out, "--model", "someone/no-such-model"], "the Hub is off"),
+        (
+            ["evaluate", "--model_dir", codes, "--dataset", "someone/no-such-data", "--forget_classes", "3"],
+            "the Hub is off",
+        ),  # fmt: skip
+        # --config files
+        (["forget", "--config", str(tmp / "missing.yaml")], "--config"),
     ]
 
 
@@ -222,6 +290,113 @@ def test_forget_classes_take_several_values_and_label_names(capsys):
     assert config.forget_classes == ["3", "LOC"]
     assert config.target_modules == ["classifier.*", "vit.*"]
     assert type(config).__name__ == "UnlearningConfig"
+
+
+def test_damaged_codes_do_not_stop_a_method_that_needs_none(capsys, model_dirs, tmp_path):
+    out = tmp_path / "no3"
+    code, stdout, err = call(capsys, "forget", "--model_dir", model_dirs["truncated_codes"], "--forget_classes", "3",
+                             "--method", "fisher_mask", "--dataset", "digits", "--max_train_samples", "120",
+                             "--max_eval_samples", "60", "--allow_incomplete", "true", "--output_dir", out,
+                             "--no_include_codebook")  # fmt: skip
+    assert code == 0, err
+    assert "saved to" in stdout and (out / "model.safetensors").is_file()
+    assert not (out / "mnemonic_codes.safetensors").exists()
+
+
+def test_overwrite_output_dir_allows_the_input_folder(capsys, model_dirs, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dirs["with_codes"], folder)
+    before = load_file(folder / "model.safetensors")
+    argv = ["forget", "--model_dir", folder, "--forget_classes", "3", "--allow_incomplete", "true",
+            "--output_dir", folder]  # fmt: skip
+    assert call(capsys, *argv)[0] == 2  # refused without the flag, nothing changed
+    assert all(torch.equal(v, load_file(folder / "model.safetensors")[k]) for k, v in before.items())
+    code, _, err = call(capsys, *argv, "--overwrite_output_dir")
+    assert code == 0, err
+    assert (folder / "unlearning_report.json").is_file()
+
+
+def test_config_file_fills_flags_and_the_command_line_wins(capsys, model_dirs, tmp_path):
+    from hf_unlearn.scripts import forget
+
+    config = tmp_path / "forget.yaml"
+    config.write_text(
+        f"model_dir: {model_dirs['with_codes']}\nforget_classes: [3, 5]\noutput_dir: {tmp_path / 'o'}\n"
+        "method: ssd\nssd_alpha: 5\nbatch_size: 8\n"
+    )
+    parser = forget.make_parser()
+    script, unlearning, data = parser.parse(["--config", str(config), "--method", "fisher_mask"])
+    assert script.model_dir == str(model_dirs["with_codes"]) and script.batch_size == 8
+    assert unlearning.forget_classes == [3, 5] and unlearning.ssd_alpha == 5.0
+    assert unlearning.method == "fisher_mask"  # the flag wins over the file
+    assert data.dataset is None
+
+    config.write_text("model_dir: x\nno_such_flag: 1\n")
+    code, _, err = call(capsys, "evaluate", "--config", config)
+    assert code == 2 and "'no_such_flag' is not a flag of `hf-unlearn evaluate`" in err
+    config.write_text("model_dir: [unclosed\n")
+    code, _, err = call(capsys, "evaluate", "--config", config)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is not valid YAML" in err
+
+
+def test_train_config_file_reaches_training_arguments(tmp_path):
+    from hf_unlearn.scripts import train
+
+    config = tmp_path / "train.yaml"
+    config.write_text("output_dir: out\nnum_train_epochs: 2\nmnemonic_mix_ratio: 0.3\ndisable_tqdm: true\n")
+    parser = train.make_parser()
+    script, data = parser.parse(["--config", str(config), "--learning_rate", "0.01"])
+    args, overwrite = train._training_args(parser)
+    assert (args.output_dir, args.num_train_epochs, args.mnemonic_mix_ratio) == ("out", 2.0, 0.3)
+    assert args.learning_rate == 0.01 and args.disable_tqdm is True and overwrite is False
+    assert args.report_to in ("none", [], ["none"]) and data.dataset == "digits"
+
+
+def test_train_flags_are_exactly_the_mnemonic_config_fields():
+    """train --help lists MnemonicConfig / TrainingArguments flags read from their source: none missing, none extra."""
+    from transformers import HfArgumentParser
+
+    from hf_unlearn import MnemonicConfig
+    from hf_unlearn.scripts import train
+
+    flags = HfArgumentParser((MnemonicConfig,))._option_string_actions
+    expected = {s for s in flags if s.startswith("--") and "-" not in s[2:]} - {"--help"}  # no --dash-aliases
+    passthrough = train.make_parser().passthrough
+    ours = {f"--{n}" for n in passthrough} | {f"--no_{n}" for n, f in passthrough.items() if f.get("no_flag")}
+    assert ours - {"--overwrite_output_dir"} == expected
+
+
+def test_help_imports_no_heavy_library_and_marks_required_flags():
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from hf_unlearn.cli import main\n"
+        "out = {}\n"
+        "for c in ('train', 'forget', 'evaluate', 'push', 'demo'):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as f:\n"
+        "        assert main([c, '--help']) == 0\n"
+        "    out[c] = f.getvalue()\n"
+        "out['heavy'] = sorted(m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules)\n"
+        "print(json.dumps(out))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    helps = json.loads(result.stdout)
+    assert helps.pop("heavy") == []
+    required = {
+        "train": ["--output_dir DIR"],
+        "forget": ["--model_dir MODEL_DIR", "--forget_classes FORGET_CLASSES", "--output_dir OUTPUT_DIR"],
+        "evaluate": ["--model_dir MODEL_DIR", "--dataset DATASET", "--forget_classes FORGET_CLASSES"],
+        "push": ["--folder FOLDER", "--repo_id REPO_ID"],
+        "demo": [],
+    }
+    for command, flags in required.items():
+        usage = " ".join(helps[command].split("\n\n")[0].split())
+        for flag in flags:  # required flags are shown without brackets in the usage lines
+            assert f" {flag}" in usage and f"[{flag}" not in usage, (command, flag)
+    assert "[--output_dir OUTPUT_DIR]" in helps["demo"]  # optional: it has a default
+    assert "--no_include_codebook" in helps["forget"] and "Do not save the mnemonic codes" in helps["forget"]
+    result = run(["--help"], launcher=[sys.executable, "-m", "hf_unlearn.scripts.forget"])
+    assert result.returncode == 0 and result.stdout.startswith("usage: python -m hf_unlearn.scripts.forget")
 
 
 # ------------------------------------------------------------------------------------------------------ end to end

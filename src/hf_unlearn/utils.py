@@ -7,10 +7,11 @@ import os
 import platform
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # pragma: no cover - torch is imported by the functions that need it (the CLI's --help does not)
+    import torch
+    from torch import nn
 
 IMAGE = "image"
 TEXT = "text"
@@ -24,6 +25,8 @@ def get_logger(name: str) -> logging.Logger:
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """Strips DDP / torch.compile wrappers so names and parameters are the model's own."""
+    from torch import nn
+
     while True:
         if isinstance(getattr(model, "module", None), nn.Module):
             model = model.module

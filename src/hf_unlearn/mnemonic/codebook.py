@@ -304,20 +304,32 @@ class MnemonicCodebook:
                 f"`pretrained_directory` {str(pretrained_directory)!r} holds no mnemonic codebook "
                 f"({CODES_FILE} + {CODES_CONFIG_FILE}); was the model trained with MnemonicTrainer?"
             )
-        with open(cfg_path, encoding="utf-8") as f:
-            record = json.load(f)
-        tensors = load_file(codes_path)
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                record = json.load(f)
+        except (OSError, ValueError) as e:  # ValueError: broken JSON or encoding
+            raise ValueError(f"{CODES_CONFIG_FILE} in {str(pretrained_directory)!r} could not be read ({e}).") from e
+        try:
+            tensors = load_file(codes_path)
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own error type on a truncated file
+            raise ValueError(f"{CODES_FILE} in {str(pretrained_directory)!r} could not be read ({e}).") from e
         inputs = {k[len("inputs.") :]: v for k, v in tensors.items() if k.startswith("inputs.")}
-        book = cls(
-            inputs=inputs,
-            class_ids=tensors["class_ids"],
-            modality=record["modality"],
-            seed=record["seed"],
-            distribution=record["distribution"],
-            codes_per_class=record["codes_per_class"],
-            id2label={int(k): v for k, v in record.get("id2label", {}).items()},
-            metadata=record.get("metadata", {}),
-        )
+        try:
+            book = cls(
+                inputs=inputs,
+                class_ids=tensors["class_ids"],
+                modality=record["modality"],
+                seed=record["seed"],
+                distribution=record["distribution"],
+                codes_per_class=record["codes_per_class"],
+                id2label={int(k): v for k, v in record.get("id2label", {}).items()},
+                metadata=record.get("metadata", {}),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(
+                f"The codebook in {str(pretrained_directory)!r} lacks {e} ({CODES_FILE} / {CODES_CONFIG_FILE} are "
+                "incomplete or from another tool)."
+            ) from e
         if record.get("fingerprint") and record["fingerprint"] != book.fingerprint():
             raise ValueError(f"The codebook in {str(pretrained_directory)!r} does not match its recorded fingerprint.")
         return book

@@ -225,6 +225,11 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def parse(self, argv: Sequence[str]) -> tuple:
         """Parses ``argv`` (after ``--config``'s YAML) into one instance per dataclass type, in order."""
+        self.parse_namespace(argv)
+        return self.make_dataclasses()
+
+    def parse_namespace(self, argv: Sequence[str]) -> argparse.Namespace:
+        """Parses ``argv`` (after ``--config``'s YAML) into ``self.namespace`` (no dataclass built yet)."""
         argv = [str(a) for a in argv]
         for i, arg in enumerate(argv):
             if arg == "--config" and i + 1 < len(argv):
@@ -232,6 +237,9 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             elif arg.startswith("--config="):
                 self._apply_config(arg.split("=", 1)[1])
         # unknown flags first (argparse would complain about a missing required flag before a misspelled one)
+        if "-h" in argv or "--help" in argv:
+            self.print_help()
+            raise SystemExit(0)
         required = [a for a in self._actions if a.required]
         for action in required:
             action.required = False
@@ -242,9 +250,12 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 action.required = True
         if unknown:
             self.error(f"unrecognized arguments: {' '.join(unknown)}")
-        namespace = self.parse_args(argv)
-        self.namespace = namespace
-        values = vars(namespace)
+        self.namespace = self.parse_args(argv)
+        return self.namespace
+
+    def make_dataclasses(self) -> tuple:
+        """One instance per dataclass type from the parsed flags; their ``__post_init__`` checks the values."""
+        values = vars(self.namespace)
         out = []
         for dtype in self.dataclass_types:
             names = {f.name for f in dataclasses.fields(dtype) if f.init}
@@ -460,6 +471,19 @@ def check_output_dir(
         raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is a file.")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is not writable.")
+
+
+def check_sources(parser: argparse.ArgumentParser, **sources: str | None) -> None:
+    """Checks, before anything heavy is imported, that each ``flag=value`` naming a Hub repository (not a built-in
+    name nor a local path) exists there; a missing network fails within seconds."""
+    from ..utils import check_hub_repo, is_local_path
+
+    builtin = {"model": ("tiny-vit", "minilm"), "dataset": ("digits", "trec")}
+    for flag, value in sources.items():
+        if value is None or value in builtin.get(flag, ()) or os.path.exists(value) or is_local_path(value):
+            continue  # the loaders say what is wrong with a local path
+        with parsing(parser):
+            check_hub_repo(value, "dataset" if flag == "dataset" else "model", flag)
 
 
 def resolve_model_dir(path: str | None, flag: str = "--model_dir") -> str:

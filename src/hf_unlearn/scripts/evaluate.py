@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from .args import DataArguments, EvaluateArguments
 from .common import (
     DataclassArgumentParser,
+    check_sources,
     load_model_dir,
     make_accelerator,
     metrics_table,
@@ -50,6 +51,7 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
     with parsing(parser):
         args, data_args = parser.parse(argv)
     need(data_args.dataset, "--dataset", "the data set to evaluate on.")
+    check_sources(parser, dataset=data_args.dataset)
     model_dir = resolve_model_dir(args.model_dir)
     model, processing_class, _ = load_model_dir(model_dir, with_codebook=False)
 

@@ -21,6 +21,7 @@ from .common import (
     CLIError,
     DataclassArgumentParser,
     check_output_dir,
+    check_sources,
     load_model_dir,
     make_accelerator,
     metrics_table,
@@ -55,8 +56,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 def forget(argv: Sequence[str], prog: str = PROG) -> int:
     parser = make_parser(prog)
+    flags = parser.parse_namespace(argv)
+    # where the model and data come from, before the checks below import torch: a missing network fails at once
+    check_sources(parser, dataset=flags.dataset)
+    model_dir = resolve_model_dir(flags.model_dir)
     with parsing(parser):
-        script, config, data_args = parser.parse(argv)
+        script, config, data_args = parser.make_dataclasses()
     from ..methods import METHODS
 
     method = METHODS[config.method]
@@ -65,7 +70,6 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
         raise CLIError(f"--dataset is required for --method {config.method} (its forget and retain data).")
     if script.mia and data_args.dataset is None:
         raise CLIError("--mia needs --dataset (its train split holds the members to attack).")
-    model_dir = resolve_model_dir(script.model_dir)
     check_output_dir(script.output_dir, overwrite=script.overwrite_output_dir, input_dir=model_dir)
     try:
         model, processing_class, codebook = load_model_dir(model_dir)

@@ -17,7 +17,15 @@ import sys
 from collections.abc import Sequence
 
 from .args import DataArguments, TrainArguments
-from .common import CLIError, DataclassArgumentParser, check_output_dir, mnemonic_config_fields, parsing, run
+from .common import (
+    CLIError,
+    DataclassArgumentParser,
+    check_output_dir,
+    check_sources,
+    mnemonic_config_fields,
+    parsing,
+    run,
+)
 
 PROG = "hf-unlearn train"
 # The flags most runs set, shown first in --help (the other TrainingArguments flags follow).
@@ -112,6 +120,7 @@ def train(argv: Sequence[str], prog: str = PROG) -> int:
     parser = make_parser(prog)
     with parsing(parser):
         script, data_args = parser.parse(argv)
+    check_sources(parser, model=script.model, dataset=data_args.dataset)
     args, overwrite = _training_args(parser)
     check_output_dir(args.output_dir, overwrite=overwrite)
 

@@ -1,0 +1,165 @@
+"""How deep is the forgetting? Probe, prototype attack and relearning of a model, against the original and retrained.
+
+hf-unlearn audit --model_dir vit-digits-no3 --dataset digits --forget_classes 3
+hf-unlearn audit --model_dir vit-digits-no3 --dataset digits --forget_classes 3 --original vit-digits \\
+    --retrained vit-digits-retrained-s0 vit-digits-retrained-s1 vit-digits-retrained-s2
+python -m hf_unlearn.scripts.audit --config audit.yaml
+
+Prints one row per measure (the model, the original, the retrained models' range, and where the model stands) and
+writes everything to ``--output_file`` (default ``forgetting_audit.json``). See ``hf_unlearn.audit_forgetting``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .args import DataArguments
+from .common import (
+    CLIError,
+    DataclassArgumentParser,
+    check_sources,
+    load_model_dir,
+    make_accelerator,
+    need,
+    parsing,
+    print_main,
+    resolve_model_dir,
+    run,
+)
+
+PROG = "hf-unlearn audit"
+OUTPUT_FILE = "forgetting_audit.json"
+
+
+@dataclass
+class AuditArguments:
+    """Models, classes and the audit's protocol."""
+
+    model_dir: str | None = field(
+        default=None, metadata={"required": True, "help": "Folder (or Hub id) of the model to audit."}
+    )
+    forget_classes: list[str] = field(
+        default_factory=list,
+        metadata={"required": True, "help": "The forgotten classes: ids or label names (--forget_classes 3 5)."},
+    )
+    original: str | None = field(
+        default=None,
+        metadata={"help": "Folder (or Hub id) of the model before unlearning: sets the relearn-time target."},
+    )
+    retrained: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Folders (or Hub ids) of models retrained without the classes: the reference range."},
+    )
+    relearn_steps: list[int] = field(
+        default_factory=lambda: [1, 3, 10], metadata={"help": "Relearn steps at which forget accuracy is read."}
+    )
+    relearn_lr: float = field(default=1e-3, metadata={"help": "Adam learning rate of the relearn steps."})
+    relearn_max_steps: int | None = field(
+        default=None, metadata={"help": "Cap of the relearn-time measurement (default: the largest --relearn_steps)."}
+    )
+    max_probe_samples: int | None = field(
+        default=20000, metadata={"help": "Training samples the linear probe is fitted on (a seeded random subset)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice (same seed, same numbers)."})
+    batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
+    output_file: str = field(default=OUTPUT_FILE, metadata={"help": "JSON file to write the audit to."})
+
+
+def make_parser(prog: str = PROG) -> DataclassArgumentParser:
+    return DataclassArgumentParser(
+        (AuditArguments, DataArguments),
+        prog,
+        "How deep is the forgetting? A linear probe on the features, a head-rewrite (prototype) attack and a few "
+        "relearn steps tell a class that is gone from a class only hidden at the output; with --retrained models "
+        "each number is placed against retraining.\n\n"
+        "  hf-unlearn audit --model_dir vit-no3 --dataset digits --forget_classes 3 --original vit \\\n"
+        "      --retrained vit-retrained-s0 vit-retrained-s1 vit-retrained-s2",
+        required=("dataset",),
+        groups=[("model, data and classes", ["model_dir", "dataset", "forget_classes", "original", "retrained"])],
+    )
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Runs the command; returns the exit status (errors are one line on stderr)."""
+    return run(prog, lambda a: audit(a, prog), argv)
+
+
+def audit(argv: Sequence[str], prog: str = PROG) -> int:
+    parser = make_parser(prog)
+    with parsing(parser):
+        args, data_args = parser.parse(argv)
+    need(data_args.dataset, "--dataset", "the data set to audit on (its train and test splits).")
+    need(args.forget_classes, "--forget_classes", "the classes whose forgetting is audited.")
+    check_sources(parser, dataset=data_args.dataset)
+    out_dir = os.path.dirname(os.path.abspath(args.output_file))
+    if os.path.isdir(args.output_file) or (os.path.exists(out_dir) and not os.access(out_dir, os.W_OK)):
+        raise CLIError(f"--output_file {args.output_file!r} cannot be written.")
+    # every folder is checked before anything is loaded
+    dirs = {"--model_dir": resolve_model_dir(args.model_dir)}
+    if args.original:
+        dirs["--original"] = resolve_model_dir(args.original, "--original")
+    retrained_dirs = [resolve_model_dir(p, "--retrained") for p in args.retrained]
+    model, processing_class, _ = load_model_dir(dirs["--model_dir"], with_codebook=False)
+    original = None
+    if args.original:
+        original = load_model_dir(dirs["--original"], with_codebook=False, flag="--original")[0]
+    retrained = [load_model_dir(p, with_codebook=False, flag="--retrained")[0] for p in retrained_dirs]
+
+    from ..audit import audit_forgetting
+    from ..data import load_splits, prepare_splits
+
+    accelerator = make_accelerator()
+    for m in [model, original, *retrained]:
+        if m is not None:
+            m.to(accelerator.device).eval()
+    with parsing(parser):
+        data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
+        result = audit_forgetting(
+            model,
+            forget_classes=args.forget_classes,
+            train_dataset=data.train,
+            eval_dataset=data.test,
+            data_collator=data.collator,
+            original=original,
+            retrained=retrained,
+            relearn_steps=args.relearn_steps,
+            relearn_lr=args.relearn_lr,
+            relearn_max_steps=args.relearn_max_steps,
+            max_probe_samples=args.max_probe_samples,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            accelerator=accelerator,
+        )
+    if result is None:  # not the main process
+        return 0
+    record = result.to_dict()
+    record.update(
+        model_dir=args.model_dir,
+        original_dir=args.original,
+        retrained_dirs=list(args.retrained),
+        dataset=data.name,
+        train_split=data_args.train_split,
+        test_split=data_args.test_split,
+    )
+    print_main(
+        accelerator,
+        f"How deep is the forgetting of {', '.join(result.forget_labels)} in {args.model_dir} "
+        f"({data.name}: {len(data.train)} train / {len(data.test)} test samples)?",
+        "",
+        result.to_markdown(),
+        "",
+        f"Wrote {args.output_file}",
+    )
+    os.makedirs(out_dir, exist_ok=True)
+    with open(args.output_file, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=2, sort_keys=True)
+        f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m hf_unlearn.scripts.audit"))
