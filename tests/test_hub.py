@@ -720,3 +720,32 @@ def test_no_absolute_local_path_in_any_published_file(tmp_path):
     saved = UnlearningReport.load(out)
     assert saved.base_model == "vit-digits" and saved.details["eval_dataset"] == "test.parquet (360 images)"
     assert unlearner.report.base_model == str(deep)  # the caller's report is left as it was
+
+
+def test_a_peft_model_is_published_in_adapter_form(tmp_path):
+    peft = pytest.importorskip("peft")
+
+    def base():
+        model = _model()  # seeded: the same weights every time
+        model.config._name_or_path = "google/vit-base-patch16-224"  # as if loaded from the Hub
+        return model
+
+    lora = peft.LoraConfig(target_modules=["q_proj", "v_proj"], modules_to_save=["classifier"], r=2)
+    model = peft.get_peft_model(base(), lora)
+    with torch.no_grad():  # stands in for the unlearning edit of the adapter and head copy
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.01 * torch.randn_like(p))
+    out = hub.save_unlearned(tmp_path / "out", model, _report(base_model=None))
+    files = set(_folder_bytes(out))
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", REPORT_FILE} <= files
+    assert "model.safetensors" not in files  # the frozen base weights are not republished
+    card = ModelCard.load(os.path.join(out, "README.md"))
+    assert card.data.base_model == "google/vit-base-patch16-224" and card.data.base_model_relation == "adapter"
+    assert card.data.library_name == "peft" and "machine-unlearning" in card.data.tags
+    assert "PeftModel.from_pretrained(base," in card.text
+
+    reloaded = peft.PeftModel.from_pretrained(base(), out).eval()
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(pixel_values=x).logits, reloaded(pixel_values=x).logits)

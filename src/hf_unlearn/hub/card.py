@@ -339,11 +339,16 @@ def _task_type(model: Any, report: UnlearningReport) -> str:
     return str(report.details.get("task") or default)
 
 
+def _is_adapter(model: Any) -> bool:
+    """Whether ``model`` is a PEFT model, which saves as an adapter (``adapter_config.json``) over its base."""
+    return isinstance(getattr(model, "peft_config", None), Mapping) and bool(model.peft_config)
+
+
 def _peft_base(model: Any) -> str | None:
-    """The base model a PEFT model's active adapter was trained on, or None for a plain model."""
-    configs = getattr(model, "peft_config", None)
-    if not isinstance(configs, Mapping) or not configs:
+    """The base model recorded in a PEFT model's active adapter config, or None."""
+    if not _is_adapter(model):
         return None
+    configs = model.peft_config
     config = configs.get(getattr(model, "active_adapter", None)) or next(iter(configs.values()))
     return getattr(config, "base_model_name_or_path", None) or None
 
@@ -444,7 +449,7 @@ def render_model_card(
         eval_results = eval_results or None
 
     card_data = ModelCardData(
-        library_name="transformers",
+        library_name="peft" if _is_adapter(model) else "transformers",
         tags=card_tags(report, tags),
         base_model=hub_base,
         model_name=name if eval_results else None,
@@ -453,7 +458,7 @@ def render_model_card(
     )
     if hub_base:
         # The Hub files this model under its base model's tree: an adapter folder, or weights edited from the base.
-        card_data.base_model_relation = "adapter" if _peft_base(model) else "finetune"
+        card_data.base_model_relation = "adapter" if _is_adapter(model) else "finetune"
 
     metric_rows = []
     if metrics:
@@ -508,6 +513,7 @@ def render_model_card(
         versions=sorted((report.versions or library_versions()).items()),
         auto_class=_auto_class(model),
         load_path=repo_id or "path/to/this/folder",
+        adapter=_is_adapter(model),
         codebook=codebook_info,
         details=details,
     )
