@@ -482,7 +482,16 @@ def test_card_depth_section_from_the_audit():
     assert "| relearn accuracy after 1 step(s) | 0.4100 | – | 0.0500 – 0.0700 | above by 0.34 |" in section
     assert "| relearn accuracy after 10 step(s) | 0.9500 | 0.9900 | 0.2000 – 0.4200 | above by 0.53 |" in section
     assert "| JS distance to retrained | 0.1200 | – | – | – |" in section
-    assert "within their range on 1 of 4 measures" in section and "suppressed at the output" in section
+    assert (
+        "within their range on 1 of 4 measures" in section
+        and "suppressed at the output rather than removed" in section
+    )
+
+    deep = {**AUDIT, "standing": {k: "within" for k in AUDIT["metrics"]}}
+    deep["standing"]["relearn_forget_accuracy"] = {"1": "within", "10": "within"}
+    report.audit = deep
+    section = str(hub.render_model_card(report)).split("## How deep is the forgetting?")[1]
+    assert "cannot be told apart from a retrained model" in section and "suppressed" not in section
 
     alone = {"metrics": {"probe_forget_accuracy": 0.98}, "original": None, "retrained": [], "standing": {}}
     report.audit = alone

@@ -281,14 +281,18 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
         (within if str(st) == "within" else outside if st is not None else []).append(label)
 
     if retrained:
+        hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn"))]
         if outside:
             summary = (
                 f"Against {len(retrained)} model(s) retrained without the targeted classes, this model lies within "
                 f"their range on {len(within)} of {len(within) + len(outside)} measures and outside it on: "
-                f"{', '.join(outside)}. Where it lies above the retrained range on the probe, prototype or relearn "
-                "measures, the targeted classes are still present inside the model and were suppressed at the output "
-                "rather than removed."
+                f"{', '.join(outside)}."
             )
+            if hidden:
+                summary += (
+                    " Its internal features still give the targeted classes away (probe, prototype or relearn "
+                    "accuracy outside the retrained range): they were suppressed at the output rather than removed."
+                )
         else:
             summary = (
                 f"On every measure this model lies within the range of {len(retrained)} model(s) retrained without "
