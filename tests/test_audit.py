@@ -136,6 +136,18 @@ def test_suppressed_output_reads_as_hidden_not_forgotten(task, suppressed_audit)
     assert "prototype attack" in table and "above by" in table
 
 
+def test_mia_is_evaluations_attack(task, suppressed_audit):
+    """The audit's MIA comes from its cached logits; it must equal hf_unlearn.evaluation's attack on the same model."""
+    from hf_unlearn.evaluation import mia_auc_on_forget
+
+    for model, metrics in (
+        (task["suppressed"], suppressed_audit.metrics),
+        (task["retrained"][1], suppressed_audit.retrained[1]),
+    ):
+        expected = mia_auc_on_forget(model, task["train"], task["eval"], [FORGET])
+        assert metrics["mia_auc"] == pytest.approx(expected, abs=1e-9)
+
+
 def test_reference_reuses_the_retrained_measurements(task, suppressed_audit):
     again = audit_forgetting(
         task["suppressed"],
@@ -218,15 +230,25 @@ def test_bert_with_collator(tiny_bert, keyword_text, tiny_tokenizer):
         assert 0.0 <= audit.metrics[key] <= 1.0
     assert audit.original is None and audit.retrained == [] and audit.standing == {}
     assert audit.settings["num_probe_samples"] == len(train_ds)
+    # rows are fed sorted by length (less padding); the numbers must be those of the model in the data's order
+    from hf_unlearn.evaluation import mia_auc_on_forget, unlearning_metrics
+
+    collator = DataCollatorWithPadding(tiny_tokenizer)
+    expected = unlearning_metrics(tiny_bert, eval_ds, [2], data_collator=collator)
+    for key in ("forget_error", "retain_accuracy", "test_accuracy"):
+        assert audit.metrics[key] == pytest.approx(expected[key], abs=1e-12), key
+    mia = mia_auc_on_forget(tiny_bert, train_ds, eval_ds, [2], data_collator=collator)
+    assert audit.metrics["mia_auc"] == pytest.approx(mia, abs=1e-6)
     assert all(torch.equal(v, tiny_bert.state_dict()[k]) for k, v in before.items())
 
 
 def test_head_input_is_what_the_classifier_sees(task):
     """The hooked features times the head's weights give the model's logits (the hook caught the right tensor)."""
-    from hf_unlearn.audit.measures import _features
+    from hf_unlearn.audit.measures import _features, _prepare_data
 
     model = task["original"]
-    feats, logits = _features(model, task["eval"], range(20), "eval_dataset", None, 8, False, "")
+    data = _prepare_data(task["train"], task["eval"], [FORGET], 4, 0, 5, 16, 16, None, None)
+    feats, logits = _features(model, data, range(20), "eval_dataset", None, 8, False, "")
     recomputed = torch.from_numpy(feats) @ model.classifier.weight.T + model.classifier.bias
     torch.testing.assert_close(recomputed.detach(), torch.from_numpy(logits), rtol=1e-5, atol=1e-5)
 
@@ -289,3 +311,36 @@ def test_bad_input_is_refused_naming_the_argument(task):
         audit_forgetting(model, original=encoder, **kw)
     with pytest.raises(ValueError, match="`model` must be a torch model"):
         audit_forgetting("not a model", **kw)
+
+
+def test_cli_audit_prints_the_table_and_writes_json(capsys, tmp_path):
+    from hf_unlearn.cli import main
+
+    dirs = {}
+    for name, seed in (("model", 0), ("original", 1), ("r0", 2), ("r1", 3)):
+        dirs[name] = tmp_path / name
+        tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=seed).save_pretrained(dirs[name])
+    out = tmp_path / "audit" / "forgetting_audit.json"
+    common = ["--dataset", "digits", "--max_train_samples", "300", "--max_eval_samples", "150"]
+    argv = ["audit", "--model_dir", str(dirs["model"]), "--forget_classes", "3", "--original", str(dirs["original"]),
+            "--retrained", str(dirs["r0"]), str(dirs["r1"]), "--relearn_steps", "1", "2", "--output_file", str(out),
+            *common]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "prototype attack" in printed and "retrained (min-max)" in printed and str(out) in printed
+    record = json.loads(out.read_text())
+    assert record["forget_labels"] == ["3"] and len(record["retrained"]) == 2 and record["original"] is not None
+    assert set(record["metrics"]["relearn_forget_accuracy"]) == {"1", "2"}
+    assert record["model_dir"] == str(dirs["model"]) and "digits" in record["dataset"]
+    assert "probe_forget_accuracy" in record["standing"] and record["js_retrained_reference"] is not None
+    # bad input: one line on stderr naming the flag, exit status 2, nothing written
+    for bad, message in (
+        (["--forget_classes", "12"], "--forget_classes"),
+        (["--forget_classes", "3", "--retrained", str(tmp_path)], "--retrained"),
+        (["--forget_classes", "3", "--relearn_steps", "0"], "relearn_steps"),
+    ):
+        target = tmp_path / "bad.json"
+        code = main(["audit", "--model_dir", str(dirs["model"]), *bad, "--output_file", str(target), *common])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+        assert not target.exists()

@@ -16,16 +16,18 @@ the ``original`` model and on models ``retrained`` without the class, with one p
   arXiv 2201.05629).
 - ``js_to_retrained``: Jensen-Shannon divergence (natural log) between the model's softmax and each retrained
   model's on the forget classes' eval samples (mean), against the retrained models' divergence from each other.
-- ``forget_error``, ``retain_accuracy``, ``test_accuracy`` on the eval split and ``mia_auc``
-  ([`hf_unlearn.evaluation.membership_inference_auc`]: forget-class training vs eval samples, loss score).
+- ``forget_error``, ``retain_accuracy``, ``test_accuracy`` on the eval split and ``mia_auc`` (the loss-score attack
+  of [`hf_unlearn.evaluation.membership_inference_auc`]: forget-class training vs eval samples, computed from the
+  logits of the feature passes).
 
 ``ForgettingAudit.standing`` says per metric where the model stands against the retrained models' range.
 
 The features are the classification head's input (the last ``nn.Linear`` with ``num_labels`` outputs), caught
 by a forward hook with the model in eval mode: BERT's pooled output after dropout, ViT's layer-normed [CLS] token.
-Each model's features are extracted once and reused by the probe and the prototype attack (which runs the head
-alone on the cached features), so an audit costs about one forward pass over the training split, one over the
-eval split and a few optimiser steps per model.
+Each model's features and logits are extracted once and reused by the probe, the prototype attack (which runs
+the head alone on the cached features) and the MIA, so an audit costs about one forward pass over the training split
+(or ``max_probe_samples`` of it), one over the eval split and a few optimiser steps per model. Collated batches are
+cached (up to 256 MB) and reused by every model of the audit and by audits given it as ``reference``.
 
 The audited models are never changed: passes run without gradients and restore every submodule's train/eval
 mode; the relearn steps and the prototype rewrite work on copies.

@@ -21,6 +21,7 @@ from .measures import (
     _measure,
     _positive_int,
     _prepare_data,
+    _Record,
     _set_relearn_time,
     _standing,
 )
@@ -163,6 +164,7 @@ def audit_forgetting(
         relearn_forget_samples,
         relearn_retain_samples,
         max_probe_samples,
+        data_collator,
     )
     settings.update(
         num_probe_samples=len(data.feature_idx),
@@ -177,6 +179,10 @@ def audit_forgetting(
             f"`reference` was measured with other forget classes, settings or data ({diff or 'forget_classes'} "
             "differ); give `original` / `retrained` instead."
         )
+    old = reference._data if reference is not None else None
+    if old is not None and old.train is train_dataset and old.eval is eval_dataset and old.collator is data_collator:
+        data.cache, data.readers = old.cache, old.readers  # the same data: reuse its collated batches
+        data.cache_bytes = old.cache_bytes
 
     kw = dict(
         data_collator=data_collator,
@@ -206,7 +212,13 @@ def audit_forgetting(
             )
             for i, r in enumerate(retrained)
         ]
-    rec = _measure(model, data, forget, relearn_threshold=threshold, name="model", argument="model", **kw)
+    same = [r for m, r in zip([original, *retrained], [orig_rec, *ret_recs]) if m is model and r is not None]
+    if same:  # the audited model is also the original or a retrained model: measured already, same protocol
+        rec = _Record(
+            metrics=copy.deepcopy(same[0].metrics), forget_probs=same[0].forget_probs, seconds=same[0].seconds
+        )
+    else:
+        rec = _measure(model, data, forget, relearn_threshold=threshold, name="model", argument="model", **kw)
 
     # ---- comparisons with the retrained models
     js_reference = None
@@ -251,5 +263,6 @@ def audit_forgetting(
         settings=settings,
         timings=timings,
         _original_record=orig_rec,
+        _data=data,
         _retrained_records=ret_recs,
     )

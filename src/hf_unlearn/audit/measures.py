@@ -8,19 +8,27 @@ import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..data_utils import DatasetReader, check_dataset, labels_of, logits_from_outputs, subset
-from ..evaluation import membership_inference_auc
+from ..data_utils import (
+    DatasetReader,
+    check_dataset,
+    forward_input_names,
+    is_hf_dataset,
+    labels_of,
+    logits_from_outputs,
+)
 from ..utils import get_logger, unwrap_model
 from .result import RELEARN_KEY
 
 logger = get_logger(__name__)
+
+CACHE_BYTES = 256 * 2**20  # collated batches kept for the other models of an audit
 
 
 # --------------------------------------------------------------------------------------------------------- inputs
@@ -32,16 +40,57 @@ class _Data:
     eval: Any
     train_labels: np.ndarray
     eval_labels: np.ndarray
-    feature_idx: list[int]  # training rows whose features are extracted (probe + prototype shots)
+    probe_idx: list[int]  # training rows the probe is fitted on (all, or a seeded subset)
+    feature_idx: list[int]  # training rows whose features and logits are extracted (probe, shots, forget rows)
     proto_idx: dict[int, list[int]]  # per forget class, the prototype shots (training rows)
     relearn_idx: list[int]  # the fixed relearn batch (training rows)
     forget_train_idx: list[int]
     forget_eval_mask: np.ndarray
+    collator: Callable | None = None
+    # collated batches, reused by every model of the audit (and by audits given this one as `reference`)
+    cache: dict = field(default_factory=dict, repr=False)
+    readers: dict = field(default_factory=dict, repr=False)
+    lengths: dict = field(default_factory=dict, repr=False)
+    cache_bytes: int = 0
+
+    def pass_order(self, argument: str, rows: Sequence[int]) -> list[int]:
+        """``rows`` sorted by token count when the data holds ``input_ids`` and a collator pads them (less padding
+        per batch, same results); as given otherwise."""
+        dataset = self.train if argument == "train_dataset" else self.eval
+        if self.collator is None or not is_hf_dataset(dataset) or "input_ids" not in dataset.column_names:
+            return list(rows)
+        if argument not in self.lengths:
+            ids = dataset.with_format(None).select_columns(["input_ids"])["input_ids"]
+            self.lengths[argument] = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        lengths = self.lengths[argument]
+        return sorted(rows, key=lambda i: lengths[i])
+
+    def batch(self, net: nn.Module, argument: str, rows: Sequence[int], data_collator: Callable | None) -> dict:
+        """Rows of ``train_dataset`` / ``eval_dataset`` (``argument``) collated: model inputs plus ``labels``.
+
+        Batches are cached while the cache holds less than ``CACHE_BYTES``, so that auditing several models (the
+        original, the retrained ones, the unlearned one) reads and collates the data once.
+        """
+        accepted = frozenset(forward_input_names(net))
+        key = (argument, accepted, tuple(rows))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return dict(hit)
+        reader = self.readers.get((argument, accepted))
+        if reader is None:
+            dataset = self.train if argument == "train_dataset" else self.eval
+            reader = self.readers[(argument, accepted)] = DatasetReader(dataset, net, argument)
+        batch = reader.batch(list(rows), data_collator)
+        size = sum(v.numel() * v.element_size() for v in batch.values() if isinstance(v, torch.Tensor))
+        if self.cache_bytes + size <= CACHE_BYTES:
+            self.cache[key] = batch
+            self.cache_bytes += size
+        return dict(batch)
 
     def fingerprint(self) -> str:
         """SHA-256 (first 16 hex digits) of the training rows the seed chose: prototype shots, relearn batch, probe."""
         chosen = {"prototype": {str(c): r for c, r in self.proto_idx.items()}, "relearn": self.relearn_idx}
-        chosen["probe"] = self.feature_idx
+        chosen["probe"] = self.probe_idx
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -127,6 +176,7 @@ def _prepare_data(
     relearn_forget_samples: int,
     relearn_retain_samples: int,
     max_probe_samples: int | None,
+    data_collator: Callable | None,
 ) -> _Data:
     check_dataset(train_dataset, "train_dataset")
     check_dataset(eval_dataset, "eval_dataset")
@@ -164,17 +214,21 @@ def _prepare_data(
         probe = rng.choice(n_train, size=max_probe_samples, replace=False)
     else:
         probe = np.arange(n_train)
-    feature_idx = sorted(set(probe.tolist()) | {i for rows in proto_idx.values() for i in rows})
+    probe_idx = sorted(int(i) for i in probe)
+    shots = {i for rows in proto_idx.values() for i in rows}
+    feature_idx = sorted(set(probe_idx) | shots | set(forget_train_idx.tolist()))
     return _Data(
         train=train_dataset,
         eval=eval_dataset,
         train_labels=train_labels,
         eval_labels=eval_labels,
+        probe_idx=probe_idx,
         feature_idx=feature_idx,
         proto_idx=proto_idx,
         relearn_idx=[int(i) for i in relearn],
         forget_train_idx=forget_train_idx.tolist(),
         forget_eval_mask=forget_eval_mask,
+        collator=data_collator,
     )
 
 
@@ -198,7 +252,7 @@ def _progress(iterable: Iterable, total: int, desc: str, show: bool) -> Iterable
 
 def _features(
     model: nn.Module,
-    dataset: Any,
+    data: _Data,
     indices: Sequence[int],
     argument: str,
     data_collator: Callable | None,
@@ -209,7 +263,6 @@ def _features(
     """The head's input features ``(N, D)`` and the logits ``(N, C)`` of the rows ``indices``, in eval mode."""
     net = unwrap_model(model)
     head = head_module(net)
-    reader = DatasetReader(dataset, net, argument)
     device = _device_of(net)
     captured: list[torch.Tensor] = []
 
@@ -217,14 +270,15 @@ def _features(
         captured.append(args[0].detach().float().cpu())
 
     feats, logits = [], []
+    ordered = data.pass_order(argument, indices)
     modes = {m: m.training for m in net.modules()}
     handle = head.register_forward_pre_hook(hook)
     try:
         net.eval()
-        starts = range(0, len(indices), batch_size)
+        starts = range(0, len(ordered), batch_size)
         with torch.no_grad():
             for start in _progress(starts, len(starts), desc, show_progress):
-                batch = reader.batch(list(indices[start : start + batch_size]), data_collator)
+                batch = data.batch(net, argument, ordered[start : start + batch_size], data_collator)
                 batch.pop("labels")
                 captured.clear()
                 out = logits_from_outputs(net(**_to_device(batch, device)))
@@ -240,7 +294,9 @@ def _features(
         handle.remove()
         for m, training in modes.items():
             m.training = training
-    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+    where = {row: j for j, row in enumerate(ordered)}
+    back = [where[row] for row in indices]  # the rows in the order asked for
+    return torch.cat(feats).numpy()[back], torch.cat(logits).numpy()[back]
 
 
 def _accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
@@ -308,44 +364,52 @@ def _relearn(
     seed: int,
     start_accuracy: float,
     stop_at: float | None,
-    min_steps: int,
+    read_at: list[int],
     show_progress: bool,
-) -> list[float]:
-    """Forget accuracy after 0, 1, ..., ``steps`` Adam steps on the fixed relearn batch, on a copy of ``model``."""
+) -> list[float | None]:
+    """Forget accuracy after 0, 1, ..., ``steps`` Adam steps on the fixed relearn batch, on a copy of ``model``.
+
+    The accuracy is read at the steps ``read_at`` and, while ``stop_at`` (the relearn target) is given and not yet
+    reached, after every step (``None`` elsewhere). Stops once the target is reached and ``read_at`` is done.
+    """
     net = copy.deepcopy(unwrap_model(model))
     device = _device_of(net)
     for p in net.parameters():
         if p.is_floating_point():
             p.requires_grad_(True)
-    reader = DatasetReader(data.train, net, "train_dataset")
-    batch = reader.batch(data.relearn_idx, data_collator)
+    batch = data.batch(net, "train_dataset", data.relearn_idx, data_collator)
     labels = torch.as_tensor(batch.pop("labels")).long().reshape(-1).to(device)
     inputs = _to_device(batch, device)
-    eval_reader = DatasetReader(data.eval, net, "eval_dataset")
-    forget_rows = np.flatnonzero(data.forget_eval_mask).tolist()
+    forget_rows = data.pass_order("eval_dataset", np.flatnonzero(data.forget_eval_mask).tolist())
     eval_batches = []
     for s in range(0, len(forget_rows), batch_size):
-        b = eval_reader.batch(forget_rows[s : s + batch_size], data_collator)
+        b = data.batch(net, "eval_dataset", forget_rows[s : s + batch_size], data_collator)
         eval_batches.append((torch.as_tensor(b.pop("labels")).long().reshape(-1), _to_device(b, device)))
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
-    curve = [start_accuracy]
+    curve: list[float | None] = [start_accuracy]
+    reached = stop_at is None or start_accuracy >= stop_at
+    last = max(read_at, default=0)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         for step in _progress(range(1, steps + 1), steps, "relearn", show_progress):
+            if reached and step > last:
+                break
             net.train()
             loss = nn.functional.cross_entropy(logits_from_outputs(net(**inputs)).float(), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if reached and step not in read_at:
+                curve.append(None)
+                continue
             net.eval()
             correct = 0
             with torch.no_grad():
                 for y, b in eval_batches:
                     correct += int((logits_from_outputs(net(**b)).argmax(-1).cpu() == y).sum())
             curve.append(correct / len(forget_rows))
-            if stop_at is not None and step >= min_steps and curve[-1] >= stop_at:
-                break
+            reached = reached or curve[-1] >= stop_at
     del net, optimizer
     return curve
 
@@ -373,9 +437,9 @@ def _measure(
         len(data.feature_idx),
         len(data.eval_labels),
     )
-    train_x, _ = _features(
+    train_x, train_logits = _features(
         model,
-        data.train,
+        data,
         data.feature_idx,
         "train_dataset",
         data_collator,
@@ -385,7 +449,7 @@ def _measure(
     )
     eval_x, eval_logits = _features(
         model,
-        data.eval,
+        data,
         range(len(data.eval_labels)),
         "eval_dataset",
         data_collator,
@@ -395,7 +459,6 @@ def _measure(
     )
     if not np.isfinite(eval_logits).all():
         raise ValueError(f"`{argument}` produced NaN or infinite logits on `eval_dataset`; its weights are broken.")
-    y_train = data.train_labels[data.feature_idx]
     y_eval = data.eval_labels
     fmask = data.forget_eval_mask
     forget_acc = _accuracy(eval_logits[fmask], y_eval[fmask])
@@ -405,17 +468,17 @@ def _measure(
         "retain_accuracy": _accuracy(eval_logits[~fmask], y_eval[~fmask]),
         "test_accuracy": _accuracy(eval_logits, y_eval),
     }
-    metrics["mia_auc"] = membership_inference_auc(
-        model,
-        subset(data.train, data.forget_train_idx),
-        subset(data.eval, np.flatnonzero(fmask).tolist()),
-        data_collator=data_collator,
-        batch_size=batch_size,
+    pos = {row: j for j, row in enumerate(data.feature_idx)}
+    members = [pos[i] for i in data.forget_train_idx]
+    metrics["mia_auc"] = mia_auc(
+        train_logits[members], data.train_labels[data.forget_train_idx], eval_logits[fmask], y_eval[fmask]
     )
-    probe_forget, probe_retain = _probe(train_x, y_train, eval_x, y_eval, fmask, seed)
+    probe_rows = [pos[i] for i in data.probe_idx]
+    probe_forget, probe_retain = _probe(
+        train_x[probe_rows], data.train_labels[data.probe_idx], eval_x, y_eval, fmask, seed
+    )
     metrics["probe_forget_accuracy"] = probe_forget
     metrics["probe_retain_accuracy"] = probe_retain
-    pos = {row: j for j, row in enumerate(data.feature_idx)}
     shots = {c: train_x[[pos[i] for i in rows]] for c, rows in data.proto_idx.items()}
     metrics["prototype_forget_accuracy"], metrics["prototype_retain_accuracy"] = _prototype(
         head_module(model), shots, eval_x, y_eval, fmask, forget
@@ -431,10 +494,10 @@ def _measure(
             seed,
             forget_acc,
             relearn_threshold,
-            max(relearn_steps),
+            relearn_steps,
             show_progress,
         )
-        metrics[RELEARN_KEY] = {k: curve[min(k, len(curve) - 1)] for k in relearn_steps}
+        metrics[RELEARN_KEY] = {k: curve[k] for k in relearn_steps}
         metrics["relearn_curve"] = curve
         _set_relearn_time(metrics, relearn_threshold, relearn_max_steps)
     probs = torch.softmax(torch.from_numpy(eval_logits[fmask]).double(), dim=1).numpy()
@@ -446,9 +509,25 @@ def _set_relearn_time(metrics: dict[str, Any], threshold: float | None, cap: int
     if threshold is None or curve is None:
         metrics["relearn_time"], metrics["relearn_time_censored"] = None, None
         return
-    reached = [k for k, acc in enumerate(curve) if acc >= threshold]
+    reached = [k for k, acc in enumerate(curve) if acc is not None and acc >= threshold]
     metrics["relearn_time"] = reached[0] if reached else cap
     metrics["relearn_time_censored"] = not reached
+
+
+def mia_auc(
+    member_logits: np.ndarray, member_labels: np.ndarray, nonmember_logits: np.ndarray, nonmember_labels: np.ndarray
+) -> float:
+    """The loss-threshold membership-inference AUC of ``hf_unlearn.evaluation.membership_inference_auc`` (score
+    ``-cross_entropy``), from logits already computed: the feature passes give them, so no extra model pass."""
+    from sklearn.metrics import roc_auc_score
+
+    def score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        log_probs = torch.log_softmax(torch.from_numpy(logits).double(), dim=1)  # (N, C)
+        return log_probs.gather(1, torch.from_numpy(labels).long()[:, None]).squeeze(1).numpy()
+
+    scores = np.concatenate([score(member_logits, member_labels), score(nonmember_logits, nonmember_labels)])
+    is_member = np.concatenate([np.ones(len(member_labels)), np.zeros(len(nonmember_labels))])
+    return float(roc_auc_score(is_member, scores))
 
 
 def _js(p: np.ndarray, q: np.ndarray) -> float:

@@ -30,7 +30,8 @@ class ForgettingAudit:
     Attributes:
         forget_classes / forget_labels: ids and label names of the audited classes.
         metrics: the audited model's numbers (keys in the module docstring, plus ``forget_accuracy``,
-            ``probe_retain_accuracy``, ``relearn_curve`` = forget accuracy after 0, 1, ... relearn steps,
+            ``probe_retain_accuracy``, ``relearn_curve`` = forget accuracy after 0, 1, ... relearn steps (read at
+            ``relearn_steps`` and at every step until the relearn target is reached; ``None`` elsewhere),
             ``relearn_time_censored`` = the target was not reached within ``relearn_max_steps``).
         original: the same keys for the ``original`` model, or ``None``.
         retrained: one such dict per retrained model (``[]`` when none was given). Their ``js_to_retrained`` and
@@ -58,6 +59,7 @@ class ForgettingAudit:
     # cached per-model results, so a later audit can reuse them (``reference=``); not serialised
     _original_record: Any = field(default=None, repr=False, compare=False)
     _retrained_records: list = field(default_factory=list, repr=False, compare=False)
+    _data: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: copy.deepcopy(getattr(self, k)) for k in self.__dataclass_fields__ if not k.startswith("_")}
