@@ -425,6 +425,19 @@ def test_card_says_forgotten_only_for_a_verified_edit(verification):
         assert "still recognised" in text
 
 
+def test_card_cites_the_verification_evidence():
+    checks = {"codes": {"per_class": {"1": 0.0, "3": 0.0}}, "eval_dataset": {"per_class": {"1": 0.02, "3": 0.04}}}
+    details = {"verification": "verified", "verification_checks": checks, "verification_tolerance": 0.05}
+    text = str(hub.render_model_card(_report(details=details)))
+    assert "highest accuracy on a targeted class is 0.00 on the mnemonic codes, 0.04 on the evaluation data" in text
+    assert "(at most 0.05 allowed)" in text
+    checks["eval_dataset"]["per_class"]["3"] = 0.71
+    details.update(verification="incomplete", verification_reason="forget-class accuracy 0.71 on eval_dataset")
+    text = str(hub.render_model_card(_report(details=details)))
+    assert "still recognised (highest accuracy on a targeted class: 0.00 on the mnemonic codes, 0.71 on" in text
+    assert "(forget-class accuracy 0.71 on eval_dataset): the forgetting is incomplete" in text
+
+
 @pytest.mark.parametrize(
     "method, hyperparameters, words, not_words",
     [

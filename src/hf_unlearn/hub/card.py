@@ -192,24 +192,66 @@ def describe_method(report: UnlearningReport) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- verification
+_EVIDENCE = {
+    "codes": "the mnemonic codes",
+    "forget_dataset": "the forget samples",
+    "eval_dataset": "the evaluation data",
+}
+
+
+def _evidence(details: Mapping[str, Any]) -> dict[str, float]:
+    """``{evidence name: highest accuracy on a targeted class}`` from ``details["verification_checks"]``."""
+    checks = details.get("verification_checks")
+    out = {}
+    for key, check in checks.items() if isinstance(checks, Mapping) else []:
+        per_class = check.get("per_class") if isinstance(check, Mapping) else None
+        values = [_number(v) for v in per_class.values()] if isinstance(per_class, Mapping) else []
+        values = [v for v in values if v is not None]
+        if values:
+            out[_EVIDENCE.get(key, str(key))] = max(values)
+    return out
+
+
 def verification_of(report: UnlearningReport) -> tuple[bool, str, str]:
-    """``(verified, status, sentence)``: the card says a class is forgotten only when ``status == "verified"``."""
-    status = report.details.get("verification") if isinstance(report.details, Mapping) else None
+    """``(verified, status, sentence)``: the card says a class is forgotten only when ``status == "verified"``.
+
+    ``status`` is ``report.details["verification"]``; the sentence cites the evidence in ``verification_checks``
+    (and ``verification_reason`` when recorded).
+    """
+    details = report.details if isinstance(report.details, Mapping) else {}
+    status = details.get("verification")
+    evidence = _evidence(details)
+    reason = details.get("verification_reason")
+    reason = f" ({scrub_paths(str(reason))})" if reason else ""
     if status == "verified":
+        tolerance = _number(details.get("verification_tolerance"))
+        if evidence:
+            worst = ", ".join(f"{v:.2f} on {name}" for name, v in evidence.items())
+            bound = f" (at most {tolerance:g} allowed)" if tolerance is not None else ""
+            return (
+                True,
+                "verified",
+                (
+                    f"The outcome was checked after the edit: the highest accuracy on a targeted class is {worst}{bound}."
+                ),
+            )
         return (
             True,
             "verified",
             "The outcome was checked after the edit: the targeted classes are no longer predicted.",
         )
     if status == "incomplete":
+        found = ", ".join(f"{v:.2f} on {name}" for name, v in evidence.items())
+        found = f" (highest accuracy on a targeted class: {found})" if found else ""
         sentence = (
-            "The check after the edit found that the targeted classes are still recognised: the forgetting is "
-            "incomplete. Do not treat these classes as forgotten."
+            f"The check after the edit found that the targeted classes are still recognised{found}{reason}: the "
+            "forgetting is incomplete. Do not treat these classes as forgotten."
         )
     elif status == "unverified":
         sentence = (
-            "No check of the outcome was possible (nothing to test the edit on was available), so nothing shows that "
-            "the targeted classes are no longer recognised. Do not treat them as forgotten before testing."
+            f"No check of the outcome was possible{reason or ' (nothing to test the edit on was available)'}, so "
+            "nothing shows that the targeted classes are no longer recognised. Do not treat them as forgotten before "
+            "testing."
         )
     else:
         status = "not recorded"
