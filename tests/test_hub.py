@@ -663,6 +663,10 @@ def test_unlearner_save_refuses_folders_that_would_lose_data(tmp_path):
         assert message in str(info.value) and "\n" not in str(info.value)
     assert _folder_bytes(tmp_path) == before
 
+    with pytest.raises(ValueError, match=r"^--output_dir '.*source' is the folder the model was loaded from"):
+        hub.check_output_dir(source, input_dir=source, argument="--output_dir")  # what a command checks first
+    assert hub.check_output_dir(tmp_path / "new", input_dir=source) == str(tmp_path / "new")
+
     unlearner.save_pretrained(used, model, overwrite_output_dir=True)
     assert not (used / "notes.txt").exists() and (used / "README.md").is_file()
     unlearner.save_pretrained(source, model, overwrite_output_dir=True)

@@ -64,14 +64,15 @@ def check_output_dir(
     *,
     overwrite_output_dir: bool = False,
     model: Any = None,
+    input_dir: str | os.PathLike | None = None,
     argument: str = "output_dir",
 ) -> str:
     """Checks, before any work, that ``output_dir`` can receive a saved model without losing anything.
 
     Refused (``ValueError`` naming ``argument``): an empty value; an existing file; a folder that would be replaced
     whole and holds the current working directory; an unwritable parent; unless ``overwrite_output_dir``, a
-    non-empty folder or the folder ``model`` was loaded from (``model.config._name_or_path``), as
-    ``TrainingArguments`` does.
+    non-empty folder or the folder the model was loaded from (``input_dir``, else ``model.config._name_or_path``),
+    as ``TrainingArguments`` does. Pass ``argument="--output_dir"`` to name a command-line flag.
 
     Returns:
         ``output_dir`` as a string.
@@ -82,7 +83,7 @@ def check_output_dir(
     path = str(output_dir)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{name} {path!r} is an existing file; give a folder path.")
-    source = _model_source_folder(model)
+    source = str(input_dir) if input_dir is not None and os.path.isdir(str(input_dir)) else _model_source_folder(model)
     if source is not None and os.path.isdir(path) and _same_folder(source, path) and not overwrite_output_dir:
         raise ValueError(
             f"{name} {path!r} is the folder the model was loaded from; saving there would replace the "
