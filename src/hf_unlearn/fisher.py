@@ -362,13 +362,13 @@ def compute_fisher(
     if accelerator is not None and world > 1:
         sums = accelerator.reduce(sums, reduction="sum")
         count = int(accelerator.reduce(torch.tensor(count, device=device, dtype=torch.float64), reduction="sum"))
-    fisher = {n: s / max(count, 1) for n, s in sums.items()}
+    fisher = {n: s.div_(max(count, 1)) for n, s in sums.items()}  # in place: no second copy of every tensor
     for n, f in fisher.items():
-        if not torch.isfinite(f).all():
+        if not torch.isfinite(f.max()):  # squares are >= 0: the max is NaN or inf when any entry is
             raise FloatingPointError(
                 f"The Fisher of parameter {n!r} holds NaN/inf: check `model` weights and `dataset` inputs for NaN."
             )
     if floor is not None:
-        fisher = {n: f.clamp_min(floor) for n, f in fisher.items()}
+        fisher = {n: f.clamp_min_(floor) for n, f in fisher.items()}
     logger.info("Fisher (%s) over %d samples in %.2fs", kind, count, time.perf_counter() - t0)
     return (fisher, count) if return_count else fisher
