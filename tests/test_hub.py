@@ -455,27 +455,39 @@ def test_card_describes_the_method_that_ran(method, hyperparameters, words, not_
     assert description in text and words in description and not_words not in description
 
 
-AUDIT = {
-    "metrics": {
-        "forget_error": 1.0,
-        "retain_accuracy": 0.93,
-        "mia_auc": 0.61,
-        "probe_forget_accuracy": 0.98,
-        "prototype_forget_accuracy": 0.97,
-        "relearn_forget_accuracy": {"1": 0.41, "10": 0.95},
-        "js_to_retrained": 0.12,
-    },
-    "original": {"forget_error": 0.02, "probe_forget_accuracy": 0.99, "relearn_forget_accuracy": {"10": 0.99}},
-    "retrained": [
-        {"forget_error": 1.0, "probe_forget_accuracy": 0.84, "relearn_forget_accuracy": {"1": 0.05, "10": 0.2}},
-        {"forget_error": 1.0, "probe_forget_accuracy": 0.86, "relearn_forget_accuracy": {"1": 0.07, "10": 0.42}},
-    ],
-    "standing": {
-        "forget_error": "within",
-        "probe_forget_accuracy": "above by 0.12",
-        "relearn_forget_accuracy": {"1": "above by 0.34", "10": "above by 0.53"},
-    },
-}
+def _audit() -> dict:
+    """What ``ForgettingAudit.to_dict()`` holds after an audit with an original and two retrained models."""
+    from hf_unlearn.audit import ForgettingAudit
+
+    return ForgettingAudit(
+        forget_classes=[1, 3],
+        forget_labels=["bird", "deer"],
+        metrics={
+            "forget_error": 1.0,
+            "retain_accuracy": 0.93,
+            "mia_auc": 0.61,
+            "probe_forget_accuracy": 0.98,
+            "prototype_forget_accuracy": 0.97,
+            "relearn_forget_accuracy": {1: 0.41, 10: 0.95},
+            "relearn_time": 3,
+            "relearn_time_censored": False,
+            "ain": 0.12,
+            "js_to_retrained": 0.12,
+        },
+        original={"forget_error": 0.02, "probe_forget_accuracy": 0.99, "relearn_forget_accuracy": {1: 0.9, 10: 0.99}},
+        retrained=[
+            {"forget_error": 1.0, "probe_forget_accuracy": 0.84, "relearn_forget_accuracy": {1: 0.05, 10: 0.2}},
+            {"forget_error": 1.0, "probe_forget_accuracy": 0.86, "relearn_forget_accuracy": {1: 0.07, 10: 0.42}},
+        ],
+        standing={
+            "forget_error": "within",
+            "probe_forget_accuracy": "above by 0.120",
+            "relearn_forget_accuracy@1": "above by 0.340",
+            "relearn_forget_accuracy@10": "above by 0.530",
+        },
+        js_retrained_reference=0.05,
+        settings={"relearn_steps": [1, 10]},
+    ).to_dict()
 
 
 def test_card_depth_section_from_the_audit():
@@ -483,25 +495,26 @@ def test_card_depth_section_from_the_audit():
     text = str(hub.render_model_card(report))
     assert "## How deep is the forgetting?" in text and "Not measured: no forgetting audit was run" in text
 
-    report.audit = AUDIT  # the field the report carries once audits run with unlearning
+    audit = _audit()
+    report.audit = audit  # the field the report carries once audits run with unlearning
     text = str(hub.render_model_card(report))
     assert "Not measured" not in text
     section = text[text.index("## How deep is the forgetting?") : text.index("## Time taken")]
     assert "on the original model and on 2 model(s) retrained" in section
-    for label, meaning in hub.card.AUDIT_METRICS.values():  # every metric explained in plain words
-        assert f"- **{label}**: {meaning}." in section
+    for key, (label, meaning) in hub.card.AUDIT_METRICS.items():  # every measure taken is explained in plain words
+        assert f"- **{label}**: {meaning}." in section, key
     assert "| forget error | 1.0000 | 0.0200 | 1.0000 | within the retrained range |" in section
-    assert "| linear-probe accuracy | 0.9800 | 0.9900 | 0.8400 – 0.8600 | above by 0.12 |" in section
-    assert "| relearn accuracy after 1 step(s) | 0.4100 | – | 0.0500 – 0.0700 | above by 0.34 |" in section
-    assert "| relearn accuracy after 10 step(s) | 0.9500 | 0.9900 | 0.2000 – 0.4200 | above by 0.53 |" in section
-    assert "| JS distance to retrained | 0.1200 | – | – | – |" in section
-    assert (
-        "within their range on 1 of 4 measures" in section
-        and "suppressed at the output rather than removed" in section
-    )
+    assert "| linear-probe accuracy | 0.9800 | 0.9900 | 0.8400 – 0.8600 | above by 0.120 |" in section
+    assert "| relearn accuracy after 1 step(s) | 0.4100 | 0.9000 | 0.0500 – 0.0700 | above by 0.340 |" in section
+    assert "| relearn accuracy after 10 step(s) | 0.9500 | 0.9900 | 0.2000 – 0.4200 | above by 0.530 |" in section
+    assert "| relearn time | 3 | – | – | – |" in section and "| AIN (anamnesis index) | 0.1200 |" in section
+    assert "| JS divergence to retrained | 0.1200 | – | – | – |" in section
+    assert "within their range on 1 of 4 measures" in section
+    assert "suppressed at the output rather than removed" in section
+    assert "JS divergence from each other, for reference: 0.0500" in section
 
-    deep = {**AUDIT, "standing": {k: "within" for k in AUDIT["metrics"]}}
-    deep["standing"]["relearn_forget_accuracy"] = {"1": "within", "10": "within"}
+    deep = {**audit, "standing": {k: "within" for k in audit["metrics"]}}
+    deep["standing"].update({"relearn_forget_accuracy@1": "within", "relearn_forget_accuracy@10": "within"})
     report.audit = deep
     section = str(hub.render_model_card(report)).split("## How deep is the forgetting?")[1]
     assert "cannot be told apart from a retrained model" in section and "suppressed" not in section

@@ -68,18 +68,28 @@ AUDIT_METRICS: dict[str, tuple[str, str]] = {
     ),
     "prototype_forget_accuracy": (
         "prototype-attack accuracy",
-        "accuracy on the targeted classes after rewriting the output layer from 5 training samples per targeted "
-        "class, with no training; high means the class can be read back from the features at once",
+        "accuracy on the targeted classes after rewriting their rows of the output layer from a few training samples "
+        "each, with no training; high means the class can be read back from the features at once",
     ),
     "relearn_forget_accuracy": (
         "relearn accuracy",
         "accuracy on the targeted classes after a few fine-tuning steps on a small batch of targeted and kept "
         "samples; fast relearning means the knowledge was hidden, not removed",
     ),
+    "relearn_time": (
+        "relearn time",
+        "fine-tuning steps until accuracy on the targeted classes climbs back to a set share of the original "
+        "model's (more steps is better; ≥ means it was not reached within the steps allowed)",
+    ),
+    "ain": (
+        "AIN (anamnesis index)",
+        "relearn time divided by the retrained models' (about 1 = as slow to relearn as a model that never saw the "
+        "classes; near 0 = it relearns them at once)",
+    ),
     "js_to_retrained": (
-        "JS distance to retrained",
-        "Jensen-Shannon distance between this model's output distributions and those of models retrained without "
-        "the targeted classes (0 = identical)",
+        "JS divergence to retrained",
+        "Jensen-Shannon divergence between this model's predictions on the targeted classes' samples and those of "
+        "the models retrained without them (0 = identical)",
     ),
 }
 
@@ -311,10 +321,11 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
             continue
         ref = [_number(r.get(key)) for r in retrained]
         st = standing.get(key)
+        censored = key == "relearn_time" and metrics.get("relearn_time_censored")
         rows.append(
             (
                 label,
-                _fmt(_number(value)),
+                ("≥ " if censored else "") + _fmt(_number(value)),
                 _fmt(_number(original.get(key))) if original else "–",
                 _range([v for v in ref if v is not None]),
                 _standing_text(st),
@@ -323,7 +334,7 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
         (within if str(st) == "within" else outside if st is not None else []).append(label)
 
     if retrained:
-        hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn"))]
+        hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn", "AIN"))]
         if outside:
             summary = (
                 f"Against {len(retrained)} model(s) retrained without the targeted classes, this model lies within "
@@ -346,6 +357,9 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "retraining, the gold standard. Compare the probe, prototype and relearn accuracies with the original "
             "model's: values close to the original's mean the classes were hidden at the output, not removed."
         )
+    reference = _number(audit.get("js_retrained_reference"))
+    if reference is not None and "js_to_retrained" in metrics:
+        summary += f" The retrained models' JS divergence from each other, for reference: {_fmt(reference)}."
     return {"rows": rows, "meanings": meanings, "summary": summary, "retrained": len(retrained)}
 
 
