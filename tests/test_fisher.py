@@ -160,6 +160,21 @@ def test_layers_fallback_for_layers_it_does_not_know(kind):
     assert {"inp", "norm", "head"} <= set(lf.targets) and "shared" not in lf.targets
 
 
+@pytest.mark.parametrize("kind", ["empirical", "true"])
+def test_layers_on_a_lora_vit(tiny_vit_model, digits, kind):
+    """PEFT LoRA: the adapters' Linears and the head copy in modules_to_save are hooked like any Linear."""
+    peft = pytest.importorskip("peft")
+    config = peft.LoraConfig(
+        r=4, target_modules=["q_proj", "v_proj", "fc1", "fc2"], modules_to_save=["classifier"], init_lora_weights=False
+    )
+    model = peft.get_peft_model(tiny_vit_model, config)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    data = _small(digits, 10)
+    layers = compute_fisher(model, data, parameters=names, kind=kind, batch_size=4)
+    _close(layers, compute_fisher(model, data, parameters=names, kind=kind, batch_size=4, implementation="loop"), 1e-5)
+    assert set(layers) == set(names) and all(v.sum() > 0 for v in layers.values())
+
+
 def test_batch_kinds_and_codebook_inputs(tiny_vit_model, digits):
     from hf_unlearn import MnemonicCodebook
 

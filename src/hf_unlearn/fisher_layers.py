@@ -393,11 +393,16 @@ class LayerFisher:
             def hook(mod, args, output):
                 if not torch.is_grad_enabled():  # e.g. the no-grad first forward of reentrant checkpointing
                     return None
+                why = None
                 if not args or not torch.is_tensor(args[0]) or not torch.is_tensor(output):
-                    raise _Unsupported(mname, "input passed by keyword or not a tensor")
+                    why = "input passed by keyword or not a tensor"
+                elif args[0].shape[0] != b or output.shape[0] != b:
+                    why = f"batch dimension {args[0].shape[0]} != {b}"
+                if why is not None:
+                    if state["phase"] != "forward":  # a recompute during the backward: sums are partly added
+                        raise RuntimeError(f"Fisher per layer: {mname}: {why}; use implementation='vmap'.")
+                    raise _Unsupported(mname, why)
                 x = args[0]
-                if x.shape[0] != b or output.shape[0] != b:
-                    raise _Unsupported(mname, f"batch dimension {x.shape[0]} != {b}")
                 if state["phase"] == "forward":
                     calls[mname] = calls.get(mname, 0) + 1
                     if calls[mname] > 1:
