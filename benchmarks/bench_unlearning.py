@@ -20,6 +20,15 @@ Per scenario and seed one model is trained with ``MnemonicTrainer`` (the *origin
   remaining data, with exactly the fine-tune baseline's budget (the Fisher-masking recipe);
 - ``mnemonic``: one-shot forgetting from the mnemonic codes alone (``UnlearningConfig`` defaults: the data-free
   ``search`` variant). No training data at all.
+- ``logit_suppression``: the trivial baseline (when registered in ``hf_unlearn.methods.METHODS``): the forgotten
+  classes' output biases lowered just enough that none of their codes or forget training samples wins. Every method
+  must beat it on the depth audit below, since it passes every output metric by construction.
+
+Depth audit (``hf_unlearn.audit_forgetting``, issue 12): per case, ``--retrain-refs`` models (default 3) are retrained
+without the forget classes (seeds s, s+1000, ...; the first is the ``retrain`` row) and audited once together with the
+original; then every method's model is audited against them (``reference=``): linear probe, prototype head-rewrite
+attack, accuracy after 1/3/10 relearn steps, relearn time and AIN, JS divergence to the retrained models, and where
+each lies against the retrained range. The audit's own time is recorded per model against one retraining run.
 
 For ssd / fisher_noise / fisher_mask(_ft) the forget set is the training samples of the forget classes and the
 retain set the other training samples. Metrics (``hf_unlearn.evaluation``) on the test split: E_F (forget error),
@@ -45,10 +54,11 @@ the test split.
 Usage (from the repository root)::
 
     python benchmarks/bench_unlearning.py                 # full run (about an hour on 2 shared CPU cores)
-    python benchmarks/bench_unlearning.py --quick         # smoke run, under 2 minutes
+    python benchmarks/bench_unlearning.py --quick         # smoke run: 1 seed, 1 case per scenario, few epochs
     python benchmarks/bench_unlearning.py --scenarios digits --seeds 0
 
-Writes ``<output-dir>/unlearning.{json,md,png}`` (``unlearning_quick.*`` with ``--quick``).
+Writes ``<output-dir>/unlearning.{json,md,png}`` and ``unlearning_depth.png`` (``unlearning_quick*`` with
+``--quick``).
 """
 
 from __future__ import annotations
@@ -80,8 +90,10 @@ from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E
 from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
 
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
+from hf_unlearn.audit import audit_forgetting  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
 from hf_unlearn.evaluation import evaluate_unlearning  # noqa: E402
+from hf_unlearn.methods import METHODS as REGISTERED_METHODS  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TREC_DIR = os.path.join("..", "shared", "data", "trec")  # relative to the repository root
@@ -96,6 +108,7 @@ METHODS = [
     "fisher_mask",
     "fisher_mask_ft",
     "mnemonic",
+    "logit_suppression",
 ]
 METHOD_LABELS = {
     "original": "original (no unlearning)",
@@ -107,8 +120,23 @@ METHOD_LABELS = {
     "fisher_mask": "Fisher mask, no fine-tuning",
     "fisher_mask_ft": "Fisher mask + fine-tuning (callback)",
     "mnemonic": "mnemonic one-shot (ours)",
+    "logit_suppression": "logit suppression (trivial baseline)",
 }
-EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic")  # FisherUnlearner.unlearn on a copy
+EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic", "logit_suppression")  # unlearn() on a copy
+# depth audit (hf_unlearn.audit_forgetting): columns read from each method's audit, in table order
+AUDIT_COLUMNS = (
+    ("probe_forget_accuracy", "probe"),
+    ("prototype_forget_accuracy", "prototype"),
+    ("relearn_forget_accuracy@1", "relearn@1"),
+    ("relearn_forget_accuracy@3", "relearn@3"),
+    ("relearn_forget_accuracy@10", "relearn@10"),
+    ("relearn_time", "relearn time"),
+    ("ain", "AIN"),
+    ("js_to_retrained", "JS to retrained"),
+    ("mia_auc", "MIA AUC"),
+)
+MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "*"]
+T_AUDIT_COST = 0.25  # issue 12: the audit of one model costs at most 25% of one retraining run
 
 # targets (issue 4), fixed before running
 T_MN_EF = 0.99  # mnemonic E_F >= 99%
@@ -294,7 +322,10 @@ def unlearning_config(scn, method: str, forget: list[int], seed: int) -> Unlearn
         kw["ssd_alpha"] = scn.cfg["ssd_alpha"]
     if method.startswith("fisher_mask"):
         kw["mask_ratio"] = scn.cfg["mask_ratio"]
-    return UnlearningConfig(method=method.replace("_ft", ""), forget_classes=forget, seed=seed, **kw)
+    # allow_incomplete: a method that forgets only part of the classes is a result (its E_F shows it), not a crash
+    return UnlearningConfig(
+        method=method.replace("_ft", ""), forget_classes=forget, seed=seed, allow_incomplete=True, **kw
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------- cases
@@ -317,33 +348,90 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         f"case {tag}: {len(forget_train)} forget / {len(retain_train)} retain training samples, fine-tune {n_ft} steps"
     )
 
+    ref_audit = None  # the depth audit of the original and the retrained references, reused for every method
+
     def record(method: str, model, clock: Clock | None, **extra: Any) -> None:
         res = evaluate(scn, model, forget)
         if clock is not None:
             res.update(time_s=clock.wall, cpu_s=clock.cpu, loadavg=clock.load)
         res.update(extra)
+        depth = ""
+        if ref_audit is not None:
+            try:
+                a = ref_audit if method == "original" else audit_model(scn, model, forget, seed, ref_audit)
+                res["audit"] = {"metrics": a.metrics, "standing": a.standing, "time_s": a.timings["model"]}
+                m = a.metrics
+                depth = (
+                    f"  probe {m['probe_forget_accuracy']:.2f}  proto {m['prototype_forget_accuracy']:.2f}  "
+                    f"relearn@10 {m['relearn_forget_accuracy'].get(10, float('nan')):.2f}  audit "
+                    f"{a.timings['model']:.1f} s"
+                )
+            except Exception as e:  # noqa: BLE001 - an audit failure is recorded, not fatal
+                res["audit"] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+                depth = f"  audit FAILED: {type(e).__name__}: {e}"
         case["methods"][method] = res
         t = f"{res['time_s']:8.2f} s" if clock is not None else "       -  "
         log(
             f"  {method:15s} E_F {100 * res['forget_error']:5.1f}  A_R {100 * res['retain_accuracy']:5.1f}  "
-            f"A_test {100 * res['test_accuracy']:5.1f}  MIA {res['mia_auc']:.3f}  time {t}  load {loadavg()}"
+            f"A_test {100 * res['test_accuracy']:5.1f}  MIA {res['mia_auc']:.3f}  time {t}{depth}  load {loadavg()}"
         )
 
     def failed(method: str, e: BaseException) -> None:
         log(f"  {method:15s} FAILED: {type(e).__name__}: {e}")
         case["methods"][method] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
-    record("original", original, None)
-
-    # retrain from scratch: the original recipe (MnemonicTrainer, same seed) on the remaining data only
+    # retrain from scratch: the original recipe (MnemonicTrainer, same seed) on the remaining data only; more
+    # retrained models with other seeds complete the reference range of the depth audit
+    refs, retrain_row = [], None
     try:
         model = scn.build_model(seed)
         args = training_args(scn.cfg, os.path.join(tmp, "retrain"), seed, mnemonic=True)
         trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
-        record("retrain", model, clock, train_loss=loss, steps=steps)
-        del trainer, model
+        retrain_row = (model, clock, {"train_loss": loss, "steps": steps})
+        refs.append(model)
+        del trainer
     except Exception as e:  # noqa: BLE001 - a failed method is a result, not the end of the run
         failed("retrain", e)
+    case["reference_retrains"] = []
+    for j in range(1, scn.cfg["retrain_refs"]):
+        ref_seed = seed + 1000 * j
+        try:
+            model = scn.build_model(ref_seed)
+            args = training_args(scn.cfg, os.path.join(tmp, f"retrain_{ref_seed}"), ref_seed, mnemonic=True)
+            trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
+            refs.append(model)
+            case["reference_retrains"].append({"seed": ref_seed, "time_s": clock.wall, "steps": steps})
+            del trainer
+        except Exception as e:  # noqa: BLE001
+            log(f"  reference retrain seed {ref_seed} FAILED: {type(e).__name__}: {e}")
+            case["reference_retrains"].append({"seed": ref_seed, "error": f"{type(e).__name__}: {e}"})
+    if refs:
+        try:
+            ref_audit = audit_model(scn, original, forget, seed, None, original=original, retrained=refs)
+            case["audit_reference"] = {
+                "retrained_seeds": [seed] * (retrain_row is not None)
+                + [r["seed"] for r in case["reference_retrains"] if "error" not in r],
+                "original": ref_audit.original,
+                "retrained": ref_audit.retrained,
+                "retrained_range": ref_audit.retrained_range,
+                "js_retrained_reference": ref_audit.js_retrained_reference,
+                "relearn_threshold": ref_audit.relearn_threshold,
+                "settings": ref_audit.settings,
+                "timings": ref_audit.timings,
+            }
+            log(
+                f"  audit reference: {len(refs)} retrained models, probe "
+                f"{_span(ref_audit.retrained_range, 'probe_forget_accuracy')}, prototype "
+                f"{_span(ref_audit.retrained_range, 'prototype_forget_accuracy')}, relearn@10 "
+                f"{_span(ref_audit.retrained_range, 'relearn_forget_accuracy@10')}; "
+                f"{ref_audit.timings['total']:.1f} s"
+            )
+        except Exception as e:  # noqa: BLE001
+            log(f"  audit reference FAILED: {type(e).__name__}: {e}")
+            case["audit_reference"] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    record("original", original, None)
+    if retrain_row is not None:
+        record("retrain", retrain_row[0], retrain_row[1], **retrain_row[2])
 
     # plain fine-tuning of the original on the remaining data
     try:
@@ -356,7 +444,10 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         failed("finetune", e)
 
     # one-shot edits, standalone
-    for method in ("ssd", "fisher_noise", "fisher_mask", "mnemonic"):
+    for method in EDIT_METHODS:
+        if method not in REGISTERED_METHODS:
+            log(f"  {method:15s} not registered in hf_unlearn.methods.METHODS: skipped")
+            continue
         try:
             model = copy.deepcopy(original)
             cfg = unlearning_config(scn, method, forget, seed)
@@ -364,6 +455,10 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
             with Clock() as clock:
                 if method == "mnemonic":
                     report = unlearner.unlearn(model, codebook=codebook)
+                elif method == "logit_suppression":  # the bias just low enough that no code / forget sample wins
+                    report = unlearner.unlearn(
+                        model, codebook=codebook, forget_dataset=forget_train, data_collator=scn.collator
+                    )
                 else:
                     report = unlearner.unlearn(
                         model, forget_dataset=forget_train, retain_dataset=retain_train, data_collator=scn.collator
@@ -456,8 +551,31 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         del trainer, model, unlearner
     except Exception as e:  # noqa: BLE001
         failed("fisher_mask_ft", e)
+    del refs, retrain_row
     gc.collect()
     return case
+
+
+def audit_model(scn, model, forget: list[int], seed: int, reference, **models: Any):
+    """The depth audit of ``model`` on the scenario's data: against ``reference`` (an earlier audit of the original
+    and the retrained models) or, for that reference itself, with ``original=`` / ``retrained=`` models."""
+    return audit_forgetting(
+        model,
+        forget_classes=forget,
+        train_dataset=scn.train_ds,
+        eval_dataset=scn.test_ds,
+        data_collator=scn.collator,
+        seed=seed,
+        reference=reference,
+        show_progress=False,
+        **scn.cfg["audit"],
+        **models,
+    )
+
+
+def _span(ranges: dict[str, Any], key: str) -> str:
+    r = ranges.get(key)
+    return "n/a" if r is None else f"{r['min']:.2f}-{r['max']:.2f}"
 
 
 def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
@@ -545,17 +663,56 @@ def summarise(cases: list[dict[str, Any]]) -> dict[str, Any]:
                 rs = [c for c in rows if _ok(c, ref)]
                 series[f"speedup_vs_{ref}"] = [c["methods"][ref]["time_s"] / c["methods"][m]["time_s"] for c in rs]
                 series[f"cpu_speedup_vs_{ref}"] = [c["methods"][ref]["cpu_s"] / c["methods"][m]["cpu_s"] for c in rs]
+        audited = [c for c in rows if "metrics" in c["methods"][m].get("audit", {})]
+        for key, _ in AUDIT_COLUMNS:
+            series[f"audit_{key}"] = [audit_value(c["methods"][m]["audit"]["metrics"], key) for c in audited]
+            series[f"audit_above_{key}"] = [
+                str(c["methods"][m]["audit"]["standing"].get(key, "")).startswith("above") for c in audited
+            ]
+        series["audit_time_s"] = [c["methods"][m]["audit"]["time_s"] for c in audited]
+        series["audit_cost_frac_retrain"] = [
+            c["methods"][m]["audit"]["time_s"] / c["methods"]["retrain"]["time_s"]
+            for c in audited
+            if _ok(c, "retrain")
+        ]
         for k, xs in series.items():
-            mu, sd = mean_std(xs)
+            mu, sd = mean_std([float(x) for x in xs if x is not None])
+            vals = [float(x) for x in xs if x is not None]
             s[k] = {
                 "mean": mu,
                 "std": sd,
-                "min": float(min(xs)) if xs else None,
-                "max": float(max(xs)) if xs else None,
+                "min": min(vals) if vals else None,
+                "max": max(vals) if vals else None,
                 "values": xs,
             }
         out["methods"][m] = s
+    out["audit_reference"] = summarise_references(cases)
     out["targets"] = targets(cases, out["methods"])
+    return out
+
+
+def audit_value(metrics: dict[str, Any], key: str) -> Any:
+    """One audit number; ``relearn_forget_accuracy@k`` reads the relearn dict (int keys, or str after JSON)."""
+    if key.startswith("relearn_forget_accuracy@"):
+        k = key.split("@")[1]
+        d = metrics.get("relearn_forget_accuracy") or {}
+        return d.get(int(k), d.get(k))
+    return metrics.get(key)
+
+
+def summarise_references(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """The retrained reference models' audit numbers, pooled over cases (each case has its own range)."""
+    refs = [c["audit_reference"] for c in cases if "retrained" in c.get("audit_reference", {})]
+    out: dict[str, Any] = {"n_cases": len(refs), "n_models": sum(len(r["retrained"]) for r in refs)}
+    keys = [k for k, _ in AUDIT_COLUMNS] + ["js_retrained_reference"]
+    for key in keys:
+        if key == "js_retrained_reference":
+            xs = [r["js_retrained_reference"] for r in refs if r.get("js_retrained_reference") is not None]
+        else:
+            xs = [audit_value(m, key) for r in refs for m in r["retrained"]]
+            xs = [x for x in xs if x is not None]
+        mu, sd = mean_std(xs)
+        out[key] = {"mean": mu, "std": sd, "min": min(xs) if xs else None, "max": max(xs) if xs else None}
     return out
 
 
@@ -641,6 +798,19 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
                     >= c["methods"]["finetune"]["retain_accuracy"] - T_MASKFT_AR_TOL
                 )
             ),
+        }
+    pairs = [
+        c["methods"][m]["audit"]["time_s"] / c["methods"]["retrain"]["time_s"]
+        for c in cases
+        for m in METHODS
+        if _ok(c, m, "retrain") and "time_s" in c["methods"][m].get("audit", {})
+    ]
+    if pairs:
+        t["audit_cost"] = {
+            "target": f"depth audit of one model <= {100 * T_AUDIT_COST:.0f}% of one retraining run (every model)",
+            "value": float(np.mean(pairs)),
+            "pass": max(pairs) <= T_AUDIT_COST,
+            "cases_ok": f"{sum(p <= T_AUDIT_COST for p in pairs)}/{len(pairs)}",
         }
     return t
 
@@ -870,6 +1040,7 @@ def render_md(result: dict[str, Any]) -> str:
                 f"{fmt_ratio(ms['mnemonic']['cpu_speedup_vs_finetune'], True)}."
             )
         L.append("")
+        L.extend(render_depth_md(sc))
     if result.get("notes"):
         L.append("## Notes")
         L.append("")
@@ -877,6 +1048,134 @@ def render_md(result: dict[str, Any]) -> str:
             L.append(f"- {n}")
         L.append("")
     return "\n".join(L)
+
+
+def _cell(stat: dict[str, Any] | None, key: str) -> str:
+    if not stat or stat.get("mean") is None or math.isnan(stat["mean"]):
+        return "n/a"
+    digits = 1 if key == "relearn_time" else (2 if key == "ain" else 3)
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def render_depth_md(sc: dict[str, Any]) -> list[str]:
+    """The "How deep is the forgetting?" table of one scenario: every method's audit against the retrained range."""
+    ms, ref = sc["summary"]["methods"], sc["summary"].get("audit_reference", {})
+    if not ref.get("n_cases"):
+        return []
+    settings = next(
+        c["audit_reference"]["settings"] for c in sc["cases"] if "settings" in c.get("audit_reference", {})
+    )
+    L = ["### How deep is the forgetting? (`hf_unlearn.audit_forgetting`)", ""]
+    L.append(
+        f"Each case's reference is {sc['config']['retrain_refs']} models retrained without the forget classes "
+        f"(seeds s, s+1000, ...; {ref['n_models']} models over {ref['n_cases']} cases). On the forget classes' test "
+        "samples: **probe** = accuracy of a standardised logistic regression trained on the head's input features "
+        + (
+            "of the whole train split"
+            if settings["num_probe_samples"] == settings.get("num_train_samples")
+            else f"of {settings['num_probe_samples']} random training samples"
+        )
+        + "; **prototype** = accuracy after rewriting each forget class's head row from "
+        f"{settings['prototype_shots']} of its training samples (no training); **relearn@k** = accuracy after k "
+        f"Adam steps (lr {settings['relearn_lr']}) on {settings['relearn_forget_samples']} forget + "
+        f"{settings['relearn_retain_samples']} retained training samples; **relearn time** = steps until 95% of the "
+        f"original's forget accuracy (capped at {settings['relearn_max_steps']}), **AIN** = that over the retrained "
+        "models' mean (about 1 = as slow as retraining, near 0 = comes back at once); **JS** = Jensen-Shannon "
+        "divergence of the softmax to the retrained models' (their own divergence from each other: "
+        f"{_cell(ref.get('js_retrained_reference'), 'js')}). Mean ± std over cases."
+    )
+    L.append("")
+    heads = [title for _, title in AUDIT_COLUMNS]
+    L.append(
+        "| method | " + " | ".join(heads) + " | above the retrained max (cases): probe / prototype / relearn@10 |"
+    )
+    L.append("|---|" + "---|" * (len(heads) + 1))
+    L.append(
+        f"| retrained references ({ref['n_models']} models, pooled) | "
+        + " | ".join(_cell(ref.get(k), k) for k, _ in AUDIT_COLUMNS)
+        + " | — |"
+    )
+    for m in METHODS:
+        s = ms.get(m, {})
+        if not s.get("audit_time_s", {}).get("values"):
+            continue
+        n = len(s["audit_time_s"]["values"])
+        above = " / ".join(
+            f"{sum(s[f'audit_above_{k}']['values'])}/{n}"
+            for k in ("probe_forget_accuracy", "prototype_forget_accuracy", "relearn_forget_accuracy@10")
+        )
+        L.append(
+            f"| {METHOD_LABELS[m]} | "
+            + " | ".join(_cell(s.get(f"audit_{k}"), k) for k, _ in AUDIT_COLUMNS)
+            + f" | {above} |"
+        )
+    L.append("")
+    costs = [x for m in METHODS for x in ms.get(m, {}).get("audit_cost_frac_retrain", {}).get("values", [])]
+    times = [x for m in METHODS for x in ms.get(m, {}).get("audit_time_s", {}).get("values", [])]
+    if costs:
+        L.append(
+            f"- Audit cost: {np.mean(times):.2f} s per audited model on average (max {max(times):.2f} s) = "
+            f"{100 * np.mean(costs):.1f}% of one retraining run on average (max {100 * max(costs):.1f}%; target <= "
+            f"{100 * T_AUDIT_COST:.0f}%). The original's and retrained models' audits are measured once per case "
+            "and reused for every method."
+        )
+        L.append("")
+    return L
+
+
+def render_depth_png(result: dict[str, Any], path: str) -> None:
+    """Per scenario: probe / prototype / relearn@10 of each method (cases and mean) against the retrained range."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ran = {
+        k: v
+        for k, v in result["scenarios"].items()
+        if v["status"] == "ran" and v["summary"].get("audit_reference", {}).get("n_cases")
+    }
+    if not ran:
+        return
+    panels = [
+        ("probe_forget_accuracy", "linear probe"),
+        ("prototype_forget_accuracy", "prototype attack"),
+        ("relearn_forget_accuracy@10", "after 10 relearn steps"),
+    ]
+    fig, axes = plt.subplots(len(ran), len(panels), figsize=(5.2 * len(panels), 4.6 * len(ran)), squeeze=False)
+    colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    markers = dict(zip(METHODS, MARKERS))
+    for row, (name, sc) in zip(axes, ran.items()):
+        ms = sc["summary"]["methods"]
+        shown = [m for m in METHODS if ms.get(m, {}).get("audit_time_s", {}).get("values") and m != "retrain"]
+        refs = [c["audit_reference"] for c in sc["cases"] if "retrained" in c.get("audit_reference", {})]
+        for ax, (key, title) in zip(row, panels):
+            ref_vals = [audit_value(r, key) for a in refs for r in a["retrained"]]
+            ref_vals = [v for v in ref_vals if v is not None]
+            if ref_vals:
+                ax.axhspan(min(ref_vals), max(ref_vals), color="0.85", zorder=0, label="retrained range (all cases)")
+                ax.axhline(float(np.mean(ref_vals)), color="0.5", lw=1, ls="--", zorder=1, label="retrained mean")
+            for x, m in enumerate(shown):
+                vals = [v for v in ms[m][f"audit_{key}"]["values"] if v is not None]
+                ax.scatter([x] * len(vals), vals, s=16, color=colors[m], marker=markers[m], alpha=0.4, lw=0)
+                if vals:
+                    ax.scatter([x], [np.mean(vals)], s=90, color=colors[m], marker=markers[m], edgecolor="black",
+                               lw=0.6, zorder=3)  # fmt: skip
+            ax.set_xticks(range(len(shown)))
+            ax.set_xticklabels(shown, rotation=40, ha="right", fontsize=8)
+            ax.set_ylim(-0.04, 1.04)
+            ax.set_title(f"{name}: {title}", fontsize=10)
+            ax.set_ylabel("accuracy on the forgotten classes (test)")
+            ax.grid(alpha=0.3, axis="y")
+        row[0].legend(fontsize=7.5, loc="lower left")
+    fig.suptitle(
+        "How deep is the forgetting? Each method's forgotten-class accuracy under three depth tests against models "
+        "retrained without the class (grey band); above the band = the class is still inside the model",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def render_png(result: dict[str, Any], path: str) -> None:
@@ -890,7 +1189,7 @@ def render_png(result: dict[str, Any], path: str) -> None:
         return
     fig, axes = plt.subplots(1, len(ran), figsize=(7.5 * len(ran), 7.2), squeeze=False)
     colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
-    markers = dict(zip(METHODS, ["X", "s", "D", "^", "<", "v", "P", "p", "o"]))
+    markers = dict(zip(METHODS, MARKERS))
     for ax, (name, sc) in zip(axes[0], ran.items()):
         ms = sc["summary"]["methods"]
         times = [ms[m]["time_s"]["mean"] for m in METHODS if m != "original" and ms.get(m, {}).get("n_cases")]
@@ -1010,7 +1309,13 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="torch.set_num_threads (1: on a small shared machine more threads ran slower)",
     )
-    ap.add_argument("--quick", action="store_true", help="tiny smoke configuration (< 2 minutes)")
+    ap.add_argument(
+        "--retrain-refs",
+        type=int,
+        default=3,
+        help="models retrained without the forget classes per case (seeds s, s+1000, ...): the depth audit's reference",
+    )
+    ap.add_argument("--quick", action="store_true", help="tiny smoke configuration: 1 seed, 1 case per scenario")
     ap.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render .md/.png from this JSON")
     ap.add_argument("--note", action="append", default=[], help="an observation to record (repeatable)")
     args = ap.parse_args(argv)
@@ -1029,7 +1334,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(stem + ".md", "w", encoding="utf-8") as f:
             f.write(render_md(result) + "\n")
         render_png(result, stem + ".png")
-        log(f"re-rendered {stem}.md and {stem}.png")
+        render_depth_png(result, stem + "_depth.png")
+        log(f"re-rendered {stem}.md, {stem}.png and {stem}_depth.png")
         return 0
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -1063,6 +1369,8 @@ def main(argv: list[str] | None = None) -> int:
         mask_ratio=0.04,
         fisher_caps={},
         cases=[[0], [3], [7], [2, 5]],
+        retrain_refs=args.retrain_refs,
+        audit=dict(relearn_steps=[1, 3, 10], relearn_max_steps=30, relearn_lr=1e-3, batch_size=64),
     )
     trec_cfg: dict[str, Any] = dict(
         epochs=args.trec_epochs,
@@ -1084,13 +1392,20 @@ def main(argv: list[str] | None = None) -> int:
             "ssd": {},
         },
         cases=[["LOC"], ["NUM"], ["HUM"], ["LOC", "NUM"]],
+        retrain_refs=args.retrain_refs,
+        # relearn at the recipe's own fine-tuning lr (1e-4; the digits ViT's recipe and relearn lr are 2e-3 / 1e-3)
+        # the probe is fitted on 1,000 random training questions (6 classes) to keep the audit's feature pass within
+        # its budget (the recipe is only 2 epochs long)
+        audit=dict(
+            relearn_steps=[1, 3, 10], relearn_max_steps=10, relearn_lr=1e-4, batch_size=64, max_probe_samples=1000
+        ),
     )
     if args.quick:
         seeds, trec_seeds = seeds[:1], trec_seeds[:1]
         digits_cfg.update(
             epochs=3,
             ft_epochs=1,
-            cases=[[7], [2, 5]],
+            cases=[[7]],
             fisher_caps={
                 "fisher_mask": {"max_forget_samples": 128, "max_retain_samples": 128},
                 "fisher_noise": {"max_retain_samples": 64},
@@ -1098,8 +1413,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         trec_cfg.update(
             epochs=1,
-            train_size=48,
+            train_size=240,  # with t_mix 0.3, enough code slots per class for MnemonicTrainer's check
             test_size=60,
+            t_mix=0.3,
             ft_epochs=0.25,
             cases=[["LOC", "NUM"]],
             fisher_caps={
@@ -1165,6 +1481,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write(render_md(result) + "\n")
     render_png(result, stem + ".png")
+    render_depth_png(result, stem + "_depth.png")
     log(f"done in {result['total_wall_s'] / 60:.1f} min; wrote {stem}.json, .md and .png")
     for name, sc in result["scenarios"].items():
         if sc["status"] == "ran":
