@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import torch
-import transformers
 
-import hf_unlearn
+from hf_unlearn.utils import library_versions
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,7 +44,6 @@ def verdict(ok: bool) -> str:
 
 def environment() -> dict[str, Any]:
     """Date, git commit (and uncommitted library changes), machine and package versions of a benchmark run."""
-    import accelerate
     import datasets
     import sklearn
 
@@ -76,10 +74,7 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_num_threads": torch.get_num_threads(),
         "versions": {
-            "hf_unlearn": hf_unlearn.__version__,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__,
+            **library_versions(),
             "datasets": datasets.__version__,
             "scikit-learn": sklearn.__version__,
             "numpy": np.__version__,

@@ -60,6 +60,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArgu
 
 from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
+from hf_unlearn.evaluation import predict  # noqa: E402
 from hf_unlearn.mnemonic.trainer import expected_code_presentations  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,15 +98,9 @@ def common_args(kind: str, output_dir: str, seed: int, cfg: dict[str, Any], mix:
     return TrainingArguments(**kwargs)
 
 
-@torch.no_grad()
-def accuracy_on(model, batches) -> float:
-    model.eval()
-    correct = total = 0
-    for inputs, labels in batches:
-        pred = model(**inputs).logits.argmax(-1)
-        correct += int((pred == labels).sum())
-        total += int(labels.numel())
-    return correct / max(total, 1)
+def accuracy_on(model, scn) -> float:
+    logits, labels = predict(model, scn.test_ds, data_collator=getattr(scn, "collator", None), batch_size=100)
+    return float((logits.argmax(-1) == labels).mean())
 
 
 @torch.no_grad()
@@ -164,8 +159,6 @@ class DigitsScenario:
         self.train_ds, self.test_ds = digits_datasets(seed=0)
         if cfg.get("train_subset"):
             self.train_ds = self.train_ds.select(range(cfg["train_subset"]))
-        x = self.test_ds[:]
-        self.test_batches = [({"pixel_values": x["pixel_values"]}, x["labels"])]
         self.n_train, self.n_test = len(self.train_ds), len(self.test_ds)
         self.id2label = {i: str(i) for i in range(10)}
 
@@ -200,12 +193,6 @@ class TrecScenario:
         self.train_ds = train.map(tok, batched=True, remove_columns=["text"])
         self.test_ds = test.map(tok, batched=True, remove_columns=["text"])
         self.collator = DataCollatorWithPadding(self.tok)
-        self.test_batches = []
-        for i in range(0, len(self.test_ds), 100):
-            feats = [self.test_ds[j] for j in range(i, min(i + 100, len(self.test_ds)))]
-            batch = self.collator(feats)
-            labels = batch.pop("labels")
-            self.test_batches.append((dict(batch), labels))
         self.n_train, self.n_test = len(self.train_ds), len(self.test_ds)
         self.id2label = trec_id2label()
         lens = [len(x) for x in self.train_ds["input_ids"]]
@@ -254,7 +241,7 @@ def run_one(scn, kind: str, seed: int, outdir: str) -> dict[str, Any]:
     train_cpu = time.process_time() - c0
     la1 = loadavg()
     steps = int(trainer.state.global_step)
-    test_acc = accuracy_on(model, scn.test_batches)
+    test_acc = accuracy_on(model, scn)
     if kind == "mnemonic":
         book = trainer.codebook
     else:  # control: the same codes the mnemonic run of this seed uses, never seen by the plain model
@@ -733,7 +720,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         seeds, seeds_trec = seeds[:1], seeds_trec[:1]
         digits_cfg["epochs"] = 2
-        trec_cfg.update(epochs=1, train_subset=96, test_subset=100)
+        # 96 questions for one epoch: t_mix 0.5 so that every class sees its code the 5 times MnemonicTrainer asks for
+        trec_cfg.update(epochs=1, train_subset=96, test_subset=100, t_mix=max(args.t_mix, 0.5))
         micro = (10, 5)
 
     result: dict[str, Any] = {

