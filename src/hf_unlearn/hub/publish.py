@@ -206,7 +206,8 @@ def save_unlearned(
     """
     from ..utils import unwrap_model
 
-    output_dir = check_output_dir(output_dir, overwrite_output_dir=overwrite_output_dir, model=model)
+    if output_dir is None or str(output_dir).strip() == "":
+        raise ValueError("`output_dir` must be a folder path, got an empty value.")
     if model is None:
         raise ValueError("`model` is None; pass the unlearned model.")
     model = unwrap_model(model) if hasattr(model, "parameters") else model
@@ -220,7 +221,9 @@ def save_unlearned(
     _check_savable(config, "config")
 
     if not _is_main_process(accelerator):
-        return output_dir
+        return str(output_dir)
+    # the folder checks run where the folder is written: another process could see it already replaced
+    output_dir = check_output_dir(output_dir, overwrite_output_dir=overwrite_output_dir, model=model)
     target = os.path.realpath(output_dir) if os.path.islink(output_dir) else os.path.abspath(output_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
