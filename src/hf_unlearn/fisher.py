@@ -215,9 +215,12 @@ def _loop_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Ten
     return out
 
 
-def _batch_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
-    """Squared batch-mean gradients (SSD importance, or the masking authors' batched true Fisher)."""
-    out = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
+def _add_batch_sq_sums_(model, params, batch, kind, num_labels, sums) -> None:
+    """Adds squared batch-mean gradients (SSD importance, or the masking authors' batched true Fisher) to ``sums``.
+
+    Each parameter's gradient is squared into its sum as soon as the backward has accumulated it and freed at once
+    (a post-accumulate-grad hook), so no second model-sized set of gradients is held.
+    """
     labels = batch["labels"]
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     logp = torch.log_softmax(_logits(model(**inputs)).float(), -1)  # (B, C)
@@ -226,16 +229,25 @@ def _batch_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Te
     else:
         mean_p = logp.detach().exp().mean(0)
         targets = [(y, float(mean_p[y])) for y in range(num_labels)]
-    for j, (y, w) in enumerate(targets):
-        if y is None:
-            loss = F.nll_loss(logp, labels)
-        else:
-            loss = -logp[:, y].mean()
-        gs = torch.autograd.grad(loss, list(params.values()), allow_unused=True, retain_graph=j < len(targets) - 1)
-        for (n, _), g in zip(params.items(), gs):
-            if g is not None:
-                out[n] += w * g.float() ** 2
-    return out
+    weight = [1.0]
+
+    def square_into(name):
+        def hook(p):
+            g = p.grad.float()
+            sums[name].addcmul_(g, g, value=weight[0])
+            p.grad = None
+
+        return hook
+
+    handles = [p.register_post_accumulate_grad_hook(square_into(n)) for n, p in params.items()]
+    try:
+        for j, (y, w) in enumerate(targets):
+            weight[0] = w
+            loss = F.nll_loss(logp, labels) if y is None else -logp[:, y].mean()
+            loss.backward(retain_graph=j < len(targets) - 1)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ---------------------------------------------------------------------- public entry point
@@ -305,7 +317,7 @@ def compute_fisher(
     is_main = rank == 0
 
     per_sample = kind in ("empirical", "true")
-    if per_sample and implementation == "layers":  # each sum allocated when its layer first gets a gradient
+    if not per_sample or implementation == "layers":  # each sum allocated when its tensor first gets a gradient
         sums = LazySums(params)
     else:
         sums = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
@@ -315,7 +327,12 @@ def compute_fisher(
         ("true", "vmap"): _per_sample_sq_sums,
         ("empirical", "loop"): _loop_sq_sums,
         ("true", "loop"): _loop_sq_sums,
-    }.get((kind, implementation), _batch_sq_sums)
+    }.get((kind, implementation))
+    if not per_sample:
+
+        def step(model, params, batch, kind, num_labels):
+            _add_batch_sq_sums_(model, params, batch, kind, num_labels, sums)
+
     if per_sample and implementation == "layers":
         layers = LayerFisher(model, params, fallback=_per_sample_sq_sums, memory_mb=layer_memory_mb)
 
