@@ -175,6 +175,19 @@ def test_layers_on_a_lora_vit(tiny_vit_model, digits, kind):
     assert set(layers) == set(names) and all(v.sum() > 0 for v in layers.values())
 
 
+def test_squared_per_sample_products_both_paths():
+    """Large layers (one sample at a time through a buffer) and small ones (slices under the budget) agree."""
+    from hf_unlearn.fisher_layers import _add_sq_products_
+
+    g = torch.Generator().manual_seed(0)
+    for out_f, in_f, budget in ((300, 260, 2**28), (20, 30, 20 * 30 * 4 * 2)):  # 78000 >= 2**16 elements; 2 per slice
+        a, b = torch.randn(5, out_f, 7, generator=g), torch.randn(5, 7, in_f, generator=g)
+        acc = torch.ones(out_f, in_f)
+        _add_sq_products_(acc, a, b, budget)
+        expected = 1 + sum((a[n] @ b[n]) ** 2 for n in range(5))
+        torch.testing.assert_close(acc, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_batch_kinds_and_codebook_inputs(tiny_vit_model, digits):
     from hf_unlearn import MnemonicCodebook
 

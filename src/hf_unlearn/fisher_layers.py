@@ -7,8 +7,9 @@ each layer's input and a tensor hook on its output receives ``dy``; the per-samp
 formed, squared, summed into the float32 accumulator and freed at once (Opacus's grad samplers form the same
 products, here they are squared and summed instead of kept):
 
-- ``nn.Linear`` on sequences: ``g_n = sum_t dy_{n,t} x_{n,t}^T`` (a batched matmul over tokens, ``(B, out, in)``,
-  split over samples to stay under a memory budget); bias ``sum_t dy_{n,t}``;
+- ``nn.Linear`` on sequences: ``g_n = sum_t dy_{n,t} x_{n,t}^T`` (a matmul over tokens per sample, squared into the
+  sum through one reused buffer for large layers, batched in slices under a memory budget for small ones); bias
+  ``sum_t dy_{n,t}``;
 - ``nn.LayerNorm``: weight ``sum_t dy * x_hat``, bias ``sum_t dy``;
 - ``nn.Embedding``: each sample's gradient on the rows of its own tokens (summed per row, then squared): only
   touched rows are formed;
@@ -22,15 +23,19 @@ Parameters outside those layers (a ViT's ``cls_token`` and ``position_embeddings
 backward when their first dimension is 1 and the model broadcasts them over the batch: they are replaced by a
 ``(B, ...)`` copy whose gradient row ``n`` is sample ``n``'s. That replacement (and the batch-expanded position
 ids of BERT-like embeddings) is checked once per model on two samples: perturbing sample 0's row must change
-sample 0's output and leave sample 1's identical. Everything else (a layer called twice per forward, weights
-used outside their module, unknown parameter kinds) goes to a fallback, the ``vmap`` path.
+sample 0's output and leave sample 1's identical. Everything else goes to a fallback, the ``vmap`` path: unknown
+parameter kinds, tied weights, a layer called twice per forward or fed a batch dimension that is not the samples'
+(both seen in the forward, which is then rerun without it), and a layer whose output no gradient reaches (its
+weights are used outside the module, as ``nn.MultiheadAttention`` does with ``out_proj``).
 
 ``kind="empirical"`` backpropagates ``softmax(z) - onehot(y)`` from the logits once. ``kind="true"``
 (``sum_y p(y|x) g_y^2``) uses ``sum_y p_y (e_y - p)(e_y - p)^T = diag(p) - p p^T``, a rank ``C - 1`` matrix: its
 ``C - 1`` scaled eigenvectors per sample are backpropagated from one forward, one backward each (one fewer than
 one per class). Gradient checkpointing stays active during the pass when the model enables it (the checkpointed
-layers are switched to training mode, their submodules stay in eval mode, so dropout stays off): hooks that fire
-again on the recompute are registered on tensors the backward never reaches, and each hook counts once.
+layers are switched to training mode, their submodules stay in eval mode, so dropout stays off). Each layer is
+counted once per backward: with non-reentrant checkpointing the hooks set again during the recompute sit on
+tensors the backward never reaches; with reentrant checkpointing the first forward runs without grad, sets none,
+and the recompute sets them.
 """
 
 from __future__ import annotations
@@ -107,12 +112,13 @@ def _step(per_sample_bytes: int, budget_bytes: int) -> int:
 def _add_sq_products_(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, budget: int) -> None:
     """``acc (O, I) += sum_n (a[n] @ b[n])**2`` for ``a (N, O, T)``, ``b (N, T, I)``: squared per-sample gradients.
 
-    Large layers go one sample at a time through one reused buffer (``mm`` + ``addcmul_``: about 1.3x the batch
-    gradient's ``mm``; a batched ``bmm`` writing ``N x O x I`` is memory-bound and 3-6x slower on CPU). Small layers
-    are formed in slices of samples under ``budget`` bytes.
+    On CPU, large layers go one sample at a time through one reused buffer (``mm`` + ``addcmul_``: about 1.3x the
+    batch gradient's ``mm``; a batched ``bmm`` writing ``N x O x I`` is memory-bound and 3-6x slower). Small layers,
+    and every layer on an accelerator (where one launch per sample would dominate), are formed in slices of samples
+    under ``budget`` bytes.
     """
     n = a.shape[0]
-    if acc.numel() >= 2**16:
+    if acc.device.type == "cpu" and acc.numel() >= 2**16:
         buf = torch.empty_like(acc)
         for i in range(n):
             torch.mm(a[i], b[i], out=buf)
