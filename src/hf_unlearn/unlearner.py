@@ -1,4 +1,5 @@
-"""FisherUnlearner: forget whole classes of a transformers classifier with a registered unlearning method.
+"""FisherUnlearner: forget whole classes, or chosen training rows, of a transformers classifier with a registered
+unlearning method.
 
 ``FisherUnlearner`` works standalone (``unlearner.unlearn(model, ...)``) or as a ``TrainerCallback``: added to a
 Trainer whose train set is the remaining data, it edits the model in ``on_train_begin``, so training then
@@ -18,6 +19,16 @@ the codes of the forget classes that the model recognised before the edit (a cod
 itself reports an incomplete edit), ``"unverified"`` when some forget class cannot be checked at all. Unless
 ``config.allow_incomplete``, anything but ``"verified"`` restores the model and raises
 [`UnlearningIncompleteError`].
+
+Samples scope (``UnlearningConfig(forget_scope="samples")``, methods whose ``scopes`` include it): the rows to
+forget come as ``forget_dataset`` (with ``retain_dataset``) or as ``train_dataset`` + ``forget_rows`` (+
+``retain_rows``, default the rest), checked by [`hf_unlearn.samples.split_rows`] before any weight changes. Success
+is not accuracy 0 on the rows but looking like held-out data: ``"verified"`` only when, on ``eval_dataset``, the
+forget rows' accuracy and membership AUC are within the bounds of [`hf_unlearn.samples.decide_samples`]; without
+``eval_dataset`` the outcome is ``"unverified"``. The report names the rows by count and fingerprint only
+(``details["forget_rows"]``). As a callback (mask, then fine-tune on the retained rows, as the Fisher-masking
+authors), the check runs in ``on_train_end``, after the fine-tuning; an outcome that is not verified then restores
+the weights from before the edit and raises (unless ``allow_incomplete``).
 """
 
 from __future__ import annotations
@@ -37,7 +48,9 @@ from .fisher import dataset_size
 from .methods import METHODS, UnlearningMethod
 from .methods.common import count_changed, logits_of, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
+from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
+from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
 from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
 
@@ -45,7 +58,7 @@ logger = get_logger(__name__)
 
 __all__ = ["CONFIG_FILE", "METHODS", "FisherUnlearner", "UnlearningConfig", "UnlearningIncompleteError"]
 
-VERIFIED, INCOMPLETE, UNVERIFIED = "verified", "incomplete", "unverified"
+VERIFIED, INCOMPLETE, UNVERIFIED, PENDING = "verified", "incomplete", "unverified", "pending"
 
 
 class UnlearningIncompleteError(RuntimeError):
@@ -173,7 +186,8 @@ def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> 
 
 
 class FisherUnlearner(TrainerCallback):
-    """Forgets whole classes of a transformers classifier, standalone or as a ``TrainerCallback``.
+    """Forgets whole classes (or, with ``forget_scope="samples"``, chosen training rows) of a transformers classifier,
+    standalone or as a ``TrainerCallback``.
 
     Args:
         config: an [`UnlearningConfig`]; ``config.method`` names the registered method to run.
@@ -220,13 +234,28 @@ class FisherUnlearner(TrainerCallback):
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch nn.Module (a transformers model), got {type(model).__name__}.")
         id2label = id2label_of(model)
-        if not self.config.forget_classes:
-            raise ValueError("`forget_classes` is empty: name at least one class to forget.")
-        forget = resolve_classes(self.config.forget_classes, id2label, argument="forget_classes")
-        retain = [c for c in id2label if c not in forget]
-        if not retain:
-            raise ValueError("`forget_classes` names every class of the model; at least one class must remain.")
         name = method.name
+        if self.config.forget_scope not in method.scopes:
+            raise ValueError(
+                f"`forget_scope` {self.config.forget_scope!r} is not supported by method {name!r} (scopes: "
+                f"{list(method.scopes)})."
+            )
+        if self.config.forget_scope == "samples":
+            if self.config.forget_classes:
+                raise ValueError("`forget_classes` must be empty with forget_scope='samples'.")
+            if forget_dataset is None:
+                raise ValueError(
+                    "`forget_dataset` is required with forget_scope='samples' (or give `train_dataset` and "
+                    "`forget_rows`): the training rows to forget."
+                )
+            forget, retain = [], list(id2label)
+        else:
+            if not self.config.forget_classes:
+                raise ValueError("`forget_classes` is empty: name at least one class to forget.")
+            forget = resolve_classes(self.config.forget_classes, id2label, argument="forget_classes")
+            retain = [c for c in id2label if c not in forget]
+            if not retain:
+                raise ValueError("`forget_classes` names every class of the model; at least one class must remain.")
         if codebook is None and method.requires_codebook:
             raise ValueError(
                 f"`codebook` is required for method {name!r}: train with MnemonicTrainer and load the codes "
@@ -240,12 +269,23 @@ class FisherUnlearner(TrainerCallback):
         _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
         if eval_dataset is not None and dataset_size(eval_dataset) == 0:
             raise ValueError("`eval_dataset` is empty.")
+        if is_peft_model(model):  # only the adapter is edited (hf_unlearn.peft_utils): refuse now what cannot be
+            if not method.supports_peft_adapter:
+                raise ValueError(
+                    f"`model` is a PEFT model and method {name!r} edits base weights, which the adapter keeps frozen; "
+                    + MERGE_HINT
+                    + "."
+                )
+            restrict_to_adapter(model, method.target_parameters(model), name)
         method.validate(model, codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset)
         _check_finite(model)
         return forget, retain
 
-    def _fingerprint(self, forget: list[int], codebook, forget_dataset) -> str:
+    def _fingerprint(self, forget: list[int], codebook, forget_dataset, rows_fp: str | None = None) -> str:
         h = hashlib.sha256()
+        if rows_fp is not None:  # samples scope: the rows by their fingerprint only
+            h.update(json.dumps({"method": self.config.method, "forget_rows": rows_fp}, sort_keys=True).encode())
+            return h.hexdigest()
         h.update(json.dumps({"method": self.config.method, "forget_classes": forget}, sort_keys=True).encode())
         if codebook is not None:
             h.update(codebook.fingerprint().encode())
@@ -266,16 +306,25 @@ class FisherUnlearner(TrainerCallback):
         retain_dataset: Any = None,
         data_collator: Any = None,
         eval_dataset: Any = None,
+        train_dataset: Any = None,
+        forget_rows: Any = None,
+        retain_rows: Any = None,
     ) -> UnlearningReport:
-        """Edits ``model`` in place so that it forgets ``config.forget_classes``; returns an [`UnlearningReport`].
+        """Edits ``model`` in place so that it forgets ``config.forget_classes`` (classes scope) or the given training
+        rows (samples scope); returns an [`UnlearningReport`].
 
         Args:
             model: the classifier (unwrapped or DDP-wrapped; the edit goes to the underlying weights).
             codebook: the model's [`MnemonicCodebook`] (needed by ``mnemonic``, used by ``logit_suppression``).
-            forget_dataset: samples of the forget classes (needed by ``fisher_mask``, ``ssd``, ``fisher_noise``).
-            retain_dataset: samples of the remaining classes (same methods).
+            forget_dataset: classes scope: samples of the forget classes; samples scope: exactly the training rows to
+                forget (needed by ``fisher_mask``, ``ssd``, ``fisher_noise``).
+            retain_dataset: the remaining training samples (same methods).
             data_collator: collator for the data sets (e.g. ``DataCollatorWithPadding`` for text).
-            eval_dataset: optional labelled test set; when given, ``report.metrics`` holds before/after metrics.
+            eval_dataset: optional labelled held-out set; when given, ``report.metrics`` holds before/after metrics.
+                In samples scope it is the only evidence that can verify the forgetting.
+            train_dataset / forget_rows / retain_rows: samples scope, instead of ``forget_dataset`` /
+                ``retain_dataset``: the training set and the indices of its rows to forget (and to retain; default
+                every other row). Checked by [`hf_unlearn.samples.split_rows`].
 
         Every input is checked before any weight changes; errors name the argument at fault.
         """
@@ -286,18 +335,43 @@ class FisherUnlearner(TrainerCallback):
         eval_dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         model = unwrap_model(model)
         cfg = self.config
+        samples = cfg.forget_scope == "samples"
+        row_ids = None
+        if forget_rows is not None or retain_rows is not None or train_dataset is not None:
+            if not samples:
+                raise ValueError("`forget_rows` / `retain_rows` / `train_dataset` need forget_scope='samples'.")
+            if forget_rows is None:
+                raise ValueError("`forget_rows` is required with `train_dataset` / `retain_rows`: the rows to forget.")
+            if train_dataset is None:
+                raise ValueError("`train_dataset` is required with `forget_rows`: the data set the rows index.")
+            if forget_dataset is not None or retain_dataset is not None:
+                raise ValueError(
+                    "`forget_dataset` / `retain_dataset` cannot be combined with `forget_rows`: give the rows of "
+                    "`train_dataset` or the two data sets, not both."
+                )
+            forget_dataset, retain_dataset, row_ids, _ = split_rows(train_dataset, forget_rows, retain_rows)
         method = self.method_class(cfg, self.accelerator)
         forget, retain = self._validate(model, method, codebook, forget_dataset, retain_dataset, eval_dataset)
         id2label = id2label_of(model)
+        rows_fp = rows_fingerprint(model, forget_dataset, row_ids) if samples else None
+        deferred = samples and getattr(self, "_defer_check", False)
+        check_kw = dict(data_collator=data_collator, accelerator=self.accelerator)
         metrics: dict[str, Any] | None = None
         if eval_dataset is not None:
             from .evaluation import unlearning_metrics
 
-            metrics = {"before": unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)}
+            if samples:
+                metrics = {"before": samples_check(model, forget_dataset, eval_dataset, **check_kw)}
+            else:
+                metrics = {"before": unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)}
 
         parameters = method.target_parameters(model)
+        frozen = None
+        if is_peft_model(model):  # the active adapter's weights only; the frozen base stays bit-identical
+            parameters = restrict_to_adapter(model, parameters, cfg.method)
+            frozen = FrozenGuard(model)
         codes_learned = None
-        if codebook is not None:  # which forget codes the model recognises before the edit
+        if codebook is not None and not samples:  # which forget codes the model recognises before the edit
             inputs = codebook.as_inputs(forget, with_labels=True)
             codes_learned = logits_of(model, inputs).argmax(-1) == inputs["labels"]
         saved = snapshot(model, parameters)
@@ -315,20 +389,43 @@ class FisherUnlearner(TrainerCallback):
             )
             timings = {**result.timings, "total": time.perf_counter() - t_start}
             changed = count_changed(model, saved)
-            if eval_dataset is not None:
-                from .evaluation import unlearning_metrics
+            if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
+                raise RuntimeError(
+                    f"Method {cfg.method!r} changed frozen base weights of the PEFT model ({frozen.changed()[:3]}); "
+                    "set `supports_peft_adapter = False` on it, or " + MERGE_HINT + "."
+                )
+            if deferred:  # the callback checks after the fine-tuning (on_train_end)
+                checks = {"samples": {"skipped": "checked after the fine-tuning on the retained rows"}}
+                status, reason = PENDING, "the check runs when training ends"
+            elif samples:
+                checks = {"samples": samples_check(model, forget_dataset, eval_dataset, **check_kw)}
+                if "complete" in result.details:
+                    checks["method"] = {"complete": bool(result.details["complete"])}
+                if metrics is not None:
+                    metrics["after"] = checks["samples"]
+                if checks.get("method", {}).get("complete") is False:
+                    status, reason = INCOMPLETE, "the method could not complete its edit"
+                else:
+                    status, reason = decide_samples(checks["samples"], cfg.verification_tolerance)
+            else:
+                if eval_dataset is not None:
+                    from .evaluation import unlearning_metrics
 
-                metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
-            checks = self._verify(
-                model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics
-            )
-            status, reason = _decide(checks, forget, cfg.verification_tolerance)
+                    metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
+                checks = self._verify(
+                    model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics
+                )
+                status, reason = _decide(checks, forget, cfg.verification_tolerance)
             status, reason = self._same_on_every_rank((status, reason))
         except BaseException:
             restore_(model, saved)  # whatever failed, the caller keeps the model it gave
             raise
         details = {**result.details, "verification": status, "verification_checks": checks}
         details["verification_tolerance"] = cfg.verification_tolerance
+        details["forget_scope"] = cfg.forget_scope
+        if samples:  # the rows only by count and fingerprint, never by content
+            details["forget_rows"] = {"count": dataset_size(forget_dataset), "fingerprint": rows_fp}
+            details["verification_reason"] = reason
         report = UnlearningReport(
             method=cfg.method,
             forget_classes=forget,
@@ -342,28 +439,32 @@ class FisherUnlearner(TrainerCallback):
             hyperparameters=result.hyperparameters,
             details=details,
             metrics=metrics,
-            forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset),
+            forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset, rows_fp),
             base_model=getattr(model.config, "_name_or_path", None) or None,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             versions=_versions(),
         )
-        labels = [id2label[c] for c in forget]
-        if status != VERIFIED:
+        what_forgotten = (
+            f"{dataset_size(forget_dataset)} training rows" if samples else f"classes {[id2label[c] for c in forget]}"
+        )
+        if status not in (VERIFIED, PENDING):
             what = "is incomplete" if status == INCOMPLETE else "could not be verified"
             if not cfg.allow_incomplete:
                 restore_(model, saved)
                 raise UnlearningIncompleteError(
-                    f"Forgetting classes {labels} with {cfg.method} {what}: {reason}. The model was restored; set "
+                    f"Forgetting {what_forgotten} with {cfg.method} {what}: {reason}. The model was restored; set "
                     "`allow_incomplete=True` to keep the edit anyway.",
                     report,
                 )
-            logger.warning("Forgetting classes %s %s (%s); the edit is kept (allow_incomplete).", labels, what, reason)
+            logger.warning("Forgetting %s %s (%s); the edit is kept (allow_incomplete).", what_forgotten, what, reason)
         self.report = report
         self._last_codebook = codebook
         self._done = True
+        if deferred:
+            self._check_inputs = (forget_dataset, eval_dataset, data_collator)
         logger.info(
-            "Forgot classes %s with %s in %.3fs (%d weights changed; %s)",
-            forget,
+            "Forgot %s with %s in %.3fs (%d weights changed; %s)",
+            what_forgotten,
             cfg.method,
             timings["total"],
             changed,
@@ -413,7 +514,54 @@ class FisherUnlearner(TrainerCallback):
                 if folder and MnemonicCodebook.exists(folder):
                     codebook = MnemonicCodebook.from_pretrained(folder)
                     break
-        self.unlearn(model, codebook=codebook, retain_dataset=retain, data_collator=collator)
+        if self.config.forget_scope != "samples":
+            self.unlearn(model, codebook=codebook, retain_dataset=retain, data_collator=collator)
+            return
+        # samples scope: edit now, check once the fine-tuning on the retained rows is done (on_train_end); keep the
+        # whole model as it was, since that check may have to undo the fine-tuning too
+        model = unwrap_model(model)
+        self._pre_edit = snapshot(model, [n for n, _ in model.named_parameters()])
+        self._defer_check = True
+        try:
+            self.unlearn(model, codebook=codebook, retain_dataset=retain, data_collator=collator)
+        except BaseException:
+            self._pre_edit = None
+            raise
+        finally:
+            self._defer_check = False
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        pre_edit = getattr(self, "_pre_edit", None)
+        if pre_edit is None or model is None or self.report is None:
+            return
+        self._pre_edit = None
+        model = unwrap_model(model)
+        forget_dataset, eval_dataset, collator = self._check_inputs
+        check = samples_check(
+            model, forget_dataset, eval_dataset, data_collator=collator, accelerator=self.accelerator
+        )
+        status, reason = self._same_on_every_rank(decide_samples(check, self.config.verification_tolerance))
+        details = self.report.details
+        details["verification"], details["verification_reason"] = status, reason
+        details["verification_checks"] = {"samples": {**check, "after": "fine-tuning on the retained rows"}}
+        if self.report.metrics is not None:
+            self.report.metrics["after"] = check
+        if status == VERIFIED:
+            logger.info(
+                "Forgetting %d training rows verified after fine-tuning (%s).", check["num_forget_rows"], reason
+            )
+            return
+        what = "is incomplete" if status == INCOMPLETE else "could not be verified"
+        if self.config.allow_incomplete:
+            logger.warning("Forgetting the training rows %s (%s); the model is kept (allow_incomplete).", what, reason)
+            return
+        restore_(model, pre_edit)
+        raise UnlearningIncompleteError(
+            f"Forgetting {check['num_forget_rows']} training rows with {self.config.method} then fine-tuning {what}: "
+            f"{reason}. The model was restored to its weights before the edit; set `allow_incomplete=True` to keep "
+            "it anyway.",
+            self.report,
+        )
 
     # ------------------------------------------------------------------ publishing
     def _require_report(self) -> UnlearningReport:

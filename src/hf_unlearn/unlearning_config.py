@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_FILE = "unlearning_config.json"
+FORGET_SCOPES = ("classes", "samples")
 BUILT_IN_METHODS = ("mnemonic", "fisher_mask", "ssd", "fisher_noise", "logit_suppression")
 POSITIVE_FIELDS = ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha")
 
@@ -26,8 +27,16 @@ class UnlearningConfig:
             A method registered in `hf_unlearn.methods.METHODS`: `"mnemonic"` (from the model's mnemonic codes, no
             training data), `"fisher_mask"`, `"ssd"`, `"fisher_noise"` (from forget and retain data) or
             `"logit_suppression"` (the baseline that only lowers the output bias).
+        forget_scope (`str`, defaults to `"classes"`):
+            What is forgotten: `"classes"` (every sample of `forget_classes`) or `"samples"` (exactly the training
+            rows given as `forget_dataset`, or as `forget_rows` of a `train_dataset`, whatever their classes). A
+            method declares the scopes it supports (`UnlearningMethod.scopes`): `fisher_mask`, `ssd` and
+            `fisher_noise` do both; `mnemonic` (codes are per class) and `logit_suppression` (an output bias per
+            class) only `"classes"`. In samples scope success is not accuracy 0 on the forgotten rows but looking
+            like held-out data (see `verification_tolerance`).
         forget_classes (`list[str]`, defaults to `[]`):
-            Classes to forget: ids or label names (e.g. `3` or `"LOC"`).
+            Classes to forget: ids or label names (e.g. `3` or `"LOC"`). Required in classes scope; must stay empty
+            in samples scope (the rows say what is forgotten).
         seed (`int`, defaults to `0`):
             Seed for anything random (Fisher-noise draws, SSD's shuffled full-data pass).
         target_modules (`list[str]` or `None`, defaults to `None`):
@@ -36,9 +45,12 @@ class UnlearningConfig:
 
     Parameters that control how the outcome is checked:
         verification_tolerance (`float`, defaults to `0.05`):
-            After the edit, the forget classes' accuracy is measured on every evidence available (their learned
-            codes, the forget samples, the forget-class rows of the evaluation data). The forgetting counts as
-            verified when it is at most this on every one of them.
+            Classes scope: after the edit, the forget classes' accuracy is measured on every evidence available (their
+            learned codes, the forget samples, the forget-class rows of the evaluation data). The forgetting counts as
+            verified when it is at most this on every one of them. Samples scope: the forget rows' accuracy (at their
+            training labels) may exceed the held-out accuracy on `eval_dataset` by at most this, and their
+            loss-based membership AUC against the held-out rows may exceed 0.5 by at most the larger of this and two
+            standard errors of a chance AUC; without `eval_dataset` the outcome is "unverified".
         allow_incomplete (`bool`, defaults to `False`):
             By default an edit that cannot be verified (accuracy above the tolerance, or no evidence at all) raises
             `UnlearningIncompleteError` and the model is restored. With `True` the edit is kept and the report
@@ -82,8 +94,16 @@ class UnlearningConfig:
         default="mnemonic",
         metadata={"help": f"Unlearning method: a name registered in hf_unlearn.methods.METHODS {BUILT_IN_METHODS}."},
     )
+    forget_scope: str = field(
+        default="classes",
+        metadata={
+            "help": "'classes' (forget every sample of --forget_classes) or 'samples' (forget exactly the given "
+            "training rows, whatever their classes; fisher_mask, ssd, fisher_noise)."
+        },
+    )
     forget_classes: list[str] = field(
-        default_factory=list, metadata={"help": "Classes to forget: ids or label names (e.g. 3 or 'LOC')."}
+        default_factory=list,
+        metadata={"help": "Classes to forget: ids or label names (e.g. 3 or 'LOC'); empty in samples scope."},
     )
     seed: int = field(default=0, metadata={"help": "Seed for anything random (Fisher-noise draws, SSD's shuffle)."})
     target_modules: list[str] | None = field(
@@ -157,6 +177,20 @@ class UnlearningConfig:
         if isinstance(self.forget_classes, (int, str)):
             self.forget_classes = [self.forget_classes]
         self.forget_classes = list(self.forget_classes)
+        if self.forget_scope not in FORGET_SCOPES:
+            raise ValueError(f"`forget_scope` must be one of {FORGET_SCOPES}, got {self.forget_scope!r}.")
+        if self.forget_scope == "samples" and self.forget_classes:
+            raise ValueError(
+                "`forget_classes` must be empty with forget_scope='samples': the rows given say what is forgotten "
+                "(use forget_scope='classes' to forget whole classes)."
+            )
+        scopes = getattr(METHODS[self.method], "scopes", ("classes",))
+        if self.forget_scope not in scopes:
+            able = sorted(n for n, m in METHODS.items() if self.forget_scope in getattr(m, "scopes", ("classes",)))
+            raise ValueError(
+                f"`forget_scope` {self.forget_scope!r} is not supported by method {self.method!r} (it forgets "
+                f"{' or '.join(scopes)} only); methods that do: {able}."
+            )
         if self.mnemonic_direction not in ("code", "weight"):
             raise ValueError(f"`mnemonic_direction` must be 'code' or 'weight', got {self.mnemonic_direction!r}.")
         if self.mnemonic_variant not in ("search", "paper"):

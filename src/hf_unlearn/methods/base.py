@@ -50,8 +50,17 @@ class UnlearningMethod:
     - ``requires_codebook`` / ``requires_forget_data`` / ``requires_retain_data``: inputs that must be given;
       [`FisherUnlearner`] refuses a call without them, with an error naming the argument, before any weight changes.
     - ``uses_codebook`` / ``uses_forget_data``: optional inputs the method uses when they are given.
+    - ``scopes``: the ``UnlearningConfig.forget_scope`` values the method supports: ``("classes",)`` by default;
+      ``("classes", "samples")`` for a method that can forget chosen training rows (``forget_dataset``) whatever
+      their classes. The config refuses any other scope with an error naming ``forget_scope``. In samples scope
+      ``run`` gets ``forget_classes=[]`` and ``retain_classes`` = every class.
     - ``fisher_passes``: documentation only, which Fisher kinds the method computes and on what data, e.g.
       ``("batch_true on forget", "batch_true on retain")``.
+    - ``supports_peft_adapter``: on a PEFT model (see [`hf_unlearn.peft_utils`]) [`FisherUnlearner`] narrows
+      ``parameters`` to the active adapter's weights (LoRA matrices, the trainable head copy) and the frozen base
+      weights must stay bit-identical. ``True`` (default): ``run`` honours that narrowed list. ``False``: the edit
+      needs base weights, and the method is refused on a PEFT model until the adapter is merged
+      (``model.merge_and_unload()``).
     - ``run(...)`` (required): edits the model in place, touching only the parameters named in ``parameters`` (the
       unlearner snapshots exactly those to count changes and to restore the model when the forgetting cannot be
       verified), and returns a [`MethodResult`]. Every process must apply the same edit.
@@ -71,7 +80,9 @@ class UnlearningMethod:
     requires_retain_data: ClassVar[bool] = False
     uses_codebook: ClassVar[bool] = False
     uses_forget_data: ClassVar[bool] = False
+    scopes: ClassVar[tuple[str, ...]] = ("classes",)
     fisher_passes: ClassVar[tuple[str, ...]] = ()
+    supports_peft_adapter: ClassVar[bool] = True
 
     def __init__(self, config: UnlearningConfig, accelerator: Any = None):
         self.config = config
@@ -111,3 +122,17 @@ class UnlearningMethod:
     def describe(cls, report: UnlearningReport) -> str:
         """Plain words for the model card: what this method changed in the model (from ``report.hyperparameters``)."""
         return f"The model was edited with the `{cls.name}` method."
+
+
+def rows_sentence(report: UnlearningReport) -> str:
+    """For a samples-scope report: which rows were targeted, by count and fingerprint only (never content); else ``""``.
+
+    Methods append it to their ``describe`` text."""
+    details = report.details if isinstance(report.details, dict) else {}
+    rows = details.get("forget_rows")
+    if details.get("forget_scope") != "samples" or not isinstance(rows, dict):
+        return ""
+    return (
+        f" The data forgotten were {rows.get('count')} chosen training rows (SHA-256 fingerprint of their row ids and "
+        f"content: {rows.get('fingerprint')}), whatever their classes; no class was removed."
+    )

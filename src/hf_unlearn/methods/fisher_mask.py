@@ -18,7 +18,7 @@ from torch import nn
 from ..fisher import compute_fisher
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod
+from .base import MethodResult, UnlearningMethod, rows_sentence
 from .common import match_parameters
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class FisherMask(UnlearningMethod):
     name = "fisher_mask"
     requires_forget_data = True
     requires_retain_data = True
+    scopes = ("classes", "samples")
     fisher_passes = ("mask_fisher_kind on forget", "mask_fisher_kind on retain")
 
     def target_parameters(self, model: nn.Module) -> list[str]:
@@ -139,7 +140,7 @@ class FisherMask(UnlearningMethod):
         return (
             f"The {share} of linear and convolution weights scoring highest on forget-minus-retain Fisher information "
             f"({h.get('fisher_kind', 'batch_true')} Fisher) were set to zero; biases, norms and embeddings were not "
-            "changed."
+            "changed." + rows_sentence(report)
         )
 
 

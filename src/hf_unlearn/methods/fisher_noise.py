@@ -17,7 +17,7 @@ from torch import nn
 from ..fisher import compute_fisher
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod
+from .base import MethodResult, UnlearningMethod, rows_sentence
 from .common import classification_head
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ class FisherNoise(UnlearningMethod):
     name = "fisher_noise"
     requires_forget_data = True
     requires_retain_data = True
+    scopes = ("classes", "samples")
     fisher_passes = ("true on retain",)
 
     def run(
@@ -108,11 +109,14 @@ class FisherNoise(UnlearningMethod):
     @classmethod
     def describe(cls, report: UnlearningReport) -> str:
         h = report.hyperparameters
-        return (
+        text = (
             "Fisher forgetting: Gaussian noise scaled by the inverse Fisher information of the retained data (alpha="
-            f"{h.get('alpha')}, seed {h.get('seed')}) was added to the weights, and the forgotten classes' rows of "
-            "the output layer were reset to small random values."
+            f"{h.get('alpha')}, seed {h.get('seed')}) was added to the weights"
         )
+        rows = rows_sentence(report)
+        if rows:  # samples scope: no class is removed, so no output row is reset
+            return text + "." + rows
+        return text + ", and the forgotten classes' rows of the output layer were reset to small random values."
 
 
 register_method(FisherNoise)

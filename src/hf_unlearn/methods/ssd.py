@@ -17,7 +17,7 @@ from torch import nn
 from ..fisher import compute_fisher, dataset_size
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod
+from .base import MethodResult, UnlearningMethod, rows_sentence
 from .fisher_mask import batch_counts
 
 if TYPE_CHECKING:
@@ -74,6 +74,7 @@ class SSD(UnlearningMethod):
     name = "ssd"
     requires_forget_data = True
     requires_retain_data = True
+    scopes = ("classes", "samples")
     fisher_passes = ("batch on forget", "batch on forget + retain, shuffled")
 
     def run(
@@ -120,6 +121,7 @@ class SSD(UnlearningMethod):
             "Selective Synaptic Dampening: weights whose importance (squared mini-batch gradients) on the forgotten "
             f"data exceeded {h.get('alpha')} times their importance on the whole training data were scaled down "
             f"(by lambda={h.get('lambda')} times the ratio of the two); every other weight is unchanged."
+            + rows_sentence(report)
         )
 
 

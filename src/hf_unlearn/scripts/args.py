@@ -107,9 +107,27 @@ class ForgetArguments:
     )
     hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repository as private."})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
+    forget_rows: str | None = field(
+        default=None,
+        metadata={
+            "help": "--forget_scope samples: a text file of the training rows to forget, one a line: row indices of "
+            "--dataset's train split, or ids matched against --id_column."
+        },
+    )
+    id_column: str | None = field(
+        default=None, metadata={"help": "--forget_rows: the train split's column whose values the file lists."}
+    )
+    forget_column: str | None = field(
+        default=None,
+        metadata={"help": "--forget_scope samples: a boolean column of the train split marking the rows to forget."},
+    )
 
     def __post_init__(self):
         _at_least(self, ("batch_size",), 1)
+        if self.id_column is not None and self.forget_rows is None:
+            raise ValueError("`id_column` needs `forget_rows` (the file of ids to match).")
+        if self.forget_rows is not None and self.forget_column is not None:
+            raise ValueError("`forget_rows` and `forget_column` both say which rows to forget; give one.")
 
 
 @dataclass

@@ -5,6 +5,12 @@
         --output_dir vit-digits-no35 --mia
     python -m hf_unlearn.scripts.forget --config forget.yaml
     accelerate launch --multi_gpu --num_processes 2 -m hf_unlearn.scripts.forget --model_dir vit-digits ...
+    hf-unlearn forget --model_dir vit-digits --forget_scope samples --method fisher_mask --forget_rows rows.txt \
+        --dataset digits --output_dir vit-digits-fixed
+
+With --forget_scope samples the rows to forget come from --forget_rows (a file of train-split row indices, or of ids
+matched against --id_column) or --forget_column (a boolean column); the retain set is the rest of the train split, and
+the report and card name the rows only by count and fingerprint.
 
 Every UnlearningConfig field is a flag. The mnemonic method needs no data (the model's codes); the others take their
 forget and retain samples from --dataset's train split. With --dataset, the test split measures the result.
@@ -42,9 +48,19 @@ def make_parser(prog: str = PROG) -> DataclassArgumentParser:
         prog,
         "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag.\n\n"
         "  hf-unlearn forget --model_dir vit-digits --forget_classes 3 --dataset digits --output_dir vit-digits-no3",
-        required=("forget_classes",),
         groups=[
-            ("what to forget, from which model, into which folder", ["model_dir", "forget_classes", "output_dir"])
+            (
+                "what to forget, from which model, into which folder",
+                [
+                    "model_dir",
+                    "forget_classes",
+                    "forget_scope",
+                    "forget_rows",
+                    "id_column",
+                    "forget_column",
+                    "output_dir",
+                ],
+            )
         ],
     )
 
@@ -65,6 +81,23 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
     from ..methods import METHODS
 
     method = METHODS[config.method]
+    samples = config.forget_scope == "samples"
+    if samples:
+        if script.forget_rows is None and script.forget_column is None:
+            raise CLIError(
+                "--forget_scope samples needs --forget_rows FILE or --forget_column NAME (the rows to forget)."
+            )
+        if data_args.dataset is None:
+            raise CLIError("--forget_scope samples needs --dataset (its train split holds the rows to forget).")
+        if script.mia:
+            raise CLIError(
+                "--mia is for classes; with --forget_scope samples the report always holds the rows' MIA AUC."
+            )
+    else:
+        if script.forget_rows is not None or script.forget_column is not None:
+            raise CLIError("--forget_rows / --forget_column need --forget_scope samples.")
+        if not config.forget_classes:
+            raise CLIError(f"--forget_classes is required (see `{prog} --help`)")
     needs_data = method.requires_forget_data or method.requires_retain_data
     if needs_data and data_args.dataset is None:
         raise CLIError(f"--dataset is required for --method {config.method} (its forget and retain data).")
@@ -95,15 +128,23 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
     from ..utils import id2label_of, resolve_classes
 
     with parsing(parser):
-        forget_ids = resolve_classes(config.forget_classes, id2label_of(model), "forget_classes")
+        forget_ids = [] if samples else resolve_classes(config.forget_classes, id2label_of(model), "forget_classes")
     accelerator = make_accelerator()
     model.to(accelerator.device).eval()
-    data = None
+    data = rows = None
     if data_args.dataset is not None:
         with parsing(parser):
-            data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
+            raw = load_splits(data_args)
+            if samples:  # read the rows from the raw split: preprocessing drops the id and flag columns
+                rows = _rows_to_forget(script, raw.train, data_args.max_train_samples)
+            data = prepare_splits(raw, data_args, model, processing_class)
     forget_ds = retain_ds = None
-    if data is not None and (needs_data or method.uses_forget_data):
+    if samples:
+        from ..samples import split_rows
+
+        with parsing(parser):
+            forget_ds, retain_ds, _, _ = split_rows(data.train, rows)
+    elif data is not None and (needs_data or method.uses_forget_data):
         forget_ds, retain_ds = split_by_classes(data.train, forget_ids, "dataset")
         if not method.requires_retain_data:
             retain_ds = None
@@ -137,17 +178,56 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
             )
         else:
             unlearner.save_pretrained(script.output_dir, model, **save)
+    if samples:
+        rows_info = report.details["forget_rows"]
+        what = f"{rows_info['count']} training rows (fingerprint {rows_info['fingerprint'][:16]})"
+    else:
+        what = str(report.forget_labels)
     lines = [
-        f"forgot {report.forget_labels} with {report.method} in {report.timings['total']:.3f} s "
+        f"forgot {what} with {report.method} in {report.timings['total']:.3f} s "
         f"({report.num_parameters_changed:,} of {report.num_parameters_total:,} weights changed)"
     ]
-    if report.metrics:
+    if samples and report.metrics:
+        b, a = report.metrics["before"], report.metrics["after"]
+        lines += [""] + [
+            f"{name:<28}{b[key]:>8.3f} -> {a[key]:.3f}"
+            for name, key in (
+                ("forget-row accuracy", "forget_rows_accuracy"),
+                ("held-out accuracy", "heldout_accuracy"),
+                ("MIA AUC forget vs held-out", "mia_auc"),
+            )
+        ]
+        lines += [f"verification: {report.details['verification']} ({report.details['verification_reason']})", ""]
+    elif report.metrics:
         lines += ["", metrics_table(report.metrics["before"], report.metrics["after"], report.forget_labels), ""]
     lines.append(f"saved to {script.output_dir}")
     if script.push_to_hub:
         lines.append(f"pushed to {script.push_to_hub}: {url}")
     print_main(accelerator, *lines)
     return 0
+
+
+def _rows_to_forget(script, train, max_train_samples) -> list[int]:
+    """The train split's rows named by --forget_rows (indices or --id_column ids) or flagged by --forget_column."""
+    from ..samples import read_rows_file
+
+    if max_train_samples is not None and max_train_samples < len(train):
+        train = train.select(range(max_train_samples))  # the rows prepare_splits keeps
+    columns = list(train.column_names)
+    for flag, name in (("id_column", script.id_column), ("forget_column", script.forget_column)):
+        if name is not None and name not in columns:
+            raise ValueError(f"`{flag}` {name!r} is not a column of the train split (columns: {columns}).")
+    if script.forget_rows is not None:
+        ids = None if script.id_column is None else train.with_format(None)[script.id_column]
+        return read_rows_file(script.forget_rows, ids, argument="forget_rows")
+    flags = train.with_format(None)[script.forget_column]
+    bad = [v for v in flags if not isinstance(v, bool) and v not in (0, 1)]
+    if bad:
+        raise ValueError(f"`forget_column` {script.forget_column!r} must hold booleans (or 0/1), found {bad[0]!r}.")
+    rows = [i for i, v in enumerate(flags) if v]
+    if not rows:
+        raise ValueError(f"`forget_column` {script.forget_column!r} marks no row to forget.")
+    return rows
 
 
 class _incomplete_is_exit_1:

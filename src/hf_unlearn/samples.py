@@ -1,0 +1,260 @@
+"""Forgetting chosen training rows (``UnlearningConfig(forget_scope="samples")``): picking the rows, checking them,
+fingerprinting them, and telling whether they now look like held-out data.
+
+Which rows: either two data sets (``forget_dataset`` and ``retain_dataset``) or one ``train_dataset`` with
+``forget_rows`` (row indices) and optionally ``retain_rows`` (default: every other row). [`split_rows`] refuses,
+before anything runs, rows outside the data set, duplicate rows, an empty selection, a selection of every row
+(nothing retained) and forget rows that are also retain rows; each error names the argument.
+
+What success means: a model retrained without the rows classifies them about as well as unseen data, so the rows
+must look like held-out rows, not be misclassified (accuracy 0 would itself reveal them). [`samples_check`] measures,
+on the edited model, the forget rows' accuracy at their training labels and mean loss, the same on ``eval_dataset``
+(held-out rows), and the loss-threshold membership-inference AUC of forget rows against held-out rows.
+[`decide_samples`] calls it ``"verified"`` when the forget rows' accuracy exceeds the held-out accuracy by at most
+``tolerance`` and the AUC exceeds 0.5 by at most ``max(tolerance, 2 x its standard error under chance)`` (the
+Hanley-McNeil bound: a few dozen rows give a noisy AUC, and a retrained model must pass). Lower accuracy or AUC than
+held-out is fine (mislabeled rows are rightly "wrong" at their training labels). Without held-out data the outcome is
+``"unverified"``, never ``"verified"``.
+
+Reports and model cards name the rows only by count and [`rows_fingerprint`] (SHA-256 of the sorted row ids, when
+known, and of each row's content hash), never by content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data_utils import DatasetReader, check_dataset, subset
+
+__all__ = [
+    "check_rows",
+    "decide_samples",
+    "read_rows_file",
+    "rows_fingerprint",
+    "samples_check",
+    "split_rows",
+]
+
+
+# ------------------------------------------------------------------------------------------------------------ rows
+def check_rows(rows: Any, n: int, argument: str = "forget_rows", of: str = "train_dataset") -> list[int]:
+    """``rows`` as a list of ints, after checking they are row indices of a data set of ``n`` rows: integers (no
+    bools, no fractions), inside ``[0, n)``, no duplicates, at least one. Raises ``ValueError`` naming ``argument``."""
+    if rows is None or isinstance(rows, (str, bytes)):
+        raise ValueError(f"`{argument}` must be a sequence of row indices of `{of}`, got {rows!r}.")
+    if isinstance(rows, (torch.Tensor, np.ndarray)):
+        rows = rows.tolist()
+    try:
+        rows = list(rows)
+    except TypeError:
+        raise ValueError(
+            f"`{argument}` must be a sequence of row indices of `{of}`, got {type(rows).__name__}."
+        ) from None
+    out = []
+    for r in rows:
+        if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, np.integer, float, np.floating)):
+            raise ValueError(f"`{argument}` must hold integer row indices of `{of}`, got {r!r}.")
+        if float(r) != int(r):
+            raise ValueError(f"`{argument}` must hold integer row indices of `{of}`, got {r!r}.")
+        out.append(int(r))
+    if not out:
+        raise ValueError(f"`{argument}` is empty: name at least one row of `{of}`.")
+    outside = sorted({r for r in out if not 0 <= r < n})
+    if outside:
+        raise ValueError(f"`{argument}` holds rows outside `{of}` (rows 0..{n - 1}): {_few(outside)}.")
+    seen, dup = set(), set()
+    for r in out:
+        (dup if r in seen else seen).add(r)
+    if dup:
+        raise ValueError(f"`{argument}` names rows more than once: {_few(sorted(dup))}.")
+    return out
+
+
+def _few(values: Sequence[int], k: int = 5) -> str:
+    head = ", ".join(str(v) for v in values[:k])
+    return f"[{head}{', ...' if len(values) > k else ''}] ({len(values)} in all)"
+
+
+def split_rows(train_dataset: Any, forget_rows: Any, retain_rows: Any = None) -> tuple[Any, Any, list[int], list[int]]:
+    """``(forget_dataset, retain_dataset, forget_rows, retain_rows)``: the rows of ``train_dataset`` to forget and
+    those kept (by default every other row), as data sets of the same kind, after the checks of [`check_rows`] plus:
+    not every row selected, and no row both forgotten and retained. Errors name the argument at fault."""
+    n = check_dataset(train_dataset, "train_dataset")
+    forget = check_rows(forget_rows, n, "forget_rows")
+    if len(forget) == n:
+        raise ValueError(
+            f"`forget_rows` selects every row of `train_dataset` ({n}); at least one row must be retained (to forget "
+            "everything, train a new model)."
+        )
+    chosen = set(forget)
+    if retain_rows is None:
+        retain = [i for i in range(n) if i not in chosen]
+    else:
+        retain = check_rows(retain_rows, n, "retain_rows")
+        both = sorted(chosen.intersection(retain))
+        if both:
+            raise ValueError(
+                f"`retain_rows` also holds rows of `forget_rows`: {_few(both)}; a row is forgotten or kept."
+            )
+    return subset(train_dataset, forget), subset(train_dataset, retain), forget, retain
+
+
+def read_rows_file(
+    path: str | os.PathLike, ids: Sequence[Any] | None = None, argument: str = "forget_rows"
+) -> list[int]:
+    """Row indices from a text file with one entry a line (blank lines and ``#`` comments skipped).
+
+    Without ``ids`` each entry is a row index. With ``ids`` (the values of an id column, row by row) each entry is an
+    id, matched as text against ``str(id)``; an id that matches no row, or several, is an error naming ``argument``.
+    Range and duplicate checks are left to [`split_rows`]."""
+    if not os.path.isfile(path):
+        raise ValueError(f"`{argument}` file {os.fspath(path)!r} does not exist.")
+    try:
+        with open(path, encoding="utf-8") as f:
+            entries = [(k + 1, line.split("#", 1)[0].strip()) for k, line in enumerate(f)]
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"`{argument}` file {os.fspath(path)!r} cannot be read as text: {e}.") from e
+    entries = [(k, e) for k, e in entries if e]
+    if ids is None:
+        rows = []
+        for k, e in entries:
+            try:
+                rows.append(int(e))
+            except ValueError:
+                raise ValueError(
+                    f"`{argument}` file {os.fspath(path)!r} line {k}: {e!r} is not a row index (give an id column to "
+                    "match ids)."
+                ) from None
+        return rows
+    where: dict[str, list[int]] = {}
+    for i, v in enumerate(ids):
+        where.setdefault(str(v), []).append(i)
+    rows = []
+    for k, e in entries:
+        found = where.get(e, [])
+        if len(found) != 1:
+            what = "matches no row" if not found else f"matches {len(found)} rows"
+            raise ValueError(f"`{argument}` file {os.fspath(path)!r} line {k}: id {e!r} {what} of the id column.")
+        rows.append(found[0])
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------- fingerprint
+def _value_bytes(v: Any) -> bytes:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    if isinstance(v, np.ndarray):
+        return f"{v.dtype}{v.shape}".encode() + np.ascontiguousarray(v).tobytes()
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
+    return json.dumps(v, sort_keys=True, default=str).encode()
+
+
+def rows_fingerprint(model: torch.nn.Module, dataset: Any, rows: Sequence[int] | None = None) -> str:
+    """SHA-256 of a set of rows: of the sorted row ids (when known) and of the sorted per-row content hashes (the
+    model inputs and the label of each row), so that it does not depend on the order and reveals no content."""
+    reader = DatasetReader(dataset, model, "forget_dataset")
+    digests = []
+    for s in range(0, reader.n, 256):
+        for row in reader.rows(list(range(s, min(s + 256, reader.n)))):
+            h = hashlib.sha256()
+            for k in sorted(row):
+                h.update(k.encode() + b"\0" + _value_bytes(row[k]) + b"\0")
+            digests.append(h.hexdigest())
+    total = hashlib.sha256()
+    if rows is not None:
+        total.update(json.dumps(sorted(int(r) for r in rows)).encode())
+    for d in sorted(digests):
+        total.update(d.encode())
+    return total.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------- verification
+def _scores(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row correctness and loss (cross-entropy at the row's label)."""
+    log_probs = torch.log_softmax(torch.from_numpy(np.asarray(logits)).double(), dim=1)
+    loss = -log_probs.gather(1, torch.from_numpy(np.asarray(labels)).long()[:, None])[:, 0]
+    return (np.asarray(logits).argmax(1) == np.asarray(labels)), loss.numpy()
+
+
+def mia_auc_from_losses(member_loss: np.ndarray, nonmember_loss: np.ndarray) -> float:
+    """Loss-threshold membership AUC: members are guessed by a low loss. 0.5: indistinguishable."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.concatenate([-member_loss, -nonmember_loss])
+    truth = np.concatenate([np.ones(len(member_loss)), np.zeros(len(nonmember_loss))])
+    return float(roc_auc_score(truth, scores))
+
+
+def chance_auc_se(n_members: int, n_nonmembers: int) -> float:
+    """Standard error of the AUC of two samples from one distribution (Hanley & McNeil, AUC = 0.5)."""
+    return math.sqrt((n_members + n_nonmembers + 1) / (12.0 * n_members * n_nonmembers))
+
+
+def samples_check(
+    model: torch.nn.Module,
+    forget_dataset: Any,
+    eval_dataset: Any,
+    *,
+    data_collator: Callable | None = None,
+    batch_size: int = 64,
+    accelerator: Any = None,
+) -> dict[str, Any]:
+    """How the forget rows look to ``model`` next to held-out rows: accuracy at their labels, mean loss, the
+    loss-based membership AUC (forget vs held-out) and its chance standard error. ``eval_dataset=None``: only the
+    forget rows' side, with ``skipped`` saying why no comparison was made."""
+    from .evaluation import predict
+
+    kw = dict(data_collator=data_collator, batch_size=batch_size, accelerator=accelerator)
+    f_logits, f_labels = predict(model, forget_dataset, **kw)
+    f_ok, f_loss = _scores(f_logits, f_labels)
+    out: dict[str, Any] = {
+        "forget_rows_accuracy": float(f_ok.mean()),
+        "forget_rows_loss": float(f_loss.mean()),
+        "num_forget_rows": len(f_ok),
+    }
+    if eval_dataset is None:
+        out["skipped"] = "no held-out data (eval_dataset) to compare the forget rows with"
+        return out
+    e_logits, e_labels = predict(model, eval_dataset, **kw)
+    e_ok, e_loss = _scores(e_logits, e_labels)
+    out.update(
+        heldout_accuracy=float(e_ok.mean()),
+        heldout_loss=float(e_loss.mean()),
+        num_heldout_rows=len(e_ok),
+        mia_auc=mia_auc_from_losses(f_loss, e_loss),
+        mia_auc_chance_se=chance_auc_se(len(f_ok), len(e_ok)),
+    )
+    return out
+
+
+def decide_samples(check: dict[str, Any], tolerance: float) -> tuple[str, str]:
+    """``(status, reason)`` for a samples-scope edit from [`samples_check`] (see the module docstring)."""
+    if "heldout_accuracy" not in check:
+        return "unverified", (
+            "nothing shows the forget rows now look like unseen data: give eval_dataset (held-out rows) to compare them with"
+        )
+    gap = check["forget_rows_accuracy"] - check["heldout_accuracy"]
+    auc_bound = 0.5 + max(tolerance, 2.0 * check["mia_auc_chance_se"])
+    problems = []
+    if gap > tolerance:
+        problems.append(
+            f"forget-row accuracy {check['forget_rows_accuracy']:.3f} exceeds held-out accuracy "
+            f"{check['heldout_accuracy']:.3f} by more than verification_tolerance {tolerance}"
+        )
+    if check["mia_auc"] > auc_bound:
+        problems.append(f"membership AUC forget-vs-held-out {check['mia_auc']:.3f} is above {auc_bound:.3f}")
+    if problems:
+        return "incomplete", "; ".join(problems)
+    return "verified", (
+        f"forget rows look like held-out rows: accuracy {check['forget_rows_accuracy']:.3f} vs "
+        f"{check['heldout_accuracy']:.3f}, membership AUC {check['mia_auc']:.3f} (bound {auc_bound:.3f})"
+    )

@@ -1,0 +1,346 @@
+"""Forgetting chosen training rows (forget_scope="samples"): memorised wrong labels go, clean accuracy stays, only
+the named rows are targeted, methods without a samples scope refuse it, and bad rows are refused before any change."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hf_unlearn import FisherUnlearner, UnlearningConfig
+from hf_unlearn.samples import decide_samples, read_rows_file, rows_fingerprint, split_rows
+from hf_unlearn.unlearner import UnlearningIncompleteError
+
+N_TRAIN, N_FLIPPED = 400, 10
+
+
+def _fit(model, x, y, steps, lr=3e-3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(x), generator=g)[:64]
+        loss = torch.nn.functional.cross_entropy(model(pixel_values=x[idx]).logits, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def memorised(digits):
+    """A tiny ViT trained on 400 digits of which 10 carry a wrong label, until it predicts most wrong labels."""
+    from datasets import Dataset
+
+    from hf_unlearn.data import tiny_vit
+
+    train, test = digits
+    x = train[:N_TRAIN]["pixel_values"].float()
+    y = train[:N_TRAIN]["labels"].long()
+    rng = np.random.default_rng(0)
+    flipped = np.sort(rng.choice(N_TRAIN, N_FLIPPED, replace=False))
+    noisy = y.clone()
+    noisy[flipped] = (y[flipped] + 1 + torch.from_numpy(rng.integers(0, 9, N_FLIPPED))) % 10
+    model = tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=0)
+    for chunk in range(15):  # until it predicts at least 9 of the 10 wrong labels (deterministic: seeded)
+        _fit(model, x, noisy, 100, seed=chunk)
+        with torch.no_grad():
+            if (model(pixel_values=x[flipped]).logits.argmax(-1) == noisy[flipped]).sum() >= N_FLIPPED - 1:
+                break
+    ds = Dataset.from_dict({"pixel_values": x.tolist(), "labels": noisy.tolist()}).with_format("torch")
+    return model, ds, test, flipped.tolist(), noisy
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _wrong_label_rate(model, ds, rows):
+    with torch.no_grad():
+        pred = model(pixel_values=ds[rows]["pixel_values"]).logits.argmax(-1)
+    return float((pred == ds[rows]["labels"]).float().mean())
+
+
+def _test_accuracy(model, test):
+    with torch.no_grad():
+        pred = model(pixel_values=test[:]["pixel_values"]).logits.argmax(-1)
+    return float((pred == test[:]["labels"]).float().mean())
+
+
+def test_forgetting_mislabeled_rows_removes_the_wrong_labels_and_keeps_clean_accuracy(memorised, tmp_path):
+    """Fisher masking as a Trainer callback, then fine-tuning on the retained rows (the authors' recipe)."""
+    from transformers import Trainer, TrainingArguments
+
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    wrong_before, acc_before = _wrong_label_rate(model, ds, flipped), _test_accuracy(model, test)
+    assert wrong_before >= 0.8  # the model memorised the wrong labels
+    forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
+    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01)
+    unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=50,
+        per_device_train_batch_size=64,
+        learning_rate=1e-3,
+        lr_scheduler_type="constant",
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        seed=0,
+    )
+    Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
+    model.eval()
+    wrong_after, acc_after = _wrong_label_rate(model, ds, flipped), _test_accuracy(model, test)
+    assert wrong_after <= 0.3 and wrong_after <= wrong_before - 0.5
+    assert acc_after >= acc_before - 0.03
+    report = unl.report
+    assert report.details["forget_scope"] == "samples"
+    assert report.details["verification"] == "verified"  # checked after the fine-tuning, on held-out rows
+    check = report.details["verification_checks"]["samples"]
+    assert check["num_forget_rows"] == N_FLIPPED and check["num_heldout_rows"] == len(test)
+    # the rows by count and fingerprint only: no index, no pixel, no label of a forgotten row in the record
+    assert set(report.details["forget_rows"]) == {"count", "fingerprint"}
+    assert report.details["forget_rows"]["count"] == N_FLIPPED
+    assert report.forget_classes == [] and len(report.retain_classes) == 10
+    blob = report.to_json_string()
+    row_values = json.dumps(forget_ds[0]["pixel_values"].tolist())[1:40]
+    assert row_values not in blob and json.dumps(flipped) not in blob
+    from hf_unlearn.methods import METHODS
+
+    card_text = METHODS["fisher_mask"].describe(report)
+    assert (
+        f"{N_FLIPPED} chosen training rows" in card_text and report.details["forget_rows"]["fingerprint"] in card_text
+    )
+
+
+def _zeroed(model, before):
+    return {n: (p.detach() == 0) & (before[n] != 0) for n, p in model.named_parameters()}
+
+
+def test_disjoint_rows_give_different_masks_built_from_the_named_rows_only(memorised):
+    from hf_unlearn.fisher import compute_fisher
+    from hf_unlearn.methods.fisher_mask import fisher_mask_, scored_parameters
+
+    base, ds, test, flipped, _ = memorised
+    other = [i for i in range(0, N_TRAIN, 37) if i not in flipped][:N_FLIPPED]
+    before = _params(base)
+    masks, fps = [], []
+    for rows in (flipped, other):
+        model = copy.deepcopy(base)
+        cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01, allow_incomplete=True)
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows)
+        masks.append(_zeroed(model, before))
+        fps.append(report.details["forget_rows"]["fingerprint"])
+        # the same edit, by hand, from exactly these rows as forget data and every other row as retain data
+        ref = copy.deepcopy(base)
+        names = list(scored_parameters(ref))
+        keep = [i for i in range(N_TRAIN) if i not in set(rows)]
+        kw = dict(kind="batch_true", parameters=names, batch_size=cfg.fisher_batch_size, show_progress=False)
+        fisher_mask_(
+            ref, compute_fisher(ref, ds.select(rows), **kw), compute_fisher(ref, ds.select(keep), **kw), ratio=0.01
+        )
+        for n, p in ref.named_parameters():
+            assert torch.equal(p, dict(model.named_parameters())[n]), n
+    differ = sum(int((masks[0][n] != masks[1][n]).sum()) for n in masks[0])
+    assert differ > 0 and fps[0] != fps[1]
+    # the fingerprint is that of the set of rows: order does not matter
+    model = copy.deepcopy(base)
+    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=list(reversed(flipped)))
+    assert report.details["forget_rows"]["fingerprint"] == fps[0]
+
+
+@pytest.mark.parametrize("method", ["mnemonic", "logit_suppression"])
+def test_class_only_methods_refuse_samples_scope(method):
+    from hf_unlearn.methods import METHODS
+
+    assert "samples" not in METHODS[method].scopes
+    with pytest.raises(ValueError, match="forget_scope"):
+        UnlearningConfig(method=method, forget_scope="samples")
+    # any registered method reading per-class codes stays class-level
+    for name, cls in METHODS.items():
+        if cls.requires_codebook:
+            assert "samples" not in cls.scopes, name
+
+
+def test_scope_settings_are_checked():
+    with pytest.raises(ValueError, match="forget_scope"):
+        UnlearningConfig(method="fisher_mask", forget_scope="rows")
+    with pytest.raises(ValueError, match="forget_classes"):
+        UnlearningConfig(method="fisher_mask", forget_scope="samples", forget_classes=[3])
+    for method in ("fisher_mask", "ssd", "fisher_noise"):
+        assert UnlearningConfig(method=method, forget_scope="samples").forget_scope == "samples"
+    assert UnlearningConfig(method="fisher_mask").forget_scope == "classes"
+
+
+def test_bad_rows_are_refused_before_any_weight_changes(memorised):
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    before = _params(model)
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", allow_incomplete=True)
+
+    def unlearn(**kw):
+        return FisherUnlearner(cfg).unlearn(model, eval_dataset=test, **kw)
+
+    cases = [
+        (dict(train_dataset=ds, forget_rows=[0, N_TRAIN]), "forget_rows.*outside"),
+        (dict(train_dataset=ds, forget_rows=[-1, 3]), "forget_rows.*outside"),
+        (dict(train_dataset=ds, forget_rows=[4, 5, 4]), "forget_rows.*more than once"),
+        (dict(train_dataset=ds, forget_rows=[]), "forget_rows.*empty"),
+        (dict(train_dataset=ds, forget_rows=list(range(N_TRAIN))), "forget_rows.*every row"),
+        (dict(train_dataset=ds, forget_rows=[1, 2], retain_rows=[2, 3]), "retain_rows.*forget_rows"),
+        (dict(train_dataset=ds, forget_rows=[1.5]), "forget_rows.*integer"),
+        (dict(train_dataset=ds, forget_rows=[True]), "forget_rows.*integer"),
+        (dict(train_dataset=ds, forget_rows="1,2"), "forget_rows"),
+        (dict(forget_rows=[1, 2]), "train_dataset"),
+        (dict(train_dataset=ds), "forget_rows"),
+        (dict(train_dataset=ds, forget_rows=[1], forget_dataset=ds.select([1])), "forget_dataset"),
+        (dict(retain_dataset=ds), "forget_dataset"),
+        (dict(forget_dataset=ds.select([1, 2])), "retain_dataset"),
+        (dict(forget_dataset=ds.select([1, 2]), retain_dataset=ds.select([])), "retain_dataset"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            unlearn(**kwargs)
+    # rows in classes scope
+    with pytest.raises(ValueError, match="forget_scope"):
+        FisherUnlearner(UnlearningConfig(method="ssd", forget_classes=[3])).unlearn(
+            model, train_dataset=ds, forget_rows=[1]
+        )
+    after = _params(model)
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+def test_without_held_out_data_the_outcome_is_unverified_and_the_model_restored(memorised):
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    before = _params(model)
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50)
+    with pytest.raises(UnlearningIncompleteError, match="eval_dataset") as err:
+        FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+    assert err.value.report.details["verification"] == "unverified"
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+    assert report.details["verification"] == "unverified" and report.num_parameters_changed > 0
+
+
+def test_a_memorising_model_is_not_verified_as_having_forgotten_random_rows(memorised):
+    """Rows the model fits (training accuracy ~1) next to held-out rows it gets right far less often: the check must
+    see the difference and refuse, even though the edit ran (an edit that changes nothing: tiny fisher_noise)."""
+    base, ds, test, flipped, noisy = memorised
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
+    rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]  # rows the model gets right: accuracy 1
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+    with pytest.raises(UnlearningIncompleteError, match="held-out accuracy"):
+        FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
+
+
+def test_decide_samples_bounds():
+    base = {"forget_rows_accuracy": 0.9, "heldout_accuracy": 0.88, "mia_auc": 0.55, "mia_auc_chance_se": 0.04}
+    assert decide_samples(base, 0.05)[0] == "verified"
+    assert decide_samples({**base, "forget_rows_accuracy": 0.95}, 0.05)[0] == "incomplete"
+    assert decide_samples({**base, "forget_rows_accuracy": 0.1}, 0.05)[0] == "verified"  # lower is fine (mislabeled)
+    assert decide_samples({**base, "mia_auc": 0.57}, 0.05)[0] == "verified"  # within two chance standard errors
+    assert decide_samples({**base, "mia_auc": 0.6}, 0.05)[0] == "incomplete"
+    status, reason = decide_samples({"forget_rows_accuracy": 0.2, "forget_rows_loss": 1.0}, 0.05)
+    assert status == "unverified" and "eval_dataset" in reason
+
+
+def test_read_rows_file(tmp_path):
+    f = tmp_path / "rows.txt"
+    f.write_text("# rows to forget\n3\n\n7  # a comment\n11\n")
+    assert read_rows_file(f) == [3, 7, 11]
+    f.write_text("b\nd\n")
+    assert read_rows_file(f, ids=["a", "b", "c", "d"]) == [1, 3]
+    with pytest.raises(ValueError, match="forget_rows.*line 1.*not a row index"):
+        read_rows_file(f)
+    f.write_text("zz\n")
+    with pytest.raises(ValueError, match="forget_rows.*matches no row"):
+        read_rows_file(f, ids=["a", "b"])
+    f.write_text("a\n")
+    with pytest.raises(ValueError, match="matches 2 rows"):
+        read_rows_file(f, ids=["a", "a"])
+    with pytest.raises(ValueError, match="does not exist"):
+        read_rows_file(tmp_path / "missing.txt")
+
+
+def test_rows_fingerprint_depends_on_content_not_order(memorised):
+    base, ds, _, flipped, _ = memorised
+    a = rows_fingerprint(base, ds.select(flipped))
+    assert a == rows_fingerprint(base, ds.select(list(reversed(flipped))))
+    assert a != rows_fingerprint(base, ds.select(flipped[:-1] + [flipped[-1] + 1]))
+    assert len(a) == 64
+
+
+def test_cli_forgets_rows_from_a_file_of_indices_ids_or_a_flag_column(memorised, tmp_path, capsys):
+    from datasets import Dataset, DatasetDict
+
+    from hf_unlearn.cli import main
+
+    base, ds, test, flipped, noisy = memorised
+    model_dir = tmp_path / "model"
+    base.save_pretrained(model_dir)
+    n = len(ds)
+    data = DatasetDict(
+        train=Dataset.from_dict(
+            {
+                "pixel_values": ds[:]["pixel_values"].tolist(),
+                "labels": noisy.tolist(),
+                "uid": [f"row-{i:04d}" for i in range(n)],
+                "bad": [i in set(flipped) for i in range(n)],
+            }
+        ),
+        test=Dataset.from_dict(
+            {"pixel_values": test[:]["pixel_values"].tolist(), "labels": test[:]["labels"].tolist()}
+        ),
+    )
+    data.save_to_disk(tmp_path / "data")
+    (tmp_path / "rows.txt").write_text("\n".join(map(str, flipped)) + "\n")
+    (tmp_path / "ids.txt").write_text("# mislabeled\n" + "\n".join(f"row-{i:04d}" for i in flipped) + "\n")
+    common = ["forget", "--model_dir", model_dir, "--dataset", tmp_path / "data", "--forget_scope", "samples"]
+    common += ["--method", "ssd", "--ssd_alpha", "50", "--allow_incomplete"]
+    fingerprints = []
+    for k, how in enumerate(
+        (
+            ["--forget_rows", tmp_path / "rows.txt"],
+            ["--forget_rows", tmp_path / "ids.txt", "--id_column", "uid"],
+            ["--forget_column", "bad"],
+        )  # fmt: skip
+    ):
+        out = tmp_path / f"out{k}"
+        assert main([str(a) for a in [*common, *how, "--output_dir", out]]) == 0, capsys.readouterr().err
+        printed = capsys.readouterr().out
+        assert f"forgot {N_FLIPPED} training rows" in printed and "verification:" in printed
+        report = json.loads((out / "unlearning_report.json").read_text())
+        assert report["details"]["forget_rows"]["count"] == N_FLIPPED and report["forget_classes"] == []
+        fingerprints.append(report["details"]["forget_rows"]["fingerprint"])
+        text = (out / "unlearning_report.json").read_text() + (out / "README.md").read_text()
+        assert "row-0" not in text and json.dumps(flipped) not in text
+    assert fingerprints[0] == fingerprints[1] == fingerprints[2]
+
+    def fails(*argv):
+        code = main([str(a) for a in argv])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        return err
+
+    out = ["--output_dir", tmp_path / "bad"]
+    assert "--forget_rows" in fails(*common, *out)  # no rows at all
+    (tmp_path / "far.txt").write_text(f"3\n{n + 5}\n")
+    assert "--forget_rows holds rows outside" in fails(*common, "--forget_rows", tmp_path / "far.txt", *out)
+    (tmp_path / "dup.txt").write_text("3\n3\n")
+    assert "--forget_rows names rows more than once" in fails(*common, "--forget_rows", tmp_path / "dup.txt", *out)
+    assert "--forget_classes" in fails(*common, "--forget_column", "bad", "--forget_classes", "3", *out)
+    classes_scope = [*common[:5], "--method", "ssd", "--forget_classes", "3"]
+    assert "--forget_scope samples" in fails(*classes_scope, "--forget_column", "bad", *out)
+    assert "--id_column" in fails(*common, "--forget_column", "bad", "--id_column", "uid", *out)
+    assert "--forget_column" in fails(*common, "--forget_column", "nope", *out)
+    assert not (tmp_path / "bad").exists()
