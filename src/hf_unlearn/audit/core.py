@@ -167,7 +167,9 @@ def audit_forgetting(
         data_collator,
     )
     settings.update(
-        num_probe_samples=len(data.feature_idx),
+        num_train_samples=len(data.train_labels),
+        num_probe_samples=len(data.probe_idx),
+        num_feature_samples=len(data.feature_idx),
         num_relearn_samples=len(data.relearn_idx),
         rows_fingerprint=data.fingerprint(),
         num_forget_eval_samples=int(data.forget_eval_mask.sum()),
