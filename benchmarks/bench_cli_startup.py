@@ -20,7 +20,9 @@ import time
 
 from bench_common import REPO_ROOT, environment, loadavg, log, verdict
 
-COMMANDS = ["", "train", "forget", "evaluate", "push", "demo"]
+from hf_unlearn.scripts import COMMANDS as SCRIPTS
+
+COMMANDS = ["", *SCRIPTS]  # "" is `hf-unlearn --help` itself
 TARGET_S = 1.0
 
 

@@ -281,6 +281,16 @@ def test_damaged_codes_do_not_stop_a_method_that_needs_none(capsys, model_dirs, 
     assert not (out / "mnemonic_codes.safetensors").exists()
 
 
+def test_unverified_forgetting_exits_1_and_writes_nothing(capsys, model_dirs, tmp_path):
+    # an untrained model never learned its codes: the edit cannot be shown to work, so nothing is claimed or saved
+    code, _, err = call(capsys, "forget", "--model_dir", model_dirs["with_codes"], "--forget_classes", "3",
+                        "--output_dir", tmp_path / "o")  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[hf-unlearn]")]
+    assert code == 1 and len(lines) == 1 and "could not be verified" in lines[0], err
+    assert "--allow_incomplete" in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_overwrite_output_dir_allows_the_input_folder(capsys, model_dirs, tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(model_dirs["with_codes"], folder)

@@ -363,7 +363,14 @@ def flags_in_message(message: str, parser: argparse.ArgumentParser | None) -> st
     if parser is None:
         return message
     flags = {s[2:] for s in parser._option_string_actions if s.startswith("--")}
-    return re.sub(r"`(\w+)`", lambda m: f"--{m.group(1)}" if m.group(1) in flags else m.group(0), message)
+
+    def flag(m: re.Match) -> str:
+        name, value = m.group(1), m.group(2)
+        if name not in flags:
+            return m.group(0)
+        return f"--{name}" if value is None else f"--{name} {value.lower() if value in ('True', 'False') else value}"
+
+    return re.sub(r"`(\w+)(?:=([^`\s]+))?`", flag, message)
 
 
 @contextlib.contextmanager
@@ -401,6 +408,15 @@ def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequenc
         return 2
     except SystemExit as e:  # argparse's --help
         return e.code if isinstance(e.code, int) else 0
+    finally:
+        _end_process_group()
+
+
+def _end_process_group() -> None:
+    """Leaves the process group of a multi-process launch (gloo can abort at exit when it is left open)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 # ------------------------------------------------------------------------------------------------------ processes
@@ -502,6 +518,18 @@ def no_progress_bars():
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def incomplete_is_failure(parser: argparse.ArgumentParser | None = None):
+    """A forgetting that could not be verified (``UnlearningIncompleteError``; the model was restored, nothing is
+    written) ends the command with one line and exit status 1."""
+    try:
+        yield
+    except RuntimeError as e:
+        if type(e).__name__ != "UnlearningIncompleteError":
+            raise
+        raise CLIError(" ".join(flags_in_message(str(e), parser).split()), code=1) from e
 
 
 @contextlib.contextmanager

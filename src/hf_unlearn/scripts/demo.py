@@ -17,6 +17,7 @@ from .args import DemoArguments
 from .common import (
     DataclassArgumentParser,
     check_output_dir,
+    incomplete_is_failure,
     metrics_table,
     no_progress_bars,
     parsing,
@@ -115,9 +116,10 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
         retain_ds = retain_ds if method.requires_retain_data else None
     mia_before = mia_auc_on_forget(model, train, test, forget, accelerator=accelerator)
     unlearner = FisherUnlearner(config, accelerator)
-    report = unlearner.unlearn(
-        model, codebook=codebook, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test
-    )
+    with incomplete_is_failure(parser):
+        report = unlearner.unlearn(
+            model, codebook=codebook, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test
+        )
     report.metrics["before"]["mia_auc"] = mia_before
     report.metrics["after"]["mia_auc"] = mia_auc_on_forget(model, train, test, forget, accelerator=accelerator)
     report.details["eval_dataset"] = f"scikit-learn digits (test split, {len(test)} images)"

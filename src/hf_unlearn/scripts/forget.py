@@ -28,6 +28,7 @@ from .common import (
     DataclassArgumentParser,
     check_output_dir,
     check_sources,
+    incomplete_is_failure,
     load_model_dir,
     make_accelerator,
     metrics_table,
@@ -152,7 +153,7 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
     mia = dict(data_collator=data.collator, batch_size=script.batch_size, accelerator=accelerator) if data else {}
     mia_before = mia_auc_on_forget(model, data.train, data.test, forget_ids, **mia) if script.mia else None
     unlearner = FisherUnlearner(config, accelerator)
-    with parsing(parser), _incomplete_is_exit_1():
+    with parsing(parser), incomplete_is_failure(parser):
         report = unlearner.unlearn(
             model,
             codebook=codebook,
@@ -228,18 +229,6 @@ def _rows_to_forget(script, train, max_train_samples) -> list[int]:
     if not rows:
         raise ValueError(f"`forget_column` {script.forget_column!r} marks no row to forget.")
     return rows
-
-
-class _incomplete_is_exit_1:
-    """A forgetting that could not be verified ends the command with exit status 1 and nothing written."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and exc_type.__name__ == "UnlearningIncompleteError":
-            raise CLIError(" ".join(str(exc).split()), code=1) from exc
-        return False
 
 
 if __name__ == "__main__":
