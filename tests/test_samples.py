@@ -344,3 +344,55 @@ def test_cli_forgets_rows_from_a_file_of_indices_ids_or_a_flag_column(memorised,
     assert "--id_column" in fails(*common, "--forget_column", "bad", "--id_column", "uid", *out)
     assert "--forget_column" in fails(*common, "--forget_column", "nope", *out)
     assert not (tmp_path / "bad").exists()
+
+
+def test_audit_samples_against_retrained_models(memorised, digits):
+    from hf_unlearn.audit import audit_samples
+    from hf_unlearn.data import tiny_vit
+
+    base, ds, test, flipped, noisy = memorised
+    train, _ = digits
+    true = train[:N_TRAIN]["labels"][flipped].tolist()
+    forget_ds, retain_ds, _, keep = split_rows(ds, flipped)
+    x, y = ds[:]["pixel_values"], noisy
+    retrained = [
+        _fit(tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=s), x[keep],
+             y[keep], 300, seed=s)
+        for s in range(3)
+    ]  # fmt: skip
+    before = _params(base)
+
+    def patch(batch):  # a 2x2 bright patch in the top-left corner
+        pv = batch["pixel_values"].clone()
+        pv[:, :, :2, :2] = 1.0
+        return {**batch, "pixel_values": pv}
+
+    audit = audit_samples(
+        base,
+        forget_dataset=forget_ds,
+        heldout_dataset=test,
+        original=base,
+        retrained=retrained,
+        true_labels=true,
+        backdoor=(patch, 0),
+    )
+    assert all(torch.equal(before[n], p) for n, p in base.named_parameters())  # nothing changed
+    m = audit.metrics
+    assert m["forget_label_rate"] >= 0.8 and audit.original == m  # the memorised wrong labels
+    assert max(r["forget_label_rate"] for r in audit.retrained) <= 0.3  # retrained models never learned them
+    assert audit.standing["forget_label_rate"].startswith("above by")
+    assert audit.gap_to_retrained["forget_label_rate"] >= 0.5
+    assert m["true_label_rate"] <= 0.2 and set(m["forget_loss"]) == {"mean", "q10", "q25", "q50", "q75", "q90"}
+    assert audit.num_forget_rows == N_FLIPPED and audit.num_heldout_rows == len(test)
+    assert set(audit.retrained_range["mia_auc"]) == {"min", "max", "mean"}
+    # the trigger as a callable or as a pre-stamped data set gives the same attack success rate
+    stamped = patch({"pixel_values": test[:]["pixel_values"], "labels": test[:]["labels"]})
+    again = audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test, backdoor=(stamped, 0))
+    assert again.metrics["attack_success_rate"] == m["attack_success_rate"]
+    assert json.dumps(audit.to_dict())
+    with pytest.raises(ValueError, match="true_labels"):
+        audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test, true_labels=true[:-1])
+    with pytest.raises(ValueError, match="backdoor"):
+        audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test, backdoor=(patch, 10))
+    with pytest.raises(ValueError, match="heldout_dataset"):
+        audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test.select([]))

@@ -31,10 +31,22 @@ cached (up to 256 MB) and reused by every model of the audit and by audits given
 
 The audited models are never changed: passes run without gradients and restore every submodule's train/eval
 mode; the relearn steps and the prototype rewrite work on copies.
+
+For forgotten training rows rather than classes, [`audit_samples`] (``audit/samples.py``) compares the rows with
+held-out rows (accuracy at their labels, loss distribution, MIA AUC, wrong-label rate, backdoor attack success rate)
+against retrained models.
 """
 
 from .core import audit_forgetting
 from .measures import head_module
 from .result import ForgettingAudit
+from .samples import SamplesAudit, attack_success_rate, audit_samples
 
-__all__ = ["ForgettingAudit", "audit_forgetting", "head_module"]
+__all__ = [
+    "ForgettingAudit",
+    "SamplesAudit",
+    "attack_success_rate",
+    "audit_forgetting",
+    "audit_samples",
+    "head_module",
+]
