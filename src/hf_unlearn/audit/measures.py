@@ -543,6 +543,10 @@ def _ain(rt: int | None, refs: list[int | None]) -> float | None:
     return float(rt / np.mean(refs))
 
 
+def _gap(x: float) -> str:
+    return f"{x:.3f}" if x >= 5e-4 else f"{x:.1e}"  # tiny gaps (JS divergences) keep a digit
+
+
 def _standing(value: Any, values: list[Any]) -> tuple[str, dict[str, float]] | None:
     vals = [float(v) for v in values if v is not None]
     if value is None or not vals:
@@ -552,7 +556,7 @@ def _standing(value: Any, values: list[Any]) -> tuple[str, dict[str, float]] | N
     value = float(value)
     eps = 1e-9
     if value > hi + eps:
-        return f"above by {value - hi:.3f}", rng
+        return f"above by {_gap(value - hi)}", rng
     if value < lo - eps:
-        return f"below by {lo - value:.3f}", rng
+        return f"below by {_gap(lo - value)}", rng
     return "within", rng

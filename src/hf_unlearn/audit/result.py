@@ -79,7 +79,7 @@ class ForgettingAudit:
         lines = ["| metric | model | original | retrained (min-max) | standing |", "|---|---|---|---|---|"]
         for title, key in rows:
             rng = self.retrained_range.get(key)
-            span = "-" if rng is None else f"{_fmt(rng['min'])}-{_fmt(rng['max'])}"
+            span = "-" if rng is None else f"{_fmt(rng['min'], key)}-{_fmt(rng['max'], key)}"
             orig = _fmt(_metric(self.original, key)) if self.original is not None else "-"
             lines.append(
                 f"| {title} | {_fmt(_metric(self.metrics, key))} | {orig} | {span} | {self.standing.get(key, '-')} |"
@@ -90,9 +90,11 @@ class ForgettingAudit:
         return "\n".join(lines)
 
 
-def _fmt(x: Any) -> str:
+def _fmt(x: Any, key: str = "") -> str:
     if x is None:
         return "n/a"
+    if key == "relearn_time":
+        return f"{float(x):g}"
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         return str(int(x))
     return f"{float(x):.3f}"
