@@ -1,0 +1,559 @@
+"""Deep one-shot class forgetting from the mnemonic codes: remove the forgotten classes' readout directions from the
+network's representation, not only from its output layer.
+
+**ViT-style pre-norm encoders** (a residual stream read through LayerNorms; a final LayerNorm feeds the head).
+For each forgotten class ``f`` the head tells ``f`` from the retained classes through one direction of the
+residual stream, ``u_f = centre(gamma * (W_f - mean_r W_r))`` (``gamma``: the final LayerNorm's weight; centred so
+that the LayerNorm's mean subtraction leaves it alone). Every module that *writes* into the residual stream (patch
+embedding, class token, position embeddings, every attention output and MLP output projection) is left-multiplied
+by ``Q = I - U U^T``: ``u_f`` is then absent from the residual stream at every layer and token, and the head's
+input no longer carries it. Consequently ``logit_f - mean_r logit_r`` is the same constant for every input; the
+forgotten class's output bias puts that constant where a class the model never learned sits (the average gap of a
+losing retained class, read on the retained codes), so ``f`` can never be the prediction, for any input.
+
+The intermediate layers also used ``u_f`` for the retained classes. Every intermediate LayerNorm reader (query,
+key, value, MLP input) therefore gets back a *prediction* of the removed component from the remaining ones: a ridge
+regression fitted on the retained classes' codes pushed through the network (and on ``retain_dataset`` samples when
+given). What the retained classes' inputs carry along ``u_f`` is predictable from the rest and comes back; what is
+specific to the forgotten class is not and stays lost. The LayerNorm affine parameters are folded into the readers
+(exact), so each reader's weight becomes ``W diag(gamma) (I + U A^T)``. The final LayerNorm is not compensated.
+
+**BERT-style models with a pooler** (post-norm; the head reads ``tanh(pooler(h_CLS))``): the pooler's input loses
+the directions through which the head's forget rows read it (``W_p^T ((1 - p^2) * (W_f - mean_r W_r))`` averaged
+over the forget codes, ``p`` the pooler output), with the same ridge compensation fitted on the retained codes, and
+each forgotten class's head row becomes the mean of the retained rows, bias at the same losing-class level.
+
+No training data is needed (``forget_dataset`` / ``retain_dataset``, when given, add few-shot evidence: at most 32
+samples per forgotten class and 256 retained samples), no gradient, a few forward passes of the codes.
+Measured on a digits ViT (validation split, two originals, forget {7}, {3}, {2, 5}): E_F 1.0, retained accuracy
+within 0-2.9 points, prototype-attack accuracy 0.10-0.37 (output-only edit: 0.93-0.97, retrained: 0.17-0.50), linear
+probe 0.87-1.0 (original 0.93-0.97, retrained 0.73-0.90): the probe still reads more than after retraining.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data_utils import iterate_batches, labels_of
+from ..utils import get_logger, unwrap_model
+from . import register_method
+from .base import MethodResult, UnlearningMethod
+from .common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
+
+if TYPE_CHECKING:
+    from ..mnemonic.codebook import MnemonicCodebook
+    from ..report import UnlearningReport
+
+logger = get_logger(__name__)
+
+RIDGE = 1.0  # ridge strength of the compensation, relative to the mean energy per input dimension
+MAX_FORGET_PER_CLASS = 32  # few-shot limits
+MAX_RETAIN = 256
+MIN_GAP = 0.01  # the forgotten class's logit stays at least this far below the mean retained logit
+CHECK_TOL = 1e-3
+ALPHAS = (1.0, 0.75, 0.5, 0.25, 0.0)  # how much of the shared readout direction is removed, tried in this order
+KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average  # relative spread allowed for the constant logit gap (architecture self-check)
+
+
+# ------------------------------------------------------------------------------------------------ architecture plans
+def _first(obj: Any, *paths: str) -> Any:
+    for path in paths:
+        cur = obj
+        for part in path.split("."):
+            cur = getattr(cur, part, None)
+            if cur is None:
+                break
+        if cur is not None:
+            return cur
+    return None
+
+
+def _head(model: nn.Module) -> nn.Linear:
+    name = classification_head(model)[0].rsplit(".", 1)[0]
+    return dict(model.named_modules())[name]
+
+
+def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
+    """Writers / readers of a ViT-style pre-norm encoder, or None when the model is not built that way."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    if base is None:
+        return None
+    emb = getattr(base, "embeddings", None)
+    final_norm = getattr(base, "layernorm", None)
+    layers = _first(base, "layers", "encoder.layer", "encoder.layers")
+    if emb is None or not isinstance(final_norm, nn.LayerNorm) or layers is None or len(layers) == 0:
+        return None
+    if getattr(emb, "cls_token", None) is None:
+        return None
+    patch = _first(emb, "patch_embeddings.projection")
+    tokens = [t for t in (getattr(emb, n, None) for n in ("cls_token", "distillation_token", "position_embeddings"))]
+    writers, groups = [], []
+    for layer in layers:
+        ln1, ln2 = getattr(layer, "layernorm_before", None), getattr(layer, "layernorm_after", None)
+        att = getattr(layer, "attention", None)
+        q = _first(att, "q_proj", "attention.query")
+        k = _first(att, "k_proj", "attention.key")
+        v = _first(att, "v_proj", "attention.value")
+        o = _first(att, "o_proj", "output.dense")
+        fc1 = _first(layer, "mlp.fc1", "intermediate.dense")
+        fc2 = _first(layer, "mlp.fc2", "output.dense")
+        mods = (ln1, ln2, q, k, v, o, fc1, fc2)
+        if any(m is None for m in mods) or not all(isinstance(m, nn.LayerNorm) for m in (ln1, ln2)):
+            return None
+        if not all(isinstance(m, nn.Linear) for m in (q, k, v, o, fc1, fc2)):
+            return None
+        groups += [(ln1, [q, k, v]), (ln2, [fc1])]
+        writers += [o, fc2]
+    head = _head(model)
+    if head.in_features != final_norm.normalized_shape[0]:
+        return None
+    return {
+        "kind": "vit",
+        "tokens": [t for t in tokens if isinstance(t, nn.Parameter)],
+        "patch": patch if isinstance(patch, (nn.Conv2d, nn.Linear)) else None,
+        "writers": writers,
+        "groups": groups,
+        "final_norm": final_norm,
+        "head": head,
+    }
+
+
+def _pooler_plan(model: nn.Module) -> dict[str, Any] | None:
+    """A BERT-style model whose head reads ``tanh(pooler.dense(h_CLS))``, or None."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    dense = _first(base, "pooler.dense") if base is not None else None
+    if not isinstance(dense, nn.Linear):
+        return None
+    head = _head(model)
+    if head.in_features != dense.out_features:
+        return None
+    return {"kind": "pooler", "pooler": dense, "head": head}
+
+
+def deep_plan(model: nn.Module) -> dict[str, Any]:
+    """The edit plan for ``model``; raises ``ValueError`` naming ``model`` when its architecture is not supported."""
+    model = unwrap_model(model)
+    plan = _vit_plan(model) or _pooler_plan(model)
+    if plan is None:
+        raise ValueError(
+            f"`model` ({type(model).__name__}) is not supported by the deep mnemonic edit: it needs a ViT-style "
+            "pre-norm encoder (a final LayerNorm feeding the head) or a BERT-style pooler before the head. Use "
+            "method='mnemonic_head' for an output-layer edit."
+        )
+    return plan
+
+
+def plan_parameters(model: nn.Module, plan: dict[str, Any]) -> list[str]:
+    """Names of the parameters the plan may change."""
+    model = unwrap_model(model)
+    ids: set[int] = set()
+    if plan["kind"] == "vit":
+        mods = [plan["head"], *plan["writers"]] + [m for ln, readers in plan["groups"] for m in (ln, *readers)]
+        if plan["patch"] is not None:
+            mods.append(plan["patch"])
+        ids.update(id(t) for t in plan["tokens"])
+    else:
+        mods = [plan["pooler"], plan["head"]]
+    for m in mods:
+        ids.update(id(p) for p in m.parameters(recurse=False))
+    return [n for n, p in model.named_parameters() if id(p) in ids]
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+@torch.no_grad()
+def _capture_inputs(model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """Inputs of ``modules`` (rows = tokens or samples, float64) over ``batches``, in eval mode."""
+    seen: list[list[torch.Tensor]] = [[] for _ in modules]
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda mod, args, i=i: seen[i].append(args[0].detach().reshape(-1, args[0].shape[-1]))
+        )
+        for i, m in enumerate(modules)
+    ]
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for b in batches:
+            model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return [torch.cat(s).double().cpu() for s in seen]
+
+
+def _normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
+    c = x - x.mean(-1, keepdim=True)
+    return c / torch.sqrt((c**2).mean(-1, keepdim=True) + eps)
+
+
+def _orthonormal(v: torch.Tensor, centre: bool) -> torch.Tensor:
+    if centre:
+        v = v - v.mean(0, keepdim=True)
+    q, r = torch.linalg.qr(v)
+    diag = r.diagonal().abs()
+    return q[:, diag > 1e-8 * diag.max().clamp_min(1e-30)]
+
+
+def _compensation(x: torch.Tensor, u: torch.Tensor, ridge: float) -> torch.Tensor:
+    """``M = I + U A^T``: ``M (Q x)`` predicts ``x`` from its components outside ``U`` (ridge fit on the rows of x)."""
+    d = u.shape[0]
+    eye = torch.eye(d, dtype=u.dtype)
+    xq = x @ (eye - u @ u.T)
+    y = x @ u
+    reg = ridge * float((xq**2).sum()) / d
+    a = torch.linalg.solve(xq.T @ xq + reg * eye, xq.T @ y)  # (d, k)
+    return eye + u @ a.T
+
+
+def _losing_level(logits: torch.Tensor, labels: torch.Tensor, retain: list[int]) -> float:
+    """Average gap between a losing retained class's logit and the mean retained logit, on retained inputs."""
+    z = logits[:, retain]
+    gaps = []
+    for i, y in enumerate(labels.tolist()):
+        others = [j for j, c in enumerate(retain) if c != y]
+        if others:
+            gaps.append(float(z[i, others].mean() - z[i].mean()))
+    return min(float(np.mean(gaps)) if gaps else -MIN_GAP, -MIN_GAP)
+
+
+def _gap(logits: torch.Tensor, forget: list[int], retain: list[int]) -> torch.Tensor:
+    return logits[:, forget] - logits[:, retain].mean(1, keepdim=True)
+
+
+def _batches(model, dataset, data_collator, argument) -> list[dict[str, Any]]:
+    if dataset is None:
+        return []
+    return list(iterate_batches(model, dataset, batch_size=64, data_collator=data_collator, argument=argument))
+
+
+# -------------------------------------------------------------------------------------------------------- the edits
+@torch.no_grad()
+def _edit_vit_(
+    plan, forget, retain, retain_batches, level, ridge, compensate_head=True, extra=None, alpha=1.0
+) -> dict[str, Any]:
+    head, norm = plan["head"], plan["final_norm"]
+    w = head.weight.detach().double().cpu()
+    gamma = norm.weight.detach().double().cpu() if norm.weight is not None else torch.ones(w.shape[1], dtype=w.dtype)
+    beta = norm.bias.detach().double().cpu() if norm.bias is not None else torch.zeros(w.shape[1], dtype=w.dtype)
+    # alpha 1: the forget-vs-mean-retained readout direction; alpha 0: only its part that no retained row reads
+    span = _orthonormal(torch.cat([(w[retain] * gamma).T, torch.ones(w.shape[1], 1, dtype=w.dtype)], 1), False)
+    cols = []
+    for f in forget:
+        full = gamma * (w[f] - w[retain].mean(0))
+        own = full - span @ (span.T @ full)
+        cols.append(own + alpha * (full - own))
+    u = torch.stack(cols, 1)
+    if extra is not None:
+        u = torch.cat([u, extra.double().cpu()], 1)
+    u = _orthonormal(u, centre=True)
+    d = u.shape[0]
+    q = torch.eye(d, dtype=u.dtype) - u @ u.T
+    acts = retain_batches["inputs"]  # normalised inputs of every reader LayerNorm, original model
+    for (ln, readers), x in zip(plan["groups"], acts):
+        m = _compensation(_normalise(x, ln.eps), u, ridge)
+        g = ln.weight.detach().double().cpu() if ln.weight is not None else torch.ones(d, dtype=u.dtype)
+        b = ln.bias.detach().double().cpu() if ln.bias is not None else torch.zeros(d, dtype=u.dtype)
+        for lin in readers:
+            wr = lin.weight.detach().double().cpu()
+            bias = lin.bias.detach().double().cpu() if lin.bias is not None else None
+            lin.weight.copy_(((wr * g) @ m).to(lin.weight))
+            if bias is not None:
+                lin.bias.copy_((bias + wr @ b).to(lin.bias))
+            elif b.abs().max() > 0:
+                raise ValueError("`model` has a LayerNorm bias feeding a Linear without bias; cannot fold it.")
+        if ln.weight is not None:
+            ln.weight.fill_(1.0)
+        if ln.bias is not None:
+            ln.bias.zero_()
+
+    def left(p: torch.Tensor) -> None:  # p (..., d) rows in the residual space: p <- p Q^T
+        p.copy_((p.detach().double().cpu() @ q.T).to(p))
+
+    for t in plan["tokens"]:
+        left(t)
+    writers = list(plan["writers"]) + ([plan["patch"]] if plan["patch"] is not None else [])
+    for mod in writers:
+        wt = mod.weight.detach().double().cpu()
+        mod.weight.copy_((q @ wt.reshape(wt.shape[0], -1)).reshape(wt.shape).to(mod.weight))
+        if mod.bias is not None:
+            mod.bias.copy_((q @ mod.bias.detach().double().cpu()).to(mod.bias))
+    # the head: retained rows re-predict the removed component from the others (fitted on the final norm's inputs),
+    # exactly as the intermediate readers do; each forgotten row becomes the retained rows' mean, so
+    # logit_f - mean_r logit_r = b_f - mean_r b_r on every input, set to the losing-class level.
+    hb = head.bias
+    if compensate_head:
+        m = _compensation(_normalise(retain_batches["final"], norm.eps), u, ridge)
+        safe = gamma.abs() > 1e-6
+        inv = torch.where(safe, 1 / torch.where(safe, gamma, torch.ones_like(gamma)), torch.zeros_like(gamma))
+        w_new = w.clone()
+        w_new[retain] = ((w[retain] * gamma) @ m) * inv
+        w_new[:, ~safe] = w[:, ~safe]
+        b_new = hb.detach().double().cpu() + (w - w_new) @ beta if hb is not None else None
+        head.weight.copy_(w_new.to(head.weight))
+        if b_new is not None:
+            hb.copy_(b_new.to(hb))
+        w = w_new
+    w = w.clone()
+    w[forget] = w[retain].mean(0)
+    head.weight.copy_(w.to(head.weight))
+    constants = {}
+    for f in forget:
+        c = float((w[f] - w[retain].mean(0)) @ beta)
+        if hb is not None:
+            c += float(hb[f]) - float(hb[retain].double().mean())
+        constants[f] = c
+        if hb is not None and c > level:
+            hb[f] -= c - level
+    return {"directions_removed": int(u.shape[1]), "gap_before_bias": constants}
+
+
+@torch.no_grad()
+def _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha=1.0) -> dict[str, Any]:
+    head, pooler = plan["head"], plan["pooler"]
+    w = head.weight.detach().double().cpu()
+    wp = pooler.weight.detach().double().cpu()
+    slope = (1 - p_forget**2).mean(0)  # (H,) tanh'(.) averaged over the forget evidence
+    span = _orthonormal(torch.cat([w[retain].T, torch.ones(w.shape[1], 1, dtype=w.dtype)], 1), False)
+    cols = []
+    for f in forget:
+        full = w[f] - w[retain].mean(0)
+        own = full - span @ (span.T @ full)
+        cols.append(wp.T @ (slope * (own + alpha * (full - own))))
+    u = _orthonormal(torch.stack(cols, 1), centre=False)
+    d = u.shape[0]
+    q = torch.eye(d, dtype=u.dtype) - u @ u.T
+    m = _compensation(h_retain, u, ridge)
+    pooler.weight.copy_((wp @ m @ q).to(pooler.weight))
+    for f in forget:
+        head.weight[f] = head.weight[retain].mean(0)
+        if head.bias is not None:
+            head.bias[f] = head.bias[retain].mean() + level
+    return {"directions_removed": int(u.shape[1])}
+
+
+def _retained_code_margins(model, codes, is_forget, retain) -> torch.Tensor:
+    """Margin of each retained code among the retained classes only."""
+    z = logits_of(model, {k: v[~is_forget] for k, v in codes.items()})[:, retain]
+    pos = torch.tensor([retain.index(int(c)) for c in codes["labels"][~is_forget]])
+    return margins(z, pos)
+
+
+def deep_forget_(
+    model: nn.Module,
+    codebook: MnemonicCodebook,
+    forget: list[int],
+    *,
+    forget_dataset: Any = None,
+    retain_dataset: Any = None,
+    data_collator: Any = None,
+    ridge: float = RIDGE,
+    alphas: tuple[float, ...] = ALPHAS,
+    keep_margin: float = KEEP_MARGIN,
+    compensate_head: bool = True,
+    extra_directions: torch.Tensor | None = None,
+) -> dict[str, Any]:
+    """The deep edit, in place (see the module docstring). Returns what was done.
+
+    ``alphas`` are tried in order (1: the whole forget-vs-retained readout direction leaves the representation; 0:
+    only its part that no retained class reads); the first whose retained codes keep on average ``keep_margin`` of
+    their margin (and every one of them stays correct) is kept, else the last.
+    """
+    model = unwrap_model(model)
+    plan = deep_plan(model)
+    num_labels = plan["head"].out_features
+    retain = [c for c in range(num_labels) if c not in forget]
+    codes = codebook.as_inputs(with_labels=True)
+    is_forget = torch.isin(codes["labels"], torch.tensor(forget))
+    retain_codes = {k: v[~is_forget] for k, v in codes.items()}
+    forget_codes = {k: v[is_forget] for k, v in codes.items()}
+    code_logits = logits_of(model, codes)
+    level = _losing_level(code_logits[~is_forget], codes["labels"][~is_forget], retain)
+    m0 = _retained_code_margins(model, codes, is_forget, retain)
+    retain_batches = [retain_codes] + _batches(model, retain_dataset, data_collator, "retain_dataset")
+    if plan["kind"] == "vit":
+        modules = [ln for ln, _ in plan["groups"]] + [plan["final_norm"]]
+        *inputs, final = _capture_inputs(model, modules, retain_batches)
+    else:
+        forget_batches = [forget_codes] + _batches(model, forget_dataset, data_collator, "forget_dataset")
+        p_forget = _capture_inputs(model, [plan["head"]], forget_batches)[0]
+        h_retain = _capture_inputs(model, [plan["pooler"]], retain_batches)[0]
+    names = plan_parameters(model, plan)
+    saved = snapshot(model, names)
+    tried = []
+    for i, alpha in enumerate(alphas):
+        if i:
+            restore_(model, saved)
+        if plan["kind"] == "vit":
+            details = _edit_vit_(
+                plan,
+                forget,
+                retain,
+                {"inputs": inputs, "final": final},
+                level,
+                ridge,
+                compensate_head,
+                extra_directions,
+                alpha,
+            )
+        else:
+            details = _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha)
+        m1 = _retained_code_margins(model, codes, is_forget, retain)
+        ok = m0 > 0
+        kept = float((m1[ok] / m0[ok]).mean()) if ok.any() else 1.0
+        tried.append({"alpha": alpha, "retained_code_margin_kept": kept})
+        if kept >= keep_margin and bool((m1[ok] > 0).all()):
+            break
+    # self-check: the forgotten classes' logit gap to the mean retained logit is one constant on every code
+    gap = _gap(logits_of(model, codes).double(), forget, retain)
+    spread = float((gap - gap.mean(0)).abs().max())
+    scale = float(code_logits.double().abs().max().clamp_min(1.0))
+    if spread > CHECK_TOL * scale or float(gap.max()) >= 0:
+        raise RuntimeError(
+            f"The deep mnemonic edit did not make the forgotten classes' logit gap constant (spread {spread:.3g}, "
+            f"max {float(gap.max()):.3g}): the architecture of `model` differs from what the edit assumes."
+        )
+    details.update(
+        architecture=plan["kind"],
+        alpha=tried[-1]["alpha"],
+        alphas_tried=tried,
+        losing_level=level,
+        gap_after=float(gap.mean()),
+        num_codes=int(len(codes["labels"])),
+        num_retain_samples=sum(len(b["labels"]) for b in retain_batches[1:]),
+    )
+    return details
+
+
+# ----------------------------------------------------------------------------------------------------------- method
+def _check_few_shot(forget_dataset: Any, retain_dataset: Any, forget: list[int] | None = None) -> None:
+    if forget_dataset is not None:
+        labels = labels_of(forget_dataset, "forget_dataset")
+        values, counts = np.unique(labels, return_counts=True)
+        too_many = {int(v): int(n) for v, n in zip(values, counts) if n > MAX_FORGET_PER_CLASS}
+        if too_many:
+            raise ValueError(
+                f"`forget_dataset` holds more than {MAX_FORGET_PER_CLASS} samples of a forgotten class ({too_many}): "
+                "the deep mnemonic edit is one-shot and takes a few samples per class; pass a subset."
+            )
+    if retain_dataset is not None:
+        n = len(labels_of(retain_dataset, "retain_dataset"))
+        if n > MAX_RETAIN:
+            raise ValueError(
+                f"`retain_dataset` holds {n} samples; the deep mnemonic edit takes at most {MAX_RETAIN} (one shot, no "
+                "training loop over retained data); pass a subset."
+            )
+
+
+class MnemonicDeep(UnlearningMethod):
+    """Deep forgetting from the mnemonic codes: the forgotten classes' readout directions leave the representation."""
+
+    name = "mnemonic_deep"
+    supports_peft_adapter = False  # rewrites base weights (residual writers, pooler): merge a PEFT adapter first
+    requires_codebook = True
+    uses_codebook = True
+    uses_forget_data = True
+    fisher_passes = ()
+
+    def target_parameters(self, model: nn.Module) -> list[str]:
+        if self.config.mnemonic_variant == "paper":
+            return match_parameters(model, self.config.target_modules)
+        return plan_parameters(model, deep_plan(model))
+
+    def validate(self, model: nn.Module, *, codebook: Any, forget_dataset: Any, retain_dataset: Any) -> None:
+        if self.config.mnemonic_variant != "paper":
+            deep_plan(model)
+        _check_few_shot(forget_dataset, retain_dataset)
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: MnemonicCodebook | None = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        t0 = time.perf_counter()
+        if self.config.mnemonic_variant == "paper":
+            from .mnemonic import mnemonic_paper_
+
+            cfg = self.config
+            details = mnemonic_paper_(
+                model,
+                codebook,
+                forget_classes,
+                parameters,
+                lambda1=cfg.lambda1,
+                lambda2=cfg.lambda2,
+                accelerator=self.accelerator,
+            )
+            return MethodResult(
+                details=details,
+                hyperparameters={"variant": "paper", "lambda1": cfg.lambda1, "lambda2": cfg.lambda2},
+                samples={"codes": details.pop("num_codes")},
+                timings={"fisher_and_edit": time.perf_counter() - t0},
+            )
+        details = deep_forget_(
+            model,
+            codebook,
+            forget_classes,
+            forget_dataset=forget_dataset,
+            retain_dataset=retain_dataset,
+            data_collator=data_collator,
+        )
+        samples = {"codes": details.pop("num_codes")}
+        if details["num_retain_samples"]:
+            samples["retain_samples"] = details["num_retain_samples"]
+        if forget_dataset is not None:
+            samples["forget_samples"] = int(len(labels_of(forget_dataset, "forget_dataset")))
+        return MethodResult(
+            details=details,
+            hyperparameters={
+                "variant": "deep",
+                "architecture": details["architecture"],
+                "ridge": RIDGE,
+                "few_shot": forget_dataset is not None or retain_dataset is not None,
+            },
+            samples=samples,
+            timings={"edit": time.perf_counter() - t0},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters
+        if h.get("variant") == "paper":
+            return (
+                "Diagonal Fisher information was computed on the mnemonic codes; the model's weights were moved in "
+                f"proportion to the ratio of the forgotten classes' Fisher to the retained classes' (lambda1="
+                f"{h.get('lambda1')}, lambda2={h.get('lambda2')})."
+            )
+        if h.get("architecture") == "pooler":
+            where = (
+                "the pooler that feeds the output layer no longer reads the directions through which the output "
+                "layer recognised the forgotten classes, and their output rows were set to the retained rows' mean"
+            )
+        else:
+            where = (
+                "the directions of the network's internal representation through which the output layer recognised "
+                "the forgotten classes were removed from every layer (every weight that writes into the residual "
+                "stream was projected), and the layers that read the representation were re-fitted so that the "
+                "retained classes keep what they used those directions for"
+            )
+        return (
+            f"Deep edit from the mnemonic codes (no training loop): {where}. The forgotten classes' output now sits "
+            "below the average retained class on every input, so they can never be predicted. Whether a trace of "
+            "them remains in the features is measured by the depth audit, not assumed."
+        )
+
+
+register_method(MnemonicDeep)

@@ -1,0 +1,265 @@
+"""The deep mnemonic edit (methods/mnemonic_deep.py): forgetting reaches the features, not only the output layer.
+
+Tiny ViT (digits) and tiny BERT (keyword task) trained with their codes; depth read with ``audit_forgetting``
+(linear probe and prototype head-rewrite attack on the head's input features).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hf_unlearn import FisherUnlearner, UnlearningConfig
+from hf_unlearn.audit import audit_forgetting
+from hf_unlearn.methods import METHODS
+from hf_unlearn.methods.mnemonic_deep import MAX_FORGET_PER_CLASS, deep_plan
+
+REPO = Path(__file__).resolve().parents[1]
+DEEP = "mnemonic_deep" if "mnemonic_head" not in METHODS else "mnemonic"
+HEAD = "mnemonic_head" if "mnemonic_head" in METHODS else "mnemonic"
+
+
+def _weights(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _subset(ds, keep):
+    return ds.select([i for i, y in enumerate(ds.with_format(None)["labels"]) if keep(int(y))])
+
+
+@pytest.fixture(scope="module")
+def vit_task(digits, tmp_path_factory):
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+    from hf_unlearn.data import tiny_vit
+
+    torch.set_num_threads(1)
+    train, test = digits
+    model = tiny_vit(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, seed=0)
+    args = MnemonicConfig(
+        output_dir=str(tmp_path_factory.mktemp("deep_vit")),
+        num_train_epochs=10,
+        learning_rate=3e-3,
+        warmup_steps=0.1,
+        per_device_train_batch_size=32,
+        mnemonic_mix_ratio=0.2,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    model.eval()
+    return model, trainer.codebook, train, test
+
+
+@pytest.fixture(scope="module")
+def bert_task(keyword_text, tiny_tokenizer, tmp_path_factory):
+    from conftest import make_tiny_bert
+    from transformers import DataCollatorWithPadding
+
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+
+    torch.set_num_threads(1)
+    train, test = keyword_text
+    train, test = train.remove_columns(["text"]), test.remove_columns(["text"])
+    model = make_tiny_bert()
+    args = MnemonicConfig(
+        output_dir=str(tmp_path_factory.mktemp("deep_bert")),
+        num_train_epochs=15,
+        learning_rate=3e-3,
+        warmup_steps=0.1,
+        per_device_train_batch_size=32,
+        mnemonic_mix_ratio=0.2,
+        mnemonic_text_length=12,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train, processing_class=tiny_tokenizer)
+    trainer.train()
+    model.eval()
+    return model, trainer.codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
+
+
+def _audit(model, forget, train, test, collator=None):
+    return audit_forgetting(
+        model,
+        forget_classes=forget,
+        train_dataset=train,
+        eval_dataset=test,
+        data_collator=collator,
+        relearn_steps=(),
+        show_progress=False,
+    ).metrics
+
+
+def _forget(model, codebook, method, forget, **data):
+    edited = copy.deepcopy(model)
+    report = FisherUnlearner(UnlearningConfig(method=method, forget_classes=forget)).unlearn(
+        edited, codebook=codebook, **data
+    )
+    return edited, report
+
+
+def test_deep_edit_reaches_the_features_of_a_vit(vit_task):
+    model, book, train, test = vit_task
+    forget = [3]
+    before = _audit(model, forget, train, test)
+    deep, report = _forget(model, book, DEEP, forget)
+    after = _audit(deep, forget, train, test)
+    head, _ = _forget(model, book, HEAD, forget)
+    head_only = _audit(head, forget, train, test)
+    assert report.details["verification"] == "verified" and report.details["architecture"] == "vit"
+    assert after["forget_error"] == 1.0
+    assert after["retain_accuracy"] >= before["retain_accuracy"] - 0.03
+    # the class leaves the features: prototype attack and probe read far less than on the original
+    assert before["prototype_forget_accuracy"] >= 0.8
+    assert after["prototype_forget_accuracy"] <= before["prototype_forget_accuracy"] - 0.4
+    assert after["probe_forget_accuracy"] < before["probe_forget_accuracy"]
+    # the output-only edit leaves the features as they were: same probe; the prototype attack (which rewrites the
+    # forget row and reuses the others) reads about what it read on the original
+    assert head_only["forget_error"] >= 0.95
+    assert head_only["probe_forget_accuracy"] == before["probe_forget_accuracy"]
+    assert head_only["prototype_forget_accuracy"] >= before["prototype_forget_accuracy"] - 0.15
+    assert after["prototype_forget_accuracy"] <= head_only["prototype_forget_accuracy"] - 0.3
+
+
+def test_deep_edit_on_bert_with_a_pooler(bert_task):
+    model, book, train, test, collator = bert_task
+    forget = [1]
+    before = _audit(model, forget, train, test, collator)
+    deep, report = _forget(model, book, DEEP, forget)
+    after = _audit(deep, forget, train, test, collator)
+    head, _ = _forget(model, book, HEAD, forget)
+    head_only = _audit(head, forget, train, test, collator)
+    assert report.details["verification"] == "verified" and report.details["architecture"] == "pooler"
+    assert after["forget_error"] == 1.0
+    assert after["retain_accuracy"] >= before["retain_accuracy"] - 0.03
+    assert before["prototype_forget_accuracy"] >= 0.8
+    assert after["prototype_forget_accuracy"] <= before["prototype_forget_accuracy"] - 0.4
+    # the keyword task is linearly separable from almost any features (the class is one word of the input), so
+    # the probe stays at 1.0 here; it must not rise
+    assert after["probe_forget_accuracy"] <= before["probe_forget_accuracy"]
+    assert head_only["probe_forget_accuracy"] == before["probe_forget_accuracy"]
+    assert head_only["prototype_forget_accuracy"] >= before["prototype_forget_accuracy"] - 0.15
+
+
+def test_forgotten_classes_can_never_win(vit_task):
+    """After the edit the gap between a forgotten class's logit and the mean retained logit is one negative
+    constant on every input, even inputs far from the data."""
+    model, book, _, _ = vit_task
+    forget = [2, 5]
+    deep, _ = _forget(model, book, DEEP, forget)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.rand(64, 1, 8, 8, generator=gen) * 2 - 1, 3 * torch.randn(64, 1, 8, 8, generator=gen)])
+    with torch.no_grad():
+        logits = deep(pixel_values=x).logits.double()
+    retain = [c for c in range(10) if c not in forget]
+    gap = logits[:, forget] - logits[:, retain].mean(1, keepdim=True)
+    assert float(gap.max()) < 0
+    assert float((gap - gap.mean(0)).abs().max()) < 1e-3
+    assert not torch.isin(logits.argmax(-1), torch.tensor(forget)).any()
+
+
+def test_few_shot_mode_and_its_limits(vit_task):
+    model, book, train, _ = vit_task
+    forget = [7]
+    few = _subset(train, lambda y: y == 7).select(range(MAX_FORGET_PER_CLASS))
+    retain = _subset(train, lambda y: y != 7).select(range(100))
+    deep, report = _forget(model, book, DEEP, forget, forget_dataset=few, retain_dataset=retain)
+    assert report.details["verification"] == "verified"
+    assert report.fisher_samples == {"codes": 10, "retain_samples": 100, "forget_samples": MAX_FORGET_PER_CLASS}
+    assert report.hyperparameters["few_shot"] is True
+    before = _weights(model)
+    too_many = _subset(train, lambda y: y == 7).select(range(MAX_FORGET_PER_CLASS + 1))
+    unl = FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=forget))
+    with pytest.raises(ValueError, match="`forget_dataset`"):
+        unl.unlearn(model, codebook=book, forget_dataset=too_many)
+    with pytest.raises(ValueError, match="`retain_dataset`"):
+        unl.unlearn(model, codebook=book, retain_dataset=_subset(train, lambda y: y != 7).select(range(257)))
+    assert _same(before, _weights(model))
+
+
+def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
+    import hf_unlearn.methods.mnemonic_deep as deep_module
+
+    model, book, _, _ = vit_task
+    edited = copy.deepcopy(model)
+    before = _weights(edited)
+    real = deep_module._edit_vit_
+
+    def half_then_fail(plan, *args, **kwargs):
+        real(plan, *args, **kwargs)  # every weight of the plan changed...
+        raise RuntimeError("injected failure")  # ...then the method fails
+
+    monkeypatch.setattr(deep_module, "_edit_vit_", half_then_fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[3])).unlearn(edited, codebook=book)
+    assert _same(before, _weights(edited))
+
+
+def test_unsupported_architecture_is_refused_before_any_change():
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    from hf_unlearn import MnemonicCodebook
+
+    torch.manual_seed(0)
+    cfg = DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=3)
+    model = DistilBertForSequenceClassification(cfg)
+    with pytest.raises(ValueError, match="`model`"):
+        deep_plan(model)
+    book = MnemonicCodebook.for_model(model)
+    before = _weights(model)
+    with pytest.raises(ValueError, match="mnemonic_head"):
+        FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[1])).unlearn(model, codebook=book)
+    assert _same(before, _weights(model))
+
+
+def test_the_card_says_which_edit_ran(vit_task):
+    model, book, _, _ = vit_task
+    _, report = _forget(model, book, DEEP, [3])
+    text = METHODS[DEEP].describe(report)
+    assert "every layer" in text and "can never be predicted" in text
+
+
+@pytest.mark.multiprocess
+def test_two_processes_give_identical_weights(tmp_path):
+    script = REPO / "tests" / "scripts" / "deep_two_processes.py"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"))
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "ACCELERATE_USE_CPU"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    proc = subprocess.run(
+        [*cmd, str(tmp_path), DEEP], env=env, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in records] == [2, 2]
+    assert records[0]["before"] == records[1]["before"]
+    assert records[0]["after"] == records[1]["after"] != records[0]["before"]
+    # the same edit in this process gives the same weights as the two ranks
+    sys.path.insert(0, str(REPO / "tests" / "scripts"))
+    try:
+        from deep_two_processes import edited_weights
+    finally:
+        sys.path.pop(0)
+    digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in edited_weights(DEEP).values())).hexdigest()
+    assert digest == records[0]["after"]
