@@ -396,3 +396,27 @@ def test_audit_samples_against_retrained_models(memorised, digits):
         audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test, backdoor=(patch, 10))
     with pytest.raises(ValueError, match="heldout_dataset"):
         audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test.select([]))
+
+
+def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised, tmp_path):
+    """As a callback the check runs after the fine-tuning; when the rows still look like training rows, the whole
+    model (fine-tuning included) goes back to its weights before the edit and training ends with the error."""
+    from transformers import Trainer, TrainingArguments
+
+    base, ds, test, _, noisy = memorised
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
+    rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]  # rows the model fits: accuracy 1 vs ~0.9
+    forget_ds, retain_ds, _, _ = split_rows(ds, rows)
+    before = _params(model)
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+    unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=32, learning_rate=1e-6, use_cpu=True,
+        report_to="none", save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    with pytest.raises(UnlearningIncompleteError, match="held-out accuracy"):
+        Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert unl.report.details["verification"] == "incomplete"
