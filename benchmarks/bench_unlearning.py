@@ -19,7 +19,8 @@ Per scenario and seed one model is trained with ``MnemonicTrainer`` (the *origin
 - ``fisher_mask_ft``: Fisher masking run as a ``FisherUnlearner`` callback on a ``Trainer`` whose train set is the
   remaining data, with exactly the fine-tune baseline's budget (the Fisher-masking recipe);
 - ``mnemonic``: one-shot forgetting from the mnemonic codes alone (``UnlearningConfig`` defaults: the data-free
-  ``search`` variant). No training data at all.
+  default variant, recorded per case in ``config``). No training data at all.
+- ``mnemonic_head``: the same codes, output layer only (when registered).
 - ``logit_suppression``: the trivial baseline (when registered in ``hf_unlearn.methods.METHODS``): the forgotten
   classes' output biases lowered just enough that none of their codes or forget training samples wins. Every method
   must beat it on the depth audit below, since it passes every output metric by construction.
@@ -108,6 +109,7 @@ METHODS = [
     "fisher_mask",
     "fisher_mask_ft",
     "mnemonic",
+    "mnemonic_head",
     "logit_suppression",
 ]
 METHOD_LABELS = {
@@ -120,9 +122,12 @@ METHOD_LABELS = {
     "fisher_mask": "Fisher mask, no fine-tuning",
     "fisher_mask_ft": "Fisher mask + fine-tuning (callback)",
     "mnemonic": "mnemonic one-shot (ours)",
+    "mnemonic_head": "mnemonic, output layer only",
     "logit_suppression": "logit suppression (trivial baseline)",
 }
-EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic", "logit_suppression")  # unlearn() on a copy
+# unlearn() on a copy, each when registered in hf_unlearn.methods.METHODS; the code methods get the codebook only
+EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic", "mnemonic_head", "logit_suppression")
+CODE_METHODS = ("mnemonic", "mnemonic_head")
 # depth audit (hf_unlearn.audit_forgetting): columns read from each method's audit, in table order
 AUDIT_COLUMNS = (
     ("probe_forget_accuracy", "probe"),
@@ -135,7 +140,7 @@ AUDIT_COLUMNS = (
     ("js_to_retrained", "JS to retrained"),
     ("mia_auc", "MIA AUC"),
 )
-MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "*"]
+MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "h", "*"]
 T_AUDIT_COST = 0.25  # issue 12: the audit of one model costs at most 25% of one retraining run
 
 # targets (issue 4), fixed before running
@@ -453,7 +458,7 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
             cfg = unlearning_config(scn, method, forget, seed)
             unlearner = FisherUnlearner(cfg)
             with Clock() as clock:
-                if method == "mnemonic":
+                if method in CODE_METHODS:
                     report = unlearner.unlearn(model, codebook=codebook)
                 elif method == "logit_suppression":  # the bias just low enough that no code / forget sample wins
                     report = unlearner.unlearn(
@@ -493,7 +498,7 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
                 },
             }
             extra["details"] = report.details
-            if method == "mnemonic":
+            if method in CODE_METHODS:
                 extra["code_accuracy_after"] = code_accuracy(model, codebook)
             record(method, model, clock, **extra)
             del model, unlearner
@@ -941,7 +946,8 @@ def render_md(result: dict[str, Any]) -> str:
         L.append(
             f"- SSD alpha {cfg['ssd_alpha']}, lambda 1; Fisher-mask ratio {cfg['mask_ratio']} (authors' "
             f"Fisher kind `batch_true`); Fisher noise alpha 1e-6; mnemonic: `UnlearningConfig` defaults "
-            f"(variant `search`, data-free). Fisher sample caps: {cap_txt or 'none (full forget and retain sets)'}"
+            "(default variant, data-free; `mnemonic_head`: output layer only). Fisher sample caps: "
+            f"{cap_txt or 'none (full forget and retain sets)'}"
             "."
         )
         cases_txt = ", ".join("{" + ", ".join(c) + "}" for c in {tuple(c["forget_labels"]): None for c in sc["cases"]})
@@ -1143,7 +1149,7 @@ def render_depth_png(result: dict[str, Any], path: str) -> None:
         ("relearn_forget_accuracy@10", "after 10 relearn steps"),
     ]
     fig, axes = plt.subplots(len(ran), len(panels), figsize=(5.2 * len(panels), 4.6 * len(ran)), squeeze=False)
-    colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    colors = dict(zip(METHODS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
     markers = dict(zip(METHODS, MARKERS))
     for row, (name, sc) in zip(axes, ran.items()):
         ms = sc["summary"]["methods"]
@@ -1188,7 +1194,7 @@ def render_png(result: dict[str, Any], path: str) -> None:
     if not ran:
         return
     fig, axes = plt.subplots(1, len(ran), figsize=(7.5 * len(ran), 7.2), squeeze=False)
-    colors = dict(zip(METHODS, plt.get_cmap("tab10").colors))
+    colors = dict(zip(METHODS, plt.get_cmap("tab20").colors[::2] + plt.get_cmap("tab20").colors[1::2]))
     markers = dict(zip(METHODS, MARKERS))
     for ax, (name, sc) in zip(axes[0], ran.items()):
         ms = sc["summary"]["methods"]
