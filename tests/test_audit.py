@@ -344,3 +344,25 @@ def test_cli_audit_prints_the_table_and_writes_json(capsys, tmp_path):
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
         assert not target.exists()
+
+
+def test_unlearner_audit_goes_into_report_file_and_card(task, tmp_path):
+    from hf_unlearn import FisherUnlearner, UnlearningConfig
+
+    model = copy.deepcopy(task["original"])
+    forget_ds = task["train"].select(rows_of(task["train"], lambda label: label == FORGET))
+    unlearner = FisherUnlearner(UnlearningConfig(method="logit_suppression", forget_classes=[FORGET]))
+    unlearner.unlearn(model, forget_dataset=forget_ds)
+    assert unlearner.report.audit is None
+    result = unlearner.audit(
+        model, train_dataset=task["train"], eval_dataset=task["eval"], retrained=task["retrained"], **FAST
+    )
+    assert unlearner.report.audit == result.to_dict()
+    assert unlearner.report.audit["metrics"]["forget_error"] == pytest.approx(result.metrics["forget_error"])
+    folder = unlearner.save_pretrained(tmp_path / "out", model)
+    saved = json.loads((tmp_path / "out" / "unlearning_report.json").read_text())
+    assert saved["audit"]["metrics"]["probe_forget_accuracy"] == pytest.approx(result.metrics["probe_forget_accuracy"])
+    card = (tmp_path / "out" / "README.md").read_text()
+    depth = card.split("## How deep is the forgetting?")[1]
+    assert "not measured" not in depth[:400] and "probe" in depth.lower()
+    assert folder

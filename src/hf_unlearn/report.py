@@ -35,6 +35,8 @@ class UnlearningReport:
         base_model: name or path of the model before unlearning, when known.
         created_at: UTC time stamp (ISO 8601).
         versions: library versions used.
+        audit: ``ForgettingAudit.to_dict()`` when a depth audit was run on the unlearned model
+            ([`FisherUnlearner.audit`]), else ``None`` (the model card then says depth was not measured).
     """
 
     method: str
@@ -53,6 +55,7 @@ class UnlearningReport:
     base_model: str | None = None
     created_at: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    audit: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

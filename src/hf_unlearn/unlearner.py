@@ -563,6 +563,51 @@ class FisherUnlearner(TrainerCallback):
             self.report,
         )
 
+    # ------------------------------------------------------------------ depth audit
+    def audit(
+        self,
+        model: nn.Module,
+        *,
+        train_dataset: Any,
+        eval_dataset: Any,
+        data_collator: Any = None,
+        original: nn.Module | None = None,
+        retrained: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Audits how deeply the last [`unlearn`] call forgot (``hf_unlearn.audit_forgetting`` with this run's
+        classes) and records the result in ``report.audit``, so that ``unlearning_report.json`` and the model card's
+        "How deep is the forgetting?" section carry it. Returns the ``ForgettingAudit`` (``None`` off the main
+        process under Accelerate). Extra keyword arguments go to ``audit_forgetting``.
+
+        Args:
+            model: the unlearned model (not changed by the audit).
+            train_dataset: the training split the model was trained on (probe, prototype shots, relearn batch).
+            eval_dataset: held-out labelled samples.
+            data_collator: collator for both data sets (defaults to the unlearner's).
+            original: the model before unlearning (sets the relearn target).
+            retrained: models trained without the forgotten classes: the reference range.
+        """
+        from .audit import audit_forgetting
+
+        report = self._require_report()
+        if self.config.forget_scope != "classes":
+            raise ValueError("`audit` measures class forgetting; this run forgot samples, not classes.")
+        result = audit_forgetting(
+            unwrap_model(model),
+            forget_classes=report.forget_classes,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=data_collator if data_collator is not None else self.data_collator,
+            original=original,
+            retrained=retrained,
+            accelerator=self.accelerator,
+            **kwargs,
+        )
+        if result is not None:
+            report.audit = result.to_dict()
+        return result
+
     # ------------------------------------------------------------------ publishing
     def _require_report(self) -> UnlearningReport:
         if self.report is None:
