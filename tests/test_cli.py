@@ -315,7 +315,7 @@ def test_config_file_fills_flags_and_the_command_line_wins(capsys, model_dirs, t
     parser = forget.make_parser()
     script, unlearning, data = parser.parse(["--config", str(config), "--method", "fisher_mask"])
     assert script.model_dir == str(model_dirs["with_codes"]) and script.batch_size == 8
-    assert unlearning.forget_classes == [3, 5] and unlearning.ssd_alpha == 5.0
+    assert unlearning.forget_classes == ["3", "5"] and unlearning.ssd_alpha == 5.0  # typed as on the command line
     assert unlearning.method == "fisher_mask"  # the flag wins over the file
     assert data.dataset is None
 
@@ -515,8 +515,8 @@ def test_forget_with_other_method_on_a_saved_image_dataset(capsys, tmp_path):
     DatasetDict({"train": split(range(200)), "test": split(range(200, 300))}).save_to_disk(str(data))
     model = tmp_path / "vit"
     assert main(["train", "--dataset", str(data), "--output_dir", str(model), "--tiny_vit_image_size", "16",
-                 "--num_train_epochs", "1", "--save_strategy", "no", "--disable_tqdm", "true",
-                 "--tiny_vit_hidden_size", "16", "--tiny_vit_num_hidden_layers", "1"]) == 0  # fmt: skip
+                 "--num_train_epochs", "1", "--mnemonic_mix_ratio", "0.5", "--save_strategy", "no",
+                 "--disable_tqdm", "true", "--tiny_vit_hidden_size", "16", "--tiny_vit_num_hidden_layers", "1"]) == 0  # fmt: skip
     assert (model / "preprocessor_config.json").is_file()
     code, out, err = call(capsys, "forget", "--model_dir", model, "--dataset", data, "--forget_classes", "d3",
                           "--method", "ssd", "--output_dir", tmp_path / "no3")  # fmt: skip
@@ -561,7 +561,7 @@ def test_forget_push_to_hub_and_push_command(capsys, trained_dir, tmp_path, loca
 
     demo = tmp_path / "demo"
     code, stdout, err = call(capsys, "demo", "--epochs", "1", "--hidden_size", "16", "--num_hidden_layers", "1",
-                             "--max_train_samples", "128", "--mnemonic_mix_ratio", "0.5", "--output_dir", demo,
+                             "--max_train_samples", "256", "--mnemonic_mix_ratio", "0.5", "--output_dir", demo,
                              "--push_to_hub", "user/demo",
                              "--disable_tqdm", "true")  # fmt: skip
     assert code == 0, err

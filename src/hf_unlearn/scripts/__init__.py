@@ -2,7 +2,7 @@
 
 Each script has ``make_parser()`` (its flags; built without importing torch or transformers) and
 ``main(argv=None)`` (runs it and returns the exit status). Shared argument dataclasses are in ``args.py``, the
-parser and the helpers every command uses in ``common.py``.
+parser (flags from dataclasses, ``--config`` YAML) in ``parser.py``, the helpers every command uses in ``common.py``.
 """
 
 # command -> one-line description, in the order `hf-unlearn --help` lists them

@@ -111,7 +111,7 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
     codebook = trainer.codebook
     method = METHODS[args.method]
     forget_ds = retain_ds = None
-    if method.requires_forget_data or method.requires_retain_data or method.uses_forget_data:
+    if method.requires_forget_data or method.requires_retain_data:  # the test split only measures the result
         forget_ds, retain_ds = split_by_classes(train, forget)
         retain_ds = retain_ds if method.requires_retain_data else None
     mia_before = mia_auc_on_forget(model, train, test, forget, accelerator=accelerator)

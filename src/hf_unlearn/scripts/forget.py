@@ -145,8 +145,8 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
 
         with parsing(parser):
             forget_ds, retain_ds, _, _ = split_rows(data.train, rows)
-    elif data is not None and (needs_data or method.uses_forget_data):
-        forget_ds, retain_ds = split_by_classes(data.train, forget_ids, "dataset")
+    elif data is not None and needs_data:  # optional forget data (uses_forget_data) is not given: the data set
+        forget_ds, retain_ds = split_by_classes(data.train, forget_ids, "dataset")  # only measures the result
         if not method.requires_retain_data:
             retain_ds = None
     print_main(accelerator, f"forget: {accelerator.num_processes} process(es) on {accelerator.device.type}")
