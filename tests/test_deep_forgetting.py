@@ -216,21 +216,40 @@ def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
     assert _same(before, _weights(edited))
 
 
-def test_unsupported_architecture_is_refused_before_any_change():
+def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     from hf_unlearn import MnemonicCodebook
 
     torch.manual_seed(0)
     cfg = DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=3)
-    model = DistilBertForSequenceClassification(cfg)
+    model = DistilBertForSequenceClassification(cfg).eval()
     with pytest.raises(ValueError, match="`model`"):
         deep_plan(model)
     book = MnemonicCodebook.for_model(model)
     before = _weights(model)
-    with pytest.raises(ValueError, match="mnemonic_head"):
-        FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[1])).unlearn(model, codebook=book)
-    assert _same(before, _weights(model))
+    unl = FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[1], allow_incomplete=True))
+    report = unl.unlearn(model, codebook=book)
+    changed = {n for n, p in _weights(model).items() if not torch.equal(p, before[n])}
+    assert changed and all(n.startswith("classifier.") for n in changed)  # the output layer only
+    if DEEP == "mnemonic":
+        assert report.hyperparameters["deep_fallback"] == "its architecture"
+        assert "deep edit was not applied" in METHODS[DEEP].describe(report)
+
+
+def test_head_variants_stay_available(vit_task):
+    """``mnemonic_variant="search"`` under the default method is the output-only edit, as is ``mnemonic_head``."""
+    model, book, _, _ = vit_task
+    if DEEP != "mnemonic":
+        pytest.skip("the rename to mnemonic / mnemonic_head is not in this tree")
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3], mnemonic_variant="search")).unlearn(
+        a, codebook=book
+    )
+    FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3])).unlearn(b, codebook=book)
+    assert _same(_weights(a), _weights(b))
+    changed = {n for n, p in _weights(a).items() if not torch.equal(p, _weights(model)[n])}
+    assert changed and all(n.startswith("classifier.") for n in changed)
 
 
 def test_the_card_says_which_edit_ran(vit_task):

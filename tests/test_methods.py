@@ -90,8 +90,8 @@ def test_register_method_rejects_duplicates_and_non_methods():
 
 
 CASES = [
-    ("mnemonic", dict(forget_classes=[3])),
-    ("mnemonic", dict(forget_classes=[2, 5], mnemonic_direction="weight")),
+    ("mnemonic_head", dict(forget_classes=[3])),
+    ("mnemonic_head", dict(forget_classes=[2, 5], mnemonic_direction="weight")),
     ("mnemonic", dict(forget_classes=[7], mnemonic_variant="paper")),
     ("fisher_mask", dict(forget_classes=[3], mask_ratio=0.04)),
     ("ssd", dict(forget_classes=[3], ssd_alpha=1.0, max_forget_samples=30, max_retain_samples=90, seed=2)),
@@ -103,8 +103,8 @@ def _direct(method, model, cfg, book, forget_ds, retain_ds):
     """The edit as the functions in ``hf_unlearn.methods`` do it when called by hand, without the registry."""
     forget = [int(c) for c in cfg.forget_classes]
     fkw = dict(batch_size=cfg.fisher_batch_size, return_count=True)
-    if method == "mnemonic":
-        if cfg.mnemonic_variant == "search":
+    if method.startswith("mnemonic"):
+        if cfg.mnemonic_variant != "paper":
             mnemonic_search_(
                 model,
                 book,
@@ -141,8 +141,9 @@ def test_registered_method_matches_the_edit_functions_bit_for_bit(learned, metho
     cfg = UnlearningConfig(method=method, allow_incomplete=True, **kwargs)
     forget_ds, retain_ds = _split(train.select(range(240)), [int(c) for c in cfg.forget_classes])
     via_registry, by_hand = copy.deepcopy(base), copy.deepcopy(base)
-    data = {} if method == "mnemonic" else dict(forget_dataset=forget_ds, retain_dataset=retain_ds)
-    report = FisherUnlearner(cfg).unlearn(via_registry, codebook=book if method == "mnemonic" else None, **data)
+    data = {} if method.startswith("mnemonic") else dict(forget_dataset=forget_ds, retain_dataset=retain_ds)
+    book_or_none = book if method.startswith("mnemonic") else None
+    report = FisherUnlearner(cfg).unlearn(via_registry, codebook=book_or_none, **data)
     _direct(method, by_hand, cfg, book, forget_ds, retain_ds)
     _assert_same_weights(via_registry, by_hand)
     assert report.num_parameters_changed > 0 and report.method == method

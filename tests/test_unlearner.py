@@ -55,7 +55,7 @@ def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
     base, book, _, test = trained
     model = copy.deepcopy(base)
     before = _params(model)
-    report = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=forget)).unlearn(
+    report = FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=forget)).unlearn(
         model, codebook=book, eval_dataset=test
     )
     b, a = report.metrics["before"], report.metrics["after"]
@@ -81,7 +81,7 @@ def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
 def test_mnemonic_weight_direction(trained):
     base, book, _, test = trained
     model = copy.deepcopy(base)
-    cfg = UnlearningConfig(method="mnemonic", forget_classes=[4], mnemonic_direction="weight")
+    cfg = UnlearningConfig(method="mnemonic_head", forget_classes=[4], mnemonic_direction="weight")
     report = FisherUnlearner(cfg).unlearn(model, codebook=book, eval_dataset=test)
     assert report.metrics["after"]["forget_accuracy"] <= 0.15
     assert report.hyperparameters["direction"] == "weight"
@@ -321,13 +321,13 @@ def test_codes_the_model_never_learned_fail_loudly_and_leave_the_model_alone(tra
     model = copy.deepcopy(base)
     before = _params(model)
     with pytest.raises(UnlearningIncompleteError, match=r"\['3'\].*could not be verified.*never learned") as err:
-        FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3])).unlearn(model, codebook=foreign)
+        FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3])).unlearn(model, codebook=foreign)
     assert err.value.report.details["verification"] == "unverified"
     assert err.value.report.num_parameters_changed > 0  # the edit happened, then was undone
     after = _params(model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     # with evaluation data the class is seen to stay: incomplete, same outcome
-    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3]))
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3]))
     with pytest.raises(UnlearningIncompleteError, match="incomplete.*eval_dataset"):
         unlearner.unlearn(model, codebook=foreign, eval_dataset=test)
     after = _params(model)
@@ -340,7 +340,7 @@ def test_allow_incomplete_keeps_the_edit_and_says_so(trained):
     foreign = MnemonicCodebook.for_model(base, seed=123)
     model = copy.deepcopy(base)
     before = _params(model)
-    cfg = UnlearningConfig(method="mnemonic", forget_classes=[3], allow_incomplete=True)
+    cfg = UnlearningConfig(method="mnemonic_head", forget_classes=[3], allow_incomplete=True)
     report = FisherUnlearner(cfg).unlearn(model, codebook=foreign, eval_dataset=test)
     assert report.details["verification"] == "incomplete"
     checks = report.details["verification_checks"]

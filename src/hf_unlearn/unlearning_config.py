@@ -10,7 +10,7 @@ from typing import Any
 
 CONFIG_FILE = "unlearning_config.json"
 FORGET_SCOPES = ("classes", "samples")
-BUILT_IN_METHODS = ("mnemonic", "fisher_mask", "ssd", "fisher_noise", "logit_suppression")
+BUILT_IN_METHODS = ("mnemonic", "mnemonic_head", "fisher_mask", "ssd", "fisher_noise", "logit_suppression")
 POSITIVE_FIELDS = ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha")
 
 
@@ -25,8 +25,10 @@ class UnlearningConfig:
     Parameters that control what is forgotten:
         method (`str`, defaults to `"mnemonic"`):
             A method registered in `hf_unlearn.methods.METHODS`: `"mnemonic"` (from the model's mnemonic codes, no
-            training data), `"fisher_mask"`, `"ssd"`, `"fisher_noise"` (from forget and retain data) or
-            `"logit_suppression"` (the baseline that only lowers the output bias).
+            training data; removes the forgotten classes from the representation, see `mnemonic_variant`),
+            `"mnemonic_head"` (the same codes, output layer only: hides the classes' output), `"fisher_mask"`,
+            `"ssd"`, `"fisher_noise"` (from forget and retain data) or `"logit_suppression"` (the baseline that only
+            lowers the output bias).
         forget_scope (`str`, defaults to `"classes"`):
             What is forgotten: `"classes"` (every sample of `forget_classes`) or `"samples"` (exactly the training
             rows given as `forget_dataset`, or as `forget_rows` of a `train_dataset`, whatever their classes). A
@@ -57,9 +59,11 @@ class UnlearningConfig:
             records `"incomplete"` or `"unverified"`.
 
     Parameters that control the mnemonic method:
-        mnemonic_variant (`str`, defaults to `"search"`):
-            `"search"` (data-free step search on the codes, edits the output layer) or `"paper"` (the paper's
-            lambda1/lambda2 perturbation).
+        mnemonic_variant (`str`, defaults to `"deep"`):
+            `"deep"` (method `"mnemonic"` only: the forgotten classes' readout directions leave every layer of the
+            representation; falls back to `"search"` for architectures it does not support or when
+            `target_modules` is set), `"search"` (data-free step search on the codes, edits the output layer; what
+            `"mnemonic_head"` always does unless `"paper"`) or `"paper"` (the paper's lambda1/lambda2 perturbation).
         mnemonic_margin (`float`, defaults to `1.0`):
             search: forget codes must end with a margin at most -mnemonic_margin times their original margin.
         mnemonic_retain_margin (`float`, defaults to `0.25`):
@@ -132,8 +136,11 @@ class UnlearningConfig:
 
     # Parameters that control the mnemonic method
     mnemonic_variant: str = field(
-        default="search",
-        metadata={"help": "'search' (data-free step search on the codes) or 'paper' (lambda1/lambda2)."},
+        default="deep",
+        metadata={
+            "help": "'deep' (mnemonic: remove the classes from the representation), 'search' (data-free step search "
+            "on the codes, output layer only) or 'paper' (lambda1/lambda2)."
+        },
     )
     mnemonic_margin: float = field(
         default=1.0,
@@ -193,8 +200,8 @@ class UnlearningConfig:
             )
         if self.mnemonic_direction not in ("code", "weight"):
             raise ValueError(f"`mnemonic_direction` must be 'code' or 'weight', got {self.mnemonic_direction!r}.")
-        if self.mnemonic_variant not in ("search", "paper"):
-            raise ValueError(f"`mnemonic_variant` must be 'search' or 'paper', got {self.mnemonic_variant!r}.")
+        if self.mnemonic_variant not in ("deep", "search", "paper"):
+            raise ValueError(f"`mnemonic_variant` must be 'deep', 'search' or 'paper', got {self.mnemonic_variant!r}.")
         for name in POSITIVE_FIELDS:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 or v == float("inf"):

@@ -324,12 +324,12 @@ def _autograd_code_grads(model, codebook, c, others, names):
 class Mnemonic(UnlearningMethod):
     """Forgetting from the model's mnemonic codes alone, no training data (``variant`` "search" or "paper")."""
 
-    name = "mnemonic"
+    name = "mnemonic_head"
     requires_codebook = True
     fisher_passes = ("empirical on the codes of each class",)
 
     def target_parameters(self, model: nn.Module) -> list[str]:
-        if self.config.target_modules is None and self.config.mnemonic_variant == "search":
+        if self.config.target_modules is None and self.config.mnemonic_variant != "paper":
             return classification_head(model)
         return match_parameters(model, self.config.target_modules)
 
@@ -347,7 +347,7 @@ class Mnemonic(UnlearningMethod):
     ) -> MethodResult:
         cfg = self.config
         t0 = time.perf_counter()
-        if cfg.mnemonic_variant == "search":
+        if cfg.mnemonic_variant != "paper":
             details = mnemonic_search_(
                 model,
                 codebook,
@@ -377,7 +377,11 @@ class Mnemonic(UnlearningMethod):
         elapsed = time.perf_counter() - t0
         return MethodResult(
             details=details,
-            hyperparameters={"variant": cfg.mnemonic_variant, "target_parameters": parameters, **settings},
+            hyperparameters={
+                "variant": "paper" if cfg.mnemonic_variant == "paper" else "search",
+                "target_parameters": parameters,
+                **settings,
+            },
             samples={"codes": details.pop("num_codes")},
             timings={"fisher_and_edit": elapsed},
         )

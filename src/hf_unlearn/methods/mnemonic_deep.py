@@ -40,10 +40,11 @@ import torch
 from torch import nn
 
 from ..data_utils import iterate_batches, labels_of
+from ..peft_utils import is_peft_model
 from ..utils import get_logger, unwrap_model
 from . import register_method
 from .base import MethodResult, UnlearningMethod
-from .common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
+from .common import classification_head, logits_of, margins, restore_, snapshot
 
 if TYPE_CHECKING:
     from ..mnemonic.codebook import MnemonicCodebook
@@ -451,24 +452,48 @@ def _check_few_shot(forget_dataset: Any, retain_dataset: Any, forget: list[int] 
             )
 
 
-class MnemonicDeep(UnlearningMethod):
-    """Deep forgetting from the mnemonic codes: the forgotten classes' readout directions leave the representation."""
+def _supported(model: nn.Module) -> bool:
+    if is_peft_model(model):  # the deep edit rewrites base weights, which a PEFT adapter keeps frozen
+        return False
+    try:
+        deep_plan(model)
+    except ValueError:
+        return False
+    return True
 
-    name = "mnemonic_deep"
-    supports_peft_adapter = False  # rewrites base weights (residual writers, pooler): merge a PEFT adapter first
+
+class MnemonicDeep(UnlearningMethod):
+    """Forgetting from the mnemonic codes that reaches the representation (``mnemonic_variant="deep"``, the default).
+
+    ``mnemonic_variant="search"`` / ``"paper"``, a ``target_modules`` restriction, or an architecture the deep edit
+    does not support run the output-layer edit of ``mnemonic_head`` instead (the report and the card say so).
+    """
+
+    name = "mnemonic"
     requires_codebook = True
     uses_codebook = True
     uses_forget_data = True
     fisher_passes = ()
 
+    def _mode(self, model: nn.Module) -> str:
+        cfg = self.config
+        if cfg.mnemonic_variant in ("search", "paper"):
+            return cfg.mnemonic_variant
+        if cfg.target_modules is not None or not _supported(model):
+            return "fallback"
+        return "deep"
+
+    def _head_method(self) -> UnlearningMethod:
+        from .mnemonic import Mnemonic
+
+        return Mnemonic(self.config, self.accelerator)
+
     def target_parameters(self, model: nn.Module) -> list[str]:
-        if self.config.mnemonic_variant == "paper":
-            return match_parameters(model, self.config.target_modules)
-        return plan_parameters(model, deep_plan(model))
+        if self._mode(model) == "deep":
+            return plan_parameters(model, deep_plan(model))
+        return self._head_method().target_parameters(model)
 
     def validate(self, model: nn.Module, *, codebook: Any, forget_dataset: Any, retain_dataset: Any) -> None:
-        if self.config.mnemonic_variant != "paper":
-            deep_plan(model)
         _check_few_shot(forget_dataset, retain_dataset)
 
     def run(
@@ -483,26 +508,31 @@ class MnemonicDeep(UnlearningMethod):
         retain_dataset: Any = None,
         data_collator: Any = None,
     ) -> MethodResult:
-        t0 = time.perf_counter()
-        if self.config.mnemonic_variant == "paper":
-            from .mnemonic import mnemonic_paper_
-
-            cfg = self.config
-            details = mnemonic_paper_(
+        mode = self._mode(model)
+        if mode != "deep":
+            if mode == "fallback":
+                why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
+                if is_peft_model(model):
+                    why = "a PEFT adapter keeps the base weights frozen; merge it first to edit them"
+                logger.warning(
+                    "The deep mnemonic edit does not apply to this model (%s); editing the output layer only "
+                    "(method 'mnemonic_head'). Its features keep the forgotten classes.",
+                    why,
+                )
+            result = self._head_method().run(
                 model,
-                codebook,
-                forget_classes,
-                parameters,
-                lambda1=cfg.lambda1,
-                lambda2=cfg.lambda2,
-                accelerator=self.accelerator,
+                forget_classes=forget_classes,
+                retain_classes=retain_classes,
+                parameters=parameters,
+                codebook=codebook,
+                forget_dataset=forget_dataset,
+                retain_dataset=retain_dataset,
+                data_collator=data_collator,
             )
-            return MethodResult(
-                details=details,
-                hyperparameters={"variant": "paper", "lambda1": cfg.lambda1, "lambda2": cfg.lambda2},
-                samples={"codes": details.pop("num_codes")},
-                timings={"fisher_and_edit": time.perf_counter() - t0},
-            )
+            if mode == "fallback":
+                result.hyperparameters["deep_fallback"] = why
+            return result
+        t0 = time.perf_counter()
         details = deep_forget_(
             model,
             codebook,
@@ -521,7 +551,9 @@ class MnemonicDeep(UnlearningMethod):
             hyperparameters={
                 "variant": "deep",
                 "architecture": details["architecture"],
+                "alpha": details["alpha"],
                 "ridge": RIDGE,
+                "keep_margin": KEEP_MARGIN,
                 "few_shot": forget_dataset is not None or retain_dataset is not None,
             },
             samples=samples,
@@ -531,23 +563,33 @@ class MnemonicDeep(UnlearningMethod):
     @classmethod
     def describe(cls, report: UnlearningReport) -> str:
         h = report.hyperparameters
-        if h.get("variant") == "paper":
-            return (
-                "Diagonal Fisher information was computed on the mnemonic codes; the model's weights were moved in "
-                f"proportion to the ratio of the forgotten classes' Fisher to the retained classes' (lambda1="
-                f"{h.get('lambda1')}, lambda2={h.get('lambda2')})."
-            )
+        if h.get("variant") != "deep":
+            from .mnemonic import Mnemonic
+
+            text = Mnemonic.describe(report)
+            if h.get("deep_fallback"):
+                text += (
+                    f" The deep edit was not applied ({h['deep_fallback']}): the output is edited, the features "
+                    "still hold the forgotten classes."
+                )
+            return text
         if h.get("architecture") == "pooler":
             where = (
                 "the pooler that feeds the output layer no longer reads the directions through which the output "
                 "layer recognised the forgotten classes, and their output rows were set to the retained rows' mean"
             )
         else:
+            alpha = h.get("alpha", 1.0)
+            share = (
+                ""
+                if alpha == 1.0
+                else f" (their part shared with the retained classes at {alpha:g} of its size, to keep retained accuracy)"
+            )
             where = (
                 "the directions of the network's internal representation through which the output layer recognised "
-                "the forgotten classes were removed from every layer (every weight that writes into the residual "
-                "stream was projected), and the layers that read the representation were re-fitted so that the "
-                "retained classes keep what they used those directions for"
+                f"the forgotten classes{share} were removed from every layer (every weight that writes into the "
+                "residual stream was projected), and the layers that read the representation were re-fitted so that "
+                "the retained classes keep what they used those directions for"
             )
         return (
             f"Deep edit from the mnemonic codes (no training loop): {where}. The forgotten classes' output now sits "
