@@ -523,6 +523,9 @@ def test_forget_with_other_method_on_a_saved_image_dataset(capsys, tmp_path):
     assert code == 0, err
     assert "d3 (forgotten)" in out
     assert (tmp_path / "no3" / "preprocessor_config.json").is_file()
+    # the data set is named by its folder's base name only in what may be published
+    assert _report(tmp_path / "no3")["details"]["eval_dataset"].startswith("images (test split")
+    assert str(tmp_path) not in (tmp_path / "no3" / "unlearning_report.json").read_text()
     code, out, err = call(capsys, "evaluate", "--model_dir", tmp_path / "no3", "--dataset", data,
                           "--forget_classes", "d3", "--mia")  # fmt: skip
     assert code == 0, err

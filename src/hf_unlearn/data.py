@@ -271,7 +271,9 @@ def load_splits(args: DataArguments) -> Splits:
             f"`dataset` {name!r} has neither `image_column` {args.image_column!r} nor `text_column` "
             f"{args.text_column!r} (nor pixel_values); its columns: {cols}."
         )
-    return Splits(train, test, id2label, modality, name)
+    # a local folder is named by its base name only: the name goes into reports and cards, which may be published
+    shown = os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
+    return Splits(train, test, id2label, modality, shown)
 
 
 def _cap(ds: Any, n: int | None) -> Any:
