@@ -122,7 +122,8 @@ def train(argv: Sequence[str], prog: str = PROG) -> int:
         script, data_args = parser.parse(argv)
     check_sources(parser, model=script.model, dataset=data_args.dataset)
     args, overwrite = _training_args(parser)
-    check_output_dir(args.output_dir, overwrite=overwrite)
+    # resuming reads the checkpoints in output_dir: a non-empty folder is expected then
+    check_output_dir(args.output_dir, overwrite=overwrite or bool(args.resume_from_checkpoint))
 
     import numpy as np
 
