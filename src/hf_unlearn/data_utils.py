@@ -45,16 +45,26 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------------------------ model
+def _forward_owner(model: nn.Module) -> nn.Module:
+    """The module whose ``forward`` signature tells the accepted inputs: a PEFT wrapper passes them on to its base
+    model (``PeftModelForSequenceClassification.forward`` does not name ``token_type_ids``, BERT's does)."""
+    from .peft_utils import is_peft_model
+
+    model = unwrap_model(model)
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) and is_peft_model(model) else model
+
+
 def forward_input_names(model: nn.Module) -> set[str]:
     """Names of the inputs the model's ``forward`` takes by name, ``labels`` excluded (``**kwargs`` not counted)."""
-    params = inspect.signature(unwrap_model(model).forward).parameters
+    params = inspect.signature(_forward_owner(model).forward).parameters
     return {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "labels"}
 
 
 def _accepted_inputs(model: nn.Module) -> set[str] | None:
     """:func:`forward_input_names`, or ``None`` (anything goes) for a bare ``forward(**kwargs)``."""
     names = forward_input_names(model)
-    params = inspect.signature(unwrap_model(model).forward).parameters
+    params = inspect.signature(_forward_owner(model).forward).parameters
     if not names and any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return None
     return names

@@ -11,6 +11,7 @@ Nothing written here holds a local absolute path (see [`public_report`]).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 
 from ..report import UnlearningReport
 from ..utils import get_logger
-from .card import CARD_FILE, card_tags, public_report, render_model_card
+from .card import CARD_FILE, card_tags, public_name, public_report, render_model_card
 from .chart import CHART_FILE, plot_per_class_accuracy
 
 logger = get_logger(__name__)
@@ -230,6 +231,7 @@ def save_unlearned(
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the saved folder gets the usual permissions
         model.save_pretrained(tmp)
+        _publishable_adapter_config(tmp)
         if processing_class is not None:
             processing_class.save_pretrained(tmp)
         write_card_files(tmp, report, model=model, repo_id=repo_id, codebook=codebook, config=config)
@@ -239,6 +241,21 @@ def save_unlearned(
         raise
     logger.info("Saved the unlearned model, its report and model card to %s", output_dir)
     return output_dir
+
+
+def _publishable_adapter_config(folder: str) -> None:
+    """A PEFT model's ``save_pretrained`` records its base model's ``name_or_path`` in ``adapter_config.json``: a
+    local folder is kept by its base name only (a Hub id stays as it is)."""
+    path = os.path.join(folder, "adapter_config.json")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    base = data.get("base_model_name_or_path")
+    if base and public_name(base) != base:
+        data["base_model_name_or_path"] = public_name(base)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
 
 
 def _redact(text: str, token: str | None) -> str:

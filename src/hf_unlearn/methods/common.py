@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..peft_utils import adapter_internal_modules, base_relative_name, is_peft_model
 from ..utils import unwrap_model
 
 
@@ -15,9 +16,10 @@ def classification_head(model: nn.Module) -> list[str]:
     """Names of the parameters of the output layer: the last ``nn.Linear`` with ``num_labels`` outputs."""
     model = unwrap_model(model)
     num_labels = model.config.num_labels
+    inside_adapters = adapter_internal_modules(model) if is_peft_model(model) else set()  # lora_B, frozen originals
     last = None
     for name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and module.out_features == num_labels:
+        if isinstance(module, nn.Linear) and module.out_features == num_labels and name not in inside_adapters:
             last = name
     if last is None:
         raise ValueError("`model` has no output layer with `num_labels` outputs; set `target_modules` explicitly.")
@@ -25,18 +27,23 @@ def classification_head(model: nn.Module) -> list[str]:
 
 
 def match_parameters(model: nn.Module, patterns: Iterable[str] | None) -> list[str]:
-    """Parameter names matching any of ``patterns`` (module or parameter names, ``fnmatch`` wildcards allowed)."""
-    names = [n for n, _ in unwrap_model(model).named_parameters()]
+    """Parameter names matching any of ``patterns`` (module or parameter names, ``fnmatch`` wildcards allowed).
+
+    On a PEFT model a pattern also matches the names the base model uses (``classifier`` matches the head's
+    trainable copy ``base_model.model.classifier.modules_to_save.default.weight``)."""
+    model = unwrap_model(model)
+    names = [n for n, _ in model.named_parameters()]
     if patterns is None:
         return names
     patterns = list(patterns)
-    out = [
-        n
-        for n in names
-        if any(
+    peft = is_peft_model(model)
+
+    def hit(n: str) -> bool:
+        return any(
             n == p or n.startswith(p + ".") or fnmatch.fnmatch(n, p) or fnmatch.fnmatch(n, p + ".*") for p in patterns
         )
-    ]
+
+    out = [n for n in names if hit(n) or (peft and hit(base_relative_name(n)))]
     if not out:
         raise ValueError(f"`target_modules` {patterns} match no parameter of the model.")
     return out

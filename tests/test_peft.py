@@ -1,0 +1,359 @@
+"""PEFT (LoRA) classifiers through every unlearning method, the audit and publishing (issue 16).
+
+A LoRA ViT (digits) and a LoRA BERT (keyword task) are trained once per module with MnemonicTrainer; every test
+works on a deep copy. On a PEFT model a method edits only the active adapter's weights (LoRA matrices and the
+trainable head copy); the frozen base weights must come out bit-identical.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from helpers import offline_env
+from test_hub import _assert_token_absent
+
+peft = pytest.importorskip("peft")
+
+from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
+from hf_unlearn.methods import METHODS  # noqa: E402
+from hf_unlearn.methods.common import classification_head, match_parameters  # noqa: E402
+from hf_unlearn.peft_utils import adapter_parameter_names, is_peft_model  # noqa: E402
+
+VIT_TARGETS = ["q_proj", "v_proj", "fc1", "fc2"]  # transformers 5 ViT module names
+BERT_TARGETS = ["query", "value", "intermediate.dense", "output.dense"]
+FORGET = 1
+
+
+def _args(tmp, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp),
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_strategy="no",
+        per_device_train_batch_size=32,
+        dataloader_num_workers=0,
+        seed=0,
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture(scope="module")
+def vit_setup(tmp_path_factory, digits):
+    """A tiny ViT fine-tuned in full on the digits (a stand-in for a checkpoint from the Hub, saved to a folder),
+    then LoRA (the issue's target modules) with the head in ``modules_to_save``, trained with codes."""
+    from transformers import Trainer, TrainingArguments, ViTForImageClassification
+
+    from hf_unlearn.data import tiny_vit
+
+    tmp = tmp_path_factory.mktemp("lora_vit")
+    train, test = digits
+    pre = tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0)
+    pre_args = TrainingArguments(num_train_epochs=8, learning_rate=3e-3, warmup_steps=0.1, **_args(tmp / "pre"))
+    Trainer(model=pre, args=pre_args, train_dataset=train).train()
+    base_dir = str(tmp / "vit-digits-base")
+    pre.save_pretrained(base_dir)
+    model = peft.get_peft_model(
+        ViTForImageClassification.from_pretrained(base_dir),
+        peft.LoraConfig(r=8, lora_alpha=16, target_modules=VIT_TARGETS, modules_to_save=["classifier"]),
+    )
+    trainer = MnemonicTrainer(
+        model=model,
+        args=MnemonicConfig(
+            num_train_epochs=5, learning_rate=1e-2, warmup_steps=0.1, mnemonic_mix_ratio=0.2, **_args(tmp / "run")
+        ),
+        train_dataset=train,
+    )
+    trainer.train()
+    return {"model": model.eval(), "codebook": trainer.codebook, "train": train, "test": test, "base_dir": base_dir,
+            "collator": None, "learned": trainer.check_codes_learned()}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bert_setup(tmp_path_factory, keyword_text, tiny_tokenizer):
+    from conftest import make_tiny_bert
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    tmp = tmp_path_factory.mktemp("lora_bert")
+    train, test = (ds.remove_columns(["text"]) for ds in keyword_text)
+    collator = DataCollatorWithPadding(tiny_tokenizer)
+    # a stand-in for a checkpoint fine-tuned on the task; the LoRA phase (adapter + head copy) teaches the codes
+    base = make_tiny_bert()
+    pre_args = TrainingArguments(num_train_epochs=15, learning_rate=3e-3, warmup_steps=0.1, **_args(tmp / "pre"))
+    Trainer(model=base, args=pre_args, train_dataset=train, data_collator=collator).train()
+    model = peft.get_peft_model(
+        base, peft.LoraConfig(task_type="SEQ_CLS", r=8, lora_alpha=16, target_modules=BERT_TARGETS)
+    )
+    trainer = MnemonicTrainer(
+        model=model,
+        args=MnemonicConfig(
+            num_train_epochs=8,
+            learning_rate=1e-2,
+            warmup_steps=0.1,
+            mnemonic_mix_ratio=0.2,
+            mnemonic_text_length=12,
+            **_args(tmp / "run"),
+        ),
+        train_dataset=train,
+        data_collator=collator,
+        processing_class=tiny_tokenizer,
+    )
+    trainer.train()
+    return {"model": model.eval(), "codebook": trainer.codebook, "train": train, "test": test, "base_dir": None,
+            "collator": collator, "learned": trainer.check_codes_learned()}  # fmt: skip
+
+
+def _split(ds, forget):
+    labels = torch.as_tensor(ds["labels"])
+    keep = torch.isin(labels, torch.tensor(forget))
+    return ds.select(torch.nonzero(keep)[:, 0].tolist()), ds.select(torch.nonzero(~keep)[:, 0].tolist())
+
+
+def _snapshot(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def _setup(request, which):
+    return request.getfixturevalue(f"{which}_setup")
+
+
+# ---------------------------------------------------------------------------------------------------- the basics
+def test_importing_hf_unlearn_does_not_import_peft():
+    code = (
+        "import sys, hf_unlearn, hf_unlearn.peft_utils as p; from hf_unlearn.data import tiny_vit\n"
+        "assert not p.is_peft_model(tiny_vit(hidden_size=8, num_hidden_layers=1, num_attention_heads=2))\n"
+        "assert 'peft' not in sys.modules, 'peft imported'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=offline_env(), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_adapter_weights_head_and_names_on_a_lora_vit():
+    from hf_unlearn.data import tiny_vit
+
+    base = tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    assert not is_peft_model(base)
+    model = peft.get_peft_model(
+        base, peft.LoraConfig(r=2, target_modules=["q_proj", "fc1"], modules_to_save=["classifier"])
+    )
+    assert is_peft_model(model)
+    names = adapter_parameter_names(model)
+    assert names == [n for n, p in model.named_parameters() if p.requires_grad]  # what PEFT trains and saves
+    assert all("lora_" in n or ".modules_to_save.default." in n for n in names)
+    # the head is the trainable copy, not the frozen original
+    assert classification_head(model) == [
+        "base_model.model.classifier.modules_to_save.default.weight",
+        "base_model.model.classifier.modules_to_save.default.bias",
+    ]
+    # names as the base model spells them match the PEFT names
+    assert set(match_parameters(model, ["classifier"])) == {
+        f"base_model.model.classifier.{w}.{p}"
+        for w in ("original_module", "modules_to_save.default")
+        for p in ("weight", "bias")
+    }
+    q = match_parameters(model, ["vit.layers.0.attention.q_proj"])
+    assert {n.split("q_proj.")[1] for n in q} == {"base_layer.weight", "base_layer.bias", "lora_A.default.weight",
+                                                  "lora_B.default.weight"}  # fmt: skip
+    # an adapter with the head itself LoRA-adapted: the head is never lora_B (num_labels outputs too)
+    lora_head = peft.get_peft_model(
+        tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2),
+        peft.LoraConfig(r=2, target_modules=["classifier"]),
+    )
+    assert classification_head(lora_head) == ["base_model.model.classifier.base_layer.weight",
+                                               "base_model.model.classifier.base_layer.bias"]  # fmt: skip
+    with pytest.raises(ValueError, match="`model` is a PEFT model.*modules_to_save.*merge_and_unload"):
+        FisherUnlearner(UnlearningConfig(method="logit_suppression", forget_classes=[1])).unlearn(
+            lora_head, forget_dataset={"pixel_values": torch.zeros(2, 1, 8, 8), "labels": torch.tensor([1, 1])}
+        )
+
+
+# ------------------------------------------------------------------------------------------- every method
+def _inputs(setup, method):
+    """Codes only for the code-based methods (their few-shot data limits); forget and retain data for the others."""
+    if METHODS[method].requires_codebook:
+        return dict(codebook=setup["codebook"], data_collator=setup["collator"], eval_dataset=setup["test"])
+    forget_ds, retain_ds = _split(setup["train"], [FORGET])
+    retain_ds = retain_ds.shuffle(seed=0).select(range(300))  # a seeded subset: keeps the Fisher passes short
+    return dict(
+        codebook=setup["codebook"],
+        forget_dataset=forget_ds,
+        retain_dataset=retain_ds,
+        data_collator=setup["collator"],
+        eval_dataset=setup["test"],
+    )
+
+
+VERIFIED_ON_BOTH = ("fisher_mask", "fisher_noise", "logit_suppression")  # forget data in hand: E_F 100% here
+CODE_METHODS = ("mnemonic", "mnemonic_head")  # the output-layer edit on a PEFT model: the trainable head copy
+
+
+@pytest.mark.parametrize("which", ["vit", "bert"])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_edits_only_the_adapter(request, which, method):
+    """Each registered method runs on a LoRA model and edits adapter weights only: every frozen base weight (and the
+    head's frozen original) is bit-identical afterwards. Where the tiny models allow it, the forgetting is verified.
+    """
+    setup = _setup(request, which)
+    model = copy.deepcopy(setup["model"])
+    before = _snapshot(model)
+    adapter = set(adapter_parameter_names(model))
+    config = UnlearningConfig(method=method, forget_classes=[FORGET], allow_incomplete=True)
+    report = FisherUnlearner(config).unlearn(model, **_inputs(setup, method))
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= adapter, f"frozen weights changed: {sorted(changed - adapter)[:3]}"
+    assert report.num_parameters_changed == sum(int((p != before[n]).sum()) for n, p in model.named_parameters())
+    checks = report.details["verification_checks"]
+    if method in VERIFIED_ON_BOTH:
+        assert changed and report.details["verification"] == "verified", checks
+        assert report.metrics["after"]["forget_accuracy"] <= 0.05 < report.metrics["before"]["forget_accuracy"]
+        assert report.metrics["after"]["retain_accuracy"] >= report.metrics["before"]["retain_accuracy"] - 0.05
+    elif method in CODE_METHODS:
+        # the head copy only; the forget class's learned codes are rejected (the search's own target). Whether real
+        # samples follow depends on how close the codes' features are to the data's (ViT yes, E_F >= 90%; the tiny
+        # BERT learned the task before its adapter learned the codes, and its samples do not follow)
+        assert changed == {n for n in adapter if ".classifier.modules_to_save." in n}
+        assert FORGET not in setup["learned"] and checks["codes"]["forget_accuracy"] == 0.0
+        if which == "vit":
+            assert report.metrics["after"]["forget_accuracy"] <= 0.1
+    # ssd: dampens only where the forget importance exceeds alpha x the full one, possibly nowhere on a tiny model
+
+
+def test_a_method_that_needs_base_weights_is_refused_on_an_adapter(request):
+    from hf_unlearn.methods import UnlearningMethod, register_method
+
+    class BaseEditor(UnlearningMethod):
+        name = "test_base_editor"
+        uses_forget_data = True
+        supports_peft_adapter = False
+
+        def run(self, model, **kwargs):  # pragma: no cover - never reached on a PEFT model
+            raise AssertionError("run on a PEFT model")
+
+    register_method(BaseEditor)
+    try:
+        setup = _setup(request, "bert")
+        model = copy.deepcopy(setup["model"])
+        before = _snapshot(model)
+        with pytest.raises(ValueError, match="PEFT model and method 'test_base_editor' edits base weights.*merge_and"):
+            FisherUnlearner(UnlearningConfig(method="test_base_editor", forget_classes=[FORGET])).unlearn(
+                model, forget_dataset=_split(setup["test"], [FORGET])[0], data_collator=setup["collator"]
+            )
+        assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    finally:
+        METHODS.pop("test_base_editor", None)
+
+
+def test_a_method_that_would_edit_only_frozen_weights_is_refused(request):
+    setup = _setup(request, "vit")
+    model = copy.deepcopy(setup["model"])
+    before = _snapshot(model)
+    config = UnlearningConfig(
+        method="fisher_noise", forget_classes=[FORGET], target_modules=["vit.layers.0.attention.k_proj"]
+    )
+    with pytest.raises(ValueError, match="PEFT model and method 'fisher_noise' would edit only weights outside"):
+        FisherUnlearner(config).unlearn(model, **_inputs(setup, "fisher_noise"))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_merged_model_is_edited_in_full(request):
+    """The documented opt-in: merge first, then every weight the method targets may change."""
+    setup = _setup(request, "vit")
+    merged = copy.deepcopy(setup["model"]).merge_and_unload()
+    assert not is_peft_model(merged)
+    before = _snapshot(merged)
+    FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[FORGET], allow_incomplete=True)).unlearn(
+        merged, **_inputs(setup, "fisher_mask")
+    )
+    changed = {n for n, p in merged.named_parameters() if not torch.equal(p, before[n])}
+    assert any(n.startswith("vit.layers.0.mlp") for n in changed)  # base weights (LoRA merged in) were masked
+
+
+# ------------------------------------------------------------------------------------------- audit
+def test_audit_accepts_a_peft_model_and_changes_nothing(request):
+    from hf_unlearn import audit_forgetting
+
+    setup = _setup(request, "vit")
+    original = setup["model"]
+    model = copy.deepcopy(original)
+    FisherUnlearner(UnlearningConfig(method="logit_suppression", forget_classes=[FORGET])).unlearn(
+        model, codebook=setup["codebook"], forget_dataset=_split(setup["train"], [FORGET])[0]
+    )
+    before = _snapshot(model)
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    audit = audit_forgetting(
+        model, forget_classes=[FORGET], train_dataset=setup["train"], eval_dataset=setup["test"], original=original,
+        relearn_steps=(1, 3), max_probe_samples=400, show_progress=False,
+    )  # fmt: skip
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert flags == {n: p.requires_grad for n, p in model.named_parameters()}
+    m = audit.metrics
+    assert m["forget_accuracy"] <= 0.05 < audit.original["forget_accuracy"]
+    # the probe and the head-rewrite attack read the trainable head copy's input, which a bias-only edit leaves as
+    # it was: they find exactly what they find in the original
+    for key in ("probe_forget_accuracy", "prototype_forget_accuracy"):
+        assert m[key] == pytest.approx(audit.original[key]) and m[key] > m["forget_accuracy"] + 0.2, (key, m)
+
+
+# ------------------------------------------------------------------------------------------- publishing
+def test_unlearned_adapter_saves_as_adapter_and_reloads_identically(request, tmp_path):
+    import yaml
+    from transformers import ViTForImageClassification
+
+    setup = _setup(request, "vit")
+    model = copy.deepcopy(setup["model"])
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[FORGET], allow_incomplete=True))
+    unlearner.unlearn(model, codebook=setup["codebook"])
+    out = unlearner.save_pretrained(tmp_path / "vit-digits-lora-unlearned", model)
+    files = set(os.listdir(out))
+    assert {"adapter_model.safetensors", "adapter_config.json", "README.md", "mnemonic_codes.safetensors"} <= files
+    assert not files & {"model.safetensors", "pytorch_model.bin"}  # the frozen base is not re-published
+    for name in files:  # the base was loaded from a local folder: named by its base name only, everywhere
+        data = open(os.path.join(out, name), "rb").read()
+        assert os.path.dirname(setup["base_dir"]).encode() not in data, f"{name} holds a local absolute path"
+    assert json.load(open(os.path.join(out, "adapter_config.json")))["base_model_name_or_path"] == "vit-digits-base"
+    meta = yaml.safe_load(open(os.path.join(out, "README.md")).read().split("---")[1])
+    assert meta["library_name"] == "peft" and {"hf-unlearn", "machine-unlearning", "unlearning"} <= set(meta["tags"])
+    assert "base_model" not in meta  # a local folder's name is no Hub id (the card's text names it)
+    # the adapter reloads over the same base to the same predictions
+    reloaded = peft.PeftModel.from_pretrained(ViTForImageClassification.from_pretrained(setup["base_dir"]), out)
+    x = setup["test"][:64]["pixel_values"]
+    with torch.no_grad():
+        assert torch.equal(reloaded.eval()(pixel_values=x).logits, model.eval()(pixel_values=x).logits)
+
+    # a base from the Hub: its id is the card's base_model, the relation "adapter"
+    model.get_base_model().config._name_or_path = "google/vit-base-patch16-224"
+    model.peft_config["default"].base_model_name_or_path = "google/vit-base-patch16-224"
+    unlearner.report.base_model = "google/vit-base-patch16-224"
+    out = unlearner.save_pretrained(tmp_path / "from-hub", model)
+    meta = yaml.safe_load(open(os.path.join(out, "README.md")).read().split("---")[1])
+    assert meta["base_model"] == "google/vit-base-patch16-224" and meta["base_model_relation"] == "adapter"
+
+
+def test_peft_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub):
+    from hf_unlearn.data import tiny_vit
+
+    token = "hf_peftSECRETtoken123"
+    train = [{"pixel_values": torch.randn(1, 8, 8), "labels": i % 4} for i in range(16)]
+    model = peft.get_peft_model(
+        tiny_vit(num_labels=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2),
+        peft.LoraConfig(r=2, target_modules=["q_proj"], modules_to_save=["classifier"]),
+    )
+    args = MnemonicConfig(
+        output_dir=str(tmp_path / "run"), push_to_hub=True, hub_model_id="tester/lora", hub_token=token,
+        hub_strategy="checkpoint", save_strategy="steps", save_steps=1, max_steps=2, per_device_train_batch_size=4,
+        report_to="none", use_cpu=True, mnemonic_mix_ratio=0.8,
+    )  # fmt: skip
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
+    trainer.train()
+    trainer.push_to_hub()
+    files = local_hub.repos["tester/lora"].files
+    assert "adapter_model.safetensors" in files and "last-checkpoint/adapter_model.safetensors" in files
+    _assert_token_absent(args.output_dir, local_hub, token=token)  # no local file, remote file or request body
