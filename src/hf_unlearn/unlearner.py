@@ -49,7 +49,6 @@ from .methods import METHODS, UnlearningMethod
 from .methods.common import count_changed, logits_of, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
-from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
 from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
@@ -278,14 +277,6 @@ class FisherUnlearner(TrainerCallback):
                     + "."
                 )
             restrict_to_adapter(model, method.target_parameters(model), name)
-        if is_peft_model(model):  # only the adapter is edited (hf_unlearn.peft_utils): refuse now what cannot be
-            if not method.supports_peft_adapter:
-                raise ValueError(
-                    f"`model` is a PEFT model and method {name!r} edits base weights, which the adapter keeps frozen; "
-                    + MERGE_HINT
-                    + "."
-                )
-            restrict_to_adapter(model, method.target_parameters(model), name)
         method.validate(model, codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset)
         _check_finite(model)
         return forget, retain
@@ -398,11 +389,6 @@ class FisherUnlearner(TrainerCallback):
             )
             timings = {**result.timings, "total": time.perf_counter() - t_start}
             changed = count_changed(model, saved)
-            if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
-                raise RuntimeError(
-                    f"Method {cfg.method!r} changed frozen base weights of the PEFT model ({frozen.changed()[:3]}); "
-                    "set `supports_peft_adapter = False` on it, or " + MERGE_HINT + "."
-                )
             if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
                 raise RuntimeError(
                     f"Method {cfg.method!r} changed frozen base weights of the PEFT model ({frozen.changed()[:3]}); "

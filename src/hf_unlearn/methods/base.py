@@ -61,11 +61,6 @@ class UnlearningMethod:
       weights must stay bit-identical. ``True`` (default): ``run`` honours that narrowed list. ``False``: the edit
       needs base weights, and the method is refused on a PEFT model until the adapter is merged
       (``model.merge_and_unload()``).
-    - ``supports_peft_adapter``: on a PEFT model (see [`hf_unlearn.peft_utils`]) [`FisherUnlearner`] narrows
-      ``parameters`` to the active adapter's weights (LoRA matrices, the trainable head copy) and the frozen base
-      weights must stay bit-identical. ``True`` (default): ``run`` honours that narrowed list. ``False``: the edit
-      needs base weights, and the method is refused on a PEFT model until the adapter is merged
-      (``model.merge_and_unload()``).
     - ``run(...)`` (required): edits the model in place, touching only the parameters named in ``parameters`` (the
       unlearner snapshots exactly those to count changes and to restore the model when the forgetting cannot be
       verified), and returns a [`MethodResult`]. Every process must apply the same edit.
@@ -87,7 +82,6 @@ class UnlearningMethod:
     uses_forget_data: ClassVar[bool] = False
     scopes: ClassVar[tuple[str, ...]] = ("classes",)
     fisher_passes: ClassVar[tuple[str, ...]] = ()
-    supports_peft_adapter: ClassVar[bool] = True
     supports_peft_adapter: ClassVar[bool] = True
 
     def __init__(self, config: UnlearningConfig, accelerator: Any = None):
