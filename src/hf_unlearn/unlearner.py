@@ -314,7 +314,10 @@ class FisherUnlearner(TrainerCallback):
         rows (samples scope); returns an [`UnlearningReport`].
 
         Args:
-            model: the classifier (unwrapped or DDP-wrapped; the edit goes to the underlying weights).
+            model: the classifier (unwrapped or DDP-wrapped; the edit goes to the underlying weights). A
+                ``peft.PeftModel`` gets only its active adapter's weights edited (LoRA matrices, ``modules_to_save``
+                head copy; the frozen base stays bit-identical, see [`hf_unlearn.peft_utils`]); merge it first
+                (``model.merge_and_unload()``) to edit the whole model.
             codebook: the model's [`MnemonicCodebook`] (needed by ``mnemonic``, used by ``logit_suppression``).
             forget_dataset: classes scope: samples of the forget classes; samples scope: exactly the training rows to
                 forget (needed by ``fisher_mask``, ``ssd``, ``fisher_noise``).

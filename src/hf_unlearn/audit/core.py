@@ -61,7 +61,9 @@ def audit_forgetting(
     submodule's train/eval mode and ``requires_grad`` are as before.
 
     Args:
-        model: the classifier to audit (any ``*ForImageClassification`` / ``*ForSequenceClassification``).
+        model: the classifier to audit (any ``*ForImageClassification`` / ``*ForSequenceClassification``, or a
+            ``peft.PeftModel`` around one: features are read at its trainable head copy's input, and relearning
+            fine-tunes a copy of every weight, base included).
         forget_classes: ids or label names of the forgotten classes.
         train_dataset: the training split (labelled; any data set ``hf_unlearn.evaluation.predict`` reads): the
             probe's training data, the prototype shots, the relearn batch and the MIA's members.
