@@ -1,0 +1,527 @@
+#!/usr/bin/env python
+"""Benchmark: every unlearning method on a LoRA-fine-tuned classifier against the same method on a fully fine-tuned
+one (issue 16).
+
+Per scenario and seed two originals are trained with ``MnemonicTrainer`` (codes t_mix 0.1):
+
+- ``full``: the whole model trained (digits: a tiny ViT from scratch, the recipe of ``bench_unlearning.py``);
+- ``lora``: a PEFT LoRA adapter (r 16, every attention and MLP Linear) plus the head in ``modules_to_save``, on a
+  frozen base. digits: the base is the same ViT architecture pre-trained by a plain ``Trainer`` on *coarse* digit
+  labels (digit // 2, 5 classes; the same recipe), a stand-in for a generic pre-trained checkpoint: it never saw
+  the 10 classes, whose head and adaptation the LoRA phase learns together with the codes. trec: the pre-trained
+  all-MiniLM-L6-v2 encoder (``task_type="SEQ_CLS"``).
+
+For every forget case each method starts from a fresh copy of its original (``allow_incomplete=True``: a partial
+forgetting is a result). On the LoRA model the methods edit the adapter only (``hf_unlearn.peft_utils``); the run
+checks that every frozen base weight is bit-identical afterwards. Recorded per method: E_F (forget error) and A_R
+(accuracy on the remaining classes) on the test split, the drop of A_R against its own original, the depth audit
+against the original (``audit_forgetting(original=...)``: linear probe and prototype head-rewrite accuracy on the
+forget classes, forget accuracy after 1 / 3 / 10 relearn steps) and the unlearning time (``report.timings['total']``,
+Fisher passes included). Targets (issue 16): LoRA within 2 points of the full model on E_F, A_R drop and each depth
+number, at no more than its unlearning time.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_peft.py --quick          # smoke run: 1 seed, 1 case, few epochs (a few minutes)
+    python benchmarks/bench_peft.py                  # digits, seeds 0 1, forget {3}, {7}, {2, 5}
+    python benchmarks/bench_peft.py --scenarios digits,trec
+
+Writes ``<output-dir>/peft.{json,md}`` (``peft_quick.*`` with ``--quick``); default output dir
+``benchmarks/results/peft``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import json
+import os
+import sys
+import time
+import warnings
+from typing import Any
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import REPO_ROOT, environment, loadavg, log, mean_std  # noqa: E402
+
+METHODS = ("mnemonic_head", "mnemonic", "logit_suppression", "fisher_mask", "ssd", "fisher_noise")
+DEPTH = ("probe_forget_accuracy", "prototype_forget_accuracy", "relearn@1", "relearn@3", "relearn@10")
+TOLERANCE = 0.02  # issue 16: within 2 points of the fully fine-tuned model
+
+
+def _train_args(outdir: str, cfg: dict[str, Any], seed: int, *, epochs: float, lr: float, mnemonic: bool):
+    from transformers import TrainingArguments
+
+    from hf_unlearn import MnemonicConfig
+
+    kw = dict(
+        output_dir=outdir,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=lr,
+        weight_decay=cfg["weight_decay"],
+        warmup_steps=cfg["warmup_steps"],
+        lr_scheduler_type=cfg["lr_scheduler_type"],
+        seed=seed,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    if mnemonic:
+        return MnemonicConfig(**kw, mnemonic_mix_ratio=cfg["t_mix"], mnemonic_seed=seed)
+    return TrainingArguments(**kw)
+
+
+class Digits:
+    name = "digits"
+
+    def __init__(self, cfg: dict[str, Any]):
+        from hf_unlearn.data import digits_datasets
+
+        self.cfg = cfg
+        self.train_ds, self.test_ds = digits_datasets(seed=0)
+        self.collator = None
+        self.kwargs: dict[str, Any] = {}
+
+    def full(self, seed: int):
+        from hf_unlearn.data import tiny_vit
+
+        return tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)
+
+    def lora(self, seed: int, tmp: str):
+        import peft
+        from transformers import Trainer
+
+        from hf_unlearn.data import tiny_vit
+
+        coarse = self.train_ds.map(lambda r: {"labels": r["labels"] // 2})
+        pre = tiny_vit(num_labels=5, hidden_size=64, num_hidden_layers=2, seed=seed + 100)
+        args = _train_args(tmp, self.cfg, seed, epochs=self.cfg["epochs"], lr=self.cfg["lr"], mnemonic=False)
+        Trainer(model=pre, args=args, train_dataset=coarse).train()
+        base = tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)  # fresh 10-class head
+        base.load_state_dict(
+            {k: v for k, v in pre.state_dict().items() if not k.startswith("classifier")}, strict=False
+        )
+        config = peft.LoraConfig(
+            r=16,
+            lora_alpha=32,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"],
+            modules_to_save=["classifier"],
+        )
+        return peft.get_peft_model(base, config)
+
+
+class Trec:
+    name = "trec"
+
+    def __init__(self, cfg: dict[str, Any], data_dir: str):
+        from transformers import AutoTokenizer, DataCollatorWithPadding
+
+        from hf_unlearn.data import minilm_path, trec_datasets
+
+        self.cfg = cfg
+        self.path = minilm_path()
+        tok = AutoTokenizer.from_pretrained(self.path)
+        train, test = trec_datasets(data_dir)
+        if cfg.get("train_size") and cfg["train_size"] < len(train):
+            train = train.shuffle(seed=0).select(range(cfg["train_size"]))
+
+        def enc(b):
+            return tok(b["text"], truncation=True, max_length=64)
+
+        self.train_ds = train.map(enc, batched=True, remove_columns=["text"])
+        self.test_ds = test.map(enc, batched=True, remove_columns=["text"])
+        self.collator = DataCollatorWithPadding(tok)
+        self.kwargs = {"data_collator": self.collator, "processing_class": tok}
+
+    def _bert(self, seed: int):
+        import transformers
+        from transformers import BertForSequenceClassification
+
+        from hf_unlearn.data import trec_id2label
+
+        transformers.set_seed(seed)
+        id2label = trec_id2label()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return BertForSequenceClassification.from_pretrained(
+                self.path, num_labels=6, id2label=id2label, label2id={v: k for k, v in id2label.items()}
+            )
+
+    def full(self, seed: int):
+        return self._bert(seed)
+
+    def lora(self, seed: int, tmp: str):
+        import peft
+
+        targets = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
+        return peft.get_peft_model(
+            self._bert(seed), peft.LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, target_modules=targets)
+        )
+
+
+def _labels(ds) -> torch.Tensor:
+    return torch.as_tensor(ds.with_format(None)["labels"])
+
+
+def _split(ds, forget: list[int]):
+    keep = torch.isin(_labels(ds), torch.tensor(forget))
+    return ds.select(torch.nonzero(keep)[:, 0].tolist()), ds.select(torch.nonzero(~keep)[:, 0].tolist())
+
+
+def train_original(scn, variant: str, seed: int, tmp: str):
+    from hf_unlearn import MnemonicTrainer
+    from hf_unlearn.evaluation import predict
+
+    t0 = time.perf_counter()
+    model = scn.full(seed) if variant == "full" else scn.lora(seed, os.path.join(tmp, "pre"))
+    epochs = scn.cfg["epochs"] if variant == "full" else scn.cfg["lora_epochs"]
+    lr = scn.cfg["lr"] if variant == "full" else scn.cfg["lora_lr"]
+    args = _train_args(os.path.join(tmp, variant), scn.cfg, seed, epochs=epochs, lr=lr, mnemonic=True)
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=scn.train_ds, **scn.kwargs)
+    trainer.train()
+    unlearned = trainer.check_codes_learned()
+    model.eval()
+    logits, labels = predict(model, scn.test_ds, data_collator=scn.collator)
+    acc = float((torch.as_tensor(logits).argmax(-1) == torch.as_tensor(labels)).float().mean())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    info = {
+        "test_accuracy": acc,
+        "codes_not_learned": unlearned,
+        "train_seconds": time.perf_counter() - t0,
+        "trainable_parameters": trainable,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    log(
+        f"  {variant} original seed {seed}: test acc {acc:.3f}, codes not learned {unlearned}, {info['train_seconds']:.0f} s"
+    )
+    return model, trainer.codebook, info
+
+
+def audit(scn, model, forget: list[int], seed: int, **kw: Any):
+    from hf_unlearn import audit_forgetting
+
+    return audit_forgetting(
+        model,
+        forget_classes=forget,
+        train_dataset=scn.train_ds,
+        eval_dataset=scn.test_ds,
+        data_collator=scn.collator,
+        seed=seed,
+        show_progress=False,
+        **scn.cfg["audit"],
+        **kw,
+    )
+
+
+def run_method(scn, method: str, original, codebook, forget: list[int], seed: int, ref) -> dict[str, Any]:
+    from hf_unlearn import FisherUnlearner, UnlearningConfig
+    from hf_unlearn.evaluation import evaluate_unlearning
+    from hf_unlearn.peft_utils import adapter_parameter_names, is_peft_model
+
+    model = copy.deepcopy(original)
+    frozen = {}
+    if is_peft_model(model):
+        adapter = set(adapter_parameter_names(model))
+        frozen = {n: p.detach().clone() for n, p in model.named_parameters() if n not in adapter}
+    forget_ds, retain_ds = _split(scn.train_ds, forget)
+    kw: dict[str, Any] = dict(scn.cfg["fisher_caps"].get(method, {}))
+    if method == "ssd":
+        kw["ssd_alpha"] = scn.cfg["ssd_alpha"]
+    if method == "fisher_mask":
+        kw["mask_ratio"] = scn.cfg["mask_ratio"]
+    config = UnlearningConfig(method=method, forget_classes=forget, seed=seed, allow_incomplete=True, **kw)
+    data = {} if method.startswith("mnemonic") else {"forget_dataset": forget_ds, "retain_dataset": retain_ds}
+    out: dict[str, Any] = {}
+    try:
+        report = FisherUnlearner(config).unlearn(model, codebook=codebook, data_collator=scn.collator, **data)
+    except Exception as e:  # a method that fails is a result, not a crash of the benchmark
+        return {"error": f"{type(e).__name__}: {e}"}
+    out["time_s"] = report.timings["total"]
+    out["verification"] = report.details.get("verification")
+    out["parameters_changed"] = report.num_parameters_changed
+    out["frozen_bit_identical"] = all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
+    if report.hyperparameters.get("deep_fallback"):
+        out["deep_fallback"] = report.hyperparameters["deep_fallback"]
+    m = evaluate_unlearning(model, scn.test_ds, forget, data_collator=scn.collator, batch_size=64)
+    out.update(forget_error=m["forget_error"], retain_accuracy=m["retain_accuracy"])
+    a = audit(scn, model, forget, seed, reference=ref)  # the original measured once per case (ref)
+    relearn = a.metrics.get("relearn_forget_accuracy") or {}
+    out["depth"] = {
+        "probe_forget_accuracy": a.metrics.get("probe_forget_accuracy"),
+        "prototype_forget_accuracy": a.metrics.get("prototype_forget_accuracy"),
+        **{f"relearn@{k}": relearn.get(k) for k in scn.cfg["audit"]["relearn_steps"]},
+    }
+    out["original_depth"] = {
+        "probe_forget_accuracy": a.original.get("probe_forget_accuracy"),
+        "prototype_forget_accuracy": a.original.get("prototype_forget_accuracy"),
+        "retain_accuracy": a.original.get("retain_accuracy"),
+    }
+    del model
+    gc.collect()
+    return out
+
+
+def compare(case: dict[str, Any], methods: list[str]) -> dict[str, Any]:
+    """Per method: LoRA minus full on E_F, A_R drop and the depth numbers; the time ratio; the verdict."""
+    rows = {}
+    for method in methods:
+        f, q = case["full"]["methods"].get(method, {}), case["lora"]["methods"].get(method, {})
+        if "error" in f or "error" in q or not f or not q:
+            rows[method] = {"verdict": False, "note": f.get("error") or q.get("error") or "missing"}
+            continue
+        drop_f = case["full"]["original"]["retain_accuracy"] - f["retain_accuracy"]
+        drop_l = case["lora"]["original"]["retain_accuracy"] - q["retain_accuracy"]
+        diffs = {"forget_error": q["forget_error"] - f["forget_error"], "retain_drop": drop_l - drop_f}
+        of, oq = case["full"]["original"]["depth"], case["lora"]["original"]["depth"]
+        for key in DEPTH:
+            if f["depth"].get(key) is not None and q["depth"].get(key) is not None:
+                diffs[key] = q["depth"][key] - f["depth"][key]
+                if of.get(key) is not None and oq.get(key) is not None:  # what the method changed, per model
+                    diffs[f"{key} change"] = (q["depth"][key] - oq[key]) - (f["depth"][key] - of[key])
+        ok_quality = abs(diffs["forget_error"]) <= TOLERANCE and diffs["retain_drop"] <= TOLERANCE
+        ok_depth = all(abs(v) <= TOLERANCE for k, v in diffs.items() if k in DEPTH)
+        ok_depth_change = all(abs(v) <= TOLERANCE for k, v in diffs.items() if k.endswith(" change"))
+        time_ratio = q["time_s"] / max(f["time_s"], 1e-9)
+        rows[method] = {
+            "diffs": diffs,
+            "time_ratio": time_ratio,
+            "quality_ok": ok_quality,
+            "depth_ok": ok_depth,
+            "depth_change_ok": ok_depth_change,
+            "time_ok": time_ratio <= 1.0,
+            "frozen_ok": q["frozen_bit_identical"],
+        }
+    return rows
+
+
+def pct(x: Any, signed: bool = False) -> str:
+    if x is None:
+        return "–"
+    return f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+
+
+def render_md(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    lines = [
+        "# Unlearning a LoRA-fine-tuned classifier vs a fully fine-tuned one",
+        "",
+        f"Generated by `{result['command']}` on {env.get('date')} (git `{env.get('git_commit')}`), total wall time "
+        f"{result['total_minutes']:.1f} min; load average at start {result['load_start']}, at end {result['load_end']}. "
+        "Machine: 2 shared CPU cores, torch threads 1, no GPU: wall times move with other processes' load.",
+        "",
+        "All numbers in % (points). E_F = forget error, A_R = accuracy on the remaining classes (test split); "
+        "A_R drop = original's A_R minus the unlearned model's. Depth (audit against its own original): probe = "
+        "linear-probe accuracy on the forget classes' features, prototype = head-rewrite attack accuracy, "
+        "relearn@k = forget accuracy after k relearn steps. Δ = LoRA minus full; 'depth change' compares what the "
+        "method changed in each model's depth numbers (unlearned minus its own original), since the two originals "
+        "differ. Time = the method's own total "
+        "(Fisher passes included). On the LoRA model every method edited the adapter only; 'frozen' says whether "
+        "every frozen base weight was bit-identical afterwards.",
+        "",
+    ]
+    for sc in result["scenarios"]:
+        lines += [f"## Scenario `{sc['name']}`", "", sc["description"], ""]
+        for c in sc["cases"]:
+            fo, lo = c["full"]["original"], c["lora"]["original"]
+            lines += [
+                f"### seed {c['seed']}, forget {c['forget']}",
+                "",
+                f"Originals: full test acc {pct(fo['test_accuracy'])}, trained in {fo['train_seconds']:.0f} s "
+                f"({fo['trainable_parameters']:,} trainable weights); LoRA test acc {pct(lo['test_accuracy'])}, "
+                f"trained in {lo['train_seconds']:.0f} s ({lo['trainable_parameters']:,} trainable of "
+                f"{lo['parameters']:,}); codes not learned: full {fo['codes_not_learned']}, LoRA "
+                f"{lo['codes_not_learned']}. Depth of the originals (probe / prototype / relearn@3): full "
+                f"{pct(fo['depth'].get('probe_forget_accuracy'))} / {pct(fo['depth'].get('prototype_forget_accuracy'))}"
+                f" / {pct(fo['depth'].get('relearn@3'))}, LoRA {pct(lo['depth'].get('probe_forget_accuracy'))} / "
+                f"{pct(lo['depth'].get('prototype_forget_accuracy'))} / {pct(lo['depth'].get('relearn@3'))}.",
+                "",
+                "| method | E_F full / LoRA | A_R drop full / LoRA | probe full / LoRA | prototype full / LoRA | "
+                "relearn@3 full / LoRA | time full / LoRA (s) | frozen | within 2 pts: E_F, A_R drop / depth / depth "
+                "change from own original | time ≤ full |",
+                "|---|---|---|---|---|---|---|---|---|---|",
+            ]
+            for method, cmp in c["comparison"].items():
+                f, q = c["full"]["methods"].get(method, {}), c["lora"]["methods"].get(method, {})
+                if "diffs" not in cmp:
+                    lines.append(f"| {method} | {cmp.get('note')} | | | | | | | **FAIL** | |")  # noqa: E501
+                    continue
+                dl = fo["retain_accuracy"] - f["retain_accuracy"], lo["retain_accuracy"] - q["retain_accuracy"]
+                fb = " (head fallback)" if q.get("deep_fallback") else ""
+                lines.append(
+                    f"| {method}{fb} | {pct(f['forget_error'])} / {pct(q['forget_error'])} | {pct(dl[0])} / "
+                    f"{pct(dl[1])} | {pct(f['depth']['probe_forget_accuracy'])} / "
+                    f"{pct(q['depth']['probe_forget_accuracy'])} | {pct(f['depth']['prototype_forget_accuracy'])} / "
+                    f"{pct(q['depth']['prototype_forget_accuracy'])} | {pct(f['depth'].get('relearn@3'))} / "
+                    f"{pct(q['depth'].get('relearn@3'))} | {f['time_s']:.2f} / {q['time_s']:.2f} | "
+                    f"{'yes' if cmp['frozen_ok'] else '**NO**'} | "
+                    f"{'PASS' if cmp['quality_ok'] else '**FAIL**'} / {'PASS' if cmp['depth_ok'] else '**FAIL**'} / "
+                    f"{'PASS' if cmp['depth_change_ok'] else '**FAIL**'} | "
+                    f"{'PASS' if cmp['time_ok'] else '**FAIL**'} ({cmp['time_ratio']:.2f}x) |"
+                )
+            lines.append("")
+        lines += ["### Summary over cases", "", "| method | ΔE_F | ΔA_R drop | Δprobe | Δprototype | Δrelearn@3 | "
+                  "time LoRA / full | cases within 2 pts (quality / depth / depth change) | cases time ≤ full |",
+                  "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        for method, s in sc["summary"].items():
+            lines.append(
+                f"| {method} | {s['forget_error']} | {s['retain_drop']} | {s['probe_forget_accuracy']} | "
+                f"{s['prototype_forget_accuracy']} | {s['relearn@3']} | {s['time_ratio']} | {s['quality']} / "
+                f"{s['depth']} / {s['depth_change']} | {s['time']} |"
+            )
+        lines.append("")
+    lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
+    return "\n".join(lines)
+
+
+def summarise(cases: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
+    out = {}
+    for method in methods:
+        rows = [c["comparison"][method] for c in cases if "diffs" in c["comparison"].get(method, {})]
+
+        def ms(key: str, rows=rows) -> str:
+            m, s = mean_std([r["diffs"].get(key) for r in rows])
+            return "–" if m != m else f"{100 * m:+.1f} ± {100 * s:.1f}"
+
+        t_m, t_s = mean_std([r["time_ratio"] for r in rows])
+        out[method] = {
+            **{k: ms(k) for k in ("forget_error", "retain_drop", *DEPTH)},
+            "time_ratio": "–" if t_m != t_m else f"{t_m:.2f}x ± {t_s:.2f}",
+            "quality": f"{sum(r['quality_ok'] for r in rows)}/{len(cases)}",
+            "depth": f"{sum(r['depth_ok'] for r in rows)}/{len(cases)}",
+            "depth_change": f"{sum(r['depth_change_ok'] for r in rows)}/{len(cases)}",
+            "time": f"{sum(r['time_ok'] for r in rows)}/{len(cases)}",
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scenarios", default="digits", help="comma-separated subset of: digits,trec")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--data-dir", default=os.path.join(os.path.dirname(REPO_ROOT), "shared", "data", "trec"))
+    ap.add_argument("--trec-train-size", type=int, default=1000)
+    ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "peft"))
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 case, few epochs")
+    ap.add_argument("--note", action="append", default=[])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars
+    import tempfile
+
+    import transformers
+    from transformers.trainer_callback import PrinterCallback  # noqa: F401  (imports the trainer stack once)
+
+    transformers.logging.set_verbosity_error()
+    methods = [m for m in args.methods.split(",") if m]
+    seeds = [int(s) for s in args.seeds.split(",")][: 1 if args.quick else None]
+    digits_cfg: dict[str, Any] = dict(
+        epochs=30, lora_epochs=30, lr=2e-3, lora_lr=5e-3, batch_size=32, weight_decay=0.01, warmup_steps=0.05,
+        lr_scheduler_type="cosine", t_mix=0.1, ssd_alpha=5.0, mask_ratio=0.04, fisher_caps={},
+        cases=[[3], [7], [2, 5]],
+        audit=dict(relearn_steps=[1, 3, 10], relearn_max_steps=10, relearn_lr=1e-3, batch_size=64),
+        description=Digits.__doc__ or "",
+    )  # fmt: skip
+    trec_cfg: dict[str, Any] = dict(
+        epochs=2, lora_epochs=2, lr=1e-4, lora_lr=5e-4, batch_size=16, weight_decay=0.01, warmup_steps=0.1,
+        lr_scheduler_type="linear", t_mix=0.1, ssd_alpha=10.0, mask_ratio=0.02, train_size=args.trec_train_size,
+        fisher_caps={"fisher_mask": {"max_forget_samples": 256, "max_retain_samples": 256},
+                     "fisher_noise": {"max_retain_samples": 64}},
+        cases=[[4]],
+        audit=dict(relearn_steps=[1, 3, 10], relearn_max_steps=10, relearn_lr=1e-4, batch_size=64,
+                   max_probe_samples=1000),
+    )  # fmt: skip
+    if args.quick:
+        digits_cfg.update(epochs=4, lora_epochs=4, cases=[[7]], audit={**digits_cfg["audit"], "relearn_steps": [1, 3]})
+        trec_cfg.update(
+            epochs=0.5, lora_epochs=0.5, train_size=300, audit={**trec_cfg["audit"], "relearn_steps": [1, 3]}
+        )
+    t_start, load_start = time.perf_counter(), loadavg()
+    result: dict[str, Any] = {
+        "command": "python benchmarks/bench_peft.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": environment(),
+        "load_start": load_start,
+        "config": {"digits": digits_cfg, "trec": trec_cfg, "methods": methods, "seeds": seeds},
+        "scenarios": [],
+        "notes": list(args.note),
+    }
+    for name in args.scenarios.split(","):
+        cfg = digits_cfg if name == "digits" else trec_cfg
+        if name == "trec" and not os.path.isdir(args.data_dir):
+            log(f"trec skipped: no data in {args.data_dir}")
+            continue
+        scn = Digits(cfg) if name == "digits" else Trec(cfg, args.data_dir)
+        description = (
+            "Tiny ViT (hidden 64, 2 layers, patch 2) on scikit-learn digits (1,347 / 450). Full: from scratch, "
+            f"MnemonicTrainer {cfg['epochs']} epochs lr {cfg['lr']}. LoRA: base pre-trained on coarse labels "
+            f"(digit // 2) by a plain Trainer with the same recipe, then LoRA r 16 (q/k/v/o_proj, fc1, fc2) + "
+            f"classifier in modules_to_save, MnemonicTrainer {cfg['lora_epochs']} epochs lr {cfg['lora_lr']}."
+            if name == "digits"
+            else f"all-MiniLM-L6-v2 on TREC coarse ({len(scn.train_ds)} training questions). Full: {cfg['epochs']} "
+            f"epochs lr {cfg['lr']}; LoRA r 16 (attention + MLP, SEQ_CLS) {cfg['lora_epochs']} epochs lr "
+            f"{cfg['lora_lr']}."
+        )
+        cases = []
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                originals = {v: train_original(scn, v, seed, tmp) for v in ("full", "lora")}
+            for forget in cfg["cases"]:
+                case: dict[str, Any] = {"seed": seed, "forget": forget}
+                for variant, (model, codebook, info) in originals.items():
+                    base_ra = evaluate_retain(scn, model, forget)
+                    case[variant] = {"original": {**info, "retain_accuracy": base_ra}, "methods": {}}
+                    ref = audit(scn, model, forget, seed, original=model)
+                    relearn = ref.metrics.get("relearn_forget_accuracy") or {}
+                    case[variant]["original"]["depth"] = {
+                        **{k: ref.metrics.get(k) for k in DEPTH[:2]},
+                        **{f"relearn@{k}": relearn.get(k) for k in cfg["audit"]["relearn_steps"]},
+                    }
+                    for method in methods:
+                        res = run_method(scn, method, model, codebook, forget, seed, ref)
+                        case[variant]["methods"][method] = res
+                        log(
+                            f"  {name} seed {seed} forget {forget} {variant:4s} {method:17s} "
+                            + (
+                                res["error"]
+                                if "error" in res
+                                else f"E_F {res['forget_error']:.3f} A_R {res['retain_accuracy']:.3f} "
+                                f"probe {res['depth']['probe_forget_accuracy']:.2f} proto "
+                                f"{res['depth']['prototype_forget_accuracy']:.2f} {res['time_s']:.2f}s "
+                                f"frozen ok {res['frozen_bit_identical']}"
+                            )
+                        )
+                case["comparison"] = compare(case, methods)
+                cases.append(case)
+        result["scenarios"].append(
+            {"name": name, "description": description, "cases": cases, "summary": summarise(cases, methods)}
+        )
+    result["total_minutes"] = (time.perf_counter() - t_start) / 60
+    result["load_end"] = loadavg()
+    os.makedirs(args.output_dir, exist_ok=True)
+    stem = os.path.join(args.output_dir, "peft_quick" if args.quick else "peft")
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    with open(stem + ".md", "w") as f:
+        f.write(render_md(result))
+    log(f"wrote {stem}.json and {stem}.md")
+    return 0
+
+
+def evaluate_retain(scn, model, forget: list[int]) -> float:
+    from hf_unlearn.evaluation import evaluate_unlearning
+
+    return evaluate_unlearning(model, scn.test_ds, forget, data_collator=scn.collator, batch_size=64)[
+        "retain_accuracy"
+    ]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
