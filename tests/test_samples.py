@@ -420,3 +420,8 @@ def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised
         Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     assert unl.report.details["verification"] == "incomplete"
+    # without held-out rows nothing could ever verify it: refused before the edit and before any training step
+    unl = FisherUnlearner(cfg, forget_dataset=forget_ds)
+    with pytest.raises(ValueError, match="eval_dataset"):
+        Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())

@@ -522,6 +522,11 @@ class FisherUnlearner(TrainerCallback):
             return
         # samples scope: edit now, check once the fine-tuning on the retained rows is done (on_train_end); keep the
         # whole model as it was, since that check may have to undo the fine-tuning too
+        if self.eval_dataset is None and not self.config.allow_incomplete:  # fail now, not after the whole training
+            raise ValueError(
+                "`eval_dataset` is required by FisherUnlearner with forget_scope='samples' as a callback: held-out rows "
+                "are the only evidence that the forgotten rows now look unseen (or set allow_incomplete=True)."
+            )
         model = unwrap_model(model)
         self._pre_edit = snapshot(model, [n for n, _ in model.named_parameters()])
         self._defer_check = True
