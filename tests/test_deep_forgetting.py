@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -188,6 +189,21 @@ def test_few_shot_mode_and_its_limits(vit_task):
     assert report.details["verification"] == "verified"
     assert report.fisher_samples == {"codes": 10, "retain_samples": 100, "forget_samples": MAX_FORGET_PER_CLASS}
     assert report.hyperparameters["few_shot"] is True
+    # the retained samples choose how much of the shared direction is removed: the first share, from the whole one,
+    # that keeps their accuracy within MAX_RETAIN_DROP (or the last share tried)
+    from hf_unlearn.evaluation import predict
+    from hf_unlearn.methods.mnemonic_deep import MAX_RETAIN_DROP
+
+    def retained_accuracy(m):
+        logits, labels = predict(m, retain)
+        keep = [c for c in range(10) if c not in forget]
+        return float((np.asarray(keep)[logits[:, keep].argmax(1)] == labels).mean())
+
+    tried = report.details["alphas_tried"]
+    assert report.details["alphas"][0] == 1.0 and tried[-1]["alpha"] == report.details["alpha"]
+    assert tried[-1]["retained_sample_accuracy"] == pytest.approx(retained_accuracy(deep))
+    if report.details["alpha"] > 0:
+        assert retained_accuracy(deep) >= retained_accuracy(model) - MAX_RETAIN_DROP - 1e-9
     before = _weights(model)
     too_many = _subset(train, lambda y: y == 7).select(range(MAX_FORGET_PER_CLASS + 1))
     unl = FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=forget))
