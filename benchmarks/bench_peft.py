@@ -301,6 +301,44 @@ def compare(case: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     return rows
 
 
+def scale_timing(quick: bool) -> dict[str, Any]:
+    """The Fisher passes of fisher_mask (batch_true), ssd (batch) and fisher_noise (true) on a ViT-small-sized model
+    (hidden 384, 6 layers, 64 patches), full vs LoRA (r 16 on every attention and MLP Linear): on the tiny digits ViT
+    PEFT's per-layer Python overhead dominates; here the work does. Random images, best of ``repeats`` runs."""
+    import peft
+    from transformers import ViTConfig, ViTForImageClassification
+
+    from hf_unlearn.fisher import compute_fisher
+    from hf_unlearn.peft_utils import adapter_parameter_names
+
+    n, repeats = (16, 1) if quick else (64, 2)
+    cfg = ViTConfig(image_size=64, patch_size=8, num_channels=3, hidden_size=384, num_hidden_layers=6,
+                    num_attention_heads=6, intermediate_size=1536, num_labels=10)  # fmt: skip
+    torch.manual_seed(0)
+    data = {"pixel_values": torch.randn(n, 3, 64, 64), "labels": torch.randint(0, 10, (n,))}
+    full = ViTForImageClassification(cfg)
+    lora = peft.get_peft_model(
+        ViTForImageClassification(cfg),
+        peft.LoraConfig(r=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"],
+                        modules_to_save=["classifier"]),
+    )  # fmt: skip
+    out: dict[str, Any] = {"samples": n, "repeats": repeats, "kinds": {}}
+    for variant, model, params in (
+        ("full", full, [name for name, _ in full.named_parameters()]),
+        ("lora", lora, adapter_parameter_names(lora)),
+    ):
+        out[f"{variant}_parameters"] = sum(dict(model.named_parameters())[p].numel() for p in params)
+        for kind in ("batch_true", "batch", "true"):
+            best = float("inf")
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                compute_fisher(model, data, kind=kind, parameters=params, batch_size=32, show_progress=False)
+                best = min(best, time.perf_counter() - t0)
+            out["kinds"].setdefault(kind, {})[variant] = best
+    log(f"scale timing: {out}")
+    return out
+
+
 def pct(x: Any, signed: bool = False) -> str:
     if x is None:
         return "–"
@@ -376,6 +414,24 @@ def render_md(result: dict[str, Any]) -> str:
                 f"{s['depth']} / {s['depth_change']} | {s['time']} |"
             )
         lines.append("")
+    st = result.get("scale_timing")
+    if st:
+        lines += [
+            "## Fisher passes at a larger scale",
+            "",
+            f"ViT-small-sized model (hidden 384, 6 layers, 64 patches of 8x8x3), {st['samples']} random images, best "
+            f"of {st['repeats']}; Fisher over every weight of the full model ({st['full_parameters']:,}) vs the "
+            f"adapter's weights ({st['lora_parameters']:,}). The method that runs each pass is in brackets.",
+            "",
+            "| Fisher kind | full (s) | LoRA (s) | LoRA / full |",
+            "|---|---|---|---|",
+        ]
+        names = {"batch_true": "fisher_mask", "batch": "ssd", "true": "fisher_noise"}
+        for kind, t in st["kinds"].items():
+            lines.append(
+                f"| {kind} ({names[kind]}) | {t['full']:.2f} | {t['lora']:.2f} | {t['lora'] / t['full']:.2f}x |"
+            )
+        lines.append("")
     lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
 
@@ -411,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "peft"))
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 case, few epochs")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--no-scale-timing", action="store_true", help="skip the Fisher timing on a ViT-small model")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -503,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         result["scenarios"].append(
             {"name": name, "description": description, "cases": cases, "summary": summarise(cases, methods)}
         )
+    if not args.no_scale_timing:
+        result["scale_timing"] = scale_timing(args.quick)
     result["total_minutes"] = (time.perf_counter() - t_start) / 60
     result["load_end"] = loadavg()
     os.makedirs(args.output_dir, exist_ok=True)
