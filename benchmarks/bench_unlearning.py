@@ -93,6 +93,7 @@ from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E4
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
 from hf_unlearn.audit import audit_forgetting  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
+from hf_unlearn.data_utils import labels_of  # noqa: E402
 from hf_unlearn.evaluation import evaluate_unlearning  # noqa: E402
 from hf_unlearn.methods import METHODS as REGISTERED_METHODS  # noqa: E402
 
@@ -109,6 +110,7 @@ METHODS = [
     "fisher_mask",
     "fisher_mask_ft",
     "mnemonic",
+    "mnemonic_fewshot",
     "mnemonic_head",
     "logit_suppression",
 ]
@@ -122,11 +124,22 @@ METHOD_LABELS = {
     "fisher_mask": "Fisher mask, no fine-tuning",
     "fisher_mask_ft": "Fisher mask + fine-tuning (callback)",
     "mnemonic": "mnemonic one-shot (ours)",
+    "mnemonic_fewshot": "mnemonic few-shot (ours: codes + 32/class forget + 256 retained)",
     "mnemonic_head": "mnemonic, output layer only",
     "logit_suppression": "logit suppression (trivial baseline)",
 }
 # unlearn() on a copy, each when registered in hf_unlearn.methods.METHODS; the code methods get the codebook only
-EDIT_METHODS = ("ssd", "fisher_noise", "fisher_mask", "mnemonic", "mnemonic_head", "logit_suppression")
+EDIT_METHODS = (
+    "ssd",
+    "fisher_noise",
+    "fisher_mask",
+    "mnemonic",
+    "mnemonic_fewshot",
+    "mnemonic_head",
+    "logit_suppression",
+)
+# few-shot mode: at most 32 forget samples per forgotten class and 256 retained samples (a seeded random draw)
+FEWSHOT_FORGET_PER_CLASS, FEWSHOT_RETAIN = 32, 256
 CODE_METHODS = ("mnemonic", "mnemonic_head")
 # depth audit (hf_unlearn.audit_forgetting): columns read from each method's audit, in table order
 AUDIT_COLUMNS = (
@@ -140,7 +153,7 @@ AUDIT_COLUMNS = (
     ("js_to_retrained", "JS to retrained"),
     ("mia_auc", "MIA AUC"),
 )
-MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "h", "*"]
+MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "h", "*", "d"]
 T_AUDIT_COST = 0.25  # issue 12: the audit of one model costs at most 25% of one retraining run
 
 # targets (issue 4), fixed before running
@@ -152,6 +165,15 @@ T_MN_SPEEDUP = 10.0  # mnemonic >= 10x faster than SSD and than fine-tuning
 T_MASK_EF = 0.95  # fisher_mask without fine-tuning: E_F >= 95%
 T_MASK_AR_DROP = 0.05  # ... with A_R drop <= 5 points
 T_MASKFT_AR_TOL = 0.01  # fisher_mask_ft "at least as good as" finetune: E_F not lower, A_R at most 1 pt lower
+# deep forgetting (fixed before running), judged per case against that case's retrained models
+DEEP_METHODS = ("mnemonic", "mnemonic_fewshot", "mnemonic_head", "logit_suppression", "fisher_mask", "fisher_mask_ft")
+T_DEEP_EF = 0.99  # E_F >= 99%
+T_DEEP_AR_DROP = {1: 0.015, 2: 0.03}  # A_R no more than 1.5 points below the original (2 classes: 3 points)
+T_DEEP_PROBE = 0.03  # probe forget accuracy <= retrained mean + 3 points
+T_DEEP_PROTO = 0.05  # prototype-attack forget accuracy <= retrained mean + 5 points
+T_DEEP_RELEARN = 0.10  # accuracy after 10 relearn steps <= retrained mean + 10 points
+T_DEEP_JS = 2.0  # JS divergence to the retrained models <= 2x their divergence from each other
+T_DEEP_TIME = {"mnemonic": 0.02, "mnemonic_fewshot": 0.05}  # share of one retraining
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -169,10 +191,6 @@ class Clock:
     def __exit__(self, *exc: Any) -> None:
         self.wall = time.perf_counter() - self._w
         self.cpu = time.process_time() - self._c
-
-
-def labels_of(ds) -> np.ndarray:
-    return np.asarray(ds.with_format(None)["labels"], dtype=np.int64)
 
 
 def select_classes(ds, classes: list[int], keep: bool):
@@ -328,9 +346,20 @@ def unlearning_config(scn, method: str, forget: list[int], seed: int) -> Unlearn
     if method.startswith("fisher_mask"):
         kw["mask_ratio"] = scn.cfg["mask_ratio"]
     # allow_incomplete: a method that forgets only part of the classes is a result (its E_F shows it), not a crash
-    return UnlearningConfig(
-        method=method.replace("_ft", ""), forget_classes=forget, seed=seed, allow_incomplete=True, **kw
-    )
+    name = method.replace("_ft", "").replace("_fewshot", "")
+    return UnlearningConfig(method=name, forget_classes=forget, seed=seed, allow_incomplete=True, **kw)
+
+
+def fewshot_subsets(forget_train, retain_train, forget: list[int], seed: int):
+    """The few-shot mode's data: a seeded draw of at most 32 training samples per forgotten class and 256 retained."""
+    rng = np.random.default_rng(seed + 7)
+    labels = np.asarray(labels_of(forget_train))
+    rows: list[int] = []
+    for c in forget:
+        idx = np.flatnonzero(labels == c)
+        rows += sorted(rng.choice(idx, size=min(FEWSHOT_FORGET_PER_CLASS, len(idx)), replace=False).tolist())
+    keep = sorted(rng.choice(len(retain_train), size=min(FEWSHOT_RETAIN, len(retain_train)), replace=False).tolist())
+    return forget_train.select(rows), retain_train.select(keep)
 
 
 # ----------------------------------------------------------------------------------------------------------- cases
@@ -450,7 +479,7 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
 
     # one-shot edits, standalone
     for method in EDIT_METHODS:
-        if method not in REGISTERED_METHODS:
+        if method.replace("_fewshot", "") not in REGISTERED_METHODS:
             log(f"  {method:15s} not registered in hf_unlearn.methods.METHODS: skipped")
             continue
         try:
@@ -460,6 +489,15 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
             with Clock() as clock:
                 if method in CODE_METHODS:
                     report = unlearner.unlearn(model, codebook=codebook)
+                elif method == "mnemonic_fewshot":
+                    few_forget, few_retain = fewshot_subsets(forget_train, retain_train, forget, seed)
+                    report = unlearner.unlearn(
+                        model,
+                        codebook=codebook,
+                        forget_dataset=few_forget,
+                        retain_dataset=few_retain,
+                        data_collator=scn.collator,
+                    )
                 elif method == "logit_suppression":  # the bias just low enough that no code / forget sample wins
                     report = unlearner.unlearn(
                         model, codebook=codebook, forget_dataset=forget_train, data_collator=scn.collator
@@ -498,7 +536,7 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
                 },
             }
             extra["details"] = report.details
-            if method in CODE_METHODS:
+            if method in CODE_METHODS or method == "mnemonic_fewshot":
                 extra["code_accuracy_after"] = code_accuracy(model, codebook)
             record(method, model, clock, **extra)
             del model, unlearner
@@ -721,6 +759,45 @@ def summarise_references(cases: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def deep_checks(c: dict[str, Any], m: str) -> dict[str, bool] | None:
+    """Issue-13 depth targets of method ``m`` in case ``c`` against the case's own retrained models (None: not run)."""
+    ref = c.get("audit_reference", {})
+    rng, js_ref = ref.get("retrained_range"), ref.get("js_retrained_reference")
+    if not _ok(c, m, "original") or not rng or "audit" not in c["methods"][m]:
+        return None
+    a, mm, orig = c["methods"][m]["audit"]["metrics"], c["methods"][m], c["methods"]["original"]
+    out = {
+        "E_F": mm["forget_error"] >= T_DEEP_EF,
+        "A_R": orig["retain_accuracy"] - mm["retain_accuracy"] <= T_DEEP_AR_DROP[min(len(c["forget_classes"]), 2)],
+        "probe": a["probe_forget_accuracy"] <= rng["probe_forget_accuracy"]["mean"] + T_DEEP_PROBE,
+        "prototype": a["prototype_forget_accuracy"] <= rng["prototype_forget_accuracy"]["mean"] + T_DEEP_PROTO,
+        "relearn@10": a["relearn_forget_accuracy"]["10"] <= rng["relearn_forget_accuracy@10"]["mean"] + T_DEEP_RELEARN,
+    }
+    if js_ref is not None and a.get("js_to_retrained") is not None:
+        out["JS"] = a["js_to_retrained"] <= T_DEEP_JS * js_ref
+    if m in T_DEEP_TIME and _ok(c, "retrain"):
+        out["time"] = mm["time_s"] <= T_DEEP_TIME[m] * c["methods"]["retrain"]["time_s"]
+    return out
+
+
+def deep_targets(cases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per method, how many cases meet each depth target (E_F, A_R, probe, prototype, relearn@10, JS, time)."""
+    t: dict[str, Any] = {}
+    for m in DEEP_METHODS:
+        checks = [r for r in (deep_checks(c, m) for c in cases) if r is not None]
+        if not checks:
+            continue
+        for key in checks[0]:
+            ok = sum(bool(r.get(key)) for r in checks)
+            t[f"deep_{m}_{key}"] = {
+                "target": f"{m}: {key} (issue-13 target, per case vs its retrained models)",
+                "value": f"{ok}/{len(checks)}",
+                "pass": ok == len(checks),
+                "cases_ok": f"{ok}/{len(checks)}",
+            }
+    return t
+
+
 def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
     """PASS/FAIL per target, judged on the mean over cases; ``cases_ok`` says how many single cases meet it."""
     t: dict[str, Any] = {}
@@ -804,6 +881,7 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
                 )
             ),
         }
+    t.update(deep_targets(cases))
     pairs = [
         c["methods"][m]["audit"]["time_s"] / c["methods"]["retrain"]["time_s"]
         for c in cases
@@ -900,7 +978,9 @@ def render_md(result: dict[str, Any]) -> str:
             continue
         for key, tg in sc["summary"]["targets"].items():
             v = tg["value"]
-            if key == "fisher_mask_ft_vs_finetune":
+            if isinstance(v, str):
+                val = v
+            elif key == "fisher_mask_ft_vs_finetune":
                 val = (
                     f"E_F {100 * v['forget_error_diff']:+.1f} pts, A_R {100 * v['retain_accuracy_diff']:+.1f} pts "
                     "(vs fine-tune)"
@@ -1308,6 +1388,11 @@ def main(argv: list[str] | None = None) -> int:
         help="random subset of the 5,452 training questions (CPU budget); 0 = all",
     )
     ap.add_argument("--trec-epochs", type=float, default=2.0)
+    ap.add_argument(
+        "--digits-cases",
+        default="0;3;7;2,5",
+        help="digits forget cases, ';' between cases, ',' between the classes of one case (CPU budget: a subset)",
+    )
     ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results"))
     ap.add_argument(
         "--threads",
@@ -1374,7 +1459,7 @@ def main(argv: list[str] | None = None) -> int:
         ssd_alpha=5.0,
         mask_ratio=0.04,
         fisher_caps={},
-        cases=[[0], [3], [7], [2, 5]],
+        cases=[[int(c) for c in case.split(",")] for case in args.digits_cases.split(";") if case.strip()],
         retrain_refs=args.retrain_refs,
         audit=dict(relearn_steps=[1, 3, 10], relearn_max_steps=30, relearn_lr=1e-3, batch_size=64),
     )
