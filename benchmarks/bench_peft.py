@@ -468,7 +468,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 case, few epochs")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--no-scale-timing", action="store_true", help="skip the Fisher timing on a ViT-small model")
+    ap.add_argument(
+        "--render-from", metavar="JSON", help="measure nothing: re-render the .md from this JSON (+ --note)"
+    )
     args = ap.parse_args(argv)
+    if args.render_from:
+        with open(args.render_from) as f:
+            result = json.load(f)
+        result["notes"] = list(dict.fromkeys(result.get("notes", []) + args.note))
+        with open(args.render_from, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        with open(os.path.splitext(args.render_from)[0] + ".md", "w") as f:
+            f.write(render_md(result))
+        return 0
     torch.set_num_threads(1)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars
@@ -499,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         digits_cfg.update(epochs=4, lora_epochs=4, cases=[[7]], audit={**digits_cfg["audit"], "relearn_steps": [1, 3]})
         trec_cfg.update(
-            epochs=0.5, lora_epochs=0.5, train_size=300, audit={**trec_cfg["audit"], "relearn_steps": [1, 3]}
+            epochs=1, lora_epochs=1, t_mix=0.2, train_size=600, audit={**trec_cfg["audit"], "relearn_steps": [1, 3]}
         )
     t_start, load_start = time.perf_counter(), loadavg()
     result: dict[str, Any] = {
