@@ -16,6 +16,11 @@ Hanley-McNeil bound: a few dozen rows give a noisy AUC, and a retrained model mu
 held-out is fine (mislabeled rows are rightly "wrong" at their training labels). Without held-out data the outcome is
 ``"unverified"``, never ``"verified"``.
 
+This is a necessary check, not proof: it assumes the rows were drawn like the held-out rows. Rows that are atypical
+(mislabeled, poisoned) can pass it while the model still predicts some of their wrong labels, and a few dozen rows of
+a model that memorises little can pass it unedited (``benchmarks/results/samples/README.md``). For such rows judge
+with [`hf_unlearn.audit.audit_samples`] against retrained models (wrong-label rate, attack success rate).
+
 Reports and model cards name the rows only by count and [`rows_fingerprint`] (SHA-256 of the sorted row ids, when
 known, and of each row's content hash), never by content.
 """
