@@ -265,6 +265,19 @@ def test_a_method_that_would_edit_only_frozen_weights_is_refused(request):
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
 
 
+def test_target_modules_name_base_modules_and_select_their_adapter_weights(request):
+    setup = _setup(request, "vit")
+    model = copy.deepcopy(setup["model"])
+    before = _snapshot(model)
+    config = UnlearningConfig(
+        method="fisher_noise", forget_classes=[FORGET], target_modules=["vit.layers.0.mlp.fc1"], allow_incomplete=True
+    )
+    report = FisherUnlearner(config).unlearn(model, **_inputs(setup, "fisher_noise"))
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {f"base_model.model.vit.layers.0.mlp.fc1.lora_{m}.default.weight" for m in "AB"}
+    assert report.num_parameters_changed == sum(before[n].numel() for n in changed)
+
+
 def test_merged_model_is_edited_in_full(request):
     """The documented opt-in: merge first, then every weight the method targets may change."""
     setup = _setup(request, "vit")
