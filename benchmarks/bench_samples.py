@@ -122,8 +122,9 @@ def new_model(seed: int):
     return tiny_vit(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, seed=seed)
 
 
-def fit(model, x, y, *, epochs: float, seed: int, lr: float = 2e-3, warmup: float = 0.05, batch: int = 32):
-    """AdamW + cosine with warm-up over ``epochs`` passes of shuffled batches (the digits recipe)."""
+def fit(model, x, y, *, epochs: float, seed: int, lr: float = 2e-3, warmup: float = 0.05, batch: int = 32, keep=None):
+    """AdamW + cosine with warm-up over ``epochs`` passes of shuffled batches (the digits recipe). ``keep``:
+    ``{name: (bool mask, values)}`` entries held at their values after every step (an edit kept during training)."""
     g = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(len(y) / batch)
     total = max(1, int(round(epochs * steps_per_epoch)))
@@ -145,6 +146,11 @@ def fit(model, x, y, *, epochs: float, seed: int, lr: float = 2e-3, warmup: floa
             loss.backward()
             opt.step()
             sched.step()
+            if keep:
+                with torch.no_grad():
+                    params = dict(model.named_parameters())
+                    for name, (mask, values) in keep.items():
+                        params[name][mask] = values[mask]
             step += 1
             if step >= total:
                 break
@@ -208,6 +214,105 @@ def run_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
             + (f"  asr {m['attack_success_rate']:.3f}" if "attack_success_rate" in m else "")
         )
     return out
+
+
+# ------------------------------------------------------------------------------------------------------------ explore
+# Variants tried after the main run (--explore): settings other than the library defaults, each from the same original
+# as in the main run (same seed, same corrupted rows); compared with the main run's retrained models.
+VARIANTS = {
+    "ssd_alpha5": ("ssd", {"ssd_alpha": 5.0}, 0),  # SSD's own value for ViT
+    "ssd_alpha50": ("ssd", {"ssd_alpha": 50.0}, 0),
+    "ssd_alpha5_ft2": ("ssd", {"ssd_alpha": 5.0}, 2),
+    "ssd_alpha50_ft": ("ssd", {"ssd_alpha": 50.0}, 5),
+    "fisher_mask_r0.002_ft": ("fisher_mask", {"mask_ratio": 0.002}, 5),
+    "finetune_10": (None, {}, 10),
+    # the edit held during fine-tuning (negative epochs): weights the edit changed stay at their edited values
+    "ssd_ft_held": ("ssd", {}, -5),
+    "ssd_alpha5_ft2_held": ("ssd", {"ssd_alpha": 5.0}, -2),
+}
+
+
+def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
+    data = corrupt(scenario, x, y, seed)
+    rows = data["rows"]
+    keep = sorted(set(range(len(y))) - set(rows))
+    train = {"pixel_values": data["x"], "labels": data["y"]}
+    original = fit(new_model(seed), data["x"], data["y"], epochs=args.epochs, seed=seed)
+    out: dict[str, Any] = {"seed": seed}
+    for name, (edit, overrides, ft) in VARIANTS.items():
+        if args.variants and name not in args.variants:
+            continue
+        model = copy.deepcopy(original)
+        with Clock() as c:
+            if edit is not None:
+                cfg = UnlearningConfig(
+                    method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **overrides
+                )
+                FisherUnlearner(cfg).unlearn(model, train_dataset=train, forget_rows=rows)
+            held = None
+            if ft < 0:  # hold what the edit changed
+                before = dict(original.named_parameters())
+                held = {
+                    n: (p.detach() != before[n].detach(), p.detach().clone())
+                    for n, p in model.named_parameters()
+                    if not torch.equal(p, before[n])
+                }
+            if ft:
+                fit(model, data["x"][keep], data["y"][keep], epochs=abs(ft), seed=seed, keep=held)
+        out[name] = {**measure(model, data, test, scenario), "wall": c.wall, "cpu": c.cpu}
+        m = out[name]
+        log(
+            f"  {scenario} {seed} {name:22s} {c.wall:5.1f}s test {m['heldout_accuracy']:.3f} rows@label "
+            f"{m['forget_label_rate']:.3f} auc {m['mia_auc']:.3f}"
+            + (f" asr {m['attack_success_rate']:.3f}" if "attack_success_rate" in m else "")
+        )
+    return out
+
+
+def explore(args, x, y, test) -> None:
+    main_run = os.path.join(args.output_dir, "samples.json")
+    with open(main_run) as f:
+        ref = json.load(f)
+    lines = [
+        "# Forgetting chosen rows: settings tried after the main run",
+        "",
+        "Same originals (seed, corrupted rows, recipe) as `samples.md`; compared with that run's retrained models. "
+        f"Load average at start {loadavg()}.",
+        "",
+    ]
+    result: dict[str, Any] = {"variants": {k: list(v) for k, v in VARIANTS.items()}, "scenarios": {}}
+    for scenario in args.scenarios:
+        runs = [explore_seed(scenario, seed, x, y, test, args) for seed in args.seeds]
+        rs = ref["scenarios"][scenario]["summary"]["retrain"]
+        t_retrain = rs["wall"]["mean"]
+        lines += [f"## {scenario}", "", "| variant | test acc % | rows at training label % | attack success % | "
+                  "MIA AUC | time / retrain |", "|---|---|---|---|---|---|"]  # fmt: skip
+        lines.append(
+            f"| retrain (main run) | {pm(rs['heldout_accuracy'])} | {pm(rs['forget_label_rate'])} | "
+            f"{pm(rs.get('attack_success_rate'))} | {pm(rs['mia_auc'], 1, 3)} | – |"
+        )
+        summary = {}
+        for name in [v for v in VARIANTS if not args.variants or v in args.variants]:
+            row = {}
+            for key in KEYS:
+                vals = [r[name].get(key) for r in runs]
+                if any(v is not None for v in vals):
+                    mean, std = mean_std(vals)
+                    row[key] = {"mean": mean, "std": std, "n": len(vals)}
+            summary[name] = row
+            lines.append(
+                f"| {name} | {pm(row['heldout_accuracy'])} | {pm(row['forget_label_rate'])} | "
+                f"{pm(row.get('attack_success_rate'))} | {pm(row['mia_auc'], 1, 3)} | "
+                f"{100 * row['wall']['mean'] / t_retrain:.0f}% |"
+            )
+        lines.append("")
+        result["scenarios"][scenario] = {"runs": runs, "summary": summary}
+    result["load_end"] = loadavg()
+    with open(os.path.join(args.output_dir, args.explore_name + ".json"), "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True, default=float)
+    with open(os.path.join(args.output_dir, args.explore_name + ".md"), "w") as f:
+        f.write("\n".join(lines) + f"\nLoad average at end {result['load_end']}.\n")
+    log(f"wrote {args.explore_name}.{{json,md}}")
 
 
 # ------------------------------------------------------------------------------------------------------------ summary
@@ -341,6 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ft-epochs", type=float, default=5)
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--explore", action="store_true", help="run the VARIANTS against the main run's retraining")
+    p.add_argument("--variants", nargs="+", default=None, help="--explore: only these VARIANTS")
+    p.add_argument("--explore-name", default="samples_explore", help="--explore: output file stem")
     p.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "samples"))
     args = p.parse_args(argv)
     if args.quick:
@@ -359,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     train, test_ds = digits_datasets()
     x, y = train[:]["pixel_values"].float(), train[:]["labels"].long()
     test = {"pixel_values": test_ds[:]["pixel_values"].float(), "labels": test_ds[:]["labels"].long()}
+    if args.explore:
+        explore(args, x, y, test)
+        return 0
     for scenario in args.scenarios:
         runs = [run_seed(scenario, seed, x, y, test, args) for seed in args.seeds]
         s = summarise(runs)
