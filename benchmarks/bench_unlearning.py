@@ -1389,6 +1389,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--trec-epochs", type=float, default=2.0)
     ap.add_argument(
+        "--trec-cases",
+        default="LOC;NUM;HUM;LOC,NUM",
+        help="TREC forget cases (label names), ';' between cases, ',' between the classes of one case",
+    )
+    ap.add_argument(
         "--digits-cases",
         default="0;3;7;2,5",
         help="digits forget cases, ';' between cases, ',' between the classes of one case (CPU budget: a subset)",
@@ -1482,7 +1487,7 @@ def main(argv: list[str] | None = None) -> int:
             "fisher_noise": {"max_retain_samples": 64},
             "ssd": {},
         },
-        cases=[["LOC"], ["NUM"], ["HUM"], ["LOC", "NUM"]],
+        cases=[case.split(",") for case in args.trec_cases.split(";") if case.strip()],
         retrain_refs=args.retrain_refs,
         # relearn at the recipe's own fine-tuning lr (1e-4; the digits ViT's recipe and relearn lr are 2e-3 / 1e-3)
         # the probe is fitted on 1,000 random training questions (6 classes) to keep the audit's feature pass within
