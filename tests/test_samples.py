@@ -425,3 +425,14 @@ def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised
     with pytest.raises(ValueError, match="eval_dataset"):
         Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+
+
+def test_retain_rows_choose_the_retained_data(memorised):
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    retain = [i for i in range(100) if i not in flipped]  # only these rows stand for the retained data
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, retain_rows=retain)
+    batches = -(-(len(flipped) + len(retain)) // cfg.fisher_batch_size)  # SSD's full-data pass: forget + retain
+    assert report.fisher_samples == {"forget_batches": 1, "full_batches": batches}
+    assert report.details["forget_rows"]["count"] == N_FLIPPED
