@@ -500,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         description=Digits.__doc__ or "",
     )  # fmt: skip
     trec_cfg: dict[str, Any] = dict(
-        epochs=2, lora_epochs=2, lr=1e-4, lora_lr=5e-4, batch_size=16, weight_decay=0.01, warmup_steps=0.1,
+        epochs=2, lora_epochs=2, lr=1e-4, lora_lr=2e-3, batch_size=16, weight_decay=0.01, warmup_steps=0.1,
         lr_scheduler_type="linear", t_mix=0.1, ssd_alpha=10.0, mask_ratio=0.02, train_size=args.trec_train_size,
         fisher_caps={"fisher_mask": {"max_forget_samples": 256, "max_retain_samples": 256},
                      "fisher_noise": {"max_retain_samples": 64}},
