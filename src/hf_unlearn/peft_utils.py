@@ -102,10 +102,7 @@ def adapter_internal_modules(model: nn.Module) -> set[str]:
 def base_relative_name(name: str) -> str:
     """A PEFT parameter or module name as the base model names it: ``base_model.model.`` dropped and the wrapper
     parts (``base_layer``, ``modules_to_save.<adapter>``, ``original_module``) removed; ``lora_A.<adapter>`` stays."""
-    for prefix in ("base_model.model.",):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-    parts = name.split(".")
+    parts = name.removeprefix("base_model.model.").split(".")
     out, i = [], 0
     while i < len(parts):
         if parts[i] == "modules_to_save" and i + 1 < len(parts):
@@ -136,7 +133,8 @@ def restrict_to_adapter(model: nn.Module, names: Iterable[str], method: str) -> 
 
 class FrozenGuard:
     """Records the version counters of every non-adapter parameter; [`changed`] names those an in-place edit
-    touched since (any ``copy_``, ``add_``, ``masked_fill_``... bumps a tensor's version), at no copy cost."""
+    touched since (any ``copy_``, ``add_``, ``masked_fill_``... on the parameter bumps its version), at no copy cost.
+    A method's contract check, not a sandbox: writes through ``.data`` (its own version counter) are not seen."""
 
     def __init__(self, model: nn.Module):
         adapter = set(adapter_parameter_names(model))
