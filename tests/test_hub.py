@@ -788,3 +788,77 @@ def test_a_peft_model_is_published_in_adapter_form(tmp_path):
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(model.eval()(pixel_values=x).logits, reloaded(pixel_values=x).logits)
+
+
+# ------------------------------------------------------------------------------------------------ samples scope
+ROWS_FINGERPRINT = hashlib.sha256(b"forget rows").hexdigest()
+CLASS_WORDS = ("of its", "targeted classes", "class unlearning", "A_F is the accuracy", "Class-level only")
+
+
+def _samples_report(verification, reason="forget rows look like held-out rows: accuracy 0.930 vs 0.950"):
+    check = {"forget_rows_accuracy": 0.93, "forget_rows_loss": 0.31, "num_forget_rows": 67, "heldout_accuracy": 0.95}
+    check.update(heldout_loss=0.22, num_heldout_rows=360, mia_auc=0.514, mia_auc_chance_se=0.03)
+    details = {"forget_scope": "samples", "forget_rows": {"count": 67, "fingerprint": ROWS_FINGERPRINT}}
+    details["verification_checks"] = {"samples": check}
+    if verification is not None:
+        details.update(verification=verification, verification_reason=reason)
+    report = _report(metrics=False, method="ssd", forget_classes=[], forget_labels=[], details=details)
+    report.retain_classes, report.retain_labels = [0, 1, 2, 3], list(LABELS.values())
+    report.metrics = {"before": {**check, "forget_rows_accuracy": 1.0, "mia_auc": 0.61}, "after": check}
+    report.audit = _audit()  # a class audit attached by mistake must not be shown as if it applied to the rows
+    return report
+
+
+@pytest.mark.parametrize("verification", ["verified", "incomplete", "unverified", None])
+def test_samples_card_names_rows_by_count_and_fingerprint_and_says_forgotten_only_when_verified(verification):
+    reason = "forget-row accuracy 1.000 exceeds held-out accuracy 0.950 by more than verification_tolerance 0.05"
+    report = _samples_report(verification, **({} if verification == "verified" else {"reason": reason}))
+    card = hub.render_model_card(report, model=_model())
+    text = str(card)
+    assert "67 chosen training rows" in text and f"`{ROWS_FINGERPRINT}`" in text
+    assert not any(w in text for w in CLASS_WORDS), [w for w in CLASS_WORDS if w in text]
+    assert "necessary check, not proof" in text  # what verification means for rows, verified or not
+    # the depth section: the class audit does not apply, audit_samples does; the attached class audit is not shown
+    assert "does not apply" in text and "hf_unlearn.audit.audit_samples" in text
+    assert "linear-probe accuracy" not in text and "Not measured" not in text
+    # forget-row accuracy, held-out accuracy and MIA AUC, before and after
+    assert "| forget-row accuracy (at their training labels) | 1.0000 | 0.9300 |" in text
+    assert "| held-out accuracy | 0.9500 | 0.9500 |" in text
+    assert "| membership-inference AUC, forget rows vs held-out rows (0.5 = chance) | 0.6100 | 0.5140 |" in text
+    metrics = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert metrics["forget-row accuracy after unlearning"] == 0.93 and metrics["held-out accuracy after unlearning"]
+    if verification == "verified":
+        assert "| **rows forgotten** | 67 |" in text and "NOT verified" not in text
+        assert (
+            "the forget rows now look like held-out data (forget rows look like held-out rows: accuracy 0.930" in text
+        )
+    else:
+        assert "| **rows targeted (forgetting not verified)** | 67 |" in text and "rows forgotten" not in text
+        assert f"**Forgetting was NOT verified (verification: {verification or 'not recorded'}).**" in text
+        assert "Do not treat them as forgotten" in text
+        assert (reason in text) == (verification is not None)
+
+
+def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_vit_model):
+    from hf_unlearn import FisherUnlearner, UnlearningConfig
+
+    train, test = digits
+    train, test = train.select(range(120)), test.select(range(120))
+    rows = [3, 17, 29, 41, 58, 66, 77, 90, 101, 113]
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(tiny_vit_model, train_dataset=train, forget_rows=rows, eval_dataset=test)
+    fingerprint = report.details["forget_rows"]["fingerprint"]
+    card = hub.render_model_card(report, model=tiny_vit_model)
+    text = str(card)
+    assert "10 chosen training rows" in text and f"`{fingerprint}`" in text
+    assert not any(w in text for w in CLASS_WORDS)
+    assert json.dumps(rows) not in text and ", ".join(map(str, rows)) not in text  # no row ids
+    pixels = train[rows[0]]["pixel_values"].flatten().tolist()
+    for k in range(0, len(pixels), 8):  # no content: no pixel row of a forget image, in any spelling
+        assert (
+            json.dumps(pixels[k : k + 8]) not in text and ", ".join(f"{v:.4f}" for v in pixels[k : k + 8]) not in text
+        )
+    verified = report.details["verification"] == "verified"
+    assert ("| **rows forgotten** | 10 |" in text) == verified and ("NOT verified" in text) == (not verified)
+    after = report.metrics["after"]
+    assert f"| held-out accuracy | {after['heldout_accuracy']:.4f} | {after['heldout_accuracy']:.4f} |" in text

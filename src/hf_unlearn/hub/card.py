@@ -272,6 +272,80 @@ def verification_of(report: UnlearningReport) -> tuple[bool, str, str]:
     return False, status, sentence
 
 
+# ---------------------------------------------------------------------------------------------------- samples
+# The numbers of a samples-scope check (``samples.samples_check``) shown on the card, in this order.
+SAMPLES_METRICS: dict[str, str] = {
+    "forget_rows_accuracy": "forget-row accuracy (at their training labels)",
+    "heldout_accuracy": "held-out accuracy",
+    "mia_auc": "membership-inference AUC, forget rows vs held-out rows (0.5 = chance)",
+    "forget_rows_loss": "forget-row mean loss",
+    "heldout_loss": "held-out mean loss",
+}
+
+
+def samples_section(report: UnlearningReport) -> dict[str, Any] | None:
+    """What the card says about a samples-scope run (``report.details["forget_scope"] == "samples"``); ``None`` for
+    a class-scope report.
+
+    The rows are named only by their count and fingerprint (``details["forget_rows"]``), never by content or id. They
+    are called forgotten only when ``details["verification"] == "verified"``, and even then the card says what that
+    check means: the forget rows look like held-out rows (``details["verification_reason"]``), a necessary check, not
+    proof.
+    """
+    details = report.details if isinstance(report.details, Mapping) else {}
+    if details.get("forget_scope") != "samples":
+        return None
+    rows = details.get("forget_rows") if isinstance(details.get("forget_rows"), Mapping) else {}
+    count = rows.get("count")
+    count = int(count) if isinstance(count, (int, float)) and not isinstance(count, bool) else None
+    fingerprint = rows.get("fingerprint")
+    fingerprint = str(fingerprint) if isinstance(fingerprint, str) and fingerprint else None
+    status = details.get("verification")
+    verified = status == "verified"
+    reason = details.get("verification_reason")
+    reason = str(scrub_paths(str(reason))) if reason else None
+    if verified:
+        sentence = (
+            "The outcome was checked after the edit: the forget rows now look like held-out data"
+            + (f" ({reason})" if reason else "")
+            + ". This is a necessary check, not proof: it assumes the rows were drawn like the held-out rows, and "
+            "atypical rows (mislabeled, poisoned, backdoored) can pass it while the model still holds some of what "
+            "they taught it."
+        )
+    elif status in ("incomplete", "unverified"):
+        sentence = (
+            "The check after the edit did not show that the forget rows look like held-out data"
+            + (f" ({reason})" if reason else "")
+            + ", so nothing shows they were forgotten. Do not treat them as forgotten before testing."
+        )
+    else:
+        status = "not recorded" if status is None else str(status)
+        sentence = (
+            "This record holds no verification of the outcome, so nothing shows that the forget rows now look like "
+            "held-out data. Do not treat them as forgotten before testing."
+        )
+    phases = report.metrics if isinstance(report.metrics, Mapping) else {}
+    before = phases.get("before") if isinstance(phases.get("before"), Mapping) else {}
+    after = phases.get("after") if isinstance(phases.get("after"), Mapping) else {}
+    metric_rows = []
+    for key, label in SAMPLES_METRICS.items():
+        b, a = _number(before.get(key)), _number(after.get(key))
+        if b is not None or a is not None:
+            metric_rows.append((label, _fmt(b), _fmt(a)))
+    heldout = after.get("num_heldout_rows") if isinstance(after.get("num_heldout_rows"), int) else None
+    return {
+        "count": count,
+        "count_text": f"{count:,}" if count is not None else "an unrecorded number of",
+        "fingerprint": fingerprint,
+        "verified": verified,
+        "verification": status,
+        "sentence": sentence,
+        "metric_rows": metric_rows,
+        "after": {k: _number(after.get(k)) for k in ("forget_rows_accuracy", "heldout_accuracy", "mia_auc")},
+        "heldout_rows": heldout,
+    }
+
+
 # ---------------------------------------------------------------------------------------------------- depth audit
 def _range(values: list[float]) -> str:
     if not values:
@@ -481,11 +555,36 @@ def render_model_card(
         name = f"{base_model.rstrip('/').split('/')[-1]}-unlearned" if base_model else "unlearned-model"
     metrics = _normalised_metrics(report)
     verified, verification, verification_sentence = verification_of(report)
+    samples = samples_section(report)
+    if samples is not None:
+        verified, verification, verification_sentence = (
+            samples["verified"],
+            samples["verification"],
+            samples["sentence"],
+        )
     dataset = scrub_paths(report.details.get("eval_dataset") or report.details.get("dataset"))
     dataset_id = report.details.get("eval_dataset_id") or dataset
 
     eval_results = None
-    if metrics and metrics.get("after"):
+    if samples is not None:
+        labels = {
+            "forget_rows_accuracy": ("accuracy", "forget-row accuracy after unlearning"),
+            "heldout_accuracy": ("accuracy", "held-out accuracy after unlearning"),
+            "mia_auc": ("roc_auc", "membership-inference AUC (forget vs held-out rows) after unlearning"),
+        }
+        eval_results = [
+            EvalResult(
+                task_type=_task_type(model, report),
+                dataset_type=_dataset_slug(dataset_id),
+                dataset_name=str(dataset or "held-out evaluation data"),
+                metric_type=metric_type,
+                metric_value=round(samples["after"][key], 6),
+                metric_name=metric_name,
+            )
+            for key, (metric_type, metric_name) in labels.items()
+            if samples["after"][key] is not None
+        ] or None
+    elif metrics and metrics.get("after"):
         task = _task_type(model, report)
         eval_results = []
         for key, metric_type in (
@@ -521,7 +620,9 @@ def render_model_card(
         card_data.base_model_relation = "adapter" if _is_adapter(model) else "finetune"
 
     metric_rows = []
-    if metrics:
+    if samples is not None:
+        metric_rows = samples["metric_rows"]
+    elif metrics:
         before, after = metrics.get("before", {}), metrics.get("after", {})
         keys = [k for k in _METRIC_ALIASES if k in before or k in after]
         keys += sorted(k for k in {*before, *after} if k not in _METRIC_ALIASES)
@@ -565,7 +666,8 @@ def render_model_card(
         metric_rows=metric_rows,
         eval_dataset=dataset,
         chart_file=os.path.basename(str(chart_path)) if chart_path else None,
-        depth=depth_section(getattr(report, "audit", None)),
+        depth=None if samples is not None else depth_section(getattr(report, "audit", None)),
+        samples=samples,
         timings=[(_cell(k), f"{float(v):.3f}") for k, v in report.timings.items()],
         created_at=report.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fingerprint=fingerprint,
