@@ -233,7 +233,12 @@ def _bad_cases(d, tmp):
     ]
 
 
+def _files(folders) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for folder in folders for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
 def test_bad_input_gives_one_line_naming_the_flag(capsys, model_dirs, tmp_path):
+    files = _files(model_dirs.values())
     for argv, expected in _bad_cases(model_dirs, tmp_path):
         code, out, err = call(capsys, *argv)
         assert code == 2, (argv, code, err)
@@ -242,6 +247,7 @@ def test_bad_input_gives_one_line_naming_the_flag(capsys, model_dirs, tmp_path):
         assert lines[0].startswith("hf-unlearn"), (argv, err)
         assert "error:" in lines[0] and expected in lines[0], (argv, err)
         assert not (tmp_path / "out").exists(), argv
+        assert _files(model_dirs.values()) == files, argv  # no input model or codebook file changed
 
 
 def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_path):

@@ -40,10 +40,12 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from transformers import TrainerCallback
 
+from .data_utils import is_hf_dataset, labels_of
 from .fisher import dataset_size
 from .methods import METHODS, UnlearningMethod
 from .methods.common import count_changed, logits_of, restore_, snapshot
@@ -185,6 +187,24 @@ def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> 
         raise ValueError(f"`{argument}` is empty.")
 
 
+def _check_classes(dataset: Any, argument: str, allowed: list[int], id2label: dict, what: str) -> None:
+    """Refuses a data set holding rows of classes outside ``allowed`` (only where its labels can be read as a column:
+    a ``datasets.Dataset`` or a dict; a torch dataset would have to be read row by row)."""
+    if dataset is None or (not is_hf_dataset(dataset) and not isinstance(dataset, dict)):
+        return
+    try:
+        labels = labels_of(dataset, argument)
+    except ValueError:  # no label column: nothing to check against
+        return
+    stray = sorted(set(np.unique(labels).tolist()) - set(allowed))
+    if stray:
+        names = [id2label.get(c, str(c)) for c in stray]
+        raise ValueError(
+            f"`{argument}` holds rows of classes {names} outside {what} {[id2label[c] for c in allowed]}; "
+            "give it only those classes' samples."
+        )
+
+
 class FisherUnlearner(TrainerCallback):
     """Forgets whole classes (or, with ``forget_scope="samples"``, chosen training rows) of a transformers classifier,
     standalone or as a ``TrainerCallback``.
@@ -267,6 +287,9 @@ class FisherUnlearner(TrainerCallback):
             codebook.check_compatible(model, argument="codebook")
         _check_dataset(forget_dataset, "forget_dataset", name, method.requires_forget_data)
         _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
+        if self.config.forget_scope == "classes":  # a forget set of other classes would be used silently
+            _check_classes(forget_dataset, "forget_dataset", forget, id2label, "forget_classes")
+            _check_classes(retain_dataset, "retain_dataset", retain, id2label, "the classes kept")
         if eval_dataset is not None and dataset_size(eval_dataset) == 0:
             raise ValueError("`eval_dataset` is empty.")
         if is_peft_model(model):  # only the adapter is edited (hf_unlearn.peft_utils): refuse now what cannot be
