@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from .data_utils import dataset_size, iterate_batches
-from .data_utils import forward_input_names as _input_names
+from .data_utils import dataset_size, forward_input_names, iterate_batches, shard_indices
 from .data_utils import logits_from_outputs as _logits
 from .fisher_layers import LayerFisher, LazySums
 from .utils import get_logger, unwrap_model
@@ -164,7 +163,11 @@ def _sparse_embedding_sq_sums(model, params, frozen, inputs, onehot) -> dict[str
     ``None`` when the model does not fit that pattern (no ``input_ids``, no ``inputs_embeds`` argument...).
     """
     emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
-    if "input_ids" not in inputs or not isinstance(emb, nn.Embedding) or "inputs_embeds" not in _input_names(model):
+    if (
+        "input_ids" not in inputs
+        or not isinstance(emb, nn.Embedding)
+        or "inputs_embeds" not in forward_input_names(model)
+    ):
         return None
     emb_name = next((n for n, p in params.items() if p is emb.weight), None)
     if emb_name is None:
@@ -339,7 +342,7 @@ def compute_fisher(
         def step(model, params, batch, kind, num_labels):
             layers.add_sq_sums_(batch, kind, num_labels, sums)  # accumulates in place: no per-chunk copy
 
-    n_chunks = -(-len(range(rank, n_total, world)) // batch_size)
+    n_chunks = -(-len(shard_indices(n_total, rank, world)) // batch_size)
     progress = None
     if show_progress is None:
         show_progress = n_chunks > 20

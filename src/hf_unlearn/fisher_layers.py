@@ -44,12 +44,12 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data_utils import logits_from_outputs as _logits
 from .utils import get_logger
 
 logger = get_logger(__name__)
@@ -77,10 +77,6 @@ class LazySums(dict):
     def __missing__(self, name: str) -> torch.Tensor:
         self[name] = t = torch.zeros_like(self._params[name], dtype=torch.float32)
         return t
-
-
-def _logits(out: Any) -> torch.Tensor:
-    return out.logits if hasattr(out, "logits") else (out[0] if isinstance(out, (tuple, list)) else out)
 
 
 def layer_type(module: nn.Module) -> str | None:

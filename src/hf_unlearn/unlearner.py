@@ -54,7 +54,7 @@ from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adap
 from .report import UnlearningReport
 from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
-from .utils import get_logger, id2label_of, resolve_classes, unwrap_model
+from .utils import get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
 
 logger = get_logger(__name__)
 
@@ -73,20 +73,6 @@ class UnlearningIncompleteError(RuntimeError):
     def __init__(self, message: str, report: UnlearningReport | None = None):
         super().__init__(message)
         self.report = report
-
-
-def _versions() -> dict[str, str]:
-    import accelerate
-    import transformers
-
-    from . import __version__
-
-    return {
-        "hf_unlearn": __version__,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-        "accelerate": accelerate.__version__,
-    }
 
 
 def _check_finite(model: nn.Module) -> None:
@@ -468,7 +454,7 @@ class FisherUnlearner(TrainerCallback):
             forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset, rows_fp),
             base_model=getattr(model.config, "_name_or_path", None) or None,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            versions=_versions(),
+            versions=library_versions(),
         )
         what_forgotten = (
             f"{dataset_size(forget_dataset)} training rows" if samples else f"classes {[id2label[c] for c in forget]}"

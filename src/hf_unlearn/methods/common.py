@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from ..data_utils import logits_from_outputs
 from ..peft_utils import adapter_internal_modules, base_relative_name, is_peft_model
 from ..utils import unwrap_model
 
@@ -56,7 +57,7 @@ def logits_of(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor
         model.eval()
         device = next(model.parameters()).device
         out = model(**{k: v.to(device) for k, v in inputs.items() if k != "labels"})
-        return out.logits.float().cpu()
+        return logits_from_outputs(out).float().cpu()
     finally:
         model.train(was)
 

@@ -11,6 +11,7 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
+from ..data_utils import LABEL_COLUMNS, label_column
 from ..hub.trainer import UnlearningCardMixin
 from ..utils import IMAGE, check_labels, detect_modality, get_logger, num_labels_of, unwrap_model
 from .codebook import MnemonicCodebook
@@ -144,18 +145,18 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         column_names = getattr(dataset, "column_names", None)
         if column_names is None or isinstance(dataset, torch.utils.data.IterableDataset):
             return None
-        for name in ("labels", "label"):
-            if name in column_names:
-                # one columnar read (row-by-row access of a datasets column costs ~0.3 s per 1,000 rows)
-                if hasattr(dataset, "select_columns"):
-                    labels = torch.as_tensor(dataset.select_columns([name]).with_format("numpy")[:][name])
-                else:
-                    labels = torch.as_tensor(dataset[name])
-                if labels.numel() and labels.is_floating_point():
-                    raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
-                check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
-                return labels.long().flatten()
-        return None
+        if not any(c in column_names for c in LABEL_COLUMNS):
+            return None
+        name = label_column(column_names, argument)
+        # one columnar read (row-by-row access of a datasets column costs ~0.3 s per 1,000 rows)
+        if hasattr(dataset, "select_columns"):
+            labels = torch.as_tensor(dataset.select_columns([name]).with_format("numpy")[:][name])
+        else:
+            labels = torch.as_tensor(dataset[name])
+        if labels.numel() and labels.is_floating_point():
+            raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
+        check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
+        return labels.long().flatten()
 
     def _set_code_balance(self, labels: torch.Tensor | None) -> None:
         self.code_balance = None
