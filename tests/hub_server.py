@@ -1,7 +1,7 @@
 """A local, in-memory stand-in for the Hugging Face Hub, enough for the real ``huggingface_hub`` client.
 
-Serves what ``create_repo``, ``upload_folder``, ``Trainer.push_to_hub`` and ``from_pretrained`` call (see
-REFERENCE.md §4): repo creation (409 with ``url`` when it exists), YAML validation, preupload (every file
+Serves what ``create_repo``, ``upload_folder``, ``Trainer.push_to_hub`` and ``from_pretrained`` call (the Hub
+HTTP API as ``huggingface_hub`` uses it): repo creation (409 with ``url`` when it exists), YAML validation, preupload (every file
 ``regular``, so contents travel inline as base64 and no LFS/xet is involved), NDJSON commits, revision info and
 ``HEAD``/``GET`` on ``resolve``, plus the tree listing ``snapshot_download`` asks for. Every request is recorded (method, path, headers, body) so tests can check what was
 sent, and ``fail_next_commits(n)`` makes the next ``n`` commits answer HTTP 500.

@@ -158,7 +158,7 @@ def test_as_inputs_selects_rows(tiny_vit_model):
     assert torch.equal(sel["pixel_values"], x[[4, 5, 14, 15]])  # class-major rows, classes in sorted order
     with_labels = book.as_inputs([7, 2], with_labels=True)
     assert with_labels["labels"].tolist() == [2, 2, 7, 7]
-    assert book.labels_for([7, 2]).tolist() == [2, 2, 7, 7]
+    assert book.class_ids[[4, 5, 14, 15]].tolist() == [2, 2, 7, 7]  # the classes of the rows selected
     everything = book.as_inputs(with_labels=True)
     assert torch.equal(everything["pixel_values"], x) and everything["labels"].tolist() == book.class_ids.tolist()
     # a copy: editing it leaves the codebook alone
@@ -334,3 +334,21 @@ def test_constructor_validates_inputs():
         )
     with pytest.raises(ValueError, match="`class_ids`"):
         MnemonicCodebook(inputs={"pixel_values": torch.zeros(0, 1, 2, 2)}, class_ids=[], modality="image")
+
+
+def test_fingerprint_float32_bytes_and_bfloat16(tiny_vit_model):
+    import dataclasses
+    import hashlib
+
+    book = MnemonicCodebook.for_model(tiny_vit_model, seed=0, codes_per_class=2)
+    h = hashlib.sha256()  # the float32 fingerprint: sha256 of the names, the raw float32 bytes and the class ids
+    for k in sorted(book.inputs):
+        h.update(k.encode())
+        h.update(book.inputs[k].contiguous().numpy().tobytes())
+    h.update(book.class_ids.numpy().tobytes())
+    assert book.fingerprint() == h.hexdigest()
+    half = dataclasses.replace(book, inputs={k: v.to(torch.bfloat16) for k, v in book.inputs.items()})
+    fp = half.fingerprint()  # numpy has no bfloat16: this used to raise
+    assert len(fp) == 64 and fp != book.fingerprint()
+    widened = dataclasses.replace(book, inputs={k: v.to(torch.bfloat16).float() for k, v in book.inputs.items()})
+    assert fp == widened.fingerprint()

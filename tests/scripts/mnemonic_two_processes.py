@@ -29,7 +29,7 @@ from hf_unlearn.data import digits_datasets, tiny_vit  # noqa: E402
 
 def main(outdir: str) -> None:
     # use_cpu=True makes TrainingArguments build a CPU (gloo) distributed state; without it, on a machine with
-    # no GPU, each process would think it is alone (REFERENCE.md §4).
+    # no GPU, each process would think it is alone.
     args = MnemonicConfig(
         output_dir=os.path.join(outdir, "model"),
         use_cpu=True,

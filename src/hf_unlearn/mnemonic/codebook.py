@@ -213,10 +213,6 @@ class MnemonicCodebook:
             out["labels"] = self.class_ids[idx].clone()
         return out
 
-    def labels_for(self, class_ids: Iterable[int] | None = None) -> torch.Tensor:
-        """The labels of the rows ``as_inputs(class_ids)`` returns."""
-        return self.as_inputs(class_ids, with_labels=True)["labels"]
-
     def codes_for_labels(
         self, labels: torch.Tensor, generator: torch.Generator | None = None
     ) -> dict[str, torch.Tensor]:
@@ -233,7 +229,10 @@ class MnemonicCodebook:
         h = hashlib.sha256()
         for k in sorted(self.inputs):
             h.update(k.encode())
-            h.update(self.inputs[k].contiguous().numpy().tobytes())
+            t = self.inputs[k].detach().cpu().contiguous()
+            if t.dtype == torch.bfloat16:  # numpy has no bfloat16: hash the (exact) float32 values
+                t = t.float()
+            h.update(t.numpy().tobytes())
         h.update(self.class_ids.numpy().tobytes())
         return h.hexdigest()
 
