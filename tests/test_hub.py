@@ -839,7 +839,7 @@ def test_samples_card_names_rows_by_count_and_fingerprint_and_says_forgotten_onl
         assert (reason in text) == (verification is not None)
 
 
-def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_vit_model):
+def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_vit_model, tmp_path):
     from hf_unlearn import FisherUnlearner, UnlearningConfig
 
     train, test = digits
@@ -862,3 +862,10 @@ def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_v
     assert ("| **rows forgotten** | 10 |" in text) == verified and ("NOT verified" in text) == (not verified)
     after = report.metrics["after"]
     assert f"| held-out accuracy | {after['heldout_accuracy']:.4f} | {after['heldout_accuracy']:.4f} |" in text
+    # saved and reloaded: the card reparses and neither it nor the saved report lists the rows
+    out = hub.save_unlearned(tmp_path / "out", tiny_vit_model, report)
+    saved = ModelCard.load(os.path.join(out, "README.md"))
+    assert saved.data.eval_results and "10 chosen training rows" in saved.text
+    record = json.loads(open(os.path.join(out, REPORT_FILE)).read())
+    assert record["details"]["forget_rows"] == {"count": 10, "fingerprint": fingerprint}
+    assert json.dumps(rows) not in json.dumps(record) and ", ".join(map(str, rows)) not in saved.text

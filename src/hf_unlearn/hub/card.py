@@ -529,6 +529,12 @@ def render_model_card(
     states that the forgetting was not verified. A report carrying an ``audit`` (``ForgettingAudit.to_dict()``) gets a
     "How deep is the forgetting?" section; without one the card says that depth was not measured.
 
+    A samples-scope report (``report.details["forget_scope"] == "samples"``, see [`samples_section`]) gets a card about
+    training rows instead: their count and fingerprint only (never their content or ids), what verification means for
+    rows (they look like held-out data: a necessary check, not proof), forget-row and held-out accuracy and the
+    membership AUC, and a depth section that points to ``hf_unlearn.audit.audit_samples`` (the class audit does not
+    apply).
+
     Args:
         report: what the unlearning run did.
         model: the unlearned model; used for the base model name (PEFT base or ``config._name_or_path``) when the
