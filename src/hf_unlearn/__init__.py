@@ -43,8 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fisher import compute_fisher
     from .mnemonic import MnemonicCodebook, MnemonicConfig, MnemonicTrainer
     from .report import UnlearningReport
-    from .unlearner import FisherUnlearner
-    from .unlearning_config import UnlearningConfig, UnlearningIncompleteError
+    from .unlearner import FisherUnlearner, UnlearningIncompleteError
+    from .unlearning_config import UnlearningConfig
 
 
 def __getattr__(name: str) -> Any:

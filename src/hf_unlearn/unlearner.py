@@ -11,13 +11,13 @@ one. With ``num_train_epochs=0`` the edit is all that happens.
 The methods live in ``hf_unlearn.methods`` (one file each, registered in ``METHODS``); this module only checks the
 inputs, runs the method, counts what changed, verifies the outcome, evaluates and writes the report.
 
-Verification: after the edit, the forget classes' accuracy is measured, class by class, on every evidence at hand:
-the codes of the forget classes that the model recognised before the edit (a codebook given), the forget samples
-(``forget_dataset``) and the forget-class rows of ``eval_dataset``. ``report.details["verification"]`` is
-``"verified"`` when every forget class is covered by some evidence and its accuracy is at most
-``config.verification_tolerance`` everywhere, ``"incomplete"`` when it is above on some evidence (or the method
-itself reports an incomplete edit), ``"unverified"`` when some forget class cannot be checked at all. Unless
-``config.allow_incomplete``, anything but ``"verified"`` restores the model and raises
+Verification (in [`hf_unlearn.verification`]): after the edit, the forget classes' accuracy is measured, class by
+class, on every evidence at hand: the codes of the forget classes that the model recognised before the edit (a
+codebook given), the forget samples (``forget_dataset``) and the forget-class rows of ``eval_dataset``.
+``report.details["verification"]`` is ``"verified"`` when every forget class is covered by some evidence and its
+accuracy is at most ``config.verification_tolerance`` everywhere, ``"incomplete"`` when it is above on some evidence
+(or the method itself reports an incomplete edit), ``"unverified"`` when some forget class cannot be checked at all.
+Unless ``config.allow_incomplete``, anything but ``"verified"`` restores the model and raises
 [`UnlearningIncompleteError`].
 
 Samples scope (``UnlearningConfig(forget_scope="samples")``, methods whose ``scopes`` include it): the rows to
@@ -55,12 +55,11 @@ from .report import UnlearningReport
 from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
 from .utils import get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
+from .verification import INCOMPLETE, PENDING, VERIFIED, collect_checks, decide
 
 logger = get_logger(__name__)
 
 __all__ = ["CONFIG_FILE", "METHODS", "FisherUnlearner", "UnlearningConfig", "UnlearningIncompleteError"]
-
-VERIFIED, INCOMPLETE, UNVERIFIED, PENDING = "verified", "incomplete", "unverified", "pending"
 
 
 class UnlearningIncompleteError(RuntimeError):
@@ -80,88 +79,6 @@ def _check_finite(model: nn.Module) -> None:
         # a NaN/inf anywhere makes the sum non-finite; only then look element by element (sums can overflow)
         if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
             raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
-
-
-def _has_labels(dataset: Any) -> bool:
-    columns = getattr(dataset, "column_names", None)
-    if columns is None and isinstance(dataset, dict):
-        columns = list(dataset)
-    if columns is None:
-        try:
-            columns = list(dataset[0])
-        except Exception:  # a dataset whose rows are not dicts: let the reader say what is wrong
-            return True
-    return "labels" in columns or "label" in columns
-
-
-def _per_class(correct: torch.Tensor, labels: torch.Tensor, forget: list[int]) -> dict[str, Any]:
-    """Forget accuracy overall and per class on the rows of ``labels`` that belong to a forget class."""
-    rows = torch.isin(labels, torch.tensor(forget))
-    present = sorted(set(labels[rows].tolist()))
-    return {
-        "forget_accuracy": float(correct[rows].float().mean()),
-        "num_samples": int(rows.sum()),
-        "per_class": {str(c): float(correct[labels == c].float().mean()) for c in present},
-    }
-
-
-def _code_check(model: nn.Module, codebook: MnemonicCodebook, forget: list[int], learned: torch.Tensor) -> dict:
-    """Codes of the forget classes, counting only those the model recognised before the edit: a code the model
-    never learned is rejected with or without forgetting, so it shows nothing."""
-    inputs = codebook.as_inputs(forget, with_labels=True)
-    labels = inputs["labels"]
-    not_learned = sorted(set(labels[~learned].tolist()))
-    if not learned.any():
-        return {"skipped": "the model did not recognise these codes before the edit", "not_learned": not_learned}
-    correct = logits_of(model, inputs).argmax(-1) == labels
-    check = _per_class(correct[learned], labels[learned], forget)
-    if not_learned:
-        check["not_learned"] = not_learned
-    return check
-
-
-def _dataset_check(model: nn.Module, dataset: Any, forget: list[int], data_collator: Any) -> dict:
-    from .evaluation import predict
-
-    if not _has_labels(dataset):
-        return {"skipped": "no labels column"}
-    logits, labels = predict(model, dataset, data_collator=data_collator)
-    labels = torch.as_tensor(labels)
-    if not torch.isin(labels, torch.tensor(forget)).any():
-        return {"skipped": "no sample of the forget classes"}
-    return _per_class(torch.as_tensor(logits).argmax(-1) == labels, labels, forget)
-
-
-def _eval_check(after: dict[str, Any], forget: list[int], id2label: dict[int, str]) -> dict:
-    if after.get("forget_accuracy") is None:
-        return {"skipped": "no sample of the forget classes"}
-    per_label = after.get("per_class_accuracy") or {}
-    return {
-        "forget_accuracy": after["forget_accuracy"],
-        "num_samples": after.get("num_forget_samples"),
-        "per_class": {str(c): per_label[id2label[c]] for c in forget if id2label[c] in per_label},
-    }
-
-
-def _decide(checks: dict[str, dict], forget: list[int], tolerance: float) -> tuple[str, str]:
-    """``(status, reason)`` from the checks (see the module docstring)."""
-    if checks.get("method", {}).get("complete") is False:
-        return INCOMPLETE, "the method could not complete its edit"
-    evidence = {k: c for k, c in checks.items() if "per_class" in c}
-    above = {k: max(c["per_class"].values()) for k, c in evidence.items() if max(c["per_class"].values()) > tolerance}
-    if above:
-        worst = ", ".join(f"{v:.2f} on {k}" for k, v in above.items())
-        return INCOMPLETE, f"forget-class accuracy {worst} is above verification_tolerance {tolerance}"
-    covered = {int(c) for e in evidence.values() for c in e["per_class"]}
-    unchecked = [c for c in forget if c not in covered]
-    if unchecked:
-        not_learned = [c for c in unchecked if c in checks.get("codes", {}).get("not_learned", [])]
-        hint = ", whose codes the model did not recognise before the edit (never learned?)" if not_learned else ""
-        return UNVERIFIED, (
-            f"no evidence for classes {unchecked}{hint} (give a codebook whose codes the model learned, "
-            "forget_dataset or eval_dataset holding samples of them)"
-        )
-    return VERIFIED, f"forget-class accuracy at most {tolerance} on {', '.join(evidence)}"
 
 
 def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> None:
@@ -424,10 +341,10 @@ class FisherUnlearner(TrainerCallback):
                     from .evaluation import unlearning_metrics
 
                     metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
-                checks = self._verify(
-                    model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics
+                checks = collect_checks(
+                    model, forget, result.details, codebook, codes_learned, forget_dataset, data_collator, metrics
                 )
-                status, reason = _decide(checks, forget, cfg.verification_tolerance)
+                status, reason = decide(checks, forget, cfg.verification_tolerance)
             status, reason = self._same_on_every_rank((status, reason))
         except BaseException:
             restore_(model, saved)  # whatever failed, the caller keeps the model it gave
@@ -483,19 +400,6 @@ class FisherUnlearner(TrainerCallback):
             status,
         )
         return self.report
-
-    def _verify(self, model, forget, result, codebook, codes_learned, forget_dataset, data_collator, metrics) -> dict:
-        """The checks of the edit on every evidence at hand (see the module docstring)."""
-        checks: dict[str, dict] = {}
-        if "complete" in result.details:
-            checks["method"] = {"complete": bool(result.details["complete"])}
-        if codebook is not None:
-            checks["codes"] = _code_check(model, codebook, forget, codes_learned)
-        if forget_dataset is not None:
-            checks["forget_dataset"] = _dataset_check(model, forget_dataset, forget, data_collator)
-        if metrics is not None:
-            checks["eval_dataset"] = _eval_check(metrics["after"], forget, id2label_of(model))
-        return checks
 
     def _same_on_every_rank(self, decision: tuple[str, str]) -> tuple[str, str]:
         """Rank 0's decision on every rank, so that all raise or none does (their checks ran on identical weights,
