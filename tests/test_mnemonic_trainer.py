@@ -466,6 +466,20 @@ def test_codes_not_learned_are_warned_about_and_recorded(digits, tiny_vit_model,
     assert saved.metadata["unlearned_classes"] == unlearned
 
 
+def test_a_class_without_training_samples_is_recorded_not_warned_about(digits, tiny_vit_model, mnemonic_args, caplog):
+    train, _ = digits
+    without_9 = train.filter(lambda b: [int(y) != 9 for y in b["labels"]], batched=True)
+    with torch.no_grad():  # as after training without class 9: nothing is ever predicted as 9
+        tiny_vit_model.classifier.bias[9] = -100.0
+    trainer = MnemonicTrainer(model=tiny_vit_model, args=mnemonic_args(max_steps=2), train_dataset=without_9)
+    with caplog.at_level(logging.INFO, logger="hf_unlearn"):
+        trainer.train()
+    assert 9 in trainer.codebook.metadata["unlearned_classes"]  # never learned: not usable as evidence
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "mnemonic codes" in r.message]
+    assert all("9" not in msg.split("classes")[1].split("are")[0] for msg in warned)
+    assert any("[9] have no training sample" in r.getMessage() for r in caplog.records)
+
+
 @pytest.mark.parametrize("ratio", [1.0, 1.5, -0.1, float("nan"), float("inf")])
 def test_bad_mix_ratio(tmp_path, ratio):
     with pytest.raises(ValueError, match="mnemonic_mix_ratio"):

@@ -293,11 +293,18 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         unlearned = [c for c in classes if not bool(correct[labels == c].all())]
         self.codebook.metadata["learned_classes"] = [c for c in classes if c not in unlearned]
         self.codebook.metadata["unlearned_classes"] = unlearned
-        if unlearned:
+        # a class absent from the training data (e.g. a model retrained without it) cannot learn its code: say so
+        # quietly; a class that was trained on and still missed its code is worth a warning
+        trained = getattr(self, "_trained_classes", None)
+        absent = [c for c in unlearned if trained is not None and c not in trained]
+        missed = [c for c in unlearned if c not in absent]
+        if absent:
+            logger.info("Classes %s have no training sample, so their mnemonic codes were not learned.", absent)
+        if missed:
             logger.warning(
                 "After training, the mnemonic codes of classes %s are not classified as their class: forgetting these "
                 "classes from their codes will not work (train longer or with a larger mnemonic_mix_ratio).",
-                unlearned,
+                missed,
             )
         return unlearned
 
@@ -306,6 +313,7 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         if self.train_dataset is not None:
             labels = self._check_dataset_labels(self.train_dataset, "train_dataset")
             self._set_code_balance(labels)
+            self._trained_classes = None if labels is None else set(labels.unique().tolist())
         self._check_mix_ratio_teaches(labels)
         checkpoint = resume_from_checkpoint
         if checkpoint is True or (isinstance(checkpoint, bool) is False and checkpoint == "last"):
