@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from torch import nn
 
+from ..fisher import compute_fisher
 from .common import match_parameters
 
 if TYPE_CHECKING:
@@ -91,6 +92,22 @@ class UnlearningMethod:
     def target_parameters(self, model: nn.Module) -> list[str]:
         """Names of the parameters the edit may touch: ``config.target_modules`` matched, else every parameter."""
         return match_parameters(model, self.config.target_modules)
+
+    def fisher(
+        self, model: nn.Module, dataset: Any, *, kind: str, parameters: list[str], data_collator: Any, max_samples=None
+    ) -> tuple[dict[str, Any], int]:
+        """``compute_fisher`` with this method's batch size and accelerator: ``(fisher, samples or batches used)``."""
+        return compute_fisher(
+            model,
+            dataset,
+            kind=kind,
+            parameters=parameters,
+            max_samples=max_samples,
+            return_count=True,
+            data_collator=data_collator,
+            batch_size=self.config.fisher_batch_size,
+            accelerator=self.accelerator,
+        )
 
     def validate(
         self,

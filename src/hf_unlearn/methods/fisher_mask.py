@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..fisher import compute_fisher
 from ..utils import unwrap_model
 from . import register_method
 from .base import MethodResult, UnlearningMethod, rows_sentence
@@ -112,17 +111,10 @@ class FisherMask(UnlearningMethod):
     ) -> MethodResult:
         cfg = self.config
         kind = cfg.mask_fisher_kind
-        fkw = dict(
-            data_collator=data_collator,
-            batch_size=cfg.fisher_batch_size,
-            accelerator=self.accelerator,
-            kind=kind,
-            parameters=parameters,
-            return_count=True,
-        )
+        fkw = dict(kind=kind, parameters=parameters, data_collator=data_collator)
         t0 = time.perf_counter()
-        f_forget, n_forget = compute_fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
-        f_retain, n_retain = compute_fisher(model, retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
+        f_forget, n_forget = self.fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
+        f_retain, n_retain = self.fisher(model, retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
         t1 = time.perf_counter()
         details = fisher_mask_(model, f_forget, f_retain, ratio=cfg.mask_ratio)
         return MethodResult(

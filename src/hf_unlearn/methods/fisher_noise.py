@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..fisher import compute_fisher
 from ..utils import unwrap_model
 from . import register_method
 from .base import MethodResult, UnlearningMethod, rows_sentence
@@ -79,16 +78,13 @@ class FisherNoise(UnlearningMethod):
     ) -> MethodResult:
         cfg = self.config
         t0 = time.perf_counter()
-        f_retain, n_retain = compute_fisher(
+        f_retain, n_retain = self.fisher(
             model,
             retain_dataset,
             kind="true",
             parameters=parameters,
             max_samples=cfg.max_retain_samples,
-            return_count=True,
             data_collator=data_collator,
-            batch_size=cfg.fisher_batch_size,
-            accelerator=self.accelerator,
         )
         t1 = time.perf_counter()
         details = fisher_noise_(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..fisher import compute_fisher, dataset_size
+from ..fisher import dataset_size
 from ..utils import unwrap_model
 from . import register_method
 from .base import MethodResult, UnlearningMethod, rows_sentence
@@ -90,21 +90,14 @@ class SSD(UnlearningMethod):
         data_collator: Any = None,
     ) -> MethodResult:
         cfg = self.config
-        fkw = dict(
-            data_collator=data_collator,
-            batch_size=cfg.fisher_batch_size,
-            accelerator=self.accelerator,
-            kind="batch",
-            parameters=parameters,
-            return_count=True,
-        )
+        fkw = dict(kind="batch", parameters=parameters, data_collator=data_collator)
         t0 = time.perf_counter()
-        importance_forget, n_forget = compute_fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
+        importance_forget, n_forget = self.fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
         full = ShuffledUnion(forget_dataset, retain_dataset, seed=cfg.seed)
         cap = None
         if cfg.max_forget_samples is not None or cfg.max_retain_samples is not None:
             cap = (cfg.max_forget_samples or len(full)) + (cfg.max_retain_samples or len(full))
-        importance_full, n_full = compute_fisher(model, full, max_samples=cap, **fkw)
+        importance_full, n_full = self.fisher(model, full, max_samples=cap, **fkw)
         t1 = time.perf_counter()
         details = ssd_(model, importance_full, importance_forget, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
         return MethodResult(
