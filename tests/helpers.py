@@ -49,3 +49,22 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def train_with_codes(model: nn.Module, train_dataset, output_dir: str, **config):
+    """Trains ``model`` with ``MnemonicTrainer`` (quiet, CPU, no saving; ``config`` sets the ``MnemonicConfig``
+    fields that differ per test) and returns ``(model in eval mode, its codebook)``."""
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+
+    defaults = dict(report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
+    args = MnemonicConfig(output_dir=str(output_dir), **{**defaults, **config})
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train_dataset)
+    trainer.train()
+    return model.eval(), trainer.codebook
+
+
+def split_classes(dataset, classes):
+    """``(forget, retain)``: the rows of ``dataset`` whose label is in ``classes``, and the others."""
+    from hf_unlearn.data_utils import split_by_classes
+
+    return split_by_classes(dataset, classes)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import clone_params, same_tensors, train_with_codes
 
 from hf_unlearn import FisherUnlearner, UnlearningConfig
 from hf_unlearn.audit import audit_forgetting
@@ -28,44 +29,28 @@ DEEP = "mnemonic_deep" if "mnemonic_head" not in METHODS else "mnemonic"
 HEAD = "mnemonic_head" if "mnemonic_head" in METHODS else "mnemonic"
 
 
-def _weights(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
 def _subset(ds, keep):
     return ds.select([i for i, y in enumerate(ds.with_format(None)["labels"]) if keep(int(y))])
 
 
 @pytest.fixture(scope="module")
 def vit_task(digits, tmp_path_factory):
-    from hf_unlearn import MnemonicConfig, MnemonicTrainer
     from hf_unlearn.data import tiny_vit
 
     torch.set_num_threads(1)
     train, test = digits
-    model = tiny_vit(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, seed=0)
-    args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("deep_vit")),
+    model, codebook = train_with_codes(
+        tiny_vit(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, seed=0),
+        train,
+        tmp_path_factory.mktemp("deep_vit"),
         num_train_epochs=10,
         learning_rate=3e-3,
         warmup_steps=0.1,
         per_device_train_batch_size=32,
         mnemonic_mix_ratio=0.2,
-        report_to="none",
-        save_strategy="no",
         logging_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
     )
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
-    trainer.train()
-    model.eval()
-    return model, trainer.codebook, train, test
+    return model, codebook, train, test
 
 
 @pytest.fixture(scope="module")
@@ -204,14 +189,14 @@ def test_few_shot_mode_and_its_limits(vit_task):
     assert tried[-1]["retained_sample_accuracy"] == pytest.approx(retained_accuracy(deep))
     if report.details["alpha"] > 0:
         assert retained_accuracy(deep) >= retained_accuracy(model) - MAX_RETAIN_DROP - 1e-9
-    before = _weights(model)
+    before = clone_params(model)
     too_many = _subset(train, lambda y: y == 7).select(range(MAX_FORGET_PER_CLASS + 1))
     unl = FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=forget))
     with pytest.raises(ValueError, match="`forget_dataset`"):
         unl.unlearn(model, codebook=book, forget_dataset=too_many)
     with pytest.raises(ValueError, match="`retain_dataset`"):
         unl.unlearn(model, codebook=book, retain_dataset=_subset(train, lambda y: y != 7).select(range(257)))
-    assert _same(before, _weights(model))
+    assert same_tensors(before, clone_params(model))
 
 
 def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
@@ -219,7 +204,7 @@ def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
 
     model, book, _, _ = vit_task
     edited = copy.deepcopy(model)
-    before = _weights(edited)
+    before = clone_params(edited)
     real = deep_module._edit_vit_
 
     def half_then_fail(plan, *args, **kwargs):
@@ -229,7 +214,7 @@ def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
     monkeypatch.setattr(deep_module, "_edit_vit_", half_then_fail)
     with pytest.raises(RuntimeError, match="injected"):
         FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[3])).unlearn(edited, codebook=book)
-    assert _same(before, _weights(edited))
+    assert same_tensors(before, clone_params(edited))
 
 
 def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
@@ -243,10 +228,10 @@ def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
     with pytest.raises(ValueError, match="`model`"):
         deep_plan(model)
     book = MnemonicCodebook.for_model(model)
-    before = _weights(model)
+    before = clone_params(model)
     unl = FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[1], allow_incomplete=True))
     report = unl.unlearn(model, codebook=book)
-    changed = {n for n, p in _weights(model).items() if not torch.equal(p, before[n])}
+    changed = {n for n, p in clone_params(model).items() if not torch.equal(p, before[n])}
     assert changed and all(n.startswith("classifier.") for n in changed)  # the output layer only
     if DEEP == "mnemonic":
         assert report.hyperparameters["deep_fallback"] == "its architecture"
@@ -263,8 +248,8 @@ def test_head_variants_stay_available(vit_task):
         a, codebook=book
     )
     FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3])).unlearn(b, codebook=book)
-    assert _same(_weights(a), _weights(b))
-    changed = {n for n, p in _weights(a).items() if not torch.equal(p, _weights(model)[n])}
+    assert same_tensors(clone_params(a), clone_params(b))
+    changed = {n for n, p in clone_params(a).items() if not torch.equal(p, clone_params(model)[n])}
     assert changed and all(n.startswith("classifier.") for n in changed)
 
 

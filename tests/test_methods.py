@@ -7,6 +7,7 @@ import copy
 
 import pytest
 import torch
+from helpers import clone_params, split_classes, train_with_codes
 
 from hf_unlearn import FisherUnlearner, UnlearningConfig, UnlearningReport
 from hf_unlearn.fisher import compute_fisher
@@ -21,43 +22,25 @@ from hf_unlearn.methods.ssd import ShuffledUnion, ssd_
 @pytest.fixture(scope="module")
 def learned(digits, tmp_path_factory):
     """A tiny ViT trained briefly on digits with its codes (codes learned), its codebook, and the data."""
-    from hf_unlearn import MnemonicConfig, MnemonicTrainer
     from hf_unlearn.data import tiny_vit
 
     train, test = digits
-    model = tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0)
-    args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("methods")),
+    model, codebook = train_with_codes(
+        tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, seed=0),
+        train,
+        tmp_path_factory.mktemp("methods"),
         num_train_epochs=10,
         learning_rate=5e-3,
         warmup_steps=0.1,
         per_device_train_batch_size=32,
         mnemonic_mix_ratio=0.2,
-        report_to="none",
-        save_strategy="no",
         logging_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
     )
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
-    trainer.train()
-    model.eval()
-    return model, trainer.codebook, train, test
-
-
-def _split(ds, classes):
-    forget = ds.filter(lambda b: [int(y) in classes for y in b["labels"]], batched=True)
-    retain = ds.filter(lambda b: [int(y) not in classes for y in b["labels"]], batched=True)
-    return forget, retain
-
-
-def _params(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    return model, codebook, train, test
 
 
 def _assert_same_weights(a, b):
-    pa, pb = _params(a), _params(b)
+    pa, pb = clone_params(a), clone_params(b)
     assert pa.keys() == pb.keys()
     for n in pa:
         assert torch.equal(pa[n], pb[n]), n
@@ -139,7 +122,7 @@ def _direct(method, model, cfg, book, forget_ds, retain_ds):
 def test_registered_method_matches_the_edit_functions_bit_for_bit(learned, method, kwargs):
     base, book, train, _ = learned
     cfg = UnlearningConfig(method=method, allow_incomplete=True, **kwargs)
-    forget_ds, retain_ds = _split(train.select(range(240)), [int(c) for c in cfg.forget_classes])
+    forget_ds, retain_ds = split_classes(train.select(range(240)), [int(c) for c in cfg.forget_classes])
     via_registry, by_hand = copy.deepcopy(base), copy.deepcopy(base)
     data = {} if method.startswith("mnemonic") else dict(forget_dataset=forget_ds, retain_dataset=retain_ds)
     book_or_none = book if method.startswith("mnemonic") else None
@@ -172,8 +155,8 @@ class ZeroForgetRows(UnlearningMethod):
 def test_a_new_method_plugs_in_with_one_registry_line(learned):
     base, _, train, test = learned
     model = copy.deepcopy(base)
-    before = _params(model)
-    forget_ds, _ = _split(train.select(range(200)), [4])
+    before = clone_params(model)
+    forget_ds, _ = split_classes(train.select(range(200)), [4])
     register_method(ZeroForgetRows)
     try:
         assert UnlearningConfig(method="toy_zero_rows").method == "toy_zero_rows"
@@ -187,7 +170,7 @@ def test_a_new_method_plugs_in_with_one_registry_line(learned):
     assert report.method == "toy_zero_rows" and report.details["rows"] == [4]
     assert report.hyperparameters == {"bias": -1e4}
     assert report.metrics["after"]["forget_accuracy"] == 0.0
-    after = _params(model)
+    after = clone_params(model)
     assert {n for n in after if not torch.equal(after[n], before[n])} == {"classifier.weight", "classifier.bias"}
     assert report.num_parameters_changed == sum(int((after[n] != before[n]).sum()) for n in after)
     assert ZeroForgetRows.describe(report)  # the base class's card sentence
@@ -206,9 +189,9 @@ def _forget_accuracy(model, inputs):
 def test_logit_suppression_moves_only_the_forgotten_biases(learned, evidence):
     base, book, train, _ = learned
     model = copy.deepcopy(base)
-    before = _params(model)
+    before = clone_params(model)
     forget = [2, 6]
-    forget_ds, _ = _split(train, forget)
+    forget_ds, _ = split_classes(train, forget)
     inputs = book.as_inputs(forget, with_labels=True) if evidence == "codebook" else forget_ds[:]
     assert _forget_accuracy(model, inputs) > 0.5
     kwargs = {"codebook": book} if evidence == "codebook" else {"forget_dataset": forget_ds}
@@ -216,7 +199,7 @@ def test_logit_suppression_moves_only_the_forgotten_biases(learned, evidence):
         model, **kwargs
     )
     assert _forget_accuracy(model, inputs) == 0.0  # E_F 1.0 on the evidence it was given
-    after = _params(model)
+    after = clone_params(model)
     for n in after:
         if n != "classifier.bias":
             assert torch.equal(after[n], before[n]), n
