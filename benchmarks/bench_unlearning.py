@@ -26,7 +26,8 @@ Per scenario and seed one model is trained with ``MnemonicTrainer`` (the *origin
   must beat it on the depth audit below, since it passes every output metric by construction.
 
 Depth audit (``hf_unlearn.audit_forgetting``, issue 12): per case, ``--retrain-refs`` models (default 3) are retrained
-without the forget classes (seeds s, s+1000, ...; the first is the ``retrain`` row) and audited once together with the
+without the forget classes (seeds s, s+1000, ...; the first is the ``retrain`` row; with ``--shared-refs`` seeds 1000,
+2000, ... trained once per case and shared by every seed's original, for CPU budget) and audited once together with the
 original; then every method's model is audited against them (``reference=``): linear probe, prototype head-rewrite
 attack, accuracy after 1/3/10 relearn steps, relearn time and AIN, JS divergence to the retrained models, and where
 each lies against the retrained range. The audit's own time is recorded per model against one retraining run.
@@ -363,7 +364,13 @@ def fewshot_subsets(forget_train, retain_train, forget: list[int], seed: int):
 
 
 # ----------------------------------------------------------------------------------------------------------- cases
-def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) -> dict[str, Any]:
+class _Skipped(Exception):
+    """A method left out with --skip-methods."""
+
+
+def run_case(
+    scn, seed: int, original, codebook, forget: list[int], tmp: str, ref_cache: dict | None = None
+) -> dict[str, Any]:
     forget_names = [scn.id2label[c] for c in forget]
     retain_train = select_classes(scn.train_ds, forget, keep=False)
     forget_train = select_classes(scn.train_ds, forget, keep=True)
@@ -415,35 +422,48 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         case["methods"][method] = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
     # retrain from scratch: the original recipe (MnemonicTrainer, same seed) on the remaining data only; more
-    # retrained models with other seeds complete the reference range of the depth audit
-    refs, retrain_row = [], None
-    try:
-        model = scn.build_model(seed)
-        args = training_args(scn.cfg, os.path.join(tmp, "retrain"), seed, mnemonic=True)
-        trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
-        retrain_row = (model, clock, {"train_loss": loss, "steps": steps})
-        refs.append(model)
-        del trainer
-    except Exception as e:  # noqa: BLE001 - a failed method is a result, not the end of the run
-        failed("retrain", e)
-    case["reference_retrains"] = []
-    for j in range(1, scn.cfg["retrain_refs"]):
-        ref_seed = seed + 1000 * j
+    # retrained models with other seeds complete the reference range of the depth audit. With ``ref_cache``
+    # (--shared-refs) the retrained models (seeds 1000, 2000, ...) are trained once per case and shared by every
+    # seed's original: a retrained model does not depend on the original's seed.
+    key = tuple(forget)
+    if ref_cache is not None and key in ref_cache:
+        refs, retrain_row, case["reference_retrains"], retrain_error = ref_cache[key]
+        refs = list(refs)
+        if retrain_error is not None:
+            case["methods"]["retrain"] = retrain_error
+        log(f"  reusing the {len(refs)} retrained models of this case (--shared-refs)")
+    else:
+        refs, retrain_row = [], None
+        first_seed = 1000 if ref_cache is not None else seed
         try:
-            model = scn.build_model(ref_seed)
-            args = training_args(scn.cfg, os.path.join(tmp, f"retrain_{ref_seed}"), ref_seed, mnemonic=True)
+            model = scn.build_model(first_seed)
+            args = training_args(scn.cfg, os.path.join(tmp, "retrain"), first_seed, mnemonic=True)
             trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
+            retrain_row = (model, clock, {"train_loss": loss, "steps": steps, "seed": first_seed})
             refs.append(model)
-            case["reference_retrains"].append({"seed": ref_seed, "time_s": clock.wall, "steps": steps})
             del trainer
-        except Exception as e:  # noqa: BLE001
-            log(f"  reference retrain seed {ref_seed} FAILED: {type(e).__name__}: {e}")
-            case["reference_retrains"].append({"seed": ref_seed, "error": f"{type(e).__name__}: {e}"})
+        except Exception as e:  # noqa: BLE001 - a failed method is a result, not the end of the run
+            failed("retrain", e)
+        case["reference_retrains"] = []
+        for j in range(1, scn.cfg["retrain_refs"]):
+            ref_seed = first_seed + 1000 * j
+            try:
+                model = scn.build_model(ref_seed)
+                args = training_args(scn.cfg, os.path.join(tmp, f"retrain_{ref_seed}"), ref_seed, mnemonic=True)
+                trainer, clock, loss, steps = train_with(scn, model, retain_train, args)
+                refs.append(model)
+                case["reference_retrains"].append({"seed": ref_seed, "time_s": clock.wall, "steps": steps})
+                del trainer
+            except Exception as e:  # noqa: BLE001
+                log(f"  reference retrain seed {ref_seed} FAILED: {type(e).__name__}: {e}")
+                case["reference_retrains"].append({"seed": ref_seed, "error": f"{type(e).__name__}: {e}"})
+        if ref_cache is not None:
+            ref_cache[key] = (list(refs), retrain_row, case["reference_retrains"], case["methods"].get("retrain"))
     if refs:
         try:
             ref_audit = audit_model(scn, original, forget, seed, None, original=original, retrained=refs)
             case["audit_reference"] = {
-                "retrained_seeds": [seed] * (retrain_row is not None)
+                "retrained_seeds": ([retrain_row[2]["seed"]] if retrain_row is not None else [])
                 + [r["seed"] for r in case["reference_retrains"] if "error" not in r],
                 "original": ref_audit.original,
                 "retrained": ref_audit.retrained,
@@ -478,7 +498,11 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         failed("finetune", e)
 
     # one-shot edits, standalone
+    skip = set(scn.cfg.get("skip_methods") or ())
     for method in EDIT_METHODS:
+        if method in skip:
+            log(f"  {method:15s} skipped (--skip-methods)")
+            continue
         if method.replace("_fewshot", "") not in REGISTERED_METHODS:
             log(f"  {method:15s} not registered in hf_unlearn.methods.METHODS: skipped")
             continue
@@ -545,6 +569,8 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
 
     # SSD with I_D over shuffled batches of the whole training set, as the SSD paper and code compute it
     try:
+        if "ssd_mixed" in skip:
+            raise _Skipped
         from hf_unlearn import compute_fisher
         from hf_unlearn.methods.ssd import ssd_
 
@@ -568,6 +594,8 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
             config={"ssd_alpha": scn.cfg["ssd_alpha"], "ssd_lambda": 1.0, "fisher_batch_size": 16},
         )
         del model
+    except _Skipped:
+        log(f"  {'ssd_mixed':15s} skipped (--skip-methods)")
     except Exception as e:  # noqa: BLE001
         failed("ssd_mixed", e)
 
@@ -596,6 +624,7 @@ def run_case(scn, seed: int, original, codebook, forget: list[int], tmp: str) ->
         failed("fisher_mask_ft", e)
     del refs, retrain_row
     gc.collect()
+    case["shared_refs"] = ref_cache is not None
     return case
 
 
@@ -621,12 +650,13 @@ def _span(ranges: dict[str, Any], key: str) -> str:
     return "n/a" if r is None else f"{r['min']:.2f}-{r['max']:.2f}"
 
 
-def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
+def run_scenario(scn, seeds: list[int], tmp: str, shared_refs: bool = False) -> dict[str, Any]:
     log(
         f"scenario {scn.name}: {len(scn.train_ds)} train / {len(scn.test_ds)} test, seeds {seeds}, cases "
         f"{[[scn.id2label[c] for c in case] for case in scn.cases]}"
     )
     originals, cases = [], []
+    ref_cache: dict | None = {} if shared_refs else None
     for seed in seeds:
         model = scn.build_model(seed)
         args = training_args(scn.cfg, os.path.join(tmp, f"{scn.name}_original_{seed}"), seed, mnemonic=True)
@@ -650,9 +680,10 @@ def run_scenario(scn, seeds: list[int], tmp: str) -> dict[str, Any]:
         )
         del trainer
         for forget in scn.cases:
-            cases.append(run_case(scn, seed, model, codebook, forget, tmp))
+            cases.append(run_case(scn, seed, model, codebook, forget, tmp, ref_cache))
         del model
         gc.collect()
+    del ref_cache
     out = {
         "status": "ran",
         "description": scn.description,
@@ -852,6 +883,8 @@ def targets(cases: list[dict[str, Any]], s: dict[str, Any]) -> dict[str, Any]:
             "cases_ok": count(lambda c: mm(c)["time_s"] <= T_MN_TIME_FRAC * c["methods"]["retrain"]["time_s"]),
         }
         for ref in ("ssd", "finetune"):
+            if mn[f"speedup_vs_{ref}"]["min"] is None:  # the reference method was skipped or failed everywhere
+                continue
             t[f"mnemonic_speedup_vs_{ref}"] = {
                 "target": f"mnemonic >= {T_MN_SPEEDUP:.0f}x faster than {ref}",
                 "value": mn[f"speedup_vs_{ref}"]["mean"],
@@ -1165,7 +1198,13 @@ def render_depth_md(sc: dict[str, Any]) -> list[str]:
     L = ["### How deep is the forgetting? (`hf_unlearn.audit_forgetting`)", ""]
     L.append(
         f"Each case's reference is {sc['config']['retrain_refs']} models retrained without the forget classes "
-        f"(seeds s, s+1000, ...; {ref['n_models']} models over {ref['n_cases']} cases). On the forget classes' test "
+        + (
+            "(seeds 1000, 2000, ..., trained once per forget case and shared by every seed's original (--shared-refs); "
+            f"{ref['n_models']} model audits over {ref['n_cases']} cases, each retrained model counted once per seed). "
+            if any(c.get("shared_refs") for c in sc["cases"])
+            else f"(seeds s, s+1000, ...; {ref['n_models']} models over {ref['n_cases']} cases). "
+        )
+        + "On the forget classes' test "
         "samples: **probe** = accuracy of a standardised logistic regression trained on the head's input features "
         + (
             "of the whole train split"
@@ -1422,6 +1461,17 @@ def main(argv: list[str] | None = None) -> int:
         default=3,
         help="models retrained without the forget classes per case (seeds s, s+1000, ...): the depth audit's reference",
     )
+    ap.add_argument(
+        "--shared-refs",
+        action="store_true",
+        help="train each case's retrained models once (seeds 1000, 2000, ...) and share them across the seeds' "
+        "originals (CPU budget; the default trains seeds s, s+1000, ... per seed)",
+    )
+    ap.add_argument(
+        "--skip-methods",
+        default="",
+        help="comma-separated one-shot methods to leave out (CPU budget), e.g. ssd_mixed,fisher_noise",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny smoke configuration: 1 seed, 1 case per scenario")
     ap.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render .md/.png from this JSON")
     ap.add_argument("--note", action="append", default=[], help="an observation to record (repeatable)")
@@ -1507,6 +1557,11 @@ def main(argv: list[str] | None = None) -> int:
             relearn_steps=[1, 3, 10], relearn_max_steps=10, relearn_lr=1e-4, batch_size=64, max_probe_samples=1000
         ),
     )
+    skip_methods = [m.strip() for m in args.skip_methods.split(",") if m.strip()]
+    known = set(EDIT_METHODS) | {"ssd_mixed"}
+    if set(skip_methods) - known:
+        ap.error(f"--skip-methods: unknown {sorted(set(skip_methods) - known)}; choose from {sorted(known)}")
+    digits_cfg["skip_methods"] = trec_cfg["skip_methods"] = skip_methods
     if args.quick:
         seeds, trec_seeds = seeds[:1], trec_seeds[:1]
         digits_cfg.update(
@@ -1560,7 +1615,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in scenarios:
             if name == "digits":
                 scn = DigitsScenario(digits_cfg)
-                result["scenarios"]["digits"] = run_scenario(scn, seeds, tmp)
+                result["scenarios"]["digits"] = run_scenario(scn, seeds, tmp, args.shared_refs)
                 continue
             train, test, source = load_trec(args)
             if train is None:
@@ -1574,7 +1629,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["scenarios"]["trec"] = {"status": "skipped", "reason": str(e)}
                 continue
             scn = TrecScenario(trec_cfg, train, test)
-            res = run_scenario(scn, trec_seeds, tmp)
+            res = run_scenario(scn, trec_seeds, tmp, args.shared_refs)
             res["data_source"] = source
             result["scenarios"]["trec"] = res
     result["loadavg_end"] = loadavg()
