@@ -317,6 +317,106 @@ def test_audit_accepts_a_peft_model_and_changes_nothing(request):
         assert m[key] == pytest.approx(audit.original[key]) and m[key] > m["forget_accuracy"] + 0.2, (key, m)
 
 
+def _tiny_classifier(which):
+    """An untrained tiny ViT (10 labels) or BERT (3 labels) and a batch of its inputs."""
+    from conftest import make_tiny_bert
+
+    from hf_unlearn.data import tiny_vit
+
+    torch.manual_seed(0)
+    if which == "vit":
+        return tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2), {
+            "pixel_values": torch.randn(6, 1, 8, 8)
+        }
+    return make_tiny_bert(), {"input_ids": torch.randint(4, 40, (6, 9)), "attention_mask": torch.ones(6, 9, dtype=torch.long)}  # fmt: skip
+
+
+HEAD_ADAPTERS = {
+    "plain": None,
+    "modules_to_save": dict(target_modules=["query", "q_proj"], modules_to_save=["classifier"]),
+    "lora_on_head": dict(target_modules=["query", "q_proj", "classifier"]),
+    "dora_on_head": dict(target_modules=["classifier"], use_dora=True),
+}
+
+
+@pytest.mark.parametrize("which", ["vit", "bert"])
+@pytest.mark.parametrize("adapter", sorted(HEAD_ADAPTERS))
+def test_audit_head_is_the_layer_the_model_calls(which, adapter):
+    """The audit's head (feature hook, prototype attack) is the head as the model applies it: its input is the
+    hidden features (never a LoRA ``lora_B``'s r-dim input) and ``features @ W.T + b`` gives the model's logits, with
+    the LoRA delta in W (or the active trainable copy's weights); reading it changes nothing in the model."""
+    from hf_unlearn.audit.measures import head_module, head_weights
+
+    model, inputs = _tiny_classifier(which)
+    hidden = model.config.hidden_size
+    if HEAD_ADAPTERS[adapter] is not None:
+        # the fresh adapter's lora_B is zero and the head copy equals its original: move them so that they count
+        model = peft.get_peft_model(model, peft.LoraConfig(r=2, **HEAD_ADAPTERS[adapter]))
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.requires_grad:
+                    p.add_(0.5 * torch.randn_like(p))
+    model.eval()
+    before, flags = _snapshot(model), {n: p.requires_grad for n, p in model.named_parameters()}
+    head = head_module(model)
+    expected_type = {"plain": "Linear", "modules_to_save": "ModulesToSaveWrapper"}.get(adapter, "LoraLayer")
+    assert expected_type in [c.__name__ for c in type(head).__mro__], type(head)
+    seen = []
+    handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    handle.remove()
+    assert len(seen) == 1 and seen[0].shape == (6, hidden)
+    weight, bias = head_weights(model)
+    assert weight.shape == (model.config.num_labels, hidden)
+    torch.testing.assert_close(seen[0] @ weight.T + bias, logits, atol=1e-5, rtol=1e-5)
+    if adapter == "modules_to_save":  # the trainable copy, not the frozen original
+        torch.testing.assert_close(weight, head.modules_to_save["default"].weight)
+        assert not torch.allclose(weight, head.original_module.weight)
+    elif adapter == "lora_on_head":  # base + B @ A * scaling
+        torch.testing.assert_close(weight, head.base_layer.weight + head.get_delta_weight("default"))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert flags == {n: p.requires_grad for n, p in model.named_parameters()} and not model.training
+
+
+def test_audit_head_follows_the_active_adapter():
+    from hf_unlearn.audit.measures import head_weights
+
+    model, _ = _tiny_classifier("vit")
+    model = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj"], modules_to_save=["classifier"]))
+    model.add_adapter("other", peft.LoraConfig(r=2, target_modules=["q_proj"], modules_to_save=["classifier"]))
+    head = model.base_model.model.classifier
+    with torch.no_grad():
+        head.modules_to_save["other"].weight.mul_(-1)
+    assert torch.equal(head_weights(model)[0], head.modules_to_save["default"].weight)
+    model.set_adapter("other")
+    assert torch.equal(head_weights(model)[0], head.modules_to_save["other"].weight)
+
+
+def test_audit_of_a_lora_adapted_head_equals_the_audit_of_its_merge(digits):
+    """With LoRA on the classifier itself, the probe and the prototype attack see what they see on the merged model
+    (the same function): the features are the head's input and the prototype rewrites the effective weight rows."""
+    from hf_unlearn import audit_forgetting
+
+    train, test = digits
+    model, _ = _tiny_classifier("vit")
+    model = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj", "classifier"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.5 * torch.randn_like(p))
+    model.eval()
+    merged = copy.deepcopy(model).merge_and_unload()
+    before = _snapshot(model)
+    kwargs = dict(forget_classes=[FORGET], train_dataset=train, eval_dataset=test, relearn_steps=(), max_probe_samples=300,
+                  show_progress=False)  # fmt: skip
+    adapted, plain = audit_forgetting(model, **kwargs).metrics, audit_forgetting(merged, **kwargs).metrics
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    for key in ("forget_accuracy", "retain_accuracy", "probe_forget_accuracy", "probe_retain_accuracy",
+                "prototype_forget_accuracy", "prototype_retain_accuracy"):  # fmt: skip
+        assert adapted[key] == pytest.approx(plain[key], abs=1e-9), key
+
+
 # ------------------------------------------------------------------------------------------- publishing
 def test_unlearned_adapter_saves_as_adapter_and_reloads_identically(request, tmp_path):
     import yaml

@@ -99,6 +99,34 @@ def adapter_internal_modules(model: nn.Module) -> set[str]:
     return {n for n, _ in model.named_modules() if any(n == r or n.startswith(r + ".") for r in roots)}
 
 
+def calling_layer(model: nn.Module, name: str) -> str:
+    """The name of the module the model calls in place of module ``name``: for a tuner layer's ``base_layer`` the
+    tuner layer (a LoRA ``Linear``...), for a trainable copy ``<wrapper>.modules_to_save.<adapter>`` the
+    ``ModulesToSaveWrapper``; else ``name`` itself. That module gets ``name``'s input and applies what the adapter
+    makes of it (base + LoRA delta, or the active head copy)."""
+    classes = _peft_classes()
+    if classes is None:
+        return name
+    tuner_layer, to_save = classes
+    modules = dict(model.named_modules())
+    while True:
+        parts = name.split(".")
+        if (
+            len(parts) >= 2
+            and parts[-1] == "base_layer"
+            and isinstance(modules.get(".".join(parts[:-1])), tuner_layer)
+        ):
+            name = ".".join(parts[:-1])
+        elif (
+            len(parts) >= 3
+            and parts[-2] == "modules_to_save"
+            and isinstance(modules.get(".".join(parts[:-2])), to_save)
+        ):
+            name = ".".join(parts[:-2])
+        else:
+            return name
+
+
 def base_relative_name(name: str) -> str:
     """A PEFT parameter or module name as the base model names it: ``base_model.model.`` dropped and the wrapper
     parts (``base_layer``, ``modules_to_save.<adapter>``, ``original_module``) removed; ``lora_A.<adapter>`` stays."""

@@ -101,12 +101,20 @@ class _Record:
     seconds: float
 
 
-def head_module(model: nn.Module) -> nn.Linear:
-    """The classification head's output layer: the last ``nn.Linear`` with ``config.num_labels`` outputs.
+def head_module(model: nn.Module) -> nn.Module:
+    """The classification head's output layer, as the model calls it: its input is the head's input features and
+    its weight rows are the classes.
+
+    On a plain model, the last ``nn.Linear`` with ``config.num_labels`` outputs. On a PEFT model the layer that wraps
+    it: the ``ModulesToSaveWrapper`` of a head in ``modules_to_save`` (its ``weight`` is the active trainable copy's),
+    or the LoRA layer of a head in ``target_modules`` (never its ``lora_B``, which has ``num_labels`` outputs too; its
+    ``weight`` is the frozen base weight: [`head_weights`] gives the weight it applies).
 
     Raises:
         ValueError: naming ``model`` when it has no such layer (e.g. a bare encoder without a classifier).
     """
+    from ..peft_utils import adapter_internal_modules, calling_layer
+
     net = unwrap_model(model)
     num_labels = getattr(getattr(net, "config", None), "num_labels", None)
     if not isinstance(net, nn.Module) or not num_labels:
@@ -114,16 +122,40 @@ def head_module(model: nn.Module) -> nn.Linear:
             "`model` is not a classifier with a `config.num_labels`; audit a *ForImageClassification or "
             "*ForSequenceClassification model."
         )
+    inside_adapters = adapter_internal_modules(net)  # lora_A / lora_B, frozen head originals (none without peft)
     last = None
-    for module in net.modules():
-        if isinstance(module, nn.Linear) and module.out_features == num_labels:
-            last = module
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear) and module.out_features == num_labels and name not in inside_adapters:
+            last = name
     if last is None:
         raise ValueError(
             f"`model` ({type(net).__name__}) has no classification head (no nn.Linear with num_labels={num_labels} "
             "outputs); audit a *ForImageClassification or *ForSequenceClassification model."
         )
-    return last
+    return net.get_submodule(calling_layer(net, last))
+
+
+def head_weights(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The weight ``(C, D)`` and bias ``(C,)`` the classification head applies, as float32 CPU copies.
+
+    A plain ``nn.Linear`` head is read directly. A PEFT-wrapped head (``modules_to_save``, LoRA on the head,
+    several adapters...) is read as the affine map it computes: a float32 copy of it, in eval mode, is run on zero
+    and the unit vectors, so the LoRA delta (``base + B @ A * scaling``, DoRA included) is in the weight. The model
+    itself is neither changed nor run.
+    """
+    head = head_module(model)
+    if type(head) is nn.Linear:
+        weight = head.weight.detach().float().cpu().clone()
+        return weight, head.bias.detach().float().cpu().clone() if head.bias is not None else None
+    dim = getattr(head, "in_features", None) or head.weight.shape[-1]
+    copy_ = copy.deepcopy(head).float().eval()
+    device = _device_of(copy_)
+    with torch.no_grad():
+        x = torch.cat([torch.zeros(1, dim), torch.eye(dim)]).to(device)  # (1 + D, D)
+        out = copy_(x).float().cpu()  # (1 + D, C)
+    del copy_
+    bias = out[0].clone()
+    return (out[1:] - bias).T.contiguous(), bias
 
 
 def _check_model(model: Any, argument: str, num_labels: int | None = None) -> int:
@@ -329,16 +361,16 @@ def _probe(
 
 
 def _prototype(
-    head: nn.Linear,
+    head: tuple[torch.Tensor, torch.Tensor | None],
     train_feats: dict[int, np.ndarray],
     eval_x: np.ndarray,
     eval_y: np.ndarray,
     forget_mask: np.ndarray,
     forget: list[int],
 ) -> tuple[float, float | None]:
-    """Accuracy on the forget (and the retained) eval rows of the head with its forget rows rewritten."""
-    weight = head.weight.detach().float().cpu().clone()  # (C, D)
-    bias = head.bias.detach().float().cpu().clone() if head.bias is not None else None  # (C,)
+    """Accuracy on the forget (and the retained) eval rows of the head ``(weight, bias)`` ([`head_weights`], copies)
+    with its forget rows rewritten."""
+    weight, bias = (t.clone() if t is not None else None for t in head)  # (C, D), (C,)
     keep = [c for c in range(weight.shape[0]) if c not in forget]
     target_norm = weight[keep].norm(dim=1).mean()
     for c in forget:
@@ -481,7 +513,7 @@ def _measure(
     metrics["probe_retain_accuracy"] = probe_retain
     shots = {c: train_x[[pos[i] for i in rows]] for c, rows in data.proto_idx.items()}
     metrics["prototype_forget_accuracy"], metrics["prototype_retain_accuracy"] = _prototype(
-        head_module(model), shots, eval_x, y_eval, fmask, forget
+        head_weights(model), shots, eval_x, y_eval, fmask, forget
     )
     if relearn_steps:
         curve = _relearn(
