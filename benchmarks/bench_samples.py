@@ -167,7 +167,9 @@ class Clock:
 
 
 # ------------------------------------------------------------------------------------------------------------ runs
-def measure(model, data, test, scenario: str) -> dict[str, Any]:
+def measure(model, data, test, scenario: str, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``audit_samples`` numbers and the library's verdict; ``before``: ``samples_check`` of the original (None: this
+    model is the original)."""
     forget = {"pixel_values": data["x"][data["rows"]], "labels": data["y"][data["rows"]]}
     kw = {}
     if scenario == "mislabeled":
@@ -177,7 +179,9 @@ def measure(model, data, test, scenario: str) -> dict[str, Any]:
     audit = audit_samples(model, forget_dataset=forget, heldout_dataset=test, **kw)
     m = dict(audit.metrics)
     check = samples_check(model, forget, test)
-    m["verification"] = decide_samples(check, UnlearningConfig().verification_tolerance)[0]
+    before = check if before is None else before
+    m["verification"] = decide_samples(check, UnlearningConfig().verification_tolerance, before=before)[0]
+    m["check"] = check
     return m
 
 
@@ -191,9 +195,10 @@ def run_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
     with Clock() as c:
         original = fit(new_model(seed), data["x"], data["y"], epochs=args.epochs, seed=seed)
     out["original"] = {**measure(original, data, test, scenario), "wall": c.wall, "cpu": c.cpu}
+    base = out["original"]["check"]
     with Clock() as c:
         retrained = fit(new_model(seed), xr, yr, epochs=args.epochs, seed=seed)
-    out["retrain"] = {**measure(retrained, data, test, scenario), "wall": c.wall, "cpu": c.cpu}
+    out["retrain"] = {**measure(retrained, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu}
     log(f"{scenario} seed {seed}: original trained in {out['original']['wall']:.1f}s; retrain {c.wall:.1f}s")
     for method in METHODS[2:]:
         model = copy.deepcopy(original)
@@ -206,7 +211,7 @@ def run_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
                 details = {"changed": report.num_parameters_changed, "edit_seconds": report.timings["total"]}
             if method == "finetune" or method.endswith("_ft"):
                 fit(model, xr, yr, epochs=args.ft_epochs, seed=seed)
-        out[method] = {**measure(model, data, test, scenario), "wall": c.wall, "cpu": c.cpu, **details}
+        out[method] = {**measure(model, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu, **details}
         m = out[method]
         log(
             f"  {method:15s} {c.wall:6.1f}s  test {m['heldout_accuracy']:.3f}  rows@label {m['forget_label_rate']:.3f}"
@@ -238,6 +243,7 @@ def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
     keep = sorted(set(range(len(y))) - set(rows))
     train = {"pixel_values": data["x"], "labels": data["y"]}
     original = fit(new_model(seed), data["x"], data["y"], epochs=args.epochs, seed=seed)
+    base = measure(original, data, test, scenario)["check"]
     out: dict[str, Any] = {"seed": seed}
     for name, (edit, overrides, ft) in VARIANTS.items():
         if args.variants and name not in args.variants:
@@ -259,7 +265,7 @@ def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
                 }
             if ft:
                 fit(model, data["x"][keep], data["y"][keep], epochs=abs(ft), seed=seed, keep=held)
-        out[name] = {**measure(model, data, test, scenario), "wall": c.wall, "cpu": c.cpu}
+        out[name] = {**measure(model, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu}
         m = out[name]
         log(
             f"  {scenario} {seed} {name:22s} {c.wall:5.1f}s test {m['heldout_accuracy']:.3f} rows@label "

@@ -243,15 +243,92 @@ def test_a_memorising_model_is_not_verified_as_having_forgotten_random_rows(memo
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
 
 
+def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_rows_look(memorised):
+    """SSD at alpha 5 dampens the whole tiny model: nothing is predicted any more, so the forgotten rows do look like
+    held-out rows (accuracy and membership AUC within their bounds), but the held-out accuracy collapsed against the
+    model's own before the edit: not verified, and the model comes back bit-identical."""
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    before = _params(model)
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5)
+    with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from") as err:
+        FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    report = err.value.report
+    check, was = report.details["verification_checks"]["samples"], report.metrics["before"]
+    assert report.details["verification"] == "incomplete"
+    assert was["heldout_accuracy"] >= 0.85 and check["heldout_accuracy"] <= 0.3  # the model is wrecked ...
+    tol = cfg.verification_tolerance  # ... while the rows pass the forget-vs-held-out bounds on their own
+    assert check["forget_rows_accuracy"] <= check["heldout_accuracy"] + tol
+    assert check["mia_auc"] <= 0.5 + max(tol, 2 * check["mia_auc_chance_se"])
+    assert "forget-row accuracy" not in report.details["verification_reason"]
+    # allow_incomplete keeps the wrecked edit, recorded as incomplete
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
+    assert report.details["verification"] == "incomplete" and _test_accuracy(model, test) <= 0.3
+
+
+def test_a_destructive_edit_not_repaired_by_the_fine_tuning_is_undone_at_train_end(memorised, tmp_path):
+    """As a callback: masking a fifth of the weights, then two fine-tuning steps too small to repair the model."""
+    from transformers import Trainer, TrainingArguments
+
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
+    before = _params(model)
+    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.2)
+    unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=32, learning_rate=1e-6, use_cpu=True,
+        report_to="none", save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+    with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from"):
+        Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    assert unl.report.details["verification"] == "incomplete"
+    assert unl.report.details["verification_checks"]["samples"]["heldout_accuracy"] <= 0.5
+
+
+def test_rows_a_model_never_saw_stay_verified(memorised, retrained):
+    """The other side of the bounds: for a model retrained without the rows (an edit that changes next to nothing),
+    the rows look like held-out data and the held-out accuracy is kept, so the outcome is verified."""
+    _, ds, test, flipped, _ = memorised
+    for model in retrained:
+        model = copy.deepcopy(model)
+        cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
+        assert report.details["verification"] == "verified", report.details["verification_reason"]
+
+
 def test_decide_samples_bounds():
     base = {"forget_rows_accuracy": 0.9, "heldout_accuracy": 0.88, "mia_auc": 0.55, "mia_auc_chance_se": 0.04}
-    assert decide_samples(base, 0.05)[0] == "verified"
-    assert decide_samples({**base, "forget_rows_accuracy": 0.95}, 0.05)[0] == "incomplete"
-    assert decide_samples({**base, "forget_rows_accuracy": 0.1}, 0.05)[0] == "verified"  # lower is fine (mislabeled)
-    assert decide_samples({**base, "mia_auc": 0.57}, 0.05)[0] == "verified"  # within two chance standard errors
-    assert decide_samples({**base, "mia_auc": 0.6}, 0.05)[0] == "incomplete"
-    status, reason = decide_samples({"forget_rows_accuracy": 0.2, "forget_rows_loss": 1.0}, 0.05)
+    base["num_heldout_rows"] = 400
+    before = {"heldout_accuracy": 0.9, "num_heldout_rows": 400}  # the model before the edit, same held-out rows
+
+    def decide(check, tolerance=0.05, before=before):
+        return decide_samples(check, tolerance, before=before)[0]
+
+    assert decide(base) == "verified"
+    assert decide({**base, "forget_rows_accuracy": 0.95}) == "incomplete"
+    assert decide({**base, "forget_rows_accuracy": 0.1}) == "verified"  # lower is fine (mislabeled)
+    assert decide({**base, "mia_auc": 0.57}) == "verified"  # within two chance standard errors
+    assert decide({**base, "mia_auc": 0.6}) == "incomplete"
+    status, reason = decide_samples({"forget_rows_accuracy": 0.2, "forget_rows_loss": 1.0}, 0.05, before=before)
     assert status == "unverified" and "eval_dataset" in reason
+    # a wrecked model: the forget rows "look like" held-out rows only because nothing is predicted any more
+    wrecked = {**base, "forget_rows_accuracy": 0.1, "heldout_accuracy": 0.1, "mia_auc": 0.5}
+    status, reason = decide_samples(wrecked, 0.05, before=before)
+    assert status == "incomplete" and "fell from 0.900" in reason
+    assert decide({**base, "heldout_accuracy": 0.86}) == "verified"  # a drop of 4 points: within the tolerance
+    assert decide({**base, "heldout_accuracy": 0.84}) == "incomplete"  # 6 points: beyond it (2 s.e. = 0.03)
+    # the bound is max(tolerance, 2 binomial standard errors of the original's accuracy): 25 rows, 2 s.e. = 0.12
+    small = {**base, "num_heldout_rows": 25, "forget_rows_accuracy": 0.7}
+    assert decide({**small, "heldout_accuracy": 0.79}, 0.0, {**before, "num_heldout_rows": 25}) == "verified"
+    assert decide({**small, "heldout_accuracy": 0.77}, 0.0, {**before, "num_heldout_rows": 25}) == "incomplete"
+    # without the check before the edit (or on other rows) nothing shows the model was kept: never "verified"
+    for other in (None, {}, {**before, "num_heldout_rows": 300}):
+        status, reason = decide_samples(base, 0.05, before=other)
+        assert status == "unverified" and "before the edit" in reason
 
 
 def test_read_rows_file(tmp_path):
@@ -346,20 +423,28 @@ def test_cli_forgets_rows_from_a_file_of_indices_ids_or_a_flag_column(memorised,
     assert not (tmp_path / "bad").exists()
 
 
-def test_audit_samples_against_retrained_models(memorised, digits):
-    from hf_unlearn.audit import audit_samples
+@pytest.fixture(scope="module")
+def retrained(memorised):
+    """Three tiny ViTs (seeds 0-2) trained on every row but the mislabeled ones: they never saw them."""
     from hf_unlearn.data import tiny_vit
 
-    base, ds, test, flipped, noisy = memorised
-    train, _ = digits
-    true = train[:N_TRAIN]["labels"][flipped].tolist()
-    forget_ds, retain_ds, _, keep = split_rows(ds, flipped)
+    _, ds, _, flipped, noisy = memorised
+    keep = split_rows(ds, flipped)[3]
     x, y = ds[:]["pixel_values"], noisy
-    retrained = [
+    return [
         _fit(tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=s), x[keep],
              y[keep], 300, seed=s)
         for s in range(3)
     ]  # fmt: skip
+
+
+def test_audit_samples_against_retrained_models(memorised, retrained, digits):
+    from hf_unlearn.audit import audit_samples
+
+    base, ds, test, flipped, noisy = memorised
+    train, _ = digits
+    true = train[:N_TRAIN]["labels"][flipped].tolist()
+    forget_ds = split_rows(ds, flipped)[0]
     before = _params(base)
 
     def patch(batch):  # a 2x2 bright patch in the top-left corner

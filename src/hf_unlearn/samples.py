@@ -12,9 +12,12 @@ on the edited model, the forget rows' accuracy at their training labels and mean
 (held-out rows), and the loss-threshold membership-inference AUC of forget rows against held-out rows.
 [`decide_samples`] calls it ``"verified"`` when the forget rows' accuracy exceeds the held-out accuracy by at most
 ``tolerance`` and the AUC exceeds 0.5 by at most ``max(tolerance, 2 x its standard error under chance)`` (the
-Hanley-McNeil bound: a few dozen rows give a noisy AUC, and a retrained model must pass). Lower accuracy or AUC than
-held-out is fine (mislabeled rows are rightly "wrong" at their training labels). Without held-out data the outcome is
-``"unverified"``, never ``"verified"``.
+Hanley-McNeil bound: a few dozen rows give a noisy AUC, and a retrained model must pass), and the model still works:
+its held-out accuracy fell by at most ``max(tolerance, 2 x the binomial standard error of the original's held-out
+accuracy)`` from that of the model before the edit on the same rows (a wrecked model that predicts nothing also makes
+the forget rows "look like" held-out rows). Lower accuracy or AUC than held-out is fine (mislabeled rows are rightly
+"wrong" at their training labels). Without held-out data, or without the check of the model before the edit, the
+outcome is ``"unverified"``, never ``"verified"``.
 
 This is a necessary check, not proof: it assumes the rows were drawn like the held-out rows. Rows that are atypical
 (mislabeled, poisoned) can pass it while the model still predicts some of their wrong labels, and a few dozen rows of
@@ -241,15 +244,32 @@ def samples_check(
     return out
 
 
-def decide_samples(check: dict[str, Any], tolerance: float) -> tuple[str, str]:
-    """``(status, reason)`` for a samples-scope edit from [`samples_check`] (see the module docstring)."""
+def decide_samples(check: dict[str, Any], tolerance: float, *, before: dict[str, Any] | None) -> tuple[str, str]:
+    """``(status, reason)`` for a samples-scope edit from [`samples_check`] of the edited model (``check``) and of the
+    model before the edit on the same held-out rows (``before``; see the module docstring)."""
     if "heldout_accuracy" not in check:
         return "unverified", (
             "nothing shows the forget rows now look like unseen data: give eval_dataset (held-out rows) to compare them with"
         )
+    if (
+        before is None
+        or "heldout_accuracy" not in before
+        or before.get("num_heldout_rows") != check["num_heldout_rows"]
+    ):
+        return "unverified", (
+            "nothing shows the edit kept the model's accuracy: the held-out accuracy of the model before the edit, on "
+            "the same eval_dataset, is needed to compare with"
+        )
     gap = check["forget_rows_accuracy"] - check["heldout_accuracy"]
     auc_bound = 0.5 + max(tolerance, 2.0 * check["mia_auc_chance_se"])
+    p0, n = before["heldout_accuracy"], check["num_heldout_rows"]
+    drop_bound = max(tolerance, 2.0 * math.sqrt(p0 * (1.0 - p0) / n))
     problems = []
+    if p0 - check["heldout_accuracy"] > drop_bound:
+        problems.append(
+            f"held-out accuracy fell from {p0:.3f} before the edit to {check['heldout_accuracy']:.3f} (more than "
+            f"{drop_bound:.3f}): the edit damaged the model, so the forget rows looking like held-out rows shows nothing"
+        )
     if gap > tolerance:
         problems.append(
             f"forget-row accuracy {check['forget_rows_accuracy']:.3f} exceeds held-out accuracy "
@@ -261,5 +281,6 @@ def decide_samples(check: dict[str, Any], tolerance: float) -> tuple[str, str]:
         return "incomplete", "; ".join(problems)
     return "verified", (
         f"forget rows look like held-out rows: accuracy {check['forget_rows_accuracy']:.3f} vs "
-        f"{check['heldout_accuracy']:.3f}, membership AUC {check['mia_auc']:.3f} (bound {auc_bound:.3f})"
+        f"{check['heldout_accuracy']:.3f}, membership AUC {check['mia_auc']:.3f} (bound {auc_bound:.3f}); held-out "
+        f"accuracy {check['heldout_accuracy']:.3f} against {p0:.3f} before the edit (largest drop allowed {drop_bound:.3f})"
     )

@@ -24,11 +24,12 @@ Samples scope (``UnlearningConfig(forget_scope="samples")``, methods whose ``sco
 forget come as ``forget_dataset`` (with ``retain_dataset``) or as ``train_dataset`` + ``forget_rows`` (+
 ``retain_rows``, default the rest), checked by [`hf_unlearn.samples.split_rows`] before any weight changes. Success
 is not accuracy 0 on the rows but looking like held-out data: ``"verified"`` only when, on ``eval_dataset``, the
-forget rows' accuracy and membership AUC are within the bounds of [`hf_unlearn.samples.decide_samples`]; without
-``eval_dataset`` the outcome is ``"unverified"``. The report names the rows by count and fingerprint only
-(``details["forget_rows"]``). As a callback (mask, then fine-tune on the retained rows, as the Fisher-masking
-authors), the check runs in ``on_train_end``, after the fine-tuning; an outcome that is not verified then restores
-the weights from before the edit and raises (unless ``allow_incomplete``).
+forget rows' accuracy and membership AUC, and the held-out accuracy against the model's before the edit, are within
+the bounds of [`hf_unlearn.samples.decide_samples`]; without ``eval_dataset`` the outcome is ``"unverified"``. The
+report names the rows by count and fingerprint only (``details["forget_rows"]``). As a callback (mask, then
+fine-tune on the retained rows, as the Fisher-masking authors), the check runs in ``on_train_end``, after the
+fine-tuning; an outcome that is not verified then restores the weights from before the edit and raises (unless
+``allow_incomplete``).
 """
 
 from __future__ import annotations
@@ -335,7 +336,8 @@ class FisherUnlearner(TrainerCallback):
                 if checks.get("method", {}).get("complete") is False:
                     status, reason = INCOMPLETE, "the method could not complete its edit"
                 else:
-                    status, reason = decide_samples(checks["samples"], cfg.verification_tolerance)
+                    before = metrics["before"] if metrics is not None else None
+                    status, reason = decide_samples(checks["samples"], cfg.verification_tolerance, before=before)
             else:
                 if eval_dataset is not None:
                     from .evaluation import unlearning_metrics
@@ -461,7 +463,10 @@ class FisherUnlearner(TrainerCallback):
         check = samples_check(
             model, forget_dataset, eval_dataset, data_collator=collator, accelerator=self.accelerator
         )
-        status, reason = self._same_on_every_rank(decide_samples(check, self.config.verification_tolerance))
+        before = (self.report.metrics or {}).get("before")  # the check of the model before the edit
+        status, reason = self._same_on_every_rank(
+            decide_samples(check, self.config.verification_tolerance, before=before)
+        )
         details = self.report.details
         details["verification"], details["verification_reason"] = status, reason
         details["verification_checks"] = {"samples": {**check, "after": "fine-tuning on the retained rows"}}
