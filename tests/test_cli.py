@@ -119,6 +119,14 @@ def test_subcommand_help(capsys, command, flags):
         assert flag in out, flag
 
 
+@pytest.mark.parametrize("command", ["forget", "evaluate", "audit"])
+def test_commands_take_peft_adapter_folders(capsys, command):
+    """--base_model (an adapter folder's base) on every command that loads models; --merge_adapter on forget."""
+    code, out, _ = call(capsys, command, "--help")
+    assert code == 0 and "--base_model BASE_MODEL" in out and "adapter_config.json" in out
+    assert ("--merge_adapter" in out) == (command == "forget")
+
+
 # ------------------------------------------------------------------------------------------------------------ errors
 def test_bad_input_in_a_real_process_exits_2_with_one_line(tmp_path):
     result = run(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -472,3 +473,143 @@ def test_peft_checkpoint_pushes_never_upload_the_token(tmp_path, local_hub):
     files = local_hub.repos["tester/lora"].files
     assert "adapter_model.safetensors" in files and "last-checkpoint/adapter_model.safetensors" in files
     _assert_token_absent(args.output_dir, local_hub, token=token)  # no local file, remote file or request body
+
+
+# ------------------------------------------------------------------------------------------- command line
+@pytest.fixture(scope="module")
+def cli_dirs(tmp_path_factory):
+    """A tiny digits ViT saved as a full model (``base``), a LoRA adapter over it saved by peft (``adapter``, whose
+    adapter_config.json names the base by its absolute path), and bases it does not fit: a BERT, a 5-label ViT."""
+    from conftest import make_tiny_bert
+
+    from hf_unlearn.data import tiny_vit
+
+    root = tmp_path_factory.mktemp("cli_adapters")
+    small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
+    tiny_vit(**small).save_pretrained(root / "base")
+    tiny_vit(num_labels=5, **small).save_pretrained(root / "five_labels")
+    make_tiny_bert().save_pretrained(root / "bert")
+    from transformers import ViTForImageClassification
+
+    model = peft.get_peft_model(
+        ViTForImageClassification.from_pretrained(root / "base"),
+        peft.LoraConfig(r=2, target_modules=["q_proj", "fc1"], modules_to_save=["classifier"]),
+    )
+    torch.manual_seed(0)
+    with torch.no_grad():  # a trained adapter: lora_B away from zero, the head copy away from the original
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.3 * torch.randn_like(p))
+    model.save_pretrained(root / "adapter")
+    return {name: root / name for name in ("base", "five_labels", "bert", "adapter")}
+
+
+def _cli(capsys, *argv):
+    from hf_unlearn.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _tree(*folders):
+    return {str(p): p.read_bytes() for f in folders for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+FISHER_MASK_TINY = ["--forget_classes", "3", "--method", "fisher_mask", "--dataset", "digits", "--max_train_samples",
+                    "120", "--max_eval_samples", "60", "--allow_incomplete", "true"]  # fmt: skip
+
+
+def test_cli_forgets_on_an_adapter_folder_and_saves_an_adapter(capsys, cli_dirs, tmp_path):
+    """forget on an adapter folder edits the adapter only and saves the adapter form; its adapter_config.json names
+    the local base by its folder name only, so evaluate and audit then need --base_model; --merge_adapter saves a
+    full model."""
+    from safetensors.torch import load_file
+
+    base, adapter = cli_dirs["base"], cli_dirs["adapter"]
+    inputs = _tree(base, adapter)
+    out = tmp_path / "no3"
+    code, stdout, err = _cli(capsys, "forget", "--model_dir", adapter, *FISHER_MASK_TINY, "--output_dir", out)
+    assert code == 0, err
+    files = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "unlearning_report.json", "README.md"} <= files
+    assert not files & {"model.safetensors", "config.json"}
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == "base"
+    assert _tree(base, adapter) == inputs  # the base and the input adapter are as they were
+    before, after = load_file(adapter / "adapter_model.safetensors"), load_file(out / "adapter_model.safetensors")
+    assert before.keys() == after.keys()
+    changed = sum(int((after[k] != v).sum()) for k, v in before.items())
+    report = json.loads((out / "unlearning_report.json").read_text())
+    assert changed == report["num_parameters_changed"] > 0  # every edited weight is in the adapter file
+
+    # the saved adapter names its base by folder name only: loading it needs --base_model
+    code, _, err = _cli(capsys, "evaluate", "--model_dir", out, "--dataset", "digits", "--forget_classes", "3")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "--base_model" in lines[0] and "'base'" in lines[0], err
+    code, stdout, err = _cli(capsys, "evaluate", "--model_dir", out, "--base_model", base, "--dataset", "digits",
+                             "--forget_classes", "3", "--max_eval_samples", "60", "--output_file", tmp_path / "m.json")  # fmt: skip
+    assert code == 0 and "E_F  forget error" in stdout, err
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["forget_accuracy"] == pytest.approx(report["metrics"]["after"]["forget_accuracy"])
+
+    # audit: the unlearned adapter against the adapter it came from, both over --base_model
+    code, stdout, err = _cli(capsys, "audit", "--model_dir", out, "--original", adapter, "--base_model", base,
+                             "--dataset", "digits", "--forget_classes", "3", "--max_train_samples", "150",
+                             "--max_eval_samples", "60", "--relearn_steps", "1", "--output_file", tmp_path / "a.json")  # fmt: skip
+    assert code == 0, err
+    audit = json.loads((tmp_path / "a.json").read_text())
+    assert audit["metrics"]["forget_accuracy"] == pytest.approx(metrics["forget_accuracy"])
+
+    # --merge_adapter: merged before unlearning, saved as a full model
+    merged = tmp_path / "merged"
+    code, _, err = _cli(capsys, "forget", "--model_dir", adapter, "--merge_adapter", *FISHER_MASK_TINY,
+                        "--output_dir", merged)  # fmt: skip
+    assert code == 0, err
+    files = {p.name for p in merged.iterdir()}
+    assert {"config.json", "model.safetensors"} <= files and "adapter_config.json" not in files
+    assert not any(".lora_" in k or "base_layer" in k for k in load_file(merged / "model.safetensors"))
+    assert _tree(base, adapter) == inputs
+
+
+def test_cli_bad_adapter_input_exits_2_naming_the_flag_and_writes_nothing(capsys, cli_dirs, tmp_path, monkeypatch):
+    base, adapter = cli_dirs["base"], cli_dirs["adapter"]
+    stripped = tmp_path / "stripped"  # as hf_unlearn saves it: the local base named by its folder name only
+    shutil.copytree(adapter, stripped)
+    cfg = json.loads((stripped / "adapter_config.json").read_text())
+    (stripped / "adapter_config.json").write_text(json.dumps({**cfg, "base_model_name_or_path": "base"}))
+    truncated = tmp_path / "truncated"
+    shutil.copytree(adapter, truncated)
+    data = (truncated / "adapter_model.safetensors").read_bytes()
+    (truncated / "adapter_model.safetensors").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    forget = ["forget", *FISHER_MASK_TINY, "--output_dir", out]
+    cases = [
+        ([*forget, "--model_dir", stripped], "--base_model PATH_OR_ID"),
+        ([*forget, "--model_dir", adapter, "--base_model", cli_dirs["bert"]], f"--base_model '{cli_dirs['bert']}' does not fit"),
+        ([*forget, "--model_dir", adapter, "--base_model", cli_dirs["five_labels"]],
+         "does not fit the adapter in --model_dir"),
+        ([*forget, "--model_dir", adapter, "--base_model", cli_dirs["five_labels"]],
+         "classifier.modules_to_save.default.weight: [10, 16] in the adapter, [5, 16] in the base model"),
+        ([*forget, "--model_dir", adapter, "--base_model", tmp_path / "nowhere"], "--base_model"),
+        ([*forget, "--model_dir", adapter, "--base_model", adapter], "--base_model"),
+        ([*forget, "--model_dir", base, "--base_model", base], "--base_model is for a PEFT adapter folder"),
+        ([*forget, "--model_dir", base, "--merge_adapter"], "--merge_adapter is for a PEFT adapter folder"),
+        ([*forget, "--model_dir", truncated, "--base_model", base], "adapter_model.safetensors could not be read"),
+        ([*forget, "--model_dir", adapter, "--output_dir", base, "--overwrite_output_dir"], "the adapter's base model"),
+        (["evaluate", "--model_dir", stripped, "--dataset", "digits", "--forget_classes", "3"], "--base_model"),
+        (["audit", "--model_dir", base, "--original", stripped, "--dataset", "digits", "--forget_classes", "3",
+          "--output_file", out / "a.json"], "--original"),
+    ]  # fmt: skip
+    inputs = _tree(*cli_dirs.values(), stripped, truncated)
+    for argv, expected in cases:
+        code, _, err = _cli(capsys, *argv)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and expected in lines[0], (argv, err)
+        assert not out.exists(), argv
+    assert _tree(*cli_dirs.values(), stripped, truncated) == inputs
+
+    monkeypatch.setitem(sys.modules, "peft", None)  # peft not installed: `import peft` fails
+    code, _, err = _cli(capsys, *forget, "--model_dir", adapter)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "--model_dir" in lines[0] and "hf_unlearn[peft]" in lines[0], err
+    assert not out.exists()

@@ -102,6 +102,21 @@ class ForgetArguments:
             "no_help": "Do not save the mnemonic codes beside the unlearned model (nor push them).",
         },
     )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base "
+            "model it loads over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by "
+            "hf_unlearn names a local base by its folder name only, so pass it here)."
+        },
+    )
+    merge_adapter: bool = field(
+        default=False,
+        metadata={
+            "help": "--model_dir is a PEFT adapter folder: merge the adapter into its base before unlearning and save "
+            "a full model (default: only the adapter's weights are edited and the result is saved as an adapter)."
+        },
+    )
     push_to_hub: str | None = field(
         default=None, metadata={"help": "Hub repository (user/name) to push the unlearned model to (token: HF_TOKEN)."}
     )
@@ -146,6 +161,14 @@ class EvaluateArguments:
         metadata={"help": "Also run the membership-inference attack on the train split's forget classes."},
     )
     mia_score: str = field(default="loss", metadata={"help": "Attack score: 'loss' or 'entropy'."})
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base "
+            "model it loads over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by "
+            "hf_unlearn names a local base by its folder name only, so pass it here)."
+        },
+    )
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     output_file: str | None = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
 

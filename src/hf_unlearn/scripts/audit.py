@@ -21,12 +21,16 @@ from .args import DataArguments
 from .common import (
     CLIError,
     DataclassArgumentParser,
+    base_flag,
+    check_adapter_flags,
     check_sources,
-    load_model_dir,
+    is_adapter_dir,
+    load_model,
     make_accelerator,
     need,
     parsing,
     print_main,
+    resolve_base_model,
     resolve_model_dir,
     run,
 )
@@ -53,6 +57,13 @@ class AuditArguments:
     retrained: list[str] = field(
         default_factory=list,
         metadata={"help": "Folders (or Hub ids) of models retrained without the classes: the reference range."},
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "For models given as PEFT adapter folders (adapter_config.json): folder (or Hub id) of the base "
+            "model they load over (default: each adapter_config.json's base_model_name_or_path)."
+        },
     )
     relearn_steps: list[int] = field(
         default_factory=lambda: [1, 3, 10], metadata={"help": "Relearn steps at which forget accuracy is read."}
@@ -99,15 +110,20 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
     if os.path.isdir(args.output_file) or (os.path.exists(out_dir) and not os.access(out_dir, os.W_OK)):
         raise CLIError(f"--output_file {args.output_file!r} cannot be written.")
     # every folder is checked before anything is loaded
-    dirs = {"--model_dir": resolve_model_dir(args.model_dir)}
+    folders = [("--model_dir", resolve_model_dir(args.model_dir))]
     if args.original:
-        dirs["--original"] = resolve_model_dir(args.original, "--original")
-    retrained_dirs = [resolve_model_dir(p, "--retrained") for p in args.retrained]
-    model, processing_class, _ = load_model_dir(dirs["--model_dir"], with_codebook=False)
-    original = None
-    if args.original:
-        original = load_model_dir(dirs["--original"], with_codebook=False, flag="--original")[0]
-    retrained = [load_model_dir(p, with_codebook=False, flag="--retrained")[0] for p in retrained_dirs]
+        folders.append(("--original", resolve_model_dir(args.original, "--original")))
+    folders += [("--retrained", resolve_model_dir(p, "--retrained")) for p in args.retrained]
+    # PEFT adapter folders load over their base model (--base_model, else each adapter_config.json's)
+    check_adapter_flags(folders, args.base_model)
+    bases = [resolve_base_model(p, args.base_model, f) if is_adapter_dir(p) else None for f, p in folders]
+    models = [
+        load_model(p, flag=f, base_dir=b, base_flag=base_flag(args.base_model, f))
+        for (f, p), b in zip(folders, bases, strict=True)
+    ]
+    model, processing_class = models[0]
+    original = models[1][0] if args.original else None
+    retrained = [m for m, _ in models[2 if args.original else 1 :]]
 
     from ..audit import audit_forgetting
     from ..data import load_splits, prepare_splits

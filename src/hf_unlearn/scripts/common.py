@@ -150,8 +150,11 @@ def resolve_model_dir(path: str | None, flag: str = "--model_dir") -> str:
     """The local folder of a model given as a folder or Hub id (downloaded after a quick check that it exists)."""
     path = need(path, flag, "the folder of a trained model.")
     if os.path.isdir(path):
-        if not os.path.isfile(os.path.join(path, "config.json")):
-            raise CLIError(f"{flag} {path!r} holds no config.json: it is not a saved transformers model.")
+        if not os.path.isfile(os.path.join(path, "config.json")) and not is_adapter_dir(path):
+            raise CLIError(
+                f"{flag} {path!r} holds no config.json (nor {ADAPTER_CONFIG}): it is not a saved transformers model "
+                "or PEFT adapter."
+            )
         return path
     if os.path.exists(path):
         raise CLIError(f"{flag} {path!r} is a file; give the model's folder.")
@@ -217,12 +220,17 @@ def load_model_dir(path: str, *, with_codebook: bool = True, flag: str = "--mode
     """Loads ``(model, processing_class, codebook or None)`` from a saved folder; unreadable files are one-line
     errors naming the file. The codebook is read only when ``with_codebook`` (methods that need no codes ignore a
     damaged one)."""
+    model = _load_classifier(path, flag)
+    processing_class = _load_processing_class(path, flag)
+    codebook = load_codebook(path, flag) if with_codebook else None
+    return model, processing_class, codebook
+
+
+def _load_classifier(path: str, flag: str):
     import json
 
     import transformers
     from transformers import AutoConfig
-
-    from ..mnemonic import MnemonicCodebook
 
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as f:
@@ -243,6 +251,13 @@ def load_model_dir(path: str, *, with_codebook: bool = True, flag: str = "--mode
             model = auto.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - truncated or corrupt weights
         raise _unreadable(path, " / ".join(weights) or "the model weights", e, flag) from e
+    return model
+
+
+def _load_processing_class(path: str, flag: str):
+    """The image processor or tokenizer saved in ``path``, or None."""
+    import transformers
+
     processing_class = None
     try:
         if os.path.isfile(os.path.join(path, "preprocessor_config.json")):
@@ -253,13 +268,153 @@ def load_model_dir(path: str, *, with_codebook: bool = True, flag: str = "--mode
             processing_class = transformers.AutoTokenizer.from_pretrained(path)
     except Exception as e:  # noqa: BLE001
         raise _unreadable(path, name, e, flag) from e
-    codebook = None
-    if with_codebook and MnemonicCodebook.exists(path):
-        try:
-            codebook = MnemonicCodebook.from_pretrained(path)
-        except Exception as e:  # noqa: BLE001
-            raise CLIError(f"{flag} {path!r}: {' '.join(str(e).split())}") from e
-    return model, processing_class, codebook
+    return processing_class
+
+
+def load_codebook(path: str, flag: str = "--model_dir"):
+    """The mnemonic codes saved in ``path``, or None; damaged files are one-line errors naming the file."""
+    from ..mnemonic import MnemonicCodebook
+
+    if not MnemonicCodebook.exists(path):
+        return None
+    try:
+        return MnemonicCodebook.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001
+        raise CLIError(f"{flag} {path!r}: {' '.join(str(e).split())}") from e
+
+
+# ------------------------------------------------------------------------------------------------ PEFT adapters
+ADAPTER_CONFIG = "adapter_config.json"
+PEFT_INSTALL = "pip install 'hf_unlearn[peft]'"
+
+
+def is_adapter_dir(path: str | None) -> bool:
+    """Whether ``path`` is a folder holding a PEFT adapter (``adapter_config.json``; hf_unlearn saves a PEFT model
+    so), which loads over its base model."""
+    return path is not None and os.path.isfile(os.path.join(path, ADAPTER_CONFIG))
+
+
+def check_adapter_flags(
+    folders: Sequence[tuple[str, str]], base_model: str | None, merge_adapter: bool = False
+) -> None:
+    """``--base_model`` / ``--merge_adapter`` are for adapter folders: refused when none of ``folders`` (``(flag,
+    resolved folder)`` pairs) is one. An adapter folder needs peft: refused at once, naming it, when peft is missing.
+    """
+    adapters = [(flag, path) for flag, path in folders if is_adapter_dir(path)]
+    if not adapters:
+        given = [f for f, v in (("--base_model", base_model), ("--merge_adapter", merge_adapter)) if v]
+        if given:
+            flag, path = folders[0]
+            raise CLIError(
+                f"{given[0]} is for a PEFT adapter folder ({ADAPTER_CONFIG}), but {flag} {path!r} holds a full model."
+            )
+        return
+    try:
+        import peft  # noqa: F401
+    except ImportError as e:
+        flag, path = adapters[0]
+        raise CLIError(
+            f"{flag} {path!r} is a PEFT adapter ({ADAPTER_CONFIG}); loading it needs peft: {PEFT_INSTALL}."
+        ) from e
+
+
+def base_flag(base_model: str | None, flag: str = "--model_dir") -> str:
+    """How errors about an adapter's base model name it: ``--base_model``, or the adapter config that named it."""
+    return "--base_model" if base_model is not None else f"{flag}'s base model ({ADAPTER_CONFIG})"
+
+
+def resolve_base_model(adapter_dir: str, base_model: str | None, flag: str = "--model_dir") -> str:
+    """The local folder of the base model an adapter loads over: ``--base_model`` when given, else the
+    ``base_model_name_or_path`` of its ``adapter_config.json`` (a local folder or a Hub id; hf_unlearn saves a local
+    base by its folder name only, so such an adapter needs ``--base_model``)."""
+    if base_model is not None:
+        path = resolve_model_dir(base_model, "--base_model")
+        if is_adapter_dir(path) and not os.path.isfile(os.path.join(path, "config.json")):
+            raise CLIError(f"--base_model {base_model!r} is an adapter folder; give the full model it adapts.")
+        return path
+    import json
+
+    where = f"{flag} {adapter_dir!r} is a PEFT adapter"
+    hint = "pass --base_model PATH_OR_ID (the model the adapter was trained on)"
+    try:
+        with open(os.path.join(adapter_dir, ADAPTER_CONFIG), encoding="utf-8") as f:
+            name = json.load(f).get("base_model_name_or_path")
+    except Exception as e:  # noqa: BLE001 - broken JSON, not an object
+        raise _unreadable(adapter_dir, ADAPTER_CONFIG, e, flag) from e
+    if not name or not isinstance(name, str):
+        raise CLIError(f"{where} whose {ADAPTER_CONFIG} names no base model; {hint}.")
+    if os.path.isdir(name) and os.path.isfile(os.path.join(name, "config.json")):
+        return name
+    from ..utils import check_hub_repo, is_local_path
+
+    if os.path.exists(name) or is_local_path(name):
+        raise CLIError(f"{where} over {name!r} ({ADAPTER_CONFIG}), which is no model folder here; {hint}.")
+    try:
+        check_hub_repo(name, "model", "base_model")
+    except ValueError as e:
+        reason = " ".join(str(e).replace(f"`base_model` {name!r} ", "").split()).rstrip(".")
+        raise CLIError(f"{where} over {name!r} ({ADAPTER_CONFIG}), which {reason}; {hint}.") from e
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name)
+    except Exception as e:  # noqa: BLE001
+        raise CLIError(
+            f"{where} over {name!r}: downloading it from the Hub failed ({type(e).__name__}); {hint}."
+        ) from e
+
+
+def load_model(path: str, *, flag: str = "--model_dir", base_dir: str | None = None, base_flag: str = "--base_model",
+               merge_adapter: bool = False, trainable: bool = False):  # fmt: skip
+    """``(model, processing_class)`` from a model folder, or from an adapter folder over ``base_dir`` (a
+    ``peft.PeftModel``, its adapter trainable when ``trainable``; merged into a plain model when ``merge_adapter``).
+
+    Bad input is a one-line error before any file is written: an adapter whose weights do not all load into the
+    base (another architecture, another number of labels) names ``base_flag``; a damaged adapter file names it.
+    """
+    if not is_adapter_dir(path):
+        return _load_classifier(path, flag), _load_processing_class(path, flag)
+    import peft
+    import torch
+
+    weights = [n for n in ("adapter_model.safetensors", "adapter_model.bin") if os.path.isfile(os.path.join(path, n))]
+    if not weights:
+        raise CLIError(f"{flag} {path!r} holds {ADAPTER_CONFIG} but no adapter_model.safetensors.")
+    try:
+        peft.PeftConfig.from_pretrained(path)
+    except Exception as e:  # noqa: BLE001 - broken JSON, unknown PEFT type or fields
+        raise _unreadable(path, ADAPTER_CONFIG, e, flag) from e
+    try:
+        stored = peft.utils.load_peft_weights(path, device="cpu")
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt weights
+        raise _unreadable(path, weights[0], e, flag) from e
+    base = _load_classifier(base_dir, base_flag)
+    mismatch = f"{base_flag} {base_dir!r} does not fit the adapter in {flag} {path!r}"
+    hint = "give the model the adapter was trained on (same architecture and labels)"
+    try:
+        with no_progress_bars(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # peft's missing / unexpected key warnings: checked below
+            model = peft.PeftModel.from_pretrained(base, path, is_trainable=trainable)
+    except Exception as e:  # noqa: BLE001 - missing target modules, size mismatches
+        reason = " ".join(str(e).split())
+        size = re.search(r"size mismatch for (\S+): copying a param with shape torch.Size\((\[[^\]]*\])\) from "
+                         r"checkpoint, the shape in current model is torch.Size\((\[[^\]]*\])\)", reason)  # fmt: skip
+        if size:
+            reason = f"size mismatch for {size[1]}: {size[2]} in the adapter, {size[3]} in the base model"
+        raise CLIError(f"{mismatch} ({type(e).__name__}: {reason[:300]}); {hint}.") from e
+    loaded = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
+    wrong = [k for k, v in stored.items() if k not in loaded or loaded[k].shape != v.shape]
+    wrong += [k for k in loaded if k not in stored]
+    if not wrong:
+        wrong = [k for k, v in stored.items() if not torch.equal(loaded[k].to(v.dtype), v)]
+    if wrong:
+        raise CLIError(f"{mismatch}: adapter weight {wrong[0]!r} has no place in it; {hint}.")
+    if merge_adapter:
+        model = model.merge_and_unload()
+    processing_class = _load_processing_class(path, flag)
+    if processing_class is None:
+        processing_class = _load_processing_class(base_dir, base_flag)
+    return model, processing_class
 
 
 # ------------------------------------------------------------------------------------------------------- output

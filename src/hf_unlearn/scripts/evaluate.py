@@ -15,13 +15,17 @@ from collections.abc import Sequence
 from .args import DataArguments, EvaluateArguments
 from .common import (
     DataclassArgumentParser,
+    base_flag,
+    check_adapter_flags,
     check_sources,
-    load_model_dir,
+    is_adapter_dir,
+    load_model,
     make_accelerator,
     metrics_table,
     need,
     parsing,
     print_main,
+    resolve_base_model,
     resolve_model_dir,
     run,
 )
@@ -53,7 +57,9 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
     need(data_args.dataset, "--dataset", "the data set to evaluate on.")
     check_sources(parser, dataset=data_args.dataset)
     model_dir = resolve_model_dir(args.model_dir)
-    model, processing_class, _ = load_model_dir(model_dir, with_codebook=False)
+    check_adapter_flags([("--model_dir", model_dir)], args.base_model)
+    base_dir = resolve_base_model(model_dir, args.base_model) if is_adapter_dir(model_dir) else None
+    model, processing_class = load_model(model_dir, base_dir=base_dir, base_flag=base_flag(args.base_model))
 
     from ..data import load_splits, prepare_splits
     from ..evaluation import evaluate_unlearning

@@ -18,6 +18,7 @@ forget and retain samples from --dataset's train split. With --dataset, the test
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -26,16 +27,21 @@ from .args import DataArguments, ForgetArguments
 from .common import (
     CLIError,
     DataclassArgumentParser,
+    base_flag,
+    check_adapter_flags,
     check_output_dir,
     check_sources,
     incomplete_is_failure,
-    load_model_dir,
+    is_adapter_dir,
+    load_codebook,
+    load_model,
     make_accelerator,
     metrics_table,
     no_progress_bars,
     parsing,
     print_main,
     push_errors,
+    resolve_base_model,
     resolve_model_dir,
     run,
 )
@@ -104,14 +110,34 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
         raise CLIError(f"--dataset is required for --method {config.method} (its forget and retain data).")
     if script.mia and data_args.dataset is None:
         raise CLIError("--mia needs --dataset (its train split holds the members to attack).")
+    # a PEFT adapter folder loads over its base model (--base_model, else its adapter_config.json's)
+    check_adapter_flags([("--model_dir", model_dir)], script.base_model, script.merge_adapter)
+    base_dir = resolve_base_model(model_dir, script.base_model) if is_adapter_dir(model_dir) else None
     check_output_dir(script.output_dir, overwrite=script.overwrite_output_dir, input_dir=model_dir)
-    try:
-        model, processing_class, codebook = load_model_dir(model_dir)
+    if base_dir is not None and os.path.realpath(script.output_dir) == os.path.realpath(base_dir):
+        raise CLIError(f"--output_dir {script.output_dir!r} is the folder of the adapter's base model; give another.")
+    model, processing_class = load_model(
+        model_dir,
+        base_dir=base_dir,
+        base_flag=base_flag(script.base_model),
+        merge_adapter=script.merge_adapter,
+        trainable=True,
+    )
+    try:  # an adapter's own codes, else its base model's
+        codebook = load_codebook(model_dir)
+        if codebook is None and base_dir is not None:
+            codebook = load_codebook(base_dir, base_flag(script.base_model))
+            if codebook is not None:
+                import logging
+
+                logging.getLogger("hf_unlearn.scripts").info(
+                    "Using the mnemonic codes of the base model %s.", base_dir
+                )
     except CLIError:
         if method.requires_codebook:
             raise
-        # a method that needs no codes works without a damaged codebook: read the rest again without it
-        model, processing_class, codebook = load_model_dir(model_dir, with_codebook=False)
+        # a method that needs no codes works without a damaged codebook
+        codebook = None
         import logging
 
         logging.getLogger("hf_unlearn.scripts").warning(
