@@ -613,3 +613,34 @@ def test_cli_bad_adapter_input_exits_2_naming_the_flag_and_writes_nothing(capsys
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "--model_dir" in lines[0] and "hf_unlearn[peft]" in lines[0], err
     assert not out.exists()
+
+
+def test_cli_mnemonic_on_an_adapter_is_head_only_and_deep_once_merged(capsys, request, tmp_path):
+    """The code-trained LoRA ViT saved as an adapter folder with its codes: `forget` (mnemonic) edits only the head
+    copy and records the deep edit's fallback; with --merge_adapter the deep edit runs and a full model is saved."""
+    from safetensors.torch import load_file
+
+    setup = _setup(request, "vit")
+    folder = tmp_path / "lora"
+    setup["model"].save_pretrained(folder)  # adapter_config.json names the local base folder by its path
+    setup["codebook"].save_pretrained(folder)
+    argv = ["forget", "--model_dir", folder, "--forget_classes", FORGET, "--allow_incomplete", "true"]
+    code, _, err = _cli(capsys, *argv, "--output_dir", tmp_path / "adapter")
+    assert code == 0, err
+    report = json.loads((tmp_path / "adapter" / "unlearning_report.json").read_text())
+    assert "PEFT adapter" in report["hyperparameters"]["deep_fallback"]
+    before, after = (
+        load_file(folder / "adapter_model.safetensors"),
+        load_file(tmp_path / "adapter" / "adapter_model.safetensors"),
+    )
+    assert {k for k, v in before.items() if not torch.equal(after[k], v)} == {
+        "base_model.model.classifier.weight",
+        "base_model.model.classifier.bias",
+    }  # the head copy, as peft saves it
+
+    code, _, err = _cli(capsys, *argv, "--merge_adapter", "--output_dir", tmp_path / "merged")
+    assert code == 0, err
+    report = json.loads((tmp_path / "merged" / "unlearning_report.json").read_text())
+    assert report["hyperparameters"]["variant"] == "deep" and "deep_fallback" not in report["hyperparameters"]
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
