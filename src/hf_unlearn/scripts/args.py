@@ -81,7 +81,8 @@ class ForgetArguments:
         default=None,
         metadata={
             "required": True,
-            "help": "Folder (or Hub id) of the trained model; for --method mnemonic it must hold its codes.",
+            "help": "Folder (or Hub id) of the trained model, or of a PEFT adapter (adapter_config.json; see "
+            "--base_model); for --method mnemonic it must hold its codes (an adapter's, else its base model's).",
         },
     )
     output_dir: str | None = field(
@@ -150,7 +151,11 @@ class EvaluateArguments:
     """Model and classes to evaluate."""
 
     model_dir: str | None = field(
-        default=None, metadata={"required": True, "help": "Folder (or Hub id) of the model to evaluate."}
+        default=None,
+        metadata={
+            "required": True,
+            "help": "Folder (or Hub id) of the model to evaluate, or of a PEFT adapter (see --base_model).",
+        },
     )
     forget_classes: list[str] = field(
         default_factory=list,

@@ -44,7 +44,11 @@ class AuditArguments:
     """Models, classes and the audit's protocol."""
 
     model_dir: str | None = field(
-        default=None, metadata={"required": True, "help": "Folder (or Hub id) of the model to audit."}
+        default=None,
+        metadata={
+            "required": True,
+            "help": "Folder (or Hub id) of the model to audit, or of a PEFT adapter (see --base_model).",
+        },
     )
     forget_classes: list[str] = field(
         default_factory=list,
@@ -90,7 +94,12 @@ def make_parser(prog: str = PROG) -> DataclassArgumentParser:
         "  hf-unlearn audit --model_dir vit-no3 --dataset digits --forget_classes 3 --original vit \\\n"
         "      --retrained vit-retrained-s0 vit-retrained-s1 vit-retrained-s2",
         required=("dataset",),
-        groups=[("model, data and classes", ["model_dir", "dataset", "forget_classes", "original", "retrained"])],
+        groups=[
+            (
+                "model, data and classes",
+                ["model_dir", "dataset", "forget_classes", "original", "retrained", "base_model"],
+            )
+        ],
     )
 
 

@@ -41,7 +41,7 @@ def make_parser(prog: str = PROG) -> DataclassArgumentParser:
         "membership-inference AUC on the forgotten classes.\n\n"
         "  hf-unlearn evaluate --model_dir vit-digits-no3 --dataset digits --forget_classes 3 --mia",
         required=("dataset",),
-        groups=[("model, data and classes", ["model_dir", "dataset", "forget_classes"])],
+        groups=[("model, data and classes", ["model_dir", "base_model", "dataset", "forget_classes"])],
     )
 
 

@@ -60,6 +60,8 @@ def make_parser(prog: str = PROG) -> DataclassArgumentParser:
                 "what to forget, from which model, into which folder",
                 [
                     "model_dir",
+                    "base_model",
+                    "merge_adapter",
                     "forget_classes",
                     "forget_scope",
                     "forget_rows",
