@@ -144,6 +144,10 @@ def head_weights(model: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     itself is neither changed nor run.
     """
     head = head_module(model)
+    active = getattr(head, "active_adapters", None)
+    copies = getattr(head, "modules_to_save", None)  # a ModulesToSaveWrapper: the active copy, read as it is
+    if isinstance(copies, nn.ModuleDict) and not head.disable_adapters and active and len(active) == 1:
+        head = copies[active[0]] if active[0] in copies else head
     if type(head) is nn.Linear:
         weight = head.weight.detach().float().cpu().clone()
         return weight, head.bias.detach().float().cpu().clone() if head.bias is not None else None
