@@ -488,6 +488,7 @@ def cli_dirs(tmp_path_factory):
     small = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2)
     tiny_vit(**small).save_pretrained(root / "base")
     tiny_vit(num_labels=5, **small).save_pretrained(root / "five_labels")
+    tiny_vit(**{**small, "num_hidden_layers": 2}).save_pretrained(root / "two_layers")  # peft only warns on it
     make_tiny_bert().save_pretrained(root / "bert")
     from transformers import ViTForImageClassification
 
@@ -501,7 +502,7 @@ def cli_dirs(tmp_path_factory):
             if p.requires_grad:
                 p.add_(0.3 * torch.randn_like(p))
     model.save_pretrained(root / "adapter")
-    return {name: root / name for name in ("base", "five_labels", "bert", "adapter")}
+    return {name: root / name for name in ("base", "five_labels", "two_layers", "bert", "adapter")}
 
 
 def _cli(capsys, *argv):
@@ -590,6 +591,8 @@ def test_cli_bad_adapter_input_exits_2_naming_the_flag_and_writes_nothing(capsys
          "does not fit the adapter in --model_dir"),
         ([*forget, "--model_dir", adapter, "--base_model", cli_dirs["five_labels"]],
          "classifier.modules_to_save.default.weight: [10, 16] in the adapter, [5, 16] in the base model"),
+        ([*forget, "--model_dir", adapter, "--base_model", cli_dirs["two_layers"]],
+         "'base_model.model.vit.layers.1.attention.q_proj.lora_A.weight' does not load into it"),
         ([*forget, "--model_dir", adapter, "--base_model", tmp_path / "nowhere"], "--base_model"),
         ([*forget, "--model_dir", adapter, "--base_model", adapter], "--base_model"),
         ([*forget, "--model_dir", base, "--base_model", base], "--base_model is for a PEFT adapter folder"),

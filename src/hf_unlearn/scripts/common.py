@@ -402,13 +402,16 @@ def load_model(path: str, *, flag: str = "--model_dir", base_dir: str | None = N
         if size:
             reason = f"size mismatch for {size[1]}: {size[2]} in the adapter, {size[3]} in the base model"
         raise CLIError(f"{mismatch} ({type(e).__name__}: {reason[:300]}); {hint}.") from e
-    loaded = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adapter_only = peft.get_peft_model_state_dict(model, save_embedding_layers=False)
+        loaded = peft.get_peft_model_state_dict(model, save_embedding_layers=True)  # + embeddings saved beside it
     wrong = [k for k, v in stored.items() if k not in loaded or loaded[k].shape != v.shape]
-    wrong += [k for k in loaded if k not in stored]
+    wrong += [k for k in adapter_only if k not in stored]
     if not wrong:
         wrong = [k for k, v in stored.items() if not torch.equal(loaded[k].to(v.dtype), v)]
     if wrong:
-        raise CLIError(f"{mismatch}: adapter weight {wrong[0]!r} has no place in it; {hint}.")
+        raise CLIError(f"{mismatch}: adapter weight {wrong[0]!r} does not load into it; {hint}.")
     if merge_adapter:
         model = model.merge_and_unload()
     processing_class = _load_processing_class(path, flag)
