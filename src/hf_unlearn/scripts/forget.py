@@ -8,6 +8,12 @@
     hf-unlearn forget --model_dir vit-digits --forget_scope samples --method fisher_mask --forget_rows rows.txt \
         --dataset digits --output_dir vit-digits-fixed
 
+A PEFT adapter folder (adapter_config.json, as hf_unlearn saves a PEFT model) loads over --base_model (default: the
+base its adapter_config.json names); only its adapter weights are edited and the result is saved as an adapter, or,
+with --merge_adapter, the adapter is merged into the base first and a full model is saved:
+
+    hf-unlearn forget --model_dir vit-lora --base_model vit-base --forget_classes 3 --output_dir vit-lora-no3
+
 With --forget_scope samples the rows to forget come from --forget_rows (a file of train-split row indices, or of ids
 matched against --id_column) or --forget_column (a boolean column); the retain set is the rest of the train split, and
 the report and card name the rows only by count and fingerprint.
