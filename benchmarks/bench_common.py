@@ -80,3 +80,44 @@ def environment() -> dict[str, Any]:
             "numpy": np.__version__,
         },
     }
+
+
+def training_args(
+    cfg: dict[str, Any],
+    outdir: str,
+    seed: int,
+    *,
+    mnemonic: bool,
+    epochs: float | None = None,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    mix: float | None = None,
+):
+    """The benchmarks' CPU training arguments from a recipe ``cfg`` (epochs, batch_size, lr, weight_decay,
+    warmup_steps, lr_scheduler_type, t_mix): ``MnemonicConfig`` with codes when ``mnemonic``, else
+    ``TrainingArguments``. No checkpoints, logging, evaluation or progress bars."""
+    from transformers import TrainingArguments
+
+    from hf_unlearn import MnemonicConfig
+
+    kwargs = dict(
+        output_dir=outdir,
+        num_train_epochs=cfg["epochs"] if epochs is None else epochs,
+        max_steps=-1 if max_steps is None else max_steps,
+        per_device_train_batch_size=cfg["batch_size"],
+        learning_rate=cfg["lr"] if lr is None else lr,
+        weight_decay=cfg["weight_decay"],
+        warmup_steps=cfg["warmup_steps"],
+        lr_scheduler_type=cfg["lr_scheduler_type"],
+        seed=seed,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    if mnemonic:
+        return MnemonicConfig(**kwargs, mnemonic_mix_ratio=cfg["t_mix"] if mix is None else mix, mnemonic_seed=seed)
+    return TrainingArguments(**kwargs)

@@ -55,10 +55,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E402
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments  # noqa: E402
+from bench_common import environment, loadavg, log, mean_std, training_args, verdict  # noqa: E402
+from transformers import PrinterCallback, Trainer, TrainerCallback  # noqa: E402
 
-from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer  # noqa: E402
+from hf_unlearn import MnemonicCodebook, MnemonicTrainer  # noqa: E402
 from hf_unlearn.data import digits_datasets, minilm_path, tiny_vit, trec_datasets, trec_id2label  # noqa: E402
 from hf_unlearn.evaluation import predict  # noqa: E402
 from hf_unlearn.mnemonic.trainer import expected_code_presentations  # noqa: E402
@@ -72,30 +72,6 @@ TARGET_OVERHEAD = 0.05
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
-
-
-def common_args(kind: str, output_dir: str, seed: int, cfg: dict[str, Any], mix: float) -> TrainingArguments:
-    kwargs = dict(
-        output_dir=output_dir,
-        num_train_epochs=cfg["epochs"],
-        max_steps=cfg.get("max_steps", -1),
-        per_device_train_batch_size=cfg["batch_size"],
-        learning_rate=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        warmup_steps=cfg["warmup_steps"],
-        lr_scheduler_type=cfg["lr_scheduler_type"],
-        seed=seed,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        eval_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    if kind == "mnemonic":
-        return MnemonicConfig(**kwargs, mnemonic_mix_ratio=mix, mnemonic_seed=seed)
-    return TrainingArguments(**kwargs)
 
 
 def accuracy_on(model, scn) -> float:
@@ -221,7 +197,9 @@ def make_trainer(scn, kind: str, seed: int, outdir: str, max_steps: int | None =
     if max_steps is not None:
         cfg["max_steps"] = max_steps
     model = scn.build_model(seed)
-    args = common_args(kind, outdir, seed, cfg, scn.cfg["t_mix"])
+    args = training_args(
+        cfg, outdir, seed, mnemonic=kind == "mnemonic", max_steps=cfg.get("max_steps"), mix=scn.cfg["t_mix"]
+    )
     cls = MnemonicTrainer if kind == "mnemonic" else Trainer
     trainer = cls(model=model, args=args, **scn.trainer_kwargs())
     trainer.remove_callback(PrinterCallback)  # no end-of-training metrics dump

@@ -45,37 +45,11 @@ from typing import Any
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import REPO_ROOT, environment, loadavg, log, mean_std  # noqa: E402
+from bench_common import REPO_ROOT, environment, loadavg, log, mean_std, training_args  # noqa: E402
 
 METHODS = ("mnemonic_head", "mnemonic", "logit_suppression", "fisher_mask", "ssd", "fisher_noise")
 DEPTH = ("probe_forget_accuracy", "prototype_forget_accuracy", "relearn@1", "relearn@3", "relearn@10")
 TOLERANCE = 0.02  # issue 16: within 2 points of the fully fine-tuned model
-
-
-def _train_args(outdir: str, cfg: dict[str, Any], seed: int, *, epochs: float, lr: float, mnemonic: bool):
-    from transformers import TrainingArguments
-
-    from hf_unlearn import MnemonicConfig
-
-    kw = dict(
-        output_dir=outdir,
-        num_train_epochs=epochs,
-        per_device_train_batch_size=cfg["batch_size"],
-        learning_rate=lr,
-        weight_decay=cfg["weight_decay"],
-        warmup_steps=cfg["warmup_steps"],
-        lr_scheduler_type=cfg["lr_scheduler_type"],
-        seed=seed,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    if mnemonic:
-        return MnemonicConfig(**kw, mnemonic_mix_ratio=cfg["t_mix"], mnemonic_seed=seed)
-    return TrainingArguments(**kw)
 
 
 class Digits:
@@ -102,7 +76,7 @@ class Digits:
 
         coarse = self.train_ds.map(lambda r: {"labels": r["labels"] // 2})
         pre = tiny_vit(num_labels=5, hidden_size=64, num_hidden_layers=2, seed=seed + 100)
-        args = _train_args(tmp, self.cfg, seed, epochs=self.cfg["epochs"], lr=self.cfg["lr"], mnemonic=False)
+        args = training_args(self.cfg, tmp, seed, mnemonic=False)
         Trainer(model=pre, args=args, train_dataset=coarse).train()
         base = tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)  # fresh 10-class head
         base.load_state_dict(
@@ -183,7 +157,7 @@ def train_original(scn, variant: str, seed: int, tmp: str):
     model = scn.full(seed) if variant == "full" else scn.lora(seed, os.path.join(tmp, "pre"))
     epochs = scn.cfg["epochs"] if variant == "full" else scn.cfg["lora_epochs"]
     lr = scn.cfg["lr"] if variant == "full" else scn.cfg["lora_lr"]
-    args = _train_args(os.path.join(tmp, variant), scn.cfg, seed, epochs=epochs, lr=lr, mnemonic=True)
+    args = training_args(scn.cfg, os.path.join(tmp, variant), seed, mnemonic=True, epochs=epochs, lr=lr)
     trainer = MnemonicTrainer(model=model, args=args, train_dataset=scn.train_ds, **scn.kwargs)
     trainer.train()
     unlearned = trainer.check_codes_learned()

@@ -88,8 +88,8 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars w
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from bench_common import environment, loadavg, log, mean_std, verdict  # noqa: E402
-from transformers import PrinterCallback, Trainer, TrainingArguments  # noqa: E402
+from bench_common import environment, loadavg, log, mean_std, training_args, verdict  # noqa: E402
+from transformers import PrinterCallback, Trainer  # noqa: E402
 
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
 from hf_unlearn.audit import audit_forgetting  # noqa: E402
@@ -270,38 +270,6 @@ class TrecScenario:
 
 
 # -------------------------------------------------------------------------------------------------------- training
-def training_args(
-    cfg: dict[str, Any],
-    outdir: str,
-    seed: int,
-    *,
-    mnemonic: bool,
-    epochs: float | None = None,
-    max_steps: int | None = None,
-) -> TrainingArguments:
-    kwargs = dict(
-        output_dir=outdir,
-        num_train_epochs=cfg["epochs"] if epochs is None else epochs,
-        max_steps=-1 if max_steps is None else max_steps,
-        per_device_train_batch_size=cfg["batch_size"],
-        learning_rate=cfg["lr"],
-        weight_decay=cfg["weight_decay"],
-        warmup_steps=cfg["warmup_steps"],
-        lr_scheduler_type=cfg["lr_scheduler_type"],
-        seed=seed,
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        eval_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-    )
-    if mnemonic:
-        return MnemonicConfig(**kwargs, mnemonic_mix_ratio=cfg["t_mix"], mnemonic_seed=seed)
-    return TrainingArguments(**kwargs)
-
-
 def train_with(scn, model, train_ds, args, callbacks=None):
     cls = MnemonicTrainer if isinstance(args, MnemonicConfig) else Trainer
     trainer = cls(model=model, args=args, train_dataset=train_ds, callbacks=callbacks, **scn.data_kwargs())
