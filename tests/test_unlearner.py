@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from helpers import clone_params, split_classes, train_with_codes
 
 from hf_unlearn import FisherUnlearner, MnemonicCodebook, UnlearningConfig, UnlearningReport
 from hf_unlearn.evaluation import unlearning_metrics
@@ -14,47 +15,29 @@ from hf_unlearn.evaluation import unlearning_metrics
 @pytest.fixture(scope="session")
 def trained(digits, tmp_path_factory):
     """A tiny ViT trained on digits with MnemonicTrainer (codes learned), its codebook and the data."""
-    from hf_unlearn import MnemonicConfig, MnemonicTrainer
     from hf_unlearn.data import tiny_vit
 
     train, test = digits
-    model = tiny_vit(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, seed=0)
-    args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("vit")),
+    model, codebook = train_with_codes(
+        tiny_vit(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, seed=0),
+        train,
+        tmp_path_factory.mktemp("vit"),
         num_train_epochs=20,
         per_device_train_batch_size=32,
         learning_rate=3e-3,
         weight_decay=0.01,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
-        report_to="none",
-        save_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
         mnemonic_mix_ratio=0.1,
     )
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
-    trainer.train()
-    model.eval()
-    return model, trainer.codebook, train, test
-
-
-def _split(train, classes):
-    forget = train.filter(lambda b: [int(y) in classes for y in b["labels"]], batched=True)
-    retain = train.filter(lambda b: [int(y) not in classes for y in b["labels"]], batched=True)
-    return forget, retain
-
-
-def _params(model):
-    return {n: p.detach().clone() for n, p in model.named_parameters()}
+    return model, codebook, train, test
 
 
 @pytest.mark.parametrize("forget", [[3], [2, 5]])
 def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
     base, book, _, test = trained
     model = copy.deepcopy(base)
-    before = _params(model)
+    before = clone_params(model)
     report = FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=forget)).unlearn(
         model, codebook=book, eval_dataset=test
     )
@@ -64,7 +47,7 @@ def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
     assert a["forget_accuracy"] <= (0.05 if len(forget) == 1 else 0.2)
     assert a["retain_accuracy"] >= b["retain_accuracy"] - 0.05
     # only the output layer moved; everything else is bit-identical
-    after = _params(model)
+    after = clone_params(model)
     changed = {n for n in after if not torch.equal(after[n], before[n])}
     assert changed and changed <= {"classifier.weight", "classifier.bias"}
     assert report.num_parameters_changed == sum(int((after[n] != before[n]).sum()) for n in changed)
@@ -103,15 +86,15 @@ def test_mnemonic_by_label_name_and_paper_variant(trained):
 def test_fisher_mask_forgets(trained):
     base, _, train, test = trained
     model = copy.deepcopy(base)
-    forget_ds, retain_ds = _split(train, [3])
-    before = _params(model)
+    forget_ds, retain_ds = split_classes(train, [3])
+    before = clone_params(model)
     report = FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04)).unlearn(
         model, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test
     )
     a = report.metrics["after"]
     assert a["forget_accuracy"] <= 0.1
     assert a["retain_accuracy"] >= report.metrics["before"]["retain_accuracy"] - 0.1
-    after = _params(model)
+    after = clone_params(model)
     for n in after:
         diff = after[n] != before[n]
         # masking only ever sets weights to zero, and never touches biases or norms
@@ -129,7 +112,7 @@ def test_peer_baselines_run_and_model_stays_a_transformers_model(trained, method
     base, _, train, _ = trained
     model = copy.deepcopy(base)
     # SSD's importance is a cheap batch gradient: give it the whole train set, as the method intends
-    forget_ds, retain_ds = _split(train if method == "ssd" else train.select(range(300)), [3])
+    forget_ds, retain_ds = split_classes(train if method == "ssd" else train.select(range(300)), [3])
     # alpha 1 so that SSD selects something on this small model (at 10 it may legitimately select nothing)
     report = FisherUnlearner(UnlearningConfig(method=method, forget_classes=[3], ssd_alpha=1.0)).unlearn(
         model, forget_dataset=forget_ds, retain_dataset=retain_ds
@@ -143,14 +126,14 @@ def test_peer_baselines_run_and_model_stays_a_transformers_model(trained, method
 
 def test_fisher_noise_is_seeded(trained):
     base, _, train, _ = trained
-    forget_ds, retain_ds = _split(train.select(range(120)), [1])
+    forget_ds, retain_ds = split_classes(train.select(range(120)), [1])
     outs = []
     for _ in range(2):
         m = copy.deepcopy(base)
         FisherUnlearner(UnlearningConfig(method="fisher_noise", forget_classes=[1], seed=4)).unlearn(
             m, forget_dataset=forget_ds, retain_dataset=retain_ds
         )
-        outs.append(_params(m))
+        outs.append(clone_params(m))
     assert all(torch.equal(outs[0][n], outs[1][n]) for n in outs[0])
 
 
@@ -188,8 +171,8 @@ def test_report_round_trip(tmp_path):
 def test_bad_input_changes_nothing(trained, tiny_vit_model):
     base, book, train, _ = trained
     model = copy.deepcopy(base)
-    before = _params(model)
-    forget_ds, retain_ds = _split(train.select(range(100)), [3])
+    before = clone_params(model)
+    forget_ds, retain_ds = split_classes(train.select(range(100)), [3])
 
     def unlearn(cfg, **kw):
         return FisherUnlearner(cfg).unlearn(model, **kw)
@@ -224,7 +207,7 @@ def test_bad_input_changes_nothing(trained, tiny_vit_model):
     other = MnemonicCodebook.for_model(tiny_vit(num_labels=4, image_size=16, num_channels=3, patch_size=4))
     with pytest.raises(ValueError, match="codebook"):
         unlearn(UnlearningConfig(method="mnemonic", forget_classes=[3]), codebook=other)
-    after = _params(model)
+    after = clone_params(model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     # NaN weights are refused before anything runs
     with torch.no_grad():
@@ -239,7 +222,7 @@ def test_callback_masks_then_fine_tunes(trained, tmp_path):
 
     base, _, train, test = trained
     model = copy.deepcopy(base)
-    forget_ds, retain_ds = _split(train, [3])
+    forget_ds, retain_ds = split_classes(train, [3])
     unl = FisherUnlearner(
         UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04), forget_dataset=forget_ds
     )
@@ -319,18 +302,18 @@ def test_codes_the_model_never_learned_fail_loudly_and_leave_the_model_alone(tra
     base, _, _, test = trained
     foreign = MnemonicCodebook.for_model(base, seed=123)
     model = copy.deepcopy(base)
-    before = _params(model)
+    before = clone_params(model)
     with pytest.raises(UnlearningIncompleteError, match=r"\['3'\].*could not be verified.*never learned") as err:
         FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3])).unlearn(model, codebook=foreign)
     assert err.value.report.details["verification"] == "unverified"
     assert err.value.report.num_parameters_changed > 0  # the edit happened, then was undone
-    after = _params(model)
+    after = clone_params(model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     # with evaluation data the class is seen to stay: incomplete, same outcome
     unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3]))
     with pytest.raises(UnlearningIncompleteError, match="incomplete.*eval_dataset"):
         unlearner.unlearn(model, codebook=foreign, eval_dataset=test)
-    after = _params(model)
+    after = clone_params(model)
     assert all(torch.equal(before[n], after[n]) for n in before)
     assert unlearner.report is None  # nothing to save or push
 
@@ -339,7 +322,7 @@ def test_allow_incomplete_keeps_the_edit_and_says_so(trained):
     base, _, _, test = trained
     foreign = MnemonicCodebook.for_model(base, seed=123)
     model = copy.deepcopy(base)
-    before = _params(model)
+    before = clone_params(model)
     cfg = UnlearningConfig(method="mnemonic_head", forget_classes=[3], allow_incomplete=True)
     report = FisherUnlearner(cfg).unlearn(model, codebook=foreign, eval_dataset=test)
     assert report.details["verification"] == "incomplete"
@@ -347,7 +330,7 @@ def test_allow_incomplete_keeps_the_edit_and_says_so(trained):
     assert "skipped" in checks["codes"] and checks["codes"]["not_learned"] == [3]
     assert checks["eval_dataset"]["forget_accuracy"] > cfg.verification_tolerance
     assert report.metrics["after"]["forget_accuracy"] == checks["eval_dataset"]["forget_accuracy"]
-    after = _params(model)
+    after = clone_params(model)
     assert sum(int((after[n] != before[n]).sum()) for n in after) == report.num_parameters_changed > 0
 
 
@@ -370,7 +353,7 @@ def test_verification_uses_the_forget_samples_class_by_class(trained):
 
     base, _, train, _ = trained
     model = copy.deepcopy(base)
-    before = _params(model)
+    before = clone_params(model)
     # many samples of class 1, a few of class 8: the pooled accuracy stays under the tolerance
     ones = train.filter(lambda b: [int(y) == 1 for y in b["labels"]], batched=True)
     eights = train.filter(lambda b: [int(y) == 8 for y in b["labels"]], batched=True).select(range(3))
@@ -400,8 +383,8 @@ def test_callback_stops_training_when_the_edit_does_not_forget(trained, tmp_path
 
     base, _, train, _ = trained
     model = copy.deepcopy(base)
-    before = _params(model)
-    forget_ds, retain_ds = _split(train.select(range(300)), [3])
+    before = clone_params(model)
+    forget_ds, retain_ds = split_classes(train.select(range(300)), [3])
     # a ratio so small that no weight is masked: nothing is forgotten
     unl = FisherUnlearner(
         UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=1e-9), forget_dataset=forget_ds
