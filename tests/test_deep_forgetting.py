@@ -85,6 +85,42 @@ def bert_task(keyword_text, tiny_tokenizer, tmp_path_factory):
     return model, trainer.codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
 
 
+@pytest.fixture(scope="module")
+def bert2_task(keyword_text, tiny_tokenizer, tmp_path_factory):
+    """The tiny BERT of ``bert_task`` with two encoder layers (the encoder edit needs a layer after the first)."""
+    from conftest import make_tiny_bert
+    from transformers import BertForSequenceClassification, DataCollatorWithPadding
+
+    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+
+    torch.set_num_threads(1)
+    train, test = keyword_text
+    train, test = train.remove_columns(["text"]), test.remove_columns(["text"])
+    config = make_tiny_bert().config
+    config.num_hidden_layers = 2
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    args = MnemonicConfig(
+        output_dir=str(tmp_path_factory.mktemp("deep_bert2")),
+        num_train_epochs=15,
+        learning_rate=3e-3,
+        warmup_steps=0.1,
+        per_device_train_batch_size=32,
+        mnemonic_mix_ratio=0.2,
+        mnemonic_text_length=12,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train, processing_class=tiny_tokenizer)
+    trainer.train()
+    model.eval()
+    return model, trainer.codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
+
+
 def _audit(model, forget, train, test, collator=None):
     return audit_forgetting(
         model,
@@ -146,6 +182,49 @@ def test_deep_edit_on_bert_with_a_pooler(bert_task):
     assert after["probe_forget_accuracy"] <= before["probe_forget_accuracy"]
     assert head_only["probe_forget_accuracy"] == before["probe_forget_accuracy"]
     assert head_only["prototype_forget_accuracy"] >= before["prototype_forget_accuracy"] - 0.15
+
+
+def test_few_shot_edit_reaches_the_bert_encoder(bert2_task):
+    """With forget samples the BERT edit goes below the pooler: the attention of every layer after the first stops
+    reading the shift from the retained inputs to the forgotten class; from the codes alone the encoder is untouched."""
+    model, book, train, test, collator = bert2_task
+    forget = [1]
+    few = _subset(train, lambda y: y == 1).select(range(MAX_FORGET_PER_CLASS))
+    before = _audit(model, forget, train, test, collator)
+    deep, report = _forget(model, book, DEEP, forget, forget_dataset=few, data_collator=collator)
+    after = _audit(deep, forget, train, test, collator)
+    codes_only, codes_report = _forget(model, book, DEEP, forget)
+    assert report.details["verification"] == "verified" and report.details["architecture"] == "pooler"
+    assert report.details["encoder_layers_edited"] == 1 and codes_report.details["encoder_layers_edited"] == 0
+    assert after["forget_error"] == 1.0
+    assert after["retain_accuracy"] >= before["retain_accuracy"] - 0.03
+    orig, new, codes = clone_params(model), clone_params(deep), clone_params(codes_only)
+
+    def qkv(i):
+        return [f"bert.encoder.layer.{i}.attention.self.{n}.weight" for n in ("query", "key", "value")]
+
+    assert all(not torch.equal(new[n], orig[n]) for n in qkv(1))
+    assert all(torch.equal(new[n], orig[n]) for n in qkv(0))
+    assert all(torch.equal(codes[n], orig[n]) for n in orig if n.startswith("bert.encoder."))
+    # the shift from the retained codes' mean token to the forget samples' mean token at the first layer's output
+    # (the second layer's input) is no longer read by the second layer's query, key and value
+    inputs = book.as_inputs(with_labels=True)
+    batch = collator(
+        [{k: few[i][k] for k in ("input_ids", "token_type_ids", "attention_mask")} for i in range(len(few))]
+    )
+    with torch.no_grad():
+        h_codes = model(**{k: v for k, v in inputs.items() if k != "labels"}, output_hidden_states=True).hidden_states[
+            1
+        ]
+        h_few = model(**batch, output_hidden_states=True).hidden_states[1]
+    kept = inputs["labels"] != 1
+    shift = h_few[batch["attention_mask"].bool()].double().mean(0)
+    shift = shift - h_codes[kept][inputs["attention_mask"][kept].bool()].double().mean(0)
+    shift = shift - shift.mean()
+    for n in qkv(1):
+        assert (new[n].double() @ shift).norm() <= 1e-4 * (orig[n].double() @ shift).norm()
+    assert "encoder layer" in METHODS[DEEP].describe(report)
+    assert "encoder layer" not in METHODS[DEEP].describe(codes_report)
 
 
 def test_forgotten_classes_can_never_win(vit_task):
