@@ -99,6 +99,11 @@ LABELS = {
     "ssd_ft": "SSD + fine-tuning",
     "fisher_noise": "Fisher noise (Golatkar)",
 }
+# NegGrad+ (``--methods ... neggrad_ft``; tried for the backdoor on a validation split, results/samples/README.md): the
+# fine-tuning on the retained rows plus, at each step, gradient ascent on a batch of forget rows while their loss is
+# below log(num_labels) (chance level): the rows are pushed to "unknown", not on to another class.
+OPTIONAL_METHODS = ("neggrad_ft",)
+LABELS["neggrad_ft"] = "NegGrad+ (forget-loss ascent to chance + fine-tuning)"
 FRACTION = {"mislabeled": 0.05, "backdoor": 0.03, "random": 0.05}
 TARGET_CLASS = 0  # backdoor target
 # targets (issue 15), fixed before running
@@ -131,10 +136,21 @@ class DigitsTask:
         train, test_ds = digits_datasets()
         self.x, self.labels = train[:]["pixel_values"].float(), train[:]["labels"].long()
         self.test = {"pixel_values": test_ds[:]["pixel_values"].float(), "labels": test_ds[:]["labels"].long()}
+        split = "the test split"
+        if getattr(args, "validation", None):  # a validation split of the training images; the test split is unused
+            n = len(self.labels)
+            perm = np.random.default_rng(0).permutation(n)
+            val, rest = (
+                np.sort(perm[: int(round(args.validation * n))]),
+                np.sort(perm[int(round(args.validation * n)) :]),
+            )
+            self.test = {"pixel_values": self.x[val], "labels": self.labels[val]}
+            self.x, self.labels = self.x[rest], self.labels[rest]
+            self.title, split = "digits-ViT (validation split)", "a validation split of the training images (seed 0)"
         self.heldout = self.test
         self.description = (
             f"tiny ViT (hidden 64, 2 layers) on scikit-learn digits ({len(self.labels):,} train / "
-            f"{len(self.test['labels'])} test); held-out rows = the test split"
+            f"{len(self.test['labels'])} test); test and held-out rows = {split}"
         )
 
     def new_model(self, seed: int):
@@ -215,21 +231,25 @@ def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------------------ training
-def fit(model, ds, task, *, epochs: float, seed: int, keep=None):
+def batches(ds, task):
+    """``idx -> model inputs with labels`` over the rows of ``ds``."""
+    if task.collator is None:
+        return lambda idx: {k: v[idx] for k, v in ds.items()}
+    rows = ds.to_list()
+    return lambda idx: task.collator([rows[i] for i in idx.tolist()])
+
+
+def fit(model, ds, task, *, epochs: float, seed: int, keep=None, forget=None):
     """AdamW + the task's schedule (cosine or linear decay after a linear warm-up) over ``epochs`` passes of shuffled
     batches of ``ds`` (the task's recipe). ``keep``: ``{name: (bool mask, values)}`` entries held at their values after
-    every step (an edit kept during training)."""
+    every step (an edit kept during training). ``forget``: rows whose loss is pushed up to chance (log of the number
+    of classes) at every step, one batch drawn with replacement (NegGrad+)."""
     r = task.recipe
     n = dataset_size(ds)
-    if task.collator is None:
-
-        def batch_of(idx):
-            return {k: v[idx] for k, v in ds.items()}
-    else:
-        rows = ds.to_list()
-
-        def batch_of(idx):
-            return task.collator([rows[i] for i in idx.tolist()])
+    batch_of = batches(ds, task)
+    if forget is not None:
+        forget_of, n_forget = batches(forget, task), dataset_size(forget)
+        g_forget, chance = torch.Generator().manual_seed(seed + 1), math.log(task.num_labels)
 
     g = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(n / r["batch"])
@@ -251,6 +271,11 @@ def fit(model, ds, task, *, epochs: float, seed: int, keep=None):
             inputs = batch_of(idx)
             labels = inputs.pop("labels")
             loss = torch.nn.functional.cross_entropy(model(**inputs).logits, labels)
+            if forget is not None:
+                f_inputs = forget_of(torch.randint(n_forget, (r["batch"],), generator=g_forget))
+                f_labels = f_inputs.pop("labels")
+                f_loss = torch.nn.functional.cross_entropy(model(**f_inputs).logits, f_labels)
+                loss = loss + torch.relu(chance - f_loss)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -321,12 +346,12 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
     out["retrain"] = {**measure(retrained, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu}
     del retrained
     log(f"{scenario} seed {seed}: original trained in {out['original']['wall']:.1f}s; retrain {c.wall:.1f}s")
-    for method in METHODS[2:]:
+    for method in args.methods:
         model = copy.deepcopy(original)
         edit = method.removesuffix("_ft")
         details: dict[str, Any] = {}
         with Clock() as c:
-            if edit != "finetune":
+            if edit not in ("finetune", "neggrad"):
                 caps = task.fisher_caps.get(edit, {})
                 cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **caps)
                 report = FisherUnlearner(cfg).unlearn(
@@ -334,7 +359,8 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                 )
                 details = {"changed": report.num_parameters_changed, "edit_seconds": report.timings["total"]}
             if method == "finetune" or method.endswith("_ft"):
-                fit(model, retain, task, epochs=args.ft_epochs, seed=seed)
+                forget = subset(data["train"], rows) if edit == "neggrad" else None
+                fit(model, retain, task, epochs=args.ft_epochs, seed=seed, forget=forget)
         out[method] = {**measure(model, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu, **details}
         m = out[method]
         log(
@@ -463,7 +489,7 @@ KEYS = (
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     s: dict[str, Any] = {}
     t_retrain = mean_std([r["retrain"]["wall"] for r in runs])[0]
-    for method in METHODS:
+    for method in [m for m in METHODS + OPTIONAL_METHODS if m in runs[0]]:
         row = {}
         for key in KEYS:
             vals = [r[method].get(key) for r in runs]
@@ -482,7 +508,7 @@ def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ref = s["retrain"]
     acc = "test_accuracy" if "test_accuracy" in ref else "heldout_accuracy"  # runs before TREC: the test split
     out = {}
-    for method in METHODS[2:]:
+    for method in [m for m in s if m not in ("original", "retrain")]:
         m = s[method]
         checks = {}
 
@@ -542,7 +568,7 @@ def render_md(result: dict[str, Any]) -> str:
             cols.append("attack success %")
         cols += ["MIA AUC", "time s", "time / retrain", "verified"]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for method in METHODS:
+        for method in s:
             m = s[method]
             cells = [LABELS[method], pm(m.get("test_accuracy", m["heldout_accuracy"]))]
             cells += ([pm(m["heldout_accuracy"])] if heldout_col else []) + [pm(m["forget_label_rate"])]
@@ -604,7 +630,7 @@ def reverify(path: str, task) -> None:
 
     print(f"| scenario | method | verified at run time | verified now (tolerance {tol}) |\n|---|---|---|---|")
     for scenario, sc in result["scenarios"].items():
-        for method in METHODS:
+        for method in [m for m in METHODS + OPTIONAL_METHODS if m in sc["runs"][0]]:
             then = now = 0
             for run in sc["runs"]:
                 before = check(run["original"], run["num_forget_rows"])
@@ -626,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trec-train-size", type=int, default=1000, help="trec: training questions (CPU budget)")
     p.add_argument("--trec-heldout", type=int, default=300, help="trec: held-out training questions")
     p.add_argument("--trec-test-size", type=int, default=None, help="trec: test questions (default all 500)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS[2:]), choices=METHODS[2:] + OPTIONAL_METHODS)
+    p.add_argument("--validation", type=float, default=None, help="digits: hold out this fraction of the training "
+                   "images as the test/held-out rows (the test split is not used)")  # fmt: skip
     p.add_argument("--explore", action="store_true", help="run the VARIANTS against the main run's retraining")
     p.add_argument("--variants", nargs="+", default=None, help="--explore: only these VARIANTS")
     p.add_argument("--explore-name", default="samples_explore", help="--explore: output file stem")
@@ -639,7 +668,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.epochs, args.ft_epochs = args.seeds[:1], (1.0 if trec else 3.0), (0.25 if trec else 1.0)
         if trec:
             args.trec_train_size, args.trec_heldout, args.trec_test_size = 200, 100, 100
-    args.stem = ("samples_trec" if trec else "samples") + ("_quick" if args.quick else "")
+    args.stem = ("samples_trec" if trec else "samples") + ("_validation" if args.validation else "")
+    args.stem += "_quick" if args.quick else ""
+    if args.validation and (trec or not 0 < args.validation < 1):
+        p.error("--validation: a fraction in (0, 1), for --task digits")
     torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     import logging
