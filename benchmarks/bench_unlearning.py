@@ -112,6 +112,7 @@ METHODS = [
     "fisher_mask_ft",
     "mnemonic",
     "mnemonic_fewshot",
+    "mnemonic_fewshot_forget",
     "mnemonic_head",
     "logit_suppression",
 ]
@@ -126,6 +127,7 @@ METHOD_LABELS = {
     "fisher_mask_ft": "Fisher mask + fine-tuning (callback)",
     "mnemonic": "mnemonic one-shot (ours)",
     "mnemonic_fewshot": "mnemonic few-shot (ours: codes + 32/class forget + 256 retained)",
+    "mnemonic_fewshot_forget": "mnemonic few-shot (ours: codes + 32/class forget, no retained samples)",
     "mnemonic_head": "mnemonic, output layer only",
     "logit_suppression": "logit suppression (trivial baseline)",
 }
@@ -136,6 +138,7 @@ EDIT_METHODS = (
     "fisher_mask",
     "mnemonic",
     "mnemonic_fewshot",
+    "mnemonic_fewshot_forget",
     "mnemonic_head",
     "logit_suppression",
 )
@@ -154,7 +157,7 @@ AUDIT_COLUMNS = (
     ("js_to_retrained", "JS to retrained"),
     ("mia_auc", "MIA AUC"),
 )
-MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "h", "*", "d"]
+MARKERS = ["X", "s", "D", "^", "<", "v", "P", "p", "o", "h", "*", "d", ">"]
 T_AUDIT_COST = 0.25  # issue 12: the audit of one model costs at most 25% of one retraining run
 
 # targets (issue 4), fixed before running
@@ -167,14 +170,22 @@ T_MASK_EF = 0.95  # fisher_mask without fine-tuning: E_F >= 95%
 T_MASK_AR_DROP = 0.05  # ... with A_R drop <= 5 points
 T_MASKFT_AR_TOL = 0.01  # fisher_mask_ft "at least as good as" finetune: E_F not lower, A_R at most 1 pt lower
 # deep forgetting (fixed before running), judged per case against that case's retrained models
-DEEP_METHODS = ("mnemonic", "mnemonic_fewshot", "mnemonic_head", "logit_suppression", "fisher_mask", "fisher_mask_ft")
+DEEP_METHODS = (
+    "mnemonic",
+    "mnemonic_fewshot",
+    "mnemonic_fewshot_forget",
+    "mnemonic_head",
+    "logit_suppression",
+    "fisher_mask",
+    "fisher_mask_ft",
+)
 T_DEEP_EF = 0.99  # E_F >= 99%
 T_DEEP_AR_DROP = {1: 0.015, 2: 0.03}  # A_R no more than 1.5 points below the original (2 classes: 3 points)
 T_DEEP_PROBE = 0.03  # probe forget accuracy <= retrained mean + 3 points
 T_DEEP_PROTO = 0.05  # prototype-attack forget accuracy <= retrained mean + 5 points
 T_DEEP_RELEARN = 0.10  # accuracy after 10 relearn steps <= retrained mean + 10 points
 T_DEEP_JS = 2.0  # JS divergence to the retrained models <= 2x their divergence from each other
-T_DEEP_TIME = {"mnemonic": 0.02, "mnemonic_fewshot": 0.05}  # share of one retraining
+T_DEEP_TIME = {"mnemonic": 0.02, "mnemonic_fewshot": 0.05, "mnemonic_fewshot_forget": 0.05}  # share of one retraining
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -306,6 +317,11 @@ def evaluate(scn, model, forget: list[int]) -> dict[str, Any]:
     }
 
 
+def library_method(method: str) -> str:
+    """The library method behind a benchmark row (``mnemonic_fewshot*`` -> ``mnemonic``, ``*_ft`` -> without)."""
+    return "mnemonic" if method.startswith("mnemonic_fewshot") else method.replace("_ft", "")
+
+
 def unlearning_config(scn, method: str, forget: list[int], seed: int) -> UnlearningConfig:
     kw: dict[str, Any] = {}
     caps = scn.cfg["fisher_caps"].get(method.replace("_ft", ""), {})
@@ -315,8 +331,9 @@ def unlearning_config(scn, method: str, forget: list[int], seed: int) -> Unlearn
     if method.startswith("fisher_mask"):
         kw["mask_ratio"] = scn.cfg["mask_ratio"]
     # allow_incomplete: a method that forgets only part of the classes is a result (its E_F shows it), not a crash
-    name = method.replace("_ft", "").replace("_fewshot", "")
-    return UnlearningConfig(method=name, forget_classes=forget, seed=seed, allow_incomplete=True, **kw)
+    return UnlearningConfig(
+        method=library_method(method), forget_classes=forget, seed=seed, allow_incomplete=True, **kw
+    )
 
 
 def fewshot_subsets(forget_train, retain_train, forget: list[int], seed: int):
@@ -471,7 +488,7 @@ def run_case(
         if method in skip:
             log(f"  {method:15s} skipped (--skip-methods)")
             continue
-        if method.replace("_fewshot", "") not in REGISTERED_METHODS:
+        if library_method(method) not in REGISTERED_METHODS:
             log(f"  {method:15s} not registered in hf_unlearn.methods.METHODS: skipped")
             continue
         try:
@@ -481,13 +498,13 @@ def run_case(
             with Clock() as clock:
                 if method in CODE_METHODS:
                     report = unlearner.unlearn(model, codebook=codebook)
-                elif method == "mnemonic_fewshot":
+                elif method.startswith("mnemonic_fewshot"):
                     few_forget, few_retain = fewshot_subsets(forget_train, retain_train, forget, seed)
                     report = unlearner.unlearn(
                         model,
                         codebook=codebook,
                         forget_dataset=few_forget,
-                        retain_dataset=few_retain,
+                        retain_dataset=few_retain if method == "mnemonic_fewshot" else None,
                         data_collator=scn.collator,
                     )
                 elif method == "logit_suppression":  # the bias just low enough that no code / forget sample wins
@@ -528,7 +545,7 @@ def run_case(
                 },
             }
             extra["details"] = report.details
-            if method in CODE_METHODS or method == "mnemonic_fewshot":
+            if method in CODE_METHODS or method.startswith("mnemonic_fewshot"):
                 extra["code_accuracy_after"] = code_accuracy(model, codebook)
             record(method, model, clock, **extra)
             del model, unlearner
