@@ -59,7 +59,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data_utils import iterate_batches, labels_of
+from ..data_utils import iterate_batches, labels_of, logits_from_outputs
 from ..peft_utils import is_peft_model
 from ..utils import get_logger, unwrap_model
 from . import register_method
@@ -226,12 +226,13 @@ def _capture_inputs(model: nn.Module, modules: list[nn.Module], batches: list[di
 @torch.no_grad()
 def _capture_tokens(
     model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]]
-) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Inputs ``(B, T, d)`` of ``modules`` over ``batches``, one row per non-padding token (float64), and each row's
-    label (its sample's class)."""
+) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]:
+    """Inputs ``(B, T, d)`` of ``modules`` over ``batches``, one row per non-padding token (float64), each row's
+    label (its sample's class), and each batch's logits (as ``logits_of`` gives them)."""
     seen: list[list[torch.Tensor]] = [[] for _ in modules]
     rows: list[list[torch.Tensor]] = [[] for _ in modules]
     labels: list[torch.Tensor] = []
+    logits: list[torch.Tensor] = []
     hooks = [
         m.register_forward_pre_hook(lambda mod, args, i=i: seen[i].append(args[0].detach()))
         for i, m in enumerate(modules)
@@ -243,7 +244,8 @@ def _capture_tokens(
         for b in batches:
             for s in seen:
                 s.clear()
-            model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+            out = model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+            logits.append(logits_from_outputs(out).float().cpu())
             y = torch.as_tensor(b["labels"]).long().reshape(-1)
             keep = b.get("attention_mask")
             for i, s in enumerate(seen):
@@ -256,7 +258,7 @@ def _capture_tokens(
         for h in hooks:
             h.remove()
         model.train(was)
-    return [torch.cat(r) for r in rows], torch.cat(labels)
+    return [torch.cat(r) for r in rows], torch.cat(labels), logits
 
 
 def _normalise(x: torch.Tensor, eps: float) -> torch.Tensor:
@@ -438,15 +440,18 @@ def _retained_code_margins(model, codes, is_forget, retain) -> torch.Tensor:
     return margins(z, pos)
 
 
-def _retained_accuracy(model: nn.Module, batches: list[dict[str, Any]], retain: list[int]) -> float:
-    """Accuracy among the retained classes on the retained samples (rows of other classes are ignored)."""
+def _retained_accuracy(
+    model: nn.Module, batches: list[dict[str, Any]], retain: list[int], logits: list[torch.Tensor] | None = None
+) -> float:
+    """Accuracy among the retained classes on the retained samples (rows of other classes are ignored); ``logits``:
+    the model's logits of each batch when already computed."""
     correct = total = 0
-    for b in batches:
+    for i, b in enumerate(batches):
         labels = torch.as_tensor(b["labels"]).long().reshape(-1)
         keep = torch.isin(labels, torch.tensor(retain))
         if not keep.any():
             continue
-        z = logits_of(model, b)[:, retain]
+        z = (logits[i] if logits is not None else logits_of(model, b))[:, retain]
         pos = torch.tensor([retain.index(int(c)) for c in labels[keep]])
         correct += int((z[keep].argmax(-1) == pos).sum())
         total += int(keep.sum())
@@ -497,7 +502,7 @@ def deep_forget_(
     samples = retain_batches[1:]
     if alphas is None:
         alphas = ALPHAS_FEW_SHOT if samples else ALPHAS
-    acc0 = _retained_accuracy(model, samples, retain) if samples else None
+    acc0 = None
     if plan["kind"] == "vit":
         modules = [ln for ln, _ in plan["groups"]] + [plan["final_norm"]]
         *inputs, final = _capture_inputs(model, modules, retain_batches)
@@ -506,12 +511,16 @@ def deep_forget_(
         encoder_layers = 0
         if plan["readers"] and (forget_samples or encoder_from_codes):
             modules = [qkv[0] for qkv in plan["readers"]]
-            xf, yf = _capture_tokens(model, modules, forget_samples or [forget_codes])
-            xr, _ = _capture_tokens(model, modules, retain_batches)
+            xf, yf, _ = _capture_tokens(model, modules, forget_samples or [forget_codes])
+            xr, _, z = _capture_tokens(model, modules, retain_batches)
+            if samples:  # the same pass gives the retained samples' accuracy before any edit
+                acc0 = _retained_accuracy(model, samples, retain, logits=z[1:])
             encoder_layers = _edit_encoder_(plan, forget, xf, yf, xr, ridge)
         forget_batches = [forget_codes] + forget_samples
         p_forget = _capture_inputs(model, [plan["head"]], forget_batches)[0]
         h_retain = _capture_inputs(model, [plan["pooler"]], retain_batches)[0]
+    if samples and acc0 is None:
+        acc0 = _retained_accuracy(model, samples, retain)
     names = plan_parameters(model, plan)
     saved = snapshot(model, names)
     tried = []
