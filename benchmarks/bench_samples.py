@@ -659,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", default=None, help="--explore: only these VARIANTS")
     p.add_argument("--explore-name", default="samples_explore", help="--explore: output file stem")
     p.add_argument("--reverify", metavar="JSON", help="measure nothing: today's decide_samples on a stored run")
+    p.add_argument(
+        "--output-stem", default=None, help="output file name stem (default samples[_trec][_validation][_quick])"
+    )
     p.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "samples"))
     args = p.parse_args(argv)
     trec = args.task == "trec"
@@ -670,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
             args.trec_train_size, args.trec_heldout, args.trec_test_size = 200, 100, 100
     args.stem = ("samples_trec" if trec else "samples") + ("_validation" if args.validation else "")
     args.stem += "_quick" if args.quick else ""
+    args.stem = args.output_stem or args.stem
     if args.validation and (trec or not 0 < args.validation < 1):
         p.error("--validation: a fraction in (0, 1), for --task digits")
     torch.set_num_threads(args.threads)
