@@ -52,7 +52,9 @@ class UnlearningConfig:
             verified when it is at most this on every one of them. Samples scope: the forget rows' accuracy (at their
             training labels) may exceed the held-out accuracy on `eval_dataset` by at most this, and their
             loss-based membership AUC against the held-out rows may exceed 0.5 by at most the larger of this and two
-            standard errors of a chance AUC; without `eval_dataset` the outcome is "unverified".
+            standard errors of a chance AUC, and the held-out accuracy may fall by at most the larger of this and two
+            binomial standard errors from that of the model before the edit (a wrecked model would otherwise make the
+            forget rows "look like" held-out rows); without `eval_dataset` the outcome is "unverified".
         allow_incomplete (`bool`, defaults to `False`):
             By default an edit that cannot be verified (accuracy above the tolerance, or no evidence at all) raises
             `UnlearningIncompleteError` and the model is restored. With `True` the edit is kept and the report
@@ -123,7 +125,8 @@ class UnlearningConfig:
         default=0.05,
         metadata={
             "help": "Largest forget-class accuracy, on every evidence available (learned codes, forget samples, "
-            "forget-class rows of the eval data), at which the forgetting counts as verified."
+            "forget-class rows of the eval data), at which the forgetting counts as verified. Samples scope: how far the "
+            "forget rows' accuracy may exceed the held-out rows' and the held-out accuracy may fall (at least 2 s.e.)."
         },
     )
     allow_incomplete: bool = field(

@@ -306,7 +306,8 @@ def samples_section(report: UnlearningReport) -> dict[str, Any] | None:
     reason = str(scrub_paths(str(reason))) if reason else None
     if verified:
         sentence = (
-            "The outcome was checked after the edit: the forget rows now look like held-out data"
+            "The outcome was checked after the edit: the forget rows now look like held-out data and the held-out "
+            "accuracy was kept"
             + (f" ({reason})" if reason else "")
             + ". This is a necessary check, not proof: it assumes the rows were drawn like the held-out rows, and "
             "atypical rows (mislabeled, poisoned, backdoored) can pass it while the model still holds some of what "
