@@ -296,6 +296,33 @@ def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
     assert same_tensors(before, clone_params(edited))
 
 
+def test_an_error_after_the_bert_encoder_edit_leaves_the_model_bit_identical(bert2_task, monkeypatch):
+    import hf_unlearn.methods.mnemonic_deep as deep_module
+
+    model, book, train, _, collator = bert2_task
+    edited = copy.deepcopy(model)
+    before = clone_params(edited)
+    edits = []
+    real = deep_module._edit_encoder_
+
+    def count(*args, **kwargs):
+        edits.append(real(*args, **kwargs))  # the encoder's weights change...
+        return edits[-1]
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("injected failure")  # ...then the pooler edit fails
+
+    monkeypatch.setattr(deep_module, "_edit_encoder_", count)
+    monkeypatch.setattr(deep_module, "_edit_pooler_", fail)
+    few = _subset(train, lambda y: y == 1).select(range(8))
+    with pytest.raises(RuntimeError, match="injected"):
+        FisherUnlearner(UnlearningConfig(method=DEEP, forget_classes=[1])).unlearn(
+            edited, codebook=book, forget_dataset=few, data_collator=collator
+        )
+    assert edits == [1]
+    assert same_tensors(before, clone_params(edited))
+
+
 def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
