@@ -354,6 +354,34 @@ def test_train_config_file_reaches_training_arguments(tmp_path):
     assert args.report_to in ("none", [], ["none"]) and data.dataset == "digits"
 
 
+def test_train_overwrite_replaces_the_folder_whole_and_keeps_it_on_failure(capsys, tmp_path, monkeypatch):
+    """--overwrite_output_dir: no file of the old model is left beside the new one (an old adapter_config.json
+    would make the folder read as an adapter); a failed training leaves the old folder byte-identical."""
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (out / "notes.txt").write_text("old")
+    one_epoch = [a if a != "6" else "1" for a in TINY_TRAIN]
+    # a failing run: the old folder is put back as it was
+    from hf_unlearn.mnemonic import MnemonicTrainer
+
+    def boom(self, *a, **k):
+        raise RuntimeError("training failed")
+
+    monkeypatch.setattr(MnemonicTrainer, "train", boom)
+    with pytest.raises(RuntimeError, match="training failed"):
+        main(["train", "--output_dir", str(out), "--overwrite_output_dir", "true", *one_epoch])
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "notes.txt"]
+    assert (out / "notes.txt").read_text() == "old"
+    monkeypatch.undo()
+    # a successful run replaces the folder whole
+    assert main(["train", "--output_dir", str(out), "--overwrite_output_dir", "true", *one_epoch]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "model.safetensors" in names and "config.json" in names
+    assert "adapter_config.json" not in names and "notes.txt" not in names
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # nothing left beside it
+
+
 def test_train_flags_are_exactly_the_mnemonic_config_fields():
     """train --help lists MnemonicConfig / TrainingArguments flags read from their source: none missing, none extra."""
     from transformers import HfArgumentParser

@@ -133,6 +133,37 @@ def check_output_dir(
         raise CLIError(" ".join(str(e).split())) from e
 
 
+@contextlib.contextmanager
+def replaced_output_dir(output_dir: str, *, replace: bool):
+    """With ``replace`` (``--overwrite_output_dir``) and a non-empty ``output_dir``: the old folder is moved aside
+    (renamed beside it) for the duration of the block, so the new run writes into an empty folder and no file of the
+    old model is left mixed in with the new one (an old ``adapter_config.json`` would make the folder read as an
+    adapter). When the block succeeds the old folder is deleted; when it fails it is put back as it was. With several
+    processes only the main process moves and deletes, and every process waits for it."""
+    import shutil
+    import tempfile
+
+    from accelerate import PartialState
+
+    state = PartialState()
+    moved = None
+    if replace and state.is_main_process and os.path.isdir(output_dir) and os.listdir(output_dir):
+        target = os.path.abspath(output_dir)
+        moved = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.replaced-", dir=os.path.dirname(target))
+        os.replace(target, os.path.join(moved, "old"))
+    state.wait_for_everyone()
+    try:
+        yield
+    except BaseException:
+        if moved is not None:
+            shutil.rmtree(output_dir, ignore_errors=True)
+            os.replace(os.path.join(moved, "old"), os.path.abspath(output_dir))
+            shutil.rmtree(moved, ignore_errors=True)
+        raise
+    if moved is not None:
+        shutil.rmtree(moved, ignore_errors=True)
+
+
 def check_sources(parser: argparse.ArgumentParser, **sources: str | None) -> None:
     """Checks, before anything heavy is imported, that each ``flag=value`` naming a Hub repository (not a built-in
     name nor a local path) exists there; a missing network fails within seconds."""

@@ -24,6 +24,7 @@ from .common import (
     check_sources,
     mnemonic_config_fields,
     parsing,
+    replaced_output_dir,
     run,
 )
 
@@ -62,7 +63,8 @@ def make_parser(prog: str = PROG) -> DataclassArgumentParser:
         "name": "overwrite_output_dir",
         "kind": "bool",
         "default": "False",
-        "help": "Allow an --output_dir that is not empty (its files are replaced).",
+        "help": "Allow an --output_dir that is not empty: it is replaced whole by the new model (no old file is "
+        "left in it); if training fails the old folder is kept as it was.",
     }
     main = [fields[n] for n in MAIN_TRAINING_FLAGS if n in fields]
     parser.add_passthrough_arguments(main, parser.named_groups[main_group])
@@ -170,9 +172,12 @@ def train(argv: Sequence[str], prog: str = PROG) -> int:
             args.mnemonic_mix_ratio,
             args.world_size,
         )
-    with parsing(parser):  # the checks MnemonicTrainer makes when training starts
-        result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
-    trainer.save_model()
+    # --overwrite_output_dir replaces the folder whole (an old model's files are not left beside the new one); the
+    # old folder comes back if training fails. Resuming keeps the folder: its checkpoints are the input.
+    with replaced_output_dir(args.output_dir, replace=overwrite and not args.resume_from_checkpoint):
+        with parsing(parser):  # the checks MnemonicTrainer makes when training starts
+            result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+        trainer.save_model()
     metrics = trainer.evaluate()
     if is_main:
         print(
