@@ -1081,6 +1081,8 @@ def render_md(result: dict[str, Any]) -> str:
         for m in METHODS:
             s = ms.get(m, {})
             if not s.get("n_cases"):
+                if m in (sc["config"].get("skip_methods") or ()):
+                    continue  # left out with --skip-methods (said in the notes)
                 L.append(f"| {METHOD_LABELS[m]} | failed in every case | | | | | | | | | |")
                 continue
             fail = f" ({s['n_failed']} failed)" if s.get("n_failed") else ""
