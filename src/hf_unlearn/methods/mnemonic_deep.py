@@ -205,13 +205,13 @@ def plan_parameters(model: nn.Module, plan: dict[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------------------- helpers
 @torch.no_grad()
-def _capture_inputs(model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]]) -> list[torch.Tensor]:
-    """Inputs of ``modules`` (rows = tokens or samples, float64) over ``batches``, in eval mode."""
-    seen: list[list[torch.Tensor]] = [[] for _ in modules]
+def _forward_hooked(
+    model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]], on_input, after_batch=None
+):
+    """Runs ``batches`` through ``model`` in eval mode (its mode restored after) with ``on_input(i, x)`` called on the
+    input of ``modules[i]`` at every forward, and ``after_batch(batch)`` after each batch."""
     hooks = [
-        m.register_forward_pre_hook(
-            lambda mod, args, i=i: seen[i].append(args[0].detach().reshape(-1, args[0].shape[-1]))
-        )
+        m.register_forward_pre_hook(lambda mod, args, i=i: on_input(i, args[0].detach()))
         for i, m in enumerate(modules)
     ]
     was = model.training
@@ -220,46 +220,46 @@ def _capture_inputs(model: nn.Module, modules: list[nn.Module], batches: list[di
     try:
         for b in batches:
             model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+            if after_batch is not None:
+                after_batch(b)
     finally:
         for h in hooks:
             h.remove()
         model.train(was)
+
+
+def _capture_inputs(model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]]) -> list[torch.Tensor]:
+    """Inputs of ``modules`` (rows = tokens or samples, float64) over ``batches``, in eval mode."""
+    seen: list[list[torch.Tensor]] = [[] for _ in modules]
+    _forward_hooked(model, modules, batches, lambda i, x: seen[i].append(x.reshape(-1, x.shape[-1])))
     return [torch.cat(s).double().cpu() for s in seen]
 
 
-@torch.no_grad()
 def _capture_tokens(
     model: nn.Module, modules: list[nn.Module], batches: list[dict[str, Any]]
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Inputs ``(B, T, d)`` of ``modules`` over ``batches``, one row per non-padding token (float64), and each row's
     label (its sample's class)."""
-    seen: list[list[torch.Tensor]] = [[] for _ in modules]
+    seen: list[torch.Tensor | None] = [None for _ in modules]
     rows: list[list[torch.Tensor]] = [[] for _ in modules]
     labels: list[torch.Tensor] = []
-    hooks = [
-        m.register_forward_pre_hook(lambda mod, args, i=i: seen[i].append(args[0].detach()))
-        for i, m in enumerate(modules)
-    ]
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for b in batches:
-            for s in seen:
-                s.clear()
-            model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
-            y = torch.as_tensor(b["labels"]).long().reshape(-1)
-            keep = b.get("attention_mask")
-            for i, s in enumerate(seen):
-                x = s[0].double().cpu()
-                mask = torch.ones(x.shape[:2], dtype=torch.bool) if keep is None else keep.cpu().bool()
-                rows[i].append(x[mask])
-                if i == 0:
-                    labels.append(y[:, None].expand(mask.shape)[mask])
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was)
+
+    def keep_input(i: int, x: torch.Tensor) -> None:
+        if seen[i] is None:  # the first input of the batch's forward
+            seen[i] = x
+
+    def collect(b: dict[str, Any]) -> None:
+        y = torch.as_tensor(b["labels"]).long().reshape(-1)
+        keep = b.get("attention_mask")
+        for i, x in enumerate(seen):
+            x = x.double().cpu()
+            mask = torch.ones(x.shape[:2], dtype=torch.bool) if keep is None else keep.cpu().bool()
+            rows[i].append(x[mask])
+            if i == 0:
+                labels.append(y[:, None].expand(mask.shape)[mask])
+            seen[i] = None
+
+    _forward_hooked(model, modules, batches, keep_input, collect)
     return [torch.cat(r) for r in rows], torch.cat(labels)
 
 

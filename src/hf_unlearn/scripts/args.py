@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+BASE_MODEL_HELP = (
+    "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base model it loads "
+    "over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by hf_unlearn names a local "
+    "base by its folder name only, so pass it here)."
+)
+
 
 def _at_least(obj: object, names: tuple[str, ...], low: float, strict: bool = False) -> None:
     for name in names:
@@ -103,14 +109,7 @@ class ForgetArguments:
             "no_help": "Do not save the mnemonic codes beside the unlearned model (nor push them).",
         },
     )
-    base_model: str | None = field(
-        default=None,
-        metadata={
-            "help": "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base "
-            "model it loads over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by "
-            "hf_unlearn names a local base by its folder name only, so pass it here)."
-        },
-    )
+    base_model: str | None = field(default=None, metadata={"help": BASE_MODEL_HELP})
     merge_adapter: bool = field(
         default=False,
         metadata={
@@ -166,14 +165,7 @@ class EvaluateArguments:
         metadata={"help": "Also run the membership-inference attack on the train split's forget classes."},
     )
     mia_score: str = field(default="loss", metadata={"help": "Attack score: 'loss' or 'entropy'."})
-    base_model: str | None = field(
-        default=None,
-        metadata={
-            "help": "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base "
-            "model it loads over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by "
-            "hf_unlearn names a local base by its folder name only, so pass it here)."
-        },
-    )
+    base_model: str | None = field(default=None, metadata={"help": BASE_MODEL_HELP})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     output_file: str | None = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
 
