@@ -51,14 +51,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train_with_codes(model: nn.Module, train_dataset, output_dir: str, **config):
+def train_with_codes(model: nn.Module, train_dataset, output_dir: str, *, processing_class=None, **config):
     """Trains ``model`` with ``MnemonicTrainer`` (quiet, CPU, no saving; ``config`` sets the ``MnemonicConfig``
     fields that differ per test) and returns ``(model in eval mode, its codebook)``."""
     from hf_unlearn import MnemonicConfig, MnemonicTrainer
 
     defaults = dict(report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
     args = MnemonicConfig(output_dir=str(output_dir), **{**defaults, **config})
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train_dataset)
+    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processing_class)
     trainer.train()
     return model.eval(), trainer.codebook
 

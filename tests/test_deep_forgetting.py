@@ -53,72 +53,46 @@ def vit_task(digits, tmp_path_factory):
     return model, codebook, train, test
 
 
-@pytest.fixture(scope="module")
-def bert_task(keyword_text, tiny_tokenizer, tmp_path_factory):
-    from conftest import make_tiny_bert
-    from transformers import DataCollatorWithPadding
+BERT_RECIPE = dict(
+    num_train_epochs=15,
+    learning_rate=3e-3,
+    warmup_steps=0.1,
+    per_device_train_batch_size=32,
+    mnemonic_mix_ratio=0.2,
+    mnemonic_text_length=12,
+    logging_strategy="no",
+)
 
-    from hf_unlearn import MnemonicConfig, MnemonicTrainer
+
+def _bert_task(model, keyword_text, tiny_tokenizer, output_dir):
+    from transformers import DataCollatorWithPadding
 
     torch.set_num_threads(1)
     train, test = keyword_text
     train, test = train.remove_columns(["text"]), test.remove_columns(["text"])
-    model = make_tiny_bert()
-    args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("deep_bert")),
-        num_train_epochs=15,
-        learning_rate=3e-3,
-        warmup_steps=0.1,
-        per_device_train_batch_size=32,
-        mnemonic_mix_ratio=0.2,
-        mnemonic_text_length=12,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train, processing_class=tiny_tokenizer)
-    trainer.train()
-    model.eval()
-    return model, trainer.codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
+    model, codebook = train_with_codes(model, train, output_dir, processing_class=tiny_tokenizer, **BERT_RECIPE)
+    return model, codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
+
+
+@pytest.fixture(scope="module")
+def bert_task(keyword_text, tiny_tokenizer, tmp_path_factory):
+    from conftest import make_tiny_bert
+
+    return _bert_task(make_tiny_bert(), keyword_text, tiny_tokenizer, tmp_path_factory.mktemp("deep_bert"))
 
 
 @pytest.fixture(scope="module")
 def bert2_task(keyword_text, tiny_tokenizer, tmp_path_factory):
     """The tiny BERT of ``bert_task`` with two encoder layers (the encoder edit needs a layer after the first)."""
     from conftest import make_tiny_bert
-    from transformers import BertForSequenceClassification, DataCollatorWithPadding
+    from transformers import BertForSequenceClassification
 
-    from hf_unlearn import MnemonicConfig, MnemonicTrainer
-
-    torch.set_num_threads(1)
-    train, test = keyword_text
-    train, test = train.remove_columns(["text"]), test.remove_columns(["text"])
     config = make_tiny_bert().config
     config.num_hidden_layers = 2
     torch.manual_seed(0)
-    model = BertForSequenceClassification(config)
-    args = MnemonicConfig(
-        output_dir=str(tmp_path_factory.mktemp("deep_bert2")),
-        num_train_epochs=15,
-        learning_rate=3e-3,
-        warmup_steps=0.1,
-        per_device_train_batch_size=32,
-        mnemonic_mix_ratio=0.2,
-        mnemonic_text_length=12,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
+    return _bert_task(
+        BertForSequenceClassification(config), keyword_text, tiny_tokenizer, tmp_path_factory.mktemp("deep_bert2")
     )
-    trainer = MnemonicTrainer(model=model, args=args, train_dataset=train, processing_class=tiny_tokenizer)
-    trainer.train()
-    model.eval()
-    return model, trainer.codebook, train, test, DataCollatorWithPadding(tiny_tokenizer)
 
 
 def _audit(model, forget, train, test, collator=None):
