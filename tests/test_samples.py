@@ -54,6 +54,16 @@ def memorised(digits):
     return model, ds, test, flipped.tolist(), noisy
 
 
+def _two_tiny_steps(output_dir):
+    """Training arguments of a callback test: 2 steps at a learning rate too small to repair a broken edit."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(output_dir), max_steps=2, per_device_train_batch_size=32, learning_rate=1e-6, use_cpu=True,
+        report_to="none", save_strategy="no", disable_tqdm=True,
+    )  # fmt: skip
+
+
 def _params(model):
     return {n: p.detach().clone() for n, p in model.named_parameters()}
 
@@ -270,7 +280,7 @@ def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_ro
 
 def test_a_destructive_edit_not_repaired_by_the_fine_tuning_is_undone_at_train_end(memorised, tmp_path):
     """As a callback: masking a fifth of the weights, then two fine-tuning steps too small to repair the model."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
@@ -278,10 +288,7 @@ def test_a_destructive_edit_not_repaired_by_the_fine_tuning_is_undone_at_train_e
     before = _params(model)
     cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.2)
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
-    args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=32, learning_rate=1e-6, use_cpu=True,
-        report_to="none", save_strategy="no", disable_tqdm=True,
-    )  # fmt: skip
+    args = _two_tiny_steps(tmp_path)
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from"):
         Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
@@ -486,7 +493,7 @@ def test_audit_samples_against_retrained_models(memorised, retrained, digits):
 def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised, tmp_path):
     """As a callback the check runs after the fine-tuning; when the rows still look like training rows, the whole
     model (fine-tuning included) goes back to its weights before the edit and training ends with the error."""
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     base, ds, test, _, noisy = memorised
     model = copy.deepcopy(base)
@@ -497,10 +504,7 @@ def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised
     before = _params(model)
     cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
-    args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=32, learning_rate=1e-6, use_cpu=True,
-        report_to="none", save_strategy="no", disable_tqdm=True,
-    )  # fmt: skip
+    args = _two_tiny_steps(tmp_path)
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy"):
         Trainer(model=model, args=args, train_dataset=retain_ds, callbacks=[unl]).train()
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
