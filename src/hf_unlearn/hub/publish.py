@@ -11,8 +11,10 @@ Nothing written here holds a local absolute path (see [`public_report`]).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -73,7 +75,8 @@ def check_output_dir(
     Refused (``ValueError`` naming ``argument``): an empty value; an existing file; a folder that would be replaced
     whole and holds the current working directory; an unwritable parent; unless ``overwrite_output_dir``, a
     non-empty folder or the folder the model was loaded from (``input_dir``, else ``model.config._name_or_path``),
-    as ``TrainingArguments`` does. Pass ``argument="--output_dir"`` to name a command-line flag.
+    as ``TrainingArguments`` does; a mount point. What interrupted runs left beside it is removed or reported
+    ([`clean_stale`]). Pass ``argument="--output_dir"`` to name a command-line flag.
 
     Returns:
         ``output_dir`` as a string.
@@ -102,15 +105,14 @@ def check_output_dir(
             raise ValueError(
                 f"{name} {path!r} holds the current working directory; it cannot be replaced. Give a subfolder."
             )
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):  # the first existing ancestor is where folders get created
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise ValueError(f"{name} {path!r} cannot be created: {os.path.basename(parent)!r} is a file.")
-    try:  # a real probe: permissions, read-only file systems and root's special cases all show up here
-        os.rmdir(tempfile.mkdtemp(prefix=".hf_unlearn-write-check-", dir=parent))
-    except OSError as e:
-        raise ValueError(f"{name} {path!r} cannot be written ({e.strerror} in its parent folder).") from None
+    if os.path.isdir(path) and os.path.ismount(path):
+        raise ValueError(
+            f"{name} {path!r} is a mount point; the saved folder is renamed into place, which a mount point cannot "
+            "be. Give a folder inside it."
+        )
+    _check_parent_writable(path, name)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:  # one process tidies up
+        clean_stale(path)
     return path
 
 
@@ -152,20 +154,208 @@ def _umask() -> int:
     return mask
 
 
-def _replace_folder(tmp: str, target: str) -> None:
-    """Moves the finished ``tmp`` folder to ``target``; an existing ``target`` is replaced whole."""
-    if not os.path.exists(target):
-        os.rename(tmp, target)
-        return
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
-    os.rmdir(old)
-    os.rename(target, old)  # the two renames are the only moment without a complete `target`
+# ---------------------------------------------------------------------------------------------- staging folders
+# Whatever the tools write goes first into a hidden holder folder beside the target, ``.NAME.tmp-XXXXXXXX``, that
+# holds a marker file (who made it) and the new content in ``new/``. Only when the content is complete is it swapped
+# with the target (one atomic exchange where the system has one), so an interrupt at any moment leaves the target
+# exactly as it was. A later run finds a holder whose process is gone and removes it (see [`clean_stale`]).
+STAGING_MARKER = ".hf_unlearn-staging.json"
+_STALE = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|replaced|old)-[A-Za-z0-9_]+(?P<file>\.partial)?$")
+
+
+def _renameat2_exchange(a: str, b: str) -> bool:
+    """Swaps two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    import ctypes
+    import errno
+
     try:
-        os.rename(tmp, target)
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), ctypes.c_uint(rename_exchange)) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), b)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def make_staging(target: str) -> str:
+    """A new holder folder beside ``target`` (marked as ours, with this process's id); returns the path of the
+    folder to write into (``<holder>/new``, created)."""
+    import socket
+    import time
+
+    target = os.path.abspath(target)
+    holder = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
+    with open(os.path.join(holder, STAGING_MARKER), "w", encoding="utf-8") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "created": time.time()}, f)
+    new = os.path.join(holder, "new")
+    os.mkdir(new)
+    return new
+
+
+def discard_staging(new: str) -> None:
+    """Removes the holder of a staging folder made by [`make_staging`] (the target is not touched)."""
+    holder = os.path.dirname(os.path.abspath(new))
+    if os.path.isfile(os.path.join(holder, STAGING_MARKER)):
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+def commit_staging(new: str, target: str) -> None:
+    """Puts the finished staging folder ``new`` in place of ``target`` (replaced whole if it exists), then removes
+    the holder with the old content. At every moment either the old or the new folder is at ``target``, except where
+    the system has no atomic exchange: there the old folder waits in the marked holder for the two renames, and a
+    later run puts it back if the process died in between (see [`clean_stale`])."""
+    target = os.path.abspath(target)
+    holder = os.path.dirname(os.path.abspath(new))
+    os.chmod(new, 0o777 & ~_umask())  # mkdtemp makes folders private; the saved folder gets the usual permissions
+    if not os.path.lexists(target):
+        os.rename(new, target)
+    elif not _renameat2_exchange(new, target):
+        old = os.path.join(holder, "old")
+        os.rename(target, old)
+        try:
+            os.rename(new, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+    shutil.rmtree(holder, ignore_errors=True)
+
+
+def clean_stale(target: str | os.PathLike) -> list[str]:
+    """Finds what interrupted runs left beside ``target`` and removes it; returns the paths that remain (reported).
+
+    - A marked holder (``.NAME.tmp-*`` with ``.hf_unlearn-staging.json``) whose process is gone is removed; if
+      ``target`` is missing and the holder kept the old folder (killed between two renames), that folder is put back
+      first. A holder of a live process (another run writing now) is left alone.
+    - An unmarked ``.NAME.tmp-*`` folder or ``.NAME.tmp-*.partial`` file (a half-written save or file of an earlier
+      version, or of a killed file write) is removed.
+    - ``.NAME.replaced-*`` / ``.NAME.old-*`` folders of earlier versions hold a user's previous folder: never
+      deleted, reported with a warning saying where it is.
+    """
+    import socket
+
+    target = os.path.abspath(str(target))
+    parent, name = os.path.dirname(target), os.path.basename(target)
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return []
+    left: list[str] = []
+    for entry in sorted(entries):
+        m = _STALE.match(entry)
+        if m is None or m["name"] != name:
+            continue
+        path = os.path.join(parent, entry)
+        marker = os.path.join(path, STAGING_MARKER)
+        if m["kind"] == "tmp" and os.path.isfile(marker):
+            try:
+                with open(marker, encoding="utf-8") as f:
+                    owner = json.load(f)
+                mine = owner.get("host") == socket.gethostname()
+                alive = owner.get("pid") == os.getpid() or _pid_alive(int(owner.get("pid")))
+            except (OSError, ValueError, TypeError):
+                mine, alive = True, False
+            if not mine or alive:
+                left.append(path)
+                logger.info("%s belongs to a run still in progress (or on another machine); left alone.", entry)
+                continue
+            old = os.path.join(path, "old")
+            if os.path.isdir(old) and not os.path.lexists(target):
+                os.rename(old, target)
+                logger.warning("Put back %s: an interrupted run had moved it into %s.", name, entry)
+            shutil.rmtree(path, ignore_errors=True)
+            logger.info("Removed %s, left by an interrupted run.", entry)
+        elif m["kind"] == "tmp":
+            if m["file"]:
+                if not _pid_alive(_partial_pid(entry)):
+                    os.remove(path)
+                    logger.info("Removed %s, left by an interrupted run.", entry)
+                else:
+                    left.append(path)
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            logger.info("Removed %s, a half-written folder left by an interrupted run.", entry)
+        else:
+            left.append(path)
+            logger.warning(
+                "%s holds a folder an interrupted run of an earlier hf_unlearn moved aside (the previous %s); it was "
+                "left in place: move it back or delete it.",
+                path,
+                name,
+            )
+    return left
+
+
+def _partial_pid(entry: str) -> int:
+    m = re.search(r"\.tmp-(\d+)_", entry)
+    return int(m.group(1)) if m else -1
+
+
+def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, argument: str = "output_file") -> str:
+    """Checks, before any work, that the single file ``path`` can be written: not empty, not a folder, not a mount
+    point, a writable parent, and, unless ``overwrite``, no existing file (``ValueError`` naming ``argument``; pass
+    ``argument="--output_file"`` to name a command-line flag and its overwrite flag)."""
+    name = argument if argument.startswith("-") else f"`{argument}`"
+    flag = f"--overwrite_{argument.lstrip('-')}" if argument.startswith("-") else "overwrite=True"
+    if path is None or str(path).strip() == "":
+        raise ValueError(f"{name} must be a file path, got an empty value.")
+    path = str(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{name} {path!r} is a folder; give a file path.")
+    if os.path.lexists(path) and os.path.ismount(path):
+        raise ValueError(f"{name} {path!r} is a mount point; it cannot be replaced. Give another file path.")
+    if os.path.lexists(path) and not overwrite:
+        raise ValueError(f"{name} {path!r} exists; give a new file path, or pass {flag} to replace it.")
+    clean_stale(path)
+    _check_parent_writable(path, name)
+    return path
+
+
+def write_file(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` to ``path`` through a temporary file beside it renamed into place: an interrupted write leaves
+    the earlier file (if any) as it was."""
+    path = os.path.abspath(str(path))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{os.path.basename(path)}.tmp-{os.getpid()}_", suffix=".partial", dir=os.path.dirname(path)
+    )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
     except BaseException:
-        os.rename(old, target)
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_parent_writable(path: str, name: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):  # the first existing ancestor is where folders get created
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"{name} {path!r} cannot be created: {os.path.basename(parent)!r} is a file.")
+    try:  # a real probe: permissions, read-only file systems and root's special cases all show up here
+        os.rmdir(tempfile.mkdtemp(prefix=".hf_unlearn-write-check-", dir=parent))
+    except OSError as e:
+        raise ValueError(f"{name} {path!r} cannot be written ({e.strerror} in its parent folder).") from None
 
 
 def save_unlearned(
@@ -227,17 +417,16 @@ def save_unlearned(
     output_dir = check_output_dir(output_dir, overwrite_output_dir=overwrite_output_dir, model=model)
     target = os.path.realpath(output_dir) if os.path.islink(output_dir) else os.path.abspath(output_dir)
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
+    tmp = make_staging(target)
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; the saved folder gets the usual permissions
         model.save_pretrained(tmp)
         _publishable_adapter_config(tmp)
         if processing_class is not None:
             processing_class.save_pretrained(tmp)
         write_card_files(tmp, report, model=model, repo_id=repo_id, codebook=codebook, config=config)
-        _replace_folder(tmp, target)
+        commit_staging(tmp, target)
     except BaseException:  # KeyboardInterrupt included: never leave a half-written folder behind
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard_staging(tmp)
         raise
     logger.info("Saved the unlearned model, its report and model card to %s", output_dir)
     return output_dir

@@ -1,8 +1,8 @@
 """What every ``hf-unlearn`` command shares besides its parser (``parser.py``, re-exported here): one-line errors,
 processes, output folders, model folders, the metrics table.
 
-Only the standard library is imported here at module level; torch, transformers and datasets are imported by the
-functions that need them, when a command runs.
+Only the standard library and the parser (transformers' ``HfArgumentParser``, without torch) are imported here at
+module level; torch, datasets and the rest of transformers are imported by the functions that need them.
 """
 
 from __future__ import annotations
@@ -17,27 +17,12 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .parser import CLIError, DataclassArgumentParser, mnemonic_config_fields  # noqa: F401 - the scripts import them here
+from .parser import CLIError, HfUnlearnParser, flags_in_message  # noqa: F401 - the scripts import them here
 
 logger = logging.getLogger("hf_unlearn.scripts")
 
 
 # ------------------------------------------------------------------------------------------- errors and running
-def flags_in_message(message: str, parser: argparse.ArgumentParser | None) -> str:
-    """Turns the library's `` `field` `` names into ``--field`` when the field is a flag of this command."""
-    if parser is None:
-        return message
-    flags = {s[2:] for s in parser._option_string_actions if s.startswith("--")}
-
-    def flag(m: re.Match) -> str:
-        name, value = m.group(1), m.group(2)
-        if name not in flags:
-            return m.group(0)
-        return f"--{name}" if value is None else f"--{name} {value.lower() if value in ('True', 'False') else value}"
-
-    return re.sub(r"`(\w+)(?:=([^`\s]+))?`", flag, message)
-
-
 @contextlib.contextmanager
 def parsing(parser: argparse.ArgumentParser):
     """The library's ValueErrors (and TypeErrors) about user input become one-line CLIErrors naming the flag."""
@@ -55,8 +40,13 @@ def need(value: Any, flag: str, what: str) -> Any:
     return value
 
 
+INTERRUPTED = 130  # exit status after Ctrl-C (128 + SIGINT), as shells report it
+
+
 def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None) -> int:
-    """Runs ``command(argv)`` and turns errors into one line on stderr: exit 2 for the command line, 1 for the run.
+    """Runs ``command(argv)`` and turns every error into one line on stderr: exit 2 for what the user gave (checked
+    before the work), 1 for a run that failed, 130 for Ctrl-C. ``HF_UNLEARN_TRACEBACK=1`` raises unexpected errors
+    with their traceback instead.
 
     Called with ``argv=None`` (a console script or ``python -m``) it also sets up logging for the main process.
     """
@@ -73,6 +63,16 @@ def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequenc
         return 2
     except SystemExit as e:  # argparse's --help
         return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (Ctrl-C); what the run had not finished was not written.", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as e:
+        if os.environ.get("HF_UNLEARN_TRACEBACK"):
+            raise
+        reason = " ".join(str(e).split())[:500] or "no message"
+        print(f"{prog}: error: {type(e).__name__}: {reason} (HF_UNLEARN_TRACEBACK=1 shows the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 1
     finally:
         _end_process_group()
 
@@ -127,41 +127,66 @@ def check_output_dir(
     (``hub.check_output_dir``, the check saving makes again); ``overwrite`` is ``--overwrite_output_dir``."""
     from ..hub import check_output_dir as check
 
+    if output_dir and os.path.ismount(output_dir):  # the result is built beside the folder and swapped into place
+        raise CLIError(f"{flag} {output_dir!r} is a mount point, which cannot be replaced; give a folder inside it.")
     try:
         check(output_dir, overwrite_output_dir=overwrite, input_dir=input_dir, argument=flag)
     except ValueError as e:
         raise CLIError(" ".join(str(e).split())) from e
 
 
-@contextlib.contextmanager
-def replaced_output_dir(output_dir: str, *, replace: bool):
-    """With ``replace`` (``--overwrite_output_dir``) and a non-empty ``output_dir``: the old folder is moved aside
-    (renamed beside it) for the duration of the block, so the new run writes into an empty folder and no file of the
-    old model is left mixed in with the new one (an old ``adapter_config.json`` would make the folder read as an
-    adapter). When the block succeeds the old folder is deleted; when it fails it is put back as it was. With several
-    processes only the main process moves and deletes, and every process waits for it."""
-    import shutil
-    import tempfile
+def check_output_file(path: str, flag: str = "--output_file") -> None:
+    """Refuses, before any work, an output file that is a folder or whose folder cannot be made or written."""
+    if os.path.isdir(path):
+        raise CLIError(f"{flag} {path!r} is a folder; give a file name.")
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):  # the nearest existing folder above: the missing ones are made in it
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise CLIError(f"{flag} {path!r} cannot be written: {folder!r} is a file.")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise CLIError(f"{flag} {path!r} cannot be written (no write permission).")
 
+
+@contextlib.contextmanager
+def staged_output_dir(args: Any, *, enabled: bool = True):
+    """Training writes into a staging folder beside ``args.output_dir`` (``args.output_dir`` points there for the
+    block), swapped into place when the block succeeds: the folder the user had (replaced whole with
+    ``--overwrite_output_dir``, no file of the old model left in it) is never moved before the new model is complete,
+    and a failed, interrupted or killed run leaves it exactly as it was (a later run removes the staging folder). With
+    several processes the main process makes and swaps the folder and every process trains into it. ``enabled=False``
+    (resuming from the checkpoints in ``output_dir``) trains in place."""
     from accelerate import PartialState
 
+    from ..hub.publish import commit_staging, discard_staging, make_staging
+
+    target = args.output_dir
+    if not enabled:
+        yield
+        return
     state = PartialState()
-    moved = None
-    if replace and state.is_main_process and os.path.isdir(output_dir) and os.listdir(output_dir):
-        target = os.path.abspath(output_dir)
-        moved = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.replaced-", dir=os.path.dirname(target))
-        os.replace(target, os.path.join(moved, "old"))
-    state.wait_for_everyone()
+    new = make_staging(target) if state.is_main_process else None
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        box = [new]
+        broadcast_object_list(box, from_process=0)
+        new = box[0]
+    if getattr(args, "push_to_hub", False) and not getattr(args, "hub_model_id", None):
+        args.hub_model_id = os.path.basename(os.path.abspath(target))  # the repository is named after the target
+    args.output_dir = new
     try:
         yield
+        state.wait_for_everyone()
+        if state.is_main_process:
+            commit_staging(new, target)
+        state.wait_for_everyone()
     except BaseException:
-        if moved is not None:
-            shutil.rmtree(output_dir, ignore_errors=True)
-            os.replace(os.path.join(moved, "old"), os.path.abspath(output_dir))
-            shutil.rmtree(moved, ignore_errors=True)
+        if state.is_main_process:
+            discard_staging(new)
         raise
-    if moved is not None:
-        shutil.rmtree(moved, ignore_errors=True)
+    finally:
+        args.output_dir = target
 
 
 def check_sources(parser: argparse.ArgumentParser, **sources: str | None) -> None:
@@ -238,8 +263,11 @@ def push_errors():
 
     try:
         yield
-    except HubPushError as e:
-        raise CLIError(f"{e} (`hf-unlearn push --folder {e.output_dir} --repo_id {e.repo_id}` retries)", code=1) from e
+    except HubPushError as e:  # the library's retry hint names its Python function: name the command instead
+        message = " ".join(str(e).replace("call push_unlearned again to retry.", "").split())
+        raise CLIError(
+            f"{message} (`hf-unlearn push --folder {e.output_dir} --repo_id {e.repo_id}` retries)", code=1
+        ) from e
 
 
 def _unreadable(path: str, name: str, e: Exception, flag: str = "--model_dir") -> CLIError:
