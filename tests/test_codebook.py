@@ -352,3 +352,29 @@ def test_fingerprint_float32_bytes_and_bfloat16(tiny_vit_model):
     assert len(fp) == 64 and fp != book.fingerprint()
     widened = dataclasses.replace(book, inputs={k: v.to(torch.bfloat16).float() for k, v in book.inputs.items()})
     assert fp == widened.fingerprint()
+
+
+def test_config_without_image_size_takes_an_explicit_input_shape():
+    from hf_unlearn.testing_utils import tiny_classifier
+
+    resnet = tiny_classifier("resnet", num_labels=10)
+    assert getattr(resnet.config, "image_size", None) is None
+    with pytest.raises(ValueError, match="`input_shape` is needed"):
+        MnemonicCodebook.for_model(resnet)
+    book = MnemonicCodebook.for_model(resnet, input_shape=(1, 8, 8))
+    assert book.inputs["pixel_values"].shape == (10, 1, 8, 8)
+    assert book.metadata["input_shape"] == [1, 8, 8]
+    book.check_compatible(resnet)  # no image_size: the stored input shape is the expected one
+    with torch.no_grad():
+        assert resnet(**book.as_inputs()).logits.shape == (10, 10)
+    for bad in [(1, 8), (0, 8, 8), (1.0, 8, 8), (True, 8, 8)]:
+        with pytest.raises(ValueError, match="`input_shape` must be three positive ints"):
+            MnemonicCodebook.for_model(resnet, input_shape=bad)
+
+
+def test_explicit_input_shape_must_agree_with_the_config(tiny_vit_model):
+    with pytest.raises(ValueError, match="`input_shape` .* disagrees"):
+        MnemonicCodebook.for_model(tiny_vit_model, input_shape=(1, 16, 16))
+    assert MnemonicCodebook.for_model(tiny_vit_model, input_shape=(1, 8, 8)).equals(
+        MnemonicCodebook.for_model(tiny_vit_model)
+    )

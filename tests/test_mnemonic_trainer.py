@@ -642,3 +642,27 @@ def test_two_processes_share_the_codes(tmp_path):
     assert MnemonicCodebook.exists(saved) and (saved / "model.safetensors").is_file()
     assert MnemonicCodebook.from_pretrained(saved).fingerprint() == expected
     shutil.rmtree(saved)
+
+
+@pytest.mark.parametrize("family", ["resnet", "convnext", "mobilevit"])
+def test_cnn_families_take_the_code_shape_from_the_data(digits, mnemonic_args, tmp_path, family):
+    from hf_unlearn.testing_utils import tiny_classifier
+
+    model = tiny_classifier(family, num_labels=10)
+    train = digits[0].select(range(100))
+    trainer = MnemonicTrainer(
+        model=model, args=mnemonic_args(num_train_epochs=2, mnemonic_mix_ratio=0.9), train_dataset=train
+    )
+    assert trainer.codebook.inputs["pixel_values"].shape == (10, 1, 8, 8)
+    trainer.train()
+    trainer.save_model(str(tmp_path / "m"))
+    stored = MnemonicCodebook.from_pretrained(tmp_path / "m")
+    assert stored.equals(trainer.codebook)
+    MnemonicTrainer(model=model, args=mnemonic_args(), train_dataset=train, codebook=stored)  # accepted back
+
+
+def test_config_without_image_size_and_no_data_asks_for_input_shape(mnemonic_args):
+    from hf_unlearn.testing_utils import tiny_classifier
+
+    with pytest.raises(ValueError, match="no `image_size`.*input_shape="):
+        MnemonicTrainer(model=tiny_classifier("resnet", num_labels=10), args=mnemonic_args())

@@ -303,7 +303,7 @@ def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_clas
     if modality == "image" and "pixel_values" not in cols:
         if processing_class is None:
             raise ValueError("`model_dir` has no image processor (preprocessor_config.json) to read the images.")
-        mode = "L" if image_shape(model.config)[0] == 1 else "RGB"
+        mode = "L" if int(getattr(model.config, "num_channels", 3)) == 1 else "RGB"
         col = args.image_column
 
         def transform(batch):
@@ -316,8 +316,8 @@ def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_clas
             for d in (train, test)
         )
     elif modality == "image":
-        expected = image_shape(model.config)
         shape = tuple(train.with_format("torch")[0]["pixel_values"].shape)
+        expected = image_shape(model.config, default=shape)  # a config without image_size (ResNet) takes any
         if shape != expected:
             raise ValueError(
                 f"`dataset` {args.dataset!r} gives images of shape {shape} but the model expects {expected}"

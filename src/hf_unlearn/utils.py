@@ -110,14 +110,20 @@ def check_labels(labels: torch.Tensor, num_labels: int, argument: str = "labels"
         )
 
 
-def image_shape(config: Any) -> tuple[int, int, int]:
+def image_shape(config: Any, default: Iterable[int] | None = None) -> tuple[int, int, int]:
     """``(channels, height, width)`` of the images a vision model's ``config`` takes (``num_channels`` default 3).
 
+    CNN configs (ResNet) carry no ``image_size``: then ``default`` (e.g. the shape of the training images) is
+    returned when given.
+
     Raises:
-        ValueError: if the config has no ``image_size``.
+        ValueError: if the config has no ``image_size`` and no ``default`` is given.
     """
     size = getattr(config, "image_size", None)
     if size is None:
+        if default is not None:
+            c, h, w = (int(v) for v in default)
+            return c, h, w
         raise ValueError("`model.config` has no `image_size`; cannot tell the shape of its images.")
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     return int(getattr(config, "num_channels", 3)), int(h), int(w)

@@ -114,6 +114,7 @@ class MnemonicCodebook:
         distribution: str = "uniform",
         text_length: int = 16,
         processing_class: Any = None,
+        input_shape: Iterable[int] | None = None,
     ) -> MnemonicCodebook:
         """Draws the codes for ``model`` (its ``config.num_labels`` classes, its input shape).
 
@@ -126,6 +127,9 @@ class MnemonicCodebook:
             text_length: random tokens per text code (special tokens are added around them).
             processing_class: image processor (for ``image_mean``/``image_std``) or tokenizer (for special tokens);
                 optional.
+            input_shape: ``(channels, height, width)`` of the image codes; needed when ``model.config`` has no
+                ``image_size`` (ResNet): take the shape of a training example's ``pixel_values``. When the config has
+                an ``image_size`` it must agree. Ignored for text.
         """
         if codes_per_class < 1:
             raise ValueError(f"`codes_per_class` must be >= 1, got {codes_per_class}.")
@@ -139,7 +143,7 @@ class MnemonicCodebook:
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         metadata: dict[str, Any] = {"model_type": getattr(config, "model_type", None), "num_labels": num_labels}
         if modality == IMAGE:
-            channels, h, w = image_shape(config)
+            channels, h, w = _input_shape(config, input_shape)
             if distribution == "uniform":
                 x = torch.rand((n, channels, h, w), generator=gen)
                 mean, std = _normalisation(processing_class, channels)
@@ -258,7 +262,8 @@ class MnemonicCodebook:
         config = unwrap_model(model).config
         if modality == IMAGE:
             x = self.inputs["pixel_values"]
-            expected = image_shape(config)
+            # a config without image_size (ResNet) takes the shape the codes were drawn for
+            expected = image_shape(config, default=self.metadata.get("input_shape") or tuple(x.shape[1:]))
             if tuple(x.shape[1:]) != expected:
                 raise ValueError(
                     f"`{argument}` holds codes of shape {tuple(x.shape[1:])} but the model expects {expected}."
@@ -338,6 +343,25 @@ class MnemonicCodebook:
         return os.path.isfile(os.path.join(directory, CODES_FILE)) and os.path.isfile(
             os.path.join(directory, CODES_CONFIG_FILE)
         )
+
+
+def _input_shape(config: Any, input_shape: Iterable[int] | None) -> tuple[int, int, int]:
+    if input_shape is None:
+        if getattr(config, "image_size", None) is None:
+            raise ValueError(
+                "`input_shape` is needed: `model.config` has no `image_size` (e.g. ResNet); give the "
+                "(channels, height, width) of a training example's pixel_values."
+            )
+        return image_shape(config)
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(hasattr(v, "__index__") and not isinstance(v, bool) and v > 0 for v in shape):
+        raise ValueError(f"`input_shape` must be three positive ints (channels, height, width), got {shape!r}.")
+    shape = tuple(int(v) for v in shape)
+    if getattr(config, "image_size", None) is not None and image_shape(config) != shape:
+        raise ValueError(
+            f"`input_shape` {shape} disagrees with the model's config, which expects {image_shape(config)}."
+        )
+    return shape  # type: ignore[return-value]
 
 
 def _normalisation(processing_class: Any, channels: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -128,6 +128,7 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
                 distribution=args.mnemonic_distribution,
                 text_length=args.mnemonic_text_length,
                 processing_class=self.processing_class,
+                input_shape=self._data_image_shape(model),
             )
         else:
             codebook.check_compatible(model, argument="codebook")
@@ -139,6 +140,29 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
             self._set_code_balance(self._check_dataset_labels(self.train_dataset, "train_dataset"))
 
     # ------------------------------------------------------------------ input checks
+    def _data_image_shape(self, model: nn.Module) -> tuple[int, ...] | None:
+        """Shape of the training images for a vision config without ``image_size`` (ResNet), else ``None``."""
+        if self.modality != IMAGE or getattr(unwrap_model(model).config, "image_size", None) is not None:
+            return None
+        hint = (
+            "`model.config` has no `image_size` (e.g. ResNet) and the shape of the codes cannot be read from "
+            "`train_dataset`"
+        )
+        fix = "; pass `codebook=MnemonicCodebook.for_model(model, input_shape=(channels, height, width))`."
+        if self.train_dataset is None or isinstance(self.train_dataset, torch.utils.data.IterableDataset):
+            raise ValueError(hint + " (none given)" + fix)
+        try:
+            example = self.train_dataset[0]
+            if "pixel_values" not in example and self.data_collator is not None:
+                example = self.data_collator([example])
+                example = {k: v[0] for k, v in example.items()}
+            pixels = torch.as_tensor(example["pixel_values"])
+        except Exception as e:  # noqa: BLE001 - any failure to read one example means the shape is unknown
+            raise ValueError(f"{hint} ({type(e).__name__}: {e}){fix}") from e
+        if pixels.dim() != 3:
+            raise ValueError(f"{hint}: its first example's pixel_values has shape {tuple(pixels.shape)}{fix}")
+        return tuple(int(v) for v in pixels.shape)
+
     def _check_dataset_labels(self, dataset: Any, argument: str) -> torch.Tensor | None:
         """Checks the class ids of a dataset with a label column and returns them (None when they cannot be read
         up front: a torch or streaming dataset, whose labels are then checked batch by batch)."""
