@@ -354,6 +354,11 @@ class FisherUnlearner(TrainerCallback):
         details = {**result.details, "verification": status, "verification_checks": checks}
         details["verification_tolerance"] = cfg.verification_tolerance
         details["forget_scope"] = cfg.forget_scope
+        from .hub.lineage import lineage_of
+
+        lineage = lineage_of(model, codebook)  # the pretrained checkpoint recorded at training time, for the card
+        if lineage:
+            details["lineage"] = lineage
         if samples:  # the rows only by count and fingerprint, never by content
             details["forget_rows"] = {"count": dataset_size(forget_dataset), "fingerprint": rows_fp}
             details["verification_reason"] = reason
@@ -417,6 +422,8 @@ class FisherUnlearner(TrainerCallback):
 
     # ------------------------------------------------------------------ callback hooks
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        if kwargs.get("processing_class") is not None:  # saved with the model by save_pretrained / push_to_hub
+            self._processing_class = kwargs["processing_class"]
         if self._done or model is None:
             return
         method = self.method_class
@@ -556,6 +563,10 @@ class FisherUnlearner(TrainerCallback):
         (``unlearning_report.json``), the config, the per-class chart and the model card into ``output_dir``
         (main process only). Call after [`unlearn`].
 
+        The processing class is ``processing_class`` when given, else the trainer's (when the unlearner ran as a
+        callback), else the image processor or tokenizer saved in the local folder ``model`` was loaded from, so that
+        the folder works with every ``hf-unlearn`` command.
+
         The folder is written beside ``output_dir`` and renamed into place, so an interrupted save leaves the previous
         folder as it was. Refused before anything is written (``ValueError`` naming ``output_dir``): an unwritable
         location and, unless ``overwrite_output_dir=True`` (then the folder is replaced whole, with no file of an
@@ -573,6 +584,13 @@ class FisherUnlearner(TrainerCallback):
         from . import hub
 
         report = self._require_report()
+        if processing_class is None:  # the trainer's, else the one saved where the model was loaded from
+            trainer = getattr(self, "trainer", None)
+            processing_class = getattr(trainer, "processing_class", None) or getattr(self, "_processing_class", None)
+        if processing_class is None:
+            from .hub.lineage import source_processing_class
+
+            processing_class = source_processing_class(unwrap_model(model))
         return hub.save_unlearned(
             output_dir,
             unwrap_model(model),

@@ -26,6 +26,25 @@ from ..utils import library_versions
 
 CARD_FILE = "README.md"
 TEMPLATE_FILE = "model_card_template.md"
+TRAINING_TEMPLATE_FILE = "mnemonic_model_card_template.md"
+TRAINING_TAGS = ("hf-unlearn", "mnemonic-codes")
+# What the training card lists of the trainer's arguments (those a reader needs to reproduce the run).
+TRAINING_HYPERPARAMETERS = (
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "weight_decay",
+    "seed",
+    "mnemonic_mix_ratio",
+    "mnemonic_seed",
+    "mnemonic_codes_per_class",
+    "mnemonic_distribution",
+    "mnemonic_balance_classes",
+)
 # "unlearning" and "machine-unlearning" are what people search unlearned models by; "hf-unlearn" names the tool.
 CARD_TAGS = ("unlearning", "hf-unlearn")
 SEARCH_TAGS = ("machine-unlearning",)
@@ -95,17 +114,18 @@ AUDIT_METRICS: dict[str, tuple[str, str]] = {
 
 
 # ---------------------------------------------------------------------------------------------------- template
-def model_card_template_path() -> str:
-    """Path of ``model_card_template.md``: the package data of an installed wheel, else the repository root."""
+def model_card_template_path(name: str = TEMPLATE_FILE) -> str:
+    """Path of a card template (``model_card_template.md``, or ``mnemonic_model_card_template.md`` for the training
+    card): the package data of an installed wheel, else the repository root."""
     try:
-        resource = importlib.resources.files("hf_unlearn") / TEMPLATE_FILE
+        resource = importlib.resources.files("hf_unlearn") / name
         if resource.is_file():
             return str(resource)
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):  # pragma: no cover - exotic loaders
         pass
-    path = Path(__file__).resolve().parents[3] / TEMPLATE_FILE  # editable install: src/hf_unlearn/hub/card.py
+    path = Path(__file__).resolve().parents[3] / name  # editable install: src/hf_unlearn/hub/card.py
     if not path.is_file():
-        raise FileNotFoundError(f"{TEMPLATE_FILE} is neither in the hf_unlearn package nor at the repository root.")
+        raise FileNotFoundError(f"{name} is neither in the hf_unlearn package nor at the repository root.")
     return str(path)
 
 
@@ -454,6 +474,9 @@ def _cell(v: Any) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
+_EMPTY_REPORT = UnlearningReport(method="", forget_classes=[], forget_labels=[], retain_classes=[], retain_labels=[])
+
+
 def _auto_class(model: Any) -> str:
     main = getattr(model, "main_input_name", None)
     if main == "pixel_values":
@@ -494,6 +517,20 @@ def base_model_of(report: UnlearningReport, model: Any = None) -> str | None:
         return str(report.base_model)
     name = _peft_base(model) or getattr(getattr(model, "config", None), "_name_or_path", None)
     return str(name) if name else None
+
+
+def pretrained_base_of(report: UnlearningReport, codebook: Any = None) -> str | None:
+    """The Hub id of the pretrained checkpoint the model's training started from: ``details["lineage"]`` of the
+    report (recorded when forgetting), else the codebook's metadata (recorded by ``MnemonicTrainer``); or None."""
+    lineage = report.details.get("lineage") if isinstance(report.details, Mapping) else None
+    candidates = [lineage.get("base_model") if isinstance(lineage, Mapping) else None]
+    metadata = getattr(codebook, "metadata", None)
+    candidates.append(metadata.get("base_model") if isinstance(metadata, Mapping) else None)
+    return next((str(c) for c in candidates if isinstance(c, str) and is_hub_id(c)), None)
+
+
+def _model_link(name: str, *, hub: bool) -> str:
+    return f"[`{name}`](/{name})" if hub else f"`{name}`"
 
 
 def _dataset_slug(name: str | None) -> str:
@@ -555,8 +592,14 @@ def render_model_card(
         raise TypeError(f"`report` must be an UnlearningReport, got {type(report).__name__}.")
     raw_base = base_model_of(report, model)
     local_base = report.details.get("base_model_source") == LOCAL_SOURCE
-    hub_base = raw_base if is_hub_id(raw_base) and not local_base else None  # a local folder's name is no Hub id
+    hub_parent = raw_base if is_hub_id(raw_base) and not local_base else None  # a local folder's name is no Hub id
     base_model = public_name(raw_base)
+    pretrained = pretrained_base_of(report, codebook)
+    if pretrained == hub_parent:
+        pretrained = None
+    # The Hub's model tree links a model to its direct parent: the fine-tuned parent when it is on the Hub, else the
+    # pretrained checkpoint its training started from (the edited weights are still a fine-tune of it).
+    hub_base = hub_parent or pretrained
     name = model_name or (repo_id.split("/")[-1] if repo_id else None)
     if not name:
         name = f"{base_model.rstrip('/').split('/')[-1]}-unlearned" if base_model else "unlearned-model"
@@ -623,7 +666,9 @@ def render_model_card(
         pipeline_tag=_task_type(model, report) if model is not None else None,
     )
     if hub_base:
-        # The Hub files this model under its base model's tree: an adapter folder, or weights edited from the base.
+        # The Hub files this model under its base model's tree: an adapter folder, or weights edited from the base
+        # (``finetune``: of the Hub's four relations, adapter / merge / quantized / finetune, the one for changed
+        # weights of the same architecture).
         card_data.base_model_relation = "adapter" if _is_adapter(model) else "finetune"
 
     metric_rows = []
@@ -649,10 +694,7 @@ def render_model_card(
         }
     details = scrub_paths(report.details)
     details = json.dumps(details, indent=2, sort_keys=True, default=str) if details else None
-    if hub_base:
-        base_model_link = f"[`{base_model}`](/{base_model})"
-    else:
-        base_model_link = f"`{base_model}`" if base_model else "a classifier"
+    base_model_link = _model_link(base_model, hub=bool(hub_parent)) if base_model else "a classifier"
 
     return ModelCard.from_template(
         card_data,
@@ -660,6 +702,9 @@ def render_model_card(
         title=name,
         base_model=base_model,
         base_model_link=base_model_link,
+        pretrained_base=pretrained,
+        pretrained_base_link=_model_link(pretrained, hub=True) if pretrained else None,
+        base_model_is_hub=bool(hub_parent),
         method=report.method,
         method_description=describe_method(report),
         verified=verified,
@@ -685,4 +730,82 @@ def render_model_card(
         adapter=_is_adapter(model),
         codebook=codebook_info,
         details=details,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- training card
+def render_training_card(
+    trainer: Any,
+    *,
+    model_name: str | None = None,
+    base_model: str | None = None,
+    dataset: str | Sequence[str] | None = None,
+    tags: str | Sequence[str] | None = None,
+    language: str | Sequence[str] | None = None,
+    license: str | None = None,
+) -> ModelCard:
+    """The card of a model trained by ``MnemonicTrainer`` (or another Trainer carrying ``UnlearningCardMixin``), from
+    ``mnemonic_model_card_template.md``, as TRL renders its trainers' cards.
+
+    ``base_model`` (a Hub id; default ``trainer.base_model_id``) goes into the YAML with ``base_model_relation``;
+    nothing on the card is a local path (the output folder and data sets are named by their base names).
+    """
+    from ..utils import unwrap_model
+
+    model = unwrap_model(trainer.model) if trainer.model is not None else None
+    args = trainer.args
+    base = base_model or getattr(trainer, "base_model_id", None)
+    base = base if is_hub_id(base) else None
+    datasets = [dataset] if isinstance(dataset, str) else list(dataset or [])
+    hub_datasets = [d for d in datasets if is_hub_id(d)] or None
+    name = model_name or (getattr(args, "hub_model_id", None) or "").split("/")[-1] or public_name(args.output_dir)
+    codebook = getattr(trainer, "codebook", None)
+    extra = [tags] if isinstance(tags, str) else list(tags or [])
+    card_data = ModelCardData(
+        library_name="peft" if _is_adapter(model) else "transformers",
+        base_model=base,
+        tags=list(dict.fromkeys([*TRAINING_TAGS, *extra, "generated_from_trainer"])),
+        datasets=hub_datasets,
+        model_name=name,
+        language=language,
+        license=license,
+        pipeline_tag=_task_type(model, _EMPTY_REPORT) if model is not None else None,
+    )
+    if base:
+        card_data.base_model_relation = "adapter" if _is_adapter(model) else "finetune"
+    codes = None
+    if codebook is not None:
+        id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+        missed = codebook.metadata.get("unlearned_classes")
+        codes = {
+            "count": len(codebook),
+            "seed": codebook.seed,
+            "distribution": codebook.distribution,
+            "codes_per_class": codebook.codes_per_class,
+            "fingerprint": codebook.fingerprint(),
+            "checked": missed is not None,
+            "missed": [_cell(id2label.get(c, c)) for c in missed or []],
+        }
+    history = [e for e in getattr(getattr(trainer, "state", None), "log_history", []) or [] if isinstance(e, Mapping)]
+    results = [
+        (_cell(k), _fmt(_number(v)))
+        for e in history[-2:]
+        for k, v in sorted(e.items())
+        if _number(v) is not None and (k.startswith("eval_") or k == "train_loss")
+    ]
+    return ModelCard.from_template(
+        card_data,
+        template_path=model_card_template_path(TRAINING_TEMPLATE_FILE),
+        title=name,
+        base_model=base,
+        datasets=[public_name(d) for d in datasets],
+        trainer_name=type(trainer).__name__,
+        codes=codes,
+        hyperparameters=[
+            (n, _cell(scrub_paths(getattr(args, n)))) for n in TRAINING_HYPERPARAMETERS if hasattr(args, n)
+        ],
+        results=results,
+        auto_class=_auto_class(model),
+        load_path=getattr(args, "hub_model_id", None) or "path/to/this/folder",
+        versions=sorted(library_versions().items()),
     )

@@ -25,7 +25,8 @@ from typing import Any
 
 from ..report import UnlearningReport
 from ..utils import get_logger
-from .card import public_name
+from .card import CARD_FILE, public_name, render_training_card
+from .lineage import hub_id_of, starting_checkpoint
 from .publish import _check_savable, write_card_files
 
 logger = get_logger(__name__)
@@ -87,7 +88,9 @@ class UnlearningCardMixin:
     card of the attached unlearner ([`attach_card_to_trainer`] or ``FisherUnlearner.attach_to_trainer``) and no
     ``training_args.bin`` the trainer writes holds a Hub token.
 
-    Without an attached report (or before unlearning ran) ``create_model_card`` is the Trainer's own.
+    Without an attached report (or before unlearning ran) a trainer with mnemonic codes (``MnemonicTrainer``) writes
+    the training card ([`render_training_card`]) instead of transformers' generic one: the codes, and ``base_model``
+    the Hub id training started from (never a local path); any other trainer keeps the Trainer's own card.
     """
 
     #: the attached card source: a callable returning ``(report, codebook, config)``, or None
@@ -96,21 +99,62 @@ class UnlearningCardMixin:
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.args = token_free_args(self.args)
+        #: Hub id of the pretrained checkpoint training starts from (``args.base_model``, else read from the model
+        #: before any training; None when unknown): the ``base_model`` of the cards
+        self.base_model_id = starting_checkpoint(self.model, getattr(self.args, "base_model", None))
 
-    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Writes ``README.md`` into ``args.output_dir``: the unlearning card once a report is attached; else, for a
+        trainer with mnemonic codes (``MnemonicTrainer``), the training card ([`render_training_card`], from
+        ``mnemonic_model_card_template.md``), whose ``base_model`` is the Hub id the training started from and which
+        holds no local path; else the Trainer's own. Same arguments as ``Trainer``'s."""
         source = self.unlearning_card_source
         report, codebook, config = source() if source is not None else (None, None, None)
-        if report is None:
-            return super().create_model_card(*args, **kwargs)
+        if report is None and getattr(self, "codebook", None) is None:
+            return super().create_model_card(
+                language=language,
+                license=license,
+                tags=tags,
+                model_name=model_name,
+                finetuned_from=finetuned_from,
+                tasks=tasks,
+                dataset_tags=dataset_tags,
+                dataset=dataset,
+                dataset_args=dataset_args,
+                **kwargs,
+            )
         if not self.is_world_process_zero():
             return None
-        tags = kwargs.get("tags")
+        if report is None:
+            card = render_training_card(
+                self,
+                model_name=model_name,
+                base_model=hub_id_of(finetuned_from) or self.base_model_id,
+                dataset=dataset or dataset_tags,
+                tags=tags,
+                language=language,
+                license=license,
+            )
+            card.save(os.path.join(self.args.output_dir, CARD_FILE))
+            return None
         write_card_files(
             self.args.output_dir,
             report,
             model=self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model,
             repo_id=getattr(self, "hub_model_id", None) or self.args.hub_model_id,
-            model_name=kwargs.get("model_name"),
+            model_name=model_name,
             tags=[tags] if isinstance(tags, str) else tags,
             codebook=codebook,
             config=config,

@@ -39,6 +39,14 @@ class MnemonicConfig(TrainingArguments):
             replaced at the same rate t_mix, so no class loses more of its real examples than the others. Without
             rare classes this is exactly the paper's scheme. Needs the training labels up front (a dataset with a
             `labels` or `label` column); otherwise it is off.
+
+    Parameter that records where the model comes from:
+        base_model (`str` or `None`, defaults to `None`):
+            Hub id of the pretrained checkpoint training starts from, recorded beside the codes
+            (`mnemonic_codebook.json`) and named as `base_model` on this trainer's model card and on the card of every
+            model unlearned from it. By default it is the model's `name_or_path` when that is a Hub id (or a
+            `huggingface_hub` cache folder of one), else the base recorded in the local folder it was loaded from
+            by hf_unlearn. A local path is refused: it would be published.
     """
 
     # Parameters that control the mnemonic codes
@@ -67,7 +75,18 @@ class MnemonicConfig(TrainingArguments):
         },
     )
 
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id of the pretrained checkpoint training starts from, recorded with the codes and named as "
+            "base_model on the model cards (default: the model's name_or_path when it is a Hub id)."
+        },
+    )
+
     def __post_init__(self):
+        from ..hub.lineage import check_base_model
+
+        check_base_model(self.base_model)
         r = self.mnemonic_mix_ratio
         if not isinstance(r, (int, float)) or r != r or not 0.0 <= float(r) < 1.0:
             raise ValueError(f"`mnemonic_mix_ratio` must lie in [0, 1), got {r!r}.")

@@ -133,6 +133,8 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         else:
             codebook.check_compatible(model, argument="codebook")
         self.codebook = codebook
+        if self.base_model_id:  # beside the codes, so that forgetting carries it to the unlearning card
+            codebook.metadata["base_model"] = self.base_model_id
         self._mix_step = (-1, 0)  # (global_step, micro-batch index within it)
         #: (donate, receive) per class when rare classes' codes are topped up, else None (see `code_balance`)
         self.code_balance: tuple[torch.Tensor, torch.Tensor] | None = None
