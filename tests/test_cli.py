@@ -275,7 +275,7 @@ def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_pat
 
 def test_forget_classes_take_several_values_and_label_names(capsys):
     from hf_unlearn import UnlearningConfig
-    from hf_unlearn.scripts.common import DataclassArgumentParser as _Parser
+    from hf_unlearn.scripts.common import HfUnlearnParser as _Parser
 
     parser = _Parser((UnlearningConfig,), "t", "")
     (config,) = parser.parse(["--forget_classes", "3", "LOC", "--target_modules", "classifier.*", "vit.*"])
@@ -347,8 +347,8 @@ def test_train_config_file_reaches_training_arguments(tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("output_dir: out\nnum_train_epochs: 2\nmnemonic_mix_ratio: 0.3\ndisable_tqdm: true\n")
     parser = train.make_parser()
-    script, data = parser.parse(["--config", str(config), "--learning_rate", "0.01"])
-    args, overwrite = train._training_args(parser)
+    script, data, output, args = parser.parse(["--config", str(config), "--learning_rate", "0.01"])
+    overwrite = output.overwrite_output_dir
     assert (args.output_dir, args.num_train_epochs, args.mnemonic_mix_ratio) == ("out", 2.0, 0.3)
     assert args.learning_rate == 0.01 and args.disable_tqdm is True and overwrite is False
     assert args.report_to in ("none", [], ["none"]) and data.dataset == "digits"
@@ -369,8 +369,9 @@ def test_train_overwrite_replaces_the_folder_whole_and_keeps_it_on_failure(capsy
         raise RuntimeError("training failed")
 
     monkeypatch.setattr(MnemonicTrainer, "train", boom)
-    with pytest.raises(RuntimeError, match="training failed"):
-        main(["train", "--output_dir", str(out), "--overwrite_output_dir", "true", *one_epoch])
+    code, _, err = call(capsys, "train", "--output_dir", out, "--overwrite_output_dir", "true", *one_epoch)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[hf-unlearn]")]
+    assert code == 1 and len(lines) == 1 and "RuntimeError: training failed" in lines[0], err  # one line, no traceback
     assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "notes.txt"]
     assert (out / "notes.txt").read_text() == "old"
     monkeypatch.undo()
@@ -383,35 +384,42 @@ def test_train_overwrite_replaces_the_folder_whole_and_keeps_it_on_failure(capsy
 
 
 def test_train_flags_are_exactly_the_mnemonic_config_fields():
-    """train --help lists MnemonicConfig / TrainingArguments flags read from their source: none missing, none extra."""
+    """train --help lists every MnemonicConfig / TrainingArguments flag, and only those besides its own."""
     from transformers import HfArgumentParser
 
     from hf_unlearn import MnemonicConfig
     from hf_unlearn.scripts import train
+    from hf_unlearn.scripts.args import DataArguments, TrainArguments
 
-    flags = HfArgumentParser((MnemonicConfig,))._option_string_actions
-    expected = {s for s in flags if s.startswith("--") and "-" not in s[2:]} - {"--help"}  # no --dash-aliases
-    passthrough = train.make_parser().passthrough
-    ours = {f"--{n}" for n in passthrough} | {f"--no_{n}" for n, f in passthrough.items() if f.get("no_flag")}
-    assert ours - {"--overwrite_output_dir"} == expected
+    def flags(parser):
+        return {s for s in parser._option_string_actions if s.startswith("--") and "-" not in s[2:]} - {"--help"}
+
+    expected = flags(HfArgumentParser((MnemonicConfig,)))  # no --dash-aliases: the same set again
+    own = flags(HfArgumentParser((TrainArguments, DataArguments, train.OutputArguments))) | {"--config"}
+    assert flags(train.make_parser()) - own == expected
 
 
 def test_help_imports_no_heavy_library_and_marks_required_flags():
+    """`hf-unlearn --help` imports none of torch / transformers / datasets / accelerate; a command's --help imports
+    transformers' HfArgumentParser but not torch, except train (its flags are TrainingArguments, which imports it)."""
     code = (
         "import contextlib, io, json, sys\n"
         "from hf_unlearn.cli import main\n"
+        "heavy = lambda: sorted(m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules)\n"
         "out = {}\n"
-        "for c in ('train', 'forget', 'evaluate', 'push', 'demo'):\n"
+        "for c in ('', 'forget', 'evaluate', 'push', 'demo', 'audit', 'train'):\n"
         "    with contextlib.redirect_stdout(io.StringIO()) as f:\n"
-        "        assert main([c, '--help']) == 0\n"
+        "        assert main([c, '--help'] if c else ['--help']) == 0\n"
         "    out[c] = f.getvalue()\n"
-        "out['heavy'] = sorted(m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules)\n"
+        "    out['heavy ' + c] = heavy()\n"
         "print(json.dumps(out))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=offline_env(), cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     helps = json.loads(result.stdout)
-    assert helps.pop("heavy") == []
+    assert helps["heavy "] == []
+    assert helps["heavy audit"] == ["transformers"]  # after forget, evaluate, push, demo and audit
+    assert "torch" in helps["heavy train"]
     required = {
         "train": ["--output_dir DIR"],
         # --forget_classes is required in classes scope only (checked after parsing; --forget_scope samples takes rows)
@@ -428,6 +436,183 @@ def test_help_imports_no_heavy_library_and_marks_required_flags():
     assert "--no_include_codebook" in helps["forget"] and "Do not save the mnemonic codes" in helps["forget"]
     result = run(["--help"], launcher=[sys.executable, "-m", "hf_unlearn.scripts.forget"])
     assert result.returncode == 0 and result.stdout.startswith("usage: python -m hf_unlearn.scripts.forget")
+
+
+# ------------------------------------------------------------------------------------ parser: spellings, --config
+# one command line per command, written with underscores; each is parsed again with dashes
+SPELLINGS = {
+    "demo": ["--output_dir", "x", "--forget_classes", "3", "5", "--overwrite_output_dir", "--num_threads", "2",
+             "--disable_tqdm", "true", "--max_train_samples", "64", "--mnemonic_mix_ratio", "0.2"],
+    "train": ["--output_dir", "x", "--num_train_epochs", "2", "--per_device_train_batch_size", "4",
+              "--mnemonic_mix_ratio", "0.2", "--tiny_vit_hidden_size", "16", "--max_train_samples", "50",
+              "--overwrite_output_dir", "--learning_rate", "0.01", "--save_strategy", "no"],
+    "forget": ["--model_dir", "m", "--output_dir", "o", "--forget_classes", "3", "--method", "fisher_mask",
+               "--no_include_codebook", "--batch_size", "8", "--allow_incomplete", "--max_train_samples", "10",
+               "--merge_adapter", "--hub_private_repo", "false"],
+    "evaluate": ["--model_dir", "m", "--dataset", "digits", "--forget_classes", "3", "--mia_score", "entropy",
+                 "--output_file", "f.json", "--max_eval_samples", "20", "--base_model", "b"],
+    "audit": ["--model_dir", "m", "--dataset", "digits", "--forget_classes", "3", "--relearn_steps", "1", "2",
+              "--relearn_lr", "0.01", "--max_probe_samples", "30", "--relearn_max_steps", "4"],
+    "push": ["--folder", "f", "--repo_id", "u/r", "--commit_message", "hi", "--private"],
+}  # fmt: skip
+
+
+def _parser(command: str):
+    import importlib
+
+    return importlib.import_module(f"hf_unlearn.scripts.{command}").make_parser()
+
+
+@pytest.mark.parametrize("command", sorted(SPELLINGS))
+def test_both_flag_spellings_parse_to_the_same_values(command):
+    """--output_dir and --output-dir (as HfArgumentParser and TRL accept them) give the same dataclasses."""
+    argv = SPELLINGS[command]
+    dashed = [a.replace("_", "-") if a.startswith("--") else a for a in argv]
+    assert dashed != argv
+    parser = _parser(command)
+    underscored = parser.parse(argv)
+    for flag in (a[2:] for a in argv if a.startswith("--") and not a.startswith("--no_")):
+        action = parser.field_actions[flag]
+        assert getattr(parser.namespace, flag) != action.default, flag  # every flag above took effect
+    assert _parser(command).parse(dashed) == underscored
+
+
+def test_every_flag_of_every_command_has_both_spellings():
+    from hf_unlearn.scripts import COMMANDS
+
+    for command in COMMANDS:
+        parser = _parser(command)
+        for name, action in parser.field_actions.items():
+            assert f"--{name}" in action.option_strings, (command, name)
+            assert f"--{name.replace('_', '-')}" in action.option_strings, (command, name)
+
+
+def test_demo_output_dir_in_dash_spelling_reaches_the_command(capsys, model_dirs):
+    # `hf-unlearn demo --output-dir x` is the same as --output_dir: here a full folder, refused before any work
+    for flag in ("--output-dir", "--output_dir"):
+        code, _, err = call(capsys, "demo", flag, model_dirs["with_codes"])
+        assert code == 2 and f"--output_dir '{model_dirs['with_codes']}'" in err and "--overwrite_output_dir" in err
+
+
+def test_config_file_in_either_spelling_gives_required_flags_and_the_command_line_wins(capsys, tmp_path):
+    from hf_unlearn.scripts import demo
+
+    config = tmp_path / "push.yaml"
+    config.write_text(f"folder: {tmp_path / 'nothing'}\nrepo-id: user/x\n")
+    code, _, err = call(capsys, "push", "--config", config)  # both required flags come from the file
+    assert code == 2 and f"--folder '{tmp_path / 'nothing'}' is not a folder" in err
+    code, _, err = call(capsys, "push", f"--config={config}", "--folder", tmp_path)
+    assert code == 2 and "no unlearning_report.json" in err  # the flag won over the file
+
+    config = tmp_path / "demo.yaml"
+    config.write_text("output-dir: x\nforget_classes: [3]\nepochs: 2\ndisable_tqdm: true\n")
+    (args,) = demo.make_parser().parse(["--config", str(config), "--forget-classes", "5", "7"])
+    assert (args.output_dir, args.forget_classes, args.epochs, args.disable_tqdm) == ("x", ["5", "7"], 2.0, True)
+    for text, message in (
+        ("epochs: many\n", "--config '{}': 'epochs' has a bad value 'many'"),
+        ("forget_classes: 3\nepochs: [1, 2]\n", "'epochs' has a bad value [1, 2] (expected one value"),
+        ("- output_dir\n", "must hold a mapping of flag names to values"),
+        ("epochs: 0\n", "--epochs must be > 0"),  # the dataclass's own check, naming the flag
+    ):
+        config.write_text(text)
+        code, _, err = call(capsys, "demo", "--config", config)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message.format(config) in err, err
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "forget", "evaluate", "audit", "push"])
+def test_unknown_or_abbreviated_flag_is_one_line_and_status_2(capsys, command):
+    for argv, expected in ((["--no_such_flag", "1"], "unrecognized arguments: --no_such_flag 1"),
+                           (["--seed_value", "1"], "unrecognized arguments: --seed_value 1"),
+                           (["--batch", "8"], "unrecognized arguments: --batch 8")):  # fmt: skip
+        code, out, err = call(capsys, command, *argv)
+        assert code == 2 and out == "", (argv, err)
+        assert err.strip().splitlines() == [
+            f"hf-unlearn {command}: error: {expected} (see `hf-unlearn {command} --help`)"
+        ]
+
+
+# ---------------------------------------------------------------------------------- faults: one line, exit status
+def test_ctrl_c_ends_with_one_line_and_status_130(capsys, monkeypatch):
+    import types
+
+    from hf_unlearn import cli
+    from hf_unlearn.scripts import push
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(push, "push", interrupted)  # Ctrl-C while the command runs
+    code, out, err = call(capsys, "push", "--folder", "x", "--repo_id", "user/x")
+    assert code == 130 and out == ""
+    assert err.splitlines() == [
+        "hf-unlearn push: interrupted (Ctrl-C); what the run had not finished was not written."
+    ]
+    monkeypatch.setattr(cli, "importlib", types.SimpleNamespace(import_module=interrupted))  # while imports load
+    code, out, err = call(capsys, "forget", "--help")
+    assert code == 130 and err.splitlines() == ["hf-unlearn forget: interrupted (Ctrl-C) before it started."]
+
+
+def test_ctrl_c_during_training_is_one_line_and_leaves_the_folder_as_it_was(capsys, tmp_path, monkeypatch):
+    from hf_unlearn.mnemonic import MnemonicTrainer
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("old")
+
+    def interrupted(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(MnemonicTrainer, "train", interrupted)
+    one_epoch = [a if a != "6" else "1" for a in TINY_TRAIN]
+    code, _, err = call(capsys, "train", "--output_dir", out, "--overwrite_output_dir", *one_epoch)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[hf-unlearn]")]
+    assert code == 130 and lines == ["hf-unlearn train: interrupted (Ctrl-C); what the run had not finished was not "
+                                     "written."], err  # fmt: skip
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and (out / "notes.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary left beside it
+
+
+def test_unexpected_error_is_one_line_and_status_1_unless_the_traceback_is_asked_for(capsys, monkeypatch):
+    from hf_unlearn.scripts import push
+
+    def busy(*args, **kwargs):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(push, "push", busy)
+    code, _, err = call(capsys, "push", "--folder", "x", "--repo_id", "user/x")
+    assert code == 1 and err.splitlines() == [
+        "hf-unlearn push: error: OSError: [Errno 16] Device or resource busy (HF_UNLEARN_TRACEBACK=1 shows the "
+        "traceback)"
+    ]
+    monkeypatch.setenv("HF_UNLEARN_TRACEBACK", "1")
+    with pytest.raises(OSError, match="resource busy"):
+        main(["push", "--folder", "x", "--repo_id", "user/x"])
+
+
+def test_output_locations_that_cannot_be_written_are_refused_before_the_work(
+    capsys, model_dirs, tmp_path, monkeypatch
+):
+    codes = str(model_dirs["with_codes"])
+    evaluate = ["evaluate", "--model_dir", codes, "--dataset", "digits", "--forget_classes", "3", "--output_file"]
+    for target, message in ((tmp_path, "is a folder; give a file name"),
+                            (f"{codes}/config.json/metrics.json", "config.json' is a file")):  # fmt: skip
+        code, out, err = call(capsys, *evaluate, target)
+        assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1, err
+    mount = tmp_path / "mnt"
+    monkeypatch.setattr("os.path.ismount", lambda path: str(path) == str(mount))
+    for argv in (["demo", "--output_dir", mount], ["train", "--output_dir", mount]):
+        code, out, err = call(capsys, *argv)
+        assert code == 2 and f"--output_dir '{mount}' is a mount point" in err, err
+    assert not mount.exists()
+
+
+def test_a_failed_push_names_the_command_that_retries(capsys, tmp_path):
+    (tmp_path / "unlearning_report.json").write_text("{}")
+    code, _, err = call(capsys, "push", "--folder", tmp_path, "--repo_id", "user/x", "--commit_message", "x")
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[hf-unlearn]")]
+    assert code == 1 and len(lines) == 1 and "offline mode is on" in lines[0], err
+    assert "push_unlearned" not in lines[0]
+    assert lines[0].endswith(f"(`hf-unlearn push --folder {tmp_path} --repo_id user/x` retries)")
 
 
 # ------------------------------------------------------------------------------------------------------ end to end

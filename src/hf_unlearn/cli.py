@@ -8,8 +8,12 @@
 
 Each command is the script ``hf_unlearn.scripts.<command>`` (also runnable as ``python -m``); this module only
 dispatches. Every command also runs under ``accelerate launch`` (``-m hf_unlearn.cli forget ...``); only the main
-process prints or writes files. Errors in what the user typed exit with status 2 and one line on stderr naming the
-flag; failures of the run itself (a push the Hub refused, a forgetting that could not be verified) with status 1.
+process prints or writes files. Every error is one line on stderr: status 2 for what the user gave (the flag, file or
+condition named, checked before any work), 1 for a run that failed (a push the Hub refused, a forgetting that could
+not be verified, anything unexpected: ``HF_UNLEARN_TRACEBACK=1`` shows its traceback), 130 after Ctrl-C.
+
+A new command is a module ``hf_unlearn.scripts.<name>`` with ``main(argv, prog)`` (see ``scripts.common.run``) and
+one line in ``hf_unlearn.scripts.COMMANDS``.
 """
 
 from __future__ import annotations
@@ -50,11 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hf-unlearn: error: unknown command {name!r}; choose from {', '.join(COMMANDS)} (see hf-unlearn --help)",
               file=sys.stderr)  # fmt: skip
         return 2
-    if argv is None:
-        from .scripts.common import setup_logging
+    try:
+        if argv is None:
+            from .scripts.common import setup_logging
 
-        setup_logging()
-    script = importlib.import_module(f"hf_unlearn.scripts.{name}")
+            setup_logging()
+        script = importlib.import_module(f"hf_unlearn.scripts.{name}")
+    except KeyboardInterrupt:  # while torch and transformers load
+        print(f"hf-unlearn {name}: interrupted (Ctrl-C) before it started.", file=sys.stderr)
+        return 130
     return script.main(rest, prog=f"hf-unlearn {name}")
 
 

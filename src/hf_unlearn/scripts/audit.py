@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 from .args import DataArguments
 from .common import (
-    CLIError,
-    DataclassArgumentParser,
+    HfUnlearnParser,
     base_flag,
     check_adapter_flags,
+    check_output_file,
     check_sources,
     is_adapter_dir,
     load_model,
@@ -84,8 +84,8 @@ class AuditArguments:
     output_file: str = field(default=OUTPUT_FILE, metadata={"help": "JSON file to write the audit to."})
 
 
-def make_parser(prog: str = PROG) -> DataclassArgumentParser:
-    return DataclassArgumentParser(
+def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    return HfUnlearnParser(
         (AuditArguments, DataArguments),
         prog,
         "How deep is the forgetting? A linear probe on the features, a head-rewrite (prototype) attack and a few "
@@ -115,9 +115,8 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
     need(data_args.dataset, "--dataset", "the data set to audit on (its train and test splits).")
     need(args.forget_classes, "--forget_classes", "the classes whose forgetting is audited.")
     check_sources(parser, dataset=data_args.dataset)
+    check_output_file(args.output_file)
     out_dir = os.path.dirname(os.path.abspath(args.output_file))
-    if os.path.isdir(args.output_file) or (os.path.exists(out_dir) and not os.access(out_dir, os.W_OK)):
-        raise CLIError(f"--output_file {args.output_file!r} cannot be written.")
     # every folder is checked before anything is loaded
     folders = [("--model_dir", resolve_model_dir(args.model_dir))]
     if args.original:

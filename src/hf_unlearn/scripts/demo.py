@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from .args import DemoArguments
 from .common import (
-    DataclassArgumentParser,
+    HfUnlearnParser,
     check_output_dir,
     incomplete_is_failure,
     metrics_table,
@@ -29,8 +29,8 @@ from .common import (
 PROG = "hf-unlearn demo"
 
 
-def make_parser(prog: str = PROG) -> DataclassArgumentParser:
-    return DataclassArgumentParser(
+def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    return HfUnlearnParser(
         (DemoArguments,),
         prog,
         "Train a small ViT on scikit-learn's digits with mnemonic codes, make it forget a digit, and show per-class "

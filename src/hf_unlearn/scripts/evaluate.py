@@ -14,9 +14,10 @@ from collections.abc import Sequence
 
 from .args import DataArguments, EvaluateArguments
 from .common import (
-    DataclassArgumentParser,
+    HfUnlearnParser,
     base_flag,
     check_adapter_flags,
+    check_output_file,
     check_sources,
     is_adapter_dir,
     load_model,
@@ -33,8 +34,8 @@ from .common import (
 PROG = "hf-unlearn evaluate"
 
 
-def make_parser(prog: str = PROG) -> DataclassArgumentParser:
-    return DataclassArgumentParser(
+def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    return HfUnlearnParser(
         (EvaluateArguments, DataArguments),
         prog,
         "Forget / retain / test accuracy (A_F, E_F, A_R) of a model on a data set, and optionally the "
@@ -55,6 +56,8 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
     with parsing(parser):
         args, data_args = parser.parse(argv)
     need(data_args.dataset, "--dataset", "the data set to evaluate on.")
+    if args.output_file:
+        check_output_file(args.output_file)
     check_sources(parser, dataset=data_args.dataset)
     model_dir = resolve_model_dir(args.model_dir)
     check_adapter_flags([("--model_dir", model_dir)], args.base_model)

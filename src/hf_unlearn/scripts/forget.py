@@ -32,7 +32,7 @@ from ..unlearning_config import UnlearningConfig
 from .args import DataArguments, ForgetArguments
 from .common import (
     CLIError,
-    DataclassArgumentParser,
+    HfUnlearnParser,
     base_flag,
     check_adapter_flags,
     check_output_dir,
@@ -55,8 +55,8 @@ from .common import (
 PROG = "hf-unlearn forget"
 
 
-def make_parser(prog: str = PROG) -> DataclassArgumentParser:
-    return DataclassArgumentParser(
+def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    return HfUnlearnParser(
         (ForgetArguments, UnlearningConfig, DataArguments),
         prog,
         "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag.\n\n"

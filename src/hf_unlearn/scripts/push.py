@@ -14,13 +14,13 @@ import sys
 from collections.abc import Sequence
 
 from .args import PushArguments
-from .common import CLIError, DataclassArgumentParser, parsing, push_errors, run
+from .common import CLIError, HfUnlearnParser, parsing, push_errors, run
 
 PROG = "hf-unlearn push"
 
 
-def make_parser(prog: str = PROG) -> DataclassArgumentParser:
-    return DataclassArgumentParser(
+def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    return HfUnlearnParser(
         (PushArguments,),
         prog,
         "Upload an unlearned model folder (from `hf-unlearn forget` or `demo`) to the Hub; the token comes from "
