@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -82,15 +83,48 @@ def select_parameters(model: nn.Module, parameters: Iterable[str] | Callable[[st
     return {n: named[n] for n in wanted}
 
 
-def _prepare_attention_mask(batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    # transformers builds its mask with data-dependent checks (`mask.all()`) that vmap rejects; a ready 4D additive
-    # mask (B, 1, 1, L) is passed through as-is and means the same thing to eager and SDPA attention.
+# model -> True when a ready 4D additive mask means the same to it as the 2D 0/1 mask (checked on a padded batch)
+_ADDITIVE_MASK_OK: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepare_attention_mask(model: nn.Module, batch: dict[str, torch.Tensor], dtype: torch.dtype) -> dict:
+    """The inputs vmap gets: a 2D attention mask becomes a 4D additive one where that means the same to the model.
+
+    transformers builds its mask with data-dependent checks (``mask.all()``) that vmap rejects; a ready 4D additive
+    mask (B, 1, 1, L) is passed through as-is and means the same thing to eager and SDPA attention. Not every model
+    reads it so (DeBERTa-v2 builds its own mask and reads any 4D mask as 0/1, and multiplies its embeddings by it):
+    once per model, on a batch with padding, the logits with both masks are compared, and the 2D mask is kept
+    where they differ (such models build their mask element-wise, which vmap accepts).
+    """
     am = batch.get("attention_mask")
     if am is None or am.dim() != 2:
         return batch
-    batch = dict(batch)
-    batch["attention_mask"] = (1.0 - am[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
-    return batch
+    additive = (1.0 - am[:, None, None, :].to(dtype)) * torch.finfo(dtype).min
+    ok = _ADDITIVE_MASK_OK.get(model)
+    if ok is None:
+        with torch.no_grad():
+            ref = _logits(model(**batch)).float()
+            out = _logits(model(**{**batch, "attention_mask": additive})).float()
+        ok = bool(torch.allclose(out, ref, rtol=1e-4, atol=1e-5 * (1.0 + ref.abs().max().item())))
+        if not ok or not bool(am.all()):  # a batch without padding cannot tell padding handling apart
+            _ADDITIVE_MASK_OK[model] = ok
+        if not ok:
+            logger.info("Fisher: %s reads a 4D mask differently; vmap gets the 2D mask", type(model).__name__)
+    if not ok:
+        return batch
+    return {**batch, "attention_mask": additive}
+
+
+def input_embeddings(model: nn.Module) -> nn.Module | None:
+    """The model's input embedding module, or None when it has none (CNNs, MobileViT: transformers raises
+    ``NotImplementedError`` from ``get_input_embeddings`` there)."""
+    get = getattr(model, "get_input_embeddings", None)
+    if get is None:
+        return None
+    try:
+        return get()
+    except (NotImplementedError, AttributeError):
+        return None
 
 
 # ---------------------------------------------------------------------- per-sample sums
@@ -110,14 +144,20 @@ def _no_input_grad_hooks(model: nn.Module):
 
 
 def _per_sample_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
-    """Sum over the batch of squared per-sample gradients (vmap over samples)."""
-    with _no_input_grad_hooks(model):
+    """Sum over the batch of squared per-sample gradients (vmap over samples).
+
+    Under ``no_grad``: ``torch.func.grad`` ignores an outer ``no_grad``, while without it autograd would also record
+    the per-sample gradients' own graph through the model's other parameters (those not in ``params`` that require
+    grad, as in the per-layer pass's fallback), and the sums, added in place into the accumulators, would chain
+    every chunk's graph to the next (memory growing with every chunk).
+    """
+    with _no_input_grad_hooks(model), torch.no_grad():
         return _vmap_sq_sums(model, params, batch, kind, num_labels)
 
 
 def _vmap_sq_sums(model, params, batch, kind, num_labels) -> dict[str, torch.Tensor]:
     labels = batch["labels"]
-    inputs = _prepare_attention_mask({k: v for k, v in batch.items() if k != "labels"}, torch.float32)
+    inputs = _prepare_attention_mask(model, {k: v for k, v in batch.items() if k != "labels"}, torch.float32)
     frozen = {n: p.detach() for n, p in params.items()}
 
     def sample_logp(p, inp):
@@ -162,7 +202,7 @@ def _sparse_embedding_sq_sums(model, params, frozen, inputs, onehot) -> dict[str
     vmap, the per-token gradients taken with respect to them, summed per (sample, token id) and squared. Returns
     ``None`` when the model does not fit that pattern (no ``input_ids``, no ``inputs_embeds`` argument...).
     """
-    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    emb = input_embeddings(model)
     if (
         "input_ids" not in inputs
         or not isinstance(emb, nn.Embedding)
