@@ -425,9 +425,14 @@ def compute_fisher(
     fisher = {n: s.div_(max(count, 1)) for n, s in sums.items()}  # in place: no second copy of every tensor
     for n, f in fisher.items():
         if not torch.isfinite(f.max()):  # squares are >= 0: the max is NaN or inf when any entry is
-            raise FloatingPointError(
-                f"The Fisher of parameter {n!r} holds NaN/inf: check `model` weights and `dataset` inputs for NaN."
+            bad = next((m for m, p in params.items() if not torch.isfinite(p).all()), None)
+            why = (
+                f"`model` weight {bad!r} holds NaN/inf"
+                if bad is not None
+                else "the weights are finite: check `dataset` inputs for NaN/inf, or compare with "
+                f"implementation='loop' (this was {implementation!r})"
             )
+            raise FloatingPointError(f"The Fisher of parameter {n!r} holds NaN/inf: {why}.")
     if floor is not None:
         fisher = {n: f.clamp_min_(floor) for n, f in fisher.items()}
     logger.info("Fisher (%s) over %d samples in %.2fs", kind, count, time.perf_counter() - t0)
