@@ -113,10 +113,11 @@ def test_peer_baselines_run_and_model_stays_a_transformers_model(trained, method
     model = copy.deepcopy(base)
     # SSD's importance is a cheap batch gradient: give it the whole train set, as the method intends
     forget_ds, retain_ds = split_classes(train if method == "ssd" else train.select(range(300)), [3])
-    # alpha 1 so that SSD selects something on this small model (at 10 it may legitimately select nothing)
-    report = FisherUnlearner(UnlearningConfig(method=method, forget_classes=[3], ssd_alpha=1.0)).unlearn(
-        model, forget_dataset=forget_ds, retain_dataset=retain_ds
-    )
+    # alpha 1 so that SSD selects something on this small model (at 10 it may legitimately select nothing); so
+    # aggressive an edit costs retained accuracy (max_retained_drop): kept with allow_incomplete, as this test is
+    # about the saved model, not the verification
+    cfg = UnlearningConfig(method=method, forget_classes=[3], ssd_alpha=1.0, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, forget_dataset=forget_ds, retain_dataset=retain_ds)
     assert report.num_parameters_changed > 0
     model.save_pretrained(tmp_path)
     again = ViTForImageClassification.from_pretrained(tmp_path)

@@ -49,14 +49,14 @@ from transformers import TrainerCallback
 from .data_utils import is_hf_dataset, labels_of
 from .fisher import dataset_size
 from .methods import METHODS, UnlearningMethod
-from .methods.common import count_changed, logits_of, restore_, snapshot
+from .methods.common import count_changed, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
 from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
-from .utils import get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
-from .verification import INCOMPLETE, PENDING, VERIFIED, collect_checks, decide
+from .utils import check_dataset_labels, get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
+from .verification import INCOMPLETE, PENDING, VERIFIED, collect_checks, decide, measure
 
 logger = get_logger(__name__)
 
@@ -191,6 +191,9 @@ class FisherUnlearner(TrainerCallback):
             codebook.check_compatible(model, argument="codebook")
         _check_dataset(forget_dataset, "forget_dataset", name, method.requires_forget_data)
         _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
+        for dataset, argument in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
+                                  (eval_dataset, "eval_dataset")):  # fmt: skip
+            check_dataset_labels(dataset, id2label, argument)  # label names / count differ from the model's
         if self.config.forget_scope == "classes":  # a forget set of other classes would be used silently
             _check_classes(forget_dataset, "forget_dataset", forget, id2label, "forget_classes")
             _check_classes(retain_dataset, "retain_dataset", retain, id2label, "the classes kept")
@@ -300,10 +303,9 @@ class FisherUnlearner(TrainerCallback):
         if is_peft_model(model):  # the active adapter's weights only; the frozen base stays bit-identical
             parameters = restrict_to_adapter(model, parameters, cfg.method)
             frozen = FrozenGuard(model)
-        codes_learned = None
-        if codebook is not None and not samples:  # which forget codes the model recognises before the edit
-            inputs = codebook.as_inputs(forget, with_labels=True)
-            codes_learned = logits_of(model, inputs).argmax(-1) == inputs["labels"]
+        baseline = None
+        if not samples:  # the evidence before the edit: what the model recognised, what the edit must keep
+            baseline = measure(model, forget, retain, codebook, forget_dataset, retain_dataset, data_collator)
         saved = snapshot(model, parameters)
         try:
             t_start = time.perf_counter()
@@ -344,15 +346,19 @@ class FisherUnlearner(TrainerCallback):
 
                     metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
                 checks = collect_checks(
-                    model, forget, result.details, codebook, codes_learned, forget_dataset, data_collator, metrics
-                )
-                status, reason = decide(checks, forget, cfg.verification_tolerance)
+                    model, forget, result.details, codebook, baseline, forget_dataset, data_collator, metrics,
+                    retain=retain, retain_dataset=retain_dataset,
+                )  # fmt: skip
+                status, reason = decide(checks, forget, cfg.verification_tolerance, cfg.max_retained_drop)
             status, reason = self._same_on_every_rank((status, reason))
         except BaseException:
             restore_(model, saved)  # whatever failed, the caller keeps the model it gave
             raise
         details = {**result.details, "verification": status, "verification_checks": checks}
         details["verification_tolerance"] = cfg.verification_tolerance
+        if not samples:
+            details["max_retained_drop"] = cfg.max_retained_drop
+            details["verification_reason"] = reason
         details["forget_scope"] = cfg.forget_scope
         from .hub.lineage import lineage_of
 

@@ -55,6 +55,12 @@ class UnlearningConfig:
             standard errors of a chance AUC, and the held-out accuracy may fall by at most the larger of this and two
             binomial standard errors from that of the model before the edit (a wrecked model would otherwise make the
             forget rows "look like" held-out rows); without `eval_dataset` the outcome is "unverified".
+            Classes scope also requires that the model recognised each forget class before the edit on some evidence
+            (accuracy above this): a class it already got wrong has nothing to forget and is not counted.
+        max_retained_drop (`float`, defaults to `0.05`):
+            Classes scope: the retained classes' accuracy is measured before and after the edit on the same evidence
+            (their codes, up to 512 retained samples, the retained rows of the evaluation data); a fall of more than
+            this on any of them makes the edit "incomplete" (refused and restored unless `allow_incomplete`).
         allow_incomplete (`bool`, defaults to `False`):
             By default an edit that cannot be verified (accuracy above the tolerance, or no evidence at all) raises
             `UnlearningIncompleteError` and the model is restored. With `True` the edit is kept and the report
@@ -127,6 +133,14 @@ class UnlearningConfig:
             "help": "Largest forget-class accuracy, on every evidence available (learned codes, forget samples, "
             "forget-class rows of the eval data), at which the forgetting counts as verified. Samples scope: how far the "
             "forget rows' accuracy may exceed the held-out rows' and the held-out accuracy may fall (at least 2 s.e.)."
+        },
+    )
+    max_retained_drop: float = field(
+        default=0.05,
+        metadata={
+            "help": "Classes scope: largest fall of the retained classes' accuracy, on every evidence measured before "
+            "and after the edit (their codes, retained samples, retained rows of the eval data), at which the "
+            "forgetting counts as verified; a larger fall makes the edit incomplete (refused and restored)."
         },
     )
     allow_incomplete: bool = field(
@@ -218,6 +232,9 @@ class UnlearningConfig:
         t = self.verification_tolerance
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t < 1.0:
             raise ValueError(f"`verification_tolerance` must lie in [0, 1), got {t!r}.")
+        d = self.max_retained_drop
+        if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0.0 <= d <= 1.0:
+            raise ValueError(f"`max_retained_drop` must lie in [0, 1], got {d!r}.")
         if not isinstance(self.allow_incomplete, bool):
             raise ValueError(f"`allow_incomplete` must be True or False, got {self.allow_incomplete!r}.")
         if int(self.fisher_batch_size) < 1:

@@ -198,3 +198,41 @@ def format_value(value: float | None, digits: int = 4, missing: str = "–") -> 
     if float(value).is_integer() and abs(value) > 1:
         return f"{int(value):,}"
     return f"{value:.{digits}f}"
+
+
+def _generic_names(names: list[str]) -> bool:
+    """Label names that say nothing (``LABEL_3``, ``3``): only the number of classes can be compared."""
+    return all(n in (f"LABEL_{i}", str(i)) for i, n in enumerate(names))
+
+
+def check_dataset_labels(dataset: Any, id2label: dict[int, str], argument: str = "dataset") -> None:
+    """Refuses a data set whose label column is a ``ClassLabel`` whose names or number differ from the model's
+    ``id2label`` (the same id would mean another class). Names that say nothing (``LABEL_i``, ``"i"``) on either side
+    are compared by number only; a column of plain integers cannot be checked.
+
+    Raises:
+        ValueError: naming ``argument``, both label lists, and how to map the data set explicitly.
+    """
+    from datasets import ClassLabel
+
+    features = getattr(dataset, "features", None)
+    if not features:
+        return
+    for column in ("labels", "label"):
+        feature = features.get(column) if hasattr(features, "get") else None
+        if isinstance(feature, ClassLabel):
+            break
+    else:
+        return
+    names = [str(n) for n in feature.names]
+    model_names = [id2label[i] for i in range(len(id2label))]
+    if len(names) == len(model_names) and (
+        _generic_names(names) or _generic_names(model_names) or names == model_names
+    ):
+        return
+    raise ValueError(
+        f"`{argument}` has {len(names)} classes {names} but the model's id2label has {len(model_names)}: "
+        f"{model_names}; the same id would name another class. Map the data set to the model's labels first "
+        f"(datasets: `ds.align_labels_with_mapping(model.config.label2id, {column!r})`, after renaming its names to "
+        "the model's), or give the data set the model was trained on."
+    )

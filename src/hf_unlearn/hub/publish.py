@@ -85,6 +85,8 @@ def check_output_dir(
     if output_dir is None or str(output_dir).strip() == "":
         raise ValueError(f"{name} must be a folder path, got an empty value.")
     path = str(output_dir)
+    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:  # one process tidies up, first
+        clean_stale(path)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{name} {path!r} is an existing file; give a folder path.")
     source = str(input_dir) if input_dir is not None and os.path.isdir(str(input_dir)) else _model_source_folder(model)
@@ -111,8 +113,6 @@ def check_output_dir(
             "be. Give a folder inside it."
         )
     _check_parent_writable(path, name)
-    if int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0:  # one process tidies up
-        clean_stale(path)
     return path
 
 
