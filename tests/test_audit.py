@@ -366,3 +366,176 @@ def test_unlearner_audit_goes_into_report_file_and_card(task, tmp_path):
     depth = card.split("## How deep is the forgetting?")[1]
     assert "not measured" not in depth[:400] and "probe" in depth.lower()
     assert folder
+
+
+# ---------------------------------------------------------------------------------------- indistinguishability
+@pytest.fixture(scope="module")
+def third_retrained(task):
+    retain_ds = task["train"].select(rows_of(task["train"], lambda label: label != FORGET))
+    return train(retain_ds, 3)
+
+
+def test_reset_relearn_ignores_the_head_trick(task, suppressed_audit):
+    """Resetting the forgotten head rows before relearning undoes the bias trick: the bias-lowered model relearns
+    exactly as the original does, far above the retrained models (the plain relearn test already differs at step 1)."""
+    m, orig, ret = suppressed_audit.metrics, suppressed_audit.original, suppressed_audit.retrained
+    for metrics in (m, orig, *ret):
+        assert set(metrics["reset_relearn_forget_accuracy"]) == {1, 3, 10}
+        assert metrics["reset_relearn_start_accuracy"] == 0.0  # a reset row never wins
+    assert m["reset_relearn_forget_accuracy"][10] == pytest.approx(orig["reset_relearn_forget_accuracy"][10], abs=0.02)
+    assert m["relearn_forget_accuracy"][1] < orig["relearn_forget_accuracy"][1] - 0.5  # the plain test is fooled early
+    best_retrained = max(r["reset_relearn_forget_accuracy"][10] for r in ret)
+    assert m["reset_relearn_forget_accuracy"][10] >= best_retrained + 0.3
+    two = suppressed_audit.two_sided["reset_relearn_forget_accuracy@10"]
+    assert two["verdict"].startswith("above by") and "hidden, not forgotten" in two["verdict"]
+    assert suppressed_audit.standing["reset_relearn_forget_accuracy@10"].startswith("above by")
+    assert suppressed_audit.indistinguishable is False
+    assert "head rows reset" in suppressed_audit.to_markdown()
+
+
+def test_distinguisher_tells_an_output_offset_from_retraining(task, third_retrained):
+    """A retrained model audited against two others is near chance; the same model with a constant offset on the
+    forgotten class's output bias keeps every feature (probe, prototype, reset relearn unchanged) but its outputs
+    give it away. The distinguisher is tested on another retrained model and on inputs it was not fitted on."""
+    from hf_unlearn.audit.measures import distinguisher_split
+
+    kw = dict(forget_classes=[FORGET], train_dataset=task["train"], eval_dataset=task["eval"], show_progress=False)
+    reference = audit_forgetting(third_retrained, retrained=task["retrained"], relearn_steps=(10,), **kw)
+    offset = copy.deepcopy(third_retrained)
+    with torch.no_grad():
+        offset.classifier.bias[FORGET] -= 6.0
+    edited = audit_forgetting(offset, reference=reference, relearn_steps=(10,), **kw)
+    plain, shifted = reference.metrics, edited.metrics
+    assert plain["distinguisher_accuracy"] <= 0.7  # a retrained model among retrained models: near chance
+    assert shifted["distinguisher_accuracy"] >= 0.9
+    two = edited.two_sided["distinguisher_accuracy"]
+    assert two["high"] == pytest.approx(reference.distinguisher_reference + 0.1)
+    assert two["verdict"].startswith("above by") and edited.indistinguishable is False
+    for key in ("probe_forget_accuracy", "prototype_forget_accuracy"):
+        assert shifted[key] == plain[key], key
+    assert shifted["reset_relearn_forget_accuracy"] == plain["reset_relearn_forget_accuracy"]
+    # the per-reference numbers (leave-one-out, one other reference: same pair of models on held-out inputs)
+    assert all(0.0 <= r["distinguisher_accuracy"] <= 1.0 for r in reference.retrained)
+    assert reference.distinguisher_reference_protocol == "one reference, held-out inputs"
+    # train and test inputs are disjoint halves
+    tr, te = distinguisher_split(101, 0)
+    assert not set(tr) & set(te) and len(tr) + len(te) == 101
+    # one retrained model: no distinguisher
+    single = audit_forgetting(offset, retrained=task["retrained"][:1], relearn_steps=(1,), **kw)
+    assert single.metrics["distinguisher_accuracy"] is None and single.distinguisher_reference is None
+
+
+def test_two_sided_verdicts():
+    """Within mean +- max(2 std, tolerance); below the range is flagged as well as above."""
+    from hf_unlearn.audit.measures import _two_sided
+
+    values = [0.50, 0.52, 0.54]  # std 0.02: half-width max(0.04, 0.03) = 0.04 around 0.52
+    inside = _two_sided(0.55, values, 0.03, "kept", "recognisable as edited")
+    assert inside["verdict"] == "within" and inside["low"] == pytest.approx(0.48) and inside["high"] == 0.56
+    low = _two_sided(0.40, values, 0.03, "kept", "recognisable as edited")
+    assert low["verdict"].startswith("below by 0.080") and "recognisable as edited" in low["verdict"]
+    assert _two_sided(0.60, [0.5], 0.03, "kept", "edited")["verdict"].startswith("above by 0.070")
+    assert _two_sided(None, values, 0.03, "a", "b") is None and _two_sided(0.5, [None], 0.03, "a", "b") is None
+
+
+def _drop_label(model, forget: int, order: list[int]):
+    """``model`` as if retrained without ``forget``'s label: its head keeps the other rows, in ``order`` (ids
+    shifted), with their label names."""
+    out = copy.deepcopy(model)
+    old = model.classifier
+    head = torch.nn.Linear(old.in_features, len(order))
+    with torch.no_grad():
+        head.weight.copy_(old.weight[order])
+        head.bias.copy_(old.bias[order])
+    out.classifier = head
+    names = {i: model.config.id2label[c] for i, c in enumerate(order)}
+    out.config.num_labels = len(order)
+    out.config.id2label, out.config.label2id = names, {v: k for k, v in names.items()}
+    out.num_labels = len(order)
+    assert forget not in order
+    return out
+
+
+def test_references_that_dropped_the_label_are_matched_by_name(task, suppressed_audit):
+    """A reference retrained with three labels (class 3 dropped, ids shifted) is accepted and matched by label
+    names; its depth measures are those of the same model with the full label space."""
+    dropped = [_drop_label(r, FORGET, [2, 0, 1]) for r in task["retrained"]]
+    audit = audit_forgetting(
+        task["suppressed"],
+        forget_classes=[FORGET],
+        train_dataset=task["train"],
+        eval_dataset=task["eval"],
+        original=task["original"],
+        retrained=dropped,
+        show_progress=False,
+    )
+    assert audit.retrained_label_spaces == ["dropped ['3'] (matched by label names)"] * 2
+    assert "renormalised over the retained classes" in audit.output_comparison
+    assert suppressed_audit.retrained_label_spaces == ["full", "full"]
+    for got, full in zip(audit.retrained, suppressed_audit.retrained, strict=True):
+        assert got["forget_error"] == 1.0
+        assert got["probe_forget_accuracy"] == pytest.approx(full["probe_forget_accuracy"], abs=1e-9)
+        assert got["prototype_forget_accuracy"] == pytest.approx(full["prototype_forget_accuracy"], abs=1e-9)
+        assert got["retain_accuracy"] == pytest.approx(full["retain_accuracy"], abs=1e-9)
+        for k in (1, 3, 10):
+            assert got["reset_relearn_forget_accuracy"][k] == pytest.approx(
+                full["reset_relearn_forget_accuracy"][k], abs=0.04
+            )
+    assert audit.standing["probe_forget_accuracy"].startswith("above by")
+    assert all(r.config.num_labels == 3 for r in dropped)  # the given models are not changed
+    # refused: a reference lacking a retained class, or without label names to match by
+    kw = dict(forget_classes=[FORGET], train_dataset=task["train"], eval_dataset=task["eval"], **FAST)
+    lacks_retained = _drop_label(task["retrained"][0], 0, [1, 2, 3])
+    with pytest.raises(ValueError, match="`retrained\\[0\\]` has 3 labels but `model` has 4; .*lacks retained"):
+        audit_forgetting(task["suppressed"], retrained=[lacks_retained], **kw)
+    unnamed = copy.deepcopy(dropped[0])
+    unnamed.config.id2label = {i: f"LABEL_{i}" for i in range(3)}
+    with pytest.raises(ValueError, match="`retrained\\[0\\]` has 3 labels .*no label names"):
+        audit_forgetting(task["suppressed"], retrained=[unnamed], **kw)
+
+
+def test_one_membership_inference_auc():
+    """The AUC of the evaluation module, the samples verification and the audit is one function."""
+    from sklearn.metrics import roc_auc_score
+
+    from hf_unlearn import evaluation, samples
+    from hf_unlearn.audit import measures
+
+    rng = np.random.default_rng(0)
+    member_logits, nonmember_logits = rng.normal(size=(30, 4)), rng.normal(size=(20, 4))
+    member_labels, nonmember_labels = rng.integers(0, 4, 30), rng.integers(0, 4, 20)
+    auc = evaluation.mia_auc_from_logits(member_logits, member_labels, nonmember_logits, nonmember_labels)
+    assert measures.mia_auc(member_logits, member_labels, nonmember_logits, nonmember_labels) == auc
+    losses = [
+        -torch.log_softmax(torch.from_numpy(x), 1)[range(len(y)), y].numpy()
+        for x, y in ((member_logits, member_labels), (nonmember_logits, nonmember_labels))
+    ]
+    assert samples.mia_auc_from_losses(*losses) == pytest.approx(auc, abs=1e-12)
+    truth = np.r_[np.ones(30), np.zeros(20)]
+    assert auc == pytest.approx(roc_auc_score(truth, -np.concatenate(losses)), abs=1e-12)
+
+
+def test_cli_audit_accepts_a_reference_without_the_forgotten_label(tmp_path):
+    from hf_unlearn.cli import main
+
+    names = {i: str(i) for i in range(10)}
+    nine = {i: name for i, name in enumerate(n for c, n in names.items() if c != 3)}
+    dirs = {}
+    for name, labels, seed in (("model", names, 0), ("r0", nine, 2), ("r1", names, 3)):
+        dirs[name] = tmp_path / name
+        tiny_vit(
+            num_labels=len(labels),
+            id2label=labels,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            seed=seed,
+        ).save_pretrained(dirs[name])
+    out = tmp_path / "audit.json"
+    argv = ["audit", "--model_dir", str(dirs["model"]), "--forget_classes", "3", "--retrained", str(dirs["r0"]),
+            str(dirs["r1"]), "--relearn_steps", "1", "--output_file", str(out), "--dataset", "digits",
+            "--max_train_samples", "200", "--max_eval_samples", "100"]  # fmt: skip
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["retrained_label_spaces"] == ["dropped ['3'] (matched by label names)", "full"]
+    assert record["retrained"][0]["forget_error"] == 1.0 and record["metrics"]["distinguisher_accuracy"] is not None

@@ -331,6 +331,33 @@ def _mia_scores(logits: np.ndarray, labels: np.ndarray, score: str) -> np.ndarra
     return (log_probs.exp() * log_probs).sum(dim=1).numpy()  # -entropy
 
 
+def mia_auc_from_scores(member_scores: Any, nonmember_scores: Any) -> float:
+    """The membership-inference ROC AUC (``sklearn.metrics.roc_auc_score``) of per-sample scores, higher = "more
+    likely a member": 0.5 means members and non-members cannot be told apart. The one AUC every MIA of the library
+    (this module, ``samples``, ``audit``) computes."""
+    from sklearn.metrics import roc_auc_score
+
+    member_scores, nonmember_scores = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
+    scores = np.concatenate([member_scores, nonmember_scores])
+    is_member = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
+    return float(roc_auc_score(is_member, scores))
+
+
+def mia_auc_from_logits(
+    member_logits: np.ndarray,
+    member_labels: np.ndarray,
+    nonmember_logits: np.ndarray,
+    nonmember_labels: np.ndarray,
+    score: str = "loss",
+) -> float:
+    """[`membership_inference_auc`] from logits already computed (``(N, C)`` arrays and their integer labels)."""
+    _check_score(score)
+    return mia_auc_from_scores(
+        _mia_scores(np.asarray(member_logits), np.asarray(member_labels).astype(np.int64), score),
+        _mia_scores(np.asarray(nonmember_logits), np.asarray(nonmember_labels).astype(np.int64), score),
+    )
+
+
 def _check_score(score: str) -> None:
     if score not in MIA_SCORES:
         raise ValueError(f"`score` must be one of {MIA_SCORES}, got {score!r}.")
@@ -369,16 +396,12 @@ def membership_inference_auc(
     Returns:
         The ROC AUC (``sklearn.metrics.roc_auc_score``), a float in [0, 1].
     """
-    from sklearn.metrics import roc_auc_score
-
     _check_score(score)
     m_logits, m_labels = _predict(model, member_dataset, data_collator, batch_size, accelerator, "member_dataset")
     n_logits, n_labels = _predict(
         model, nonmember_dataset, data_collator, batch_size, accelerator, "nonmember_dataset"
     )
-    scores = np.concatenate([_mia_scores(m_logits, m_labels, score), _mia_scores(n_logits, n_labels, score)])
-    is_member = np.concatenate([np.ones(len(m_labels)), np.zeros(len(n_labels))])
-    return float(roc_auc_score(is_member, scores))
+    return mia_auc_from_logits(m_logits, m_labels, n_logits, n_labels, score)
 
 
 def _forget_subset(dataset: Any, forget_ids: list[int], argument: str) -> Any:

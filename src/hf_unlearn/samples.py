@@ -195,11 +195,9 @@ def _scores(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def mia_auc_from_losses(member_loss: np.ndarray, nonmember_loss: np.ndarray) -> float:
     """Loss-threshold membership AUC: members are guessed by a low loss. 0.5: indistinguishable."""
-    from sklearn.metrics import roc_auc_score
+    from .evaluation import mia_auc_from_scores
 
-    scores = np.concatenate([-member_loss, -nonmember_loss])
-    truth = np.concatenate([np.ones(len(member_loss)), np.zeros(len(nonmember_loss))])
-    return float(roc_auc_score(truth, scores))
+    return mia_auc_from_scores(-np.asarray(member_loss), -np.asarray(nonmember_loss))
 
 
 def chance_auc_se(n_members: int, n_nonmembers: int) -> float:

@@ -24,8 +24,23 @@ from .measures import (
     _Record,
     _set_relearn_time,
     _standing,
+    _two_sided,
+    _verdict,
+    distinguisher_accuracy,
+    distinguisher_features,
+    full_label_space,
 )
-from .result import RELEARN_KEY, STANDING_KEYS, ForgettingAudit, _metric
+from .result import (
+    DISTINGUISHER_MARGIN,
+    JS_FACTOR,
+    RELEARN_KEY,
+    RESET_RELEARN_KEY,
+    STANDING_KEYS,
+    TWO_SIDED_KEYS,
+    TWO_SIDED_TOLERANCE,
+    ForgettingAudit,
+    _metric,
+)
 
 logger = get_logger(__name__)
 
@@ -70,7 +85,12 @@ def audit_forgetting(
         eval_dataset: held-out labelled samples (e.g. the test split) on which every accuracy is measured.
         data_collator: builds batches from samples (e.g. ``DataCollatorWithPadding(tokenizer)`` for text).
         original: the model before unlearning; its forget accuracy sets the relearn target.
-        retrained: models trained without the forgotten classes (several seeds): the reference range.
+        retrained: models trained without the forgotten classes (several seeds): the reference range. Either with
+            ``model``'s label space (the recommended kind: same recipe, the forgotten classes' rows left out) or
+            with the forgotten classes dropped from it (fewer labels, ids shifted, e.g. retrained by transformers'
+            example scripts): those are matched to ``model``'s classes by label name (``config.id2label``), their
+            dropped classes get the mean head row and bias of the others, and ``retrained_label_spaces`` says so.
+            The distinguisher needs two or more.
         relearn_steps: the k at which ``relearn_forget_accuracy`` is read (``()`` skips relearning).
         seed: fixes every random choice (prototype shots, relearn batch, probe subsample, relearn dropout).
         relearn_lr: Adam learning rate of the relearn steps.
@@ -114,7 +134,7 @@ def audit_forgetting(
         retrained = [retrained]
     retrained = list(retrained or [])
     for i, r in enumerate(retrained):
-        _check_model(r, f"retrained[{i}]", num_labels)
+        _check_model(r, f"retrained[{i}]")
     if reference is not None:
         if not isinstance(reference, ForgettingAudit):
             raise ValueError(f"`reference` must be a ForgettingAudit, got {type(reference).__name__}.")
@@ -124,6 +144,14 @@ def audit_forgetting(
     forget = resolve_classes(forget_classes, id2label, "forget_classes")
     if len(forget) >= num_labels:
         raise ValueError(f"`forget_classes` names every class ({forget}); at least one class must be retained.")
+    given_retrained = list(retrained)
+    label_spaces, dropped_any = [], False
+    for i, r in enumerate(given_retrained):  # references retrained without the classes' labels: matched by name
+        retrained[i], dropped = full_label_space(r, id2label, forget, f"retrained[{i}]")
+        dropped_any = dropped_any or bool(dropped)
+        label_spaces.append(
+            f"dropped {[id2label[c] for c in dropped]} (matched by label names)" if dropped else "full"
+        )
     steps = _check_steps(relearn_steps)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"`seed` must be an integer, got {seed!r}.")
@@ -155,6 +183,9 @@ def audit_forgetting(
         "probe": "StandardScaler + LogisticRegression (multinomial, lbfgs, max_iter 1000)",
         "js_log_base": "e",
         "mia_score": "loss",
+        "reset_relearn": "forgotten head rows set to the mean retained row and bias, then the relearn steps",
+        "distinguisher": "StandardScaler + LogisticRegression on the log-softmax of every forget-class sample "
+        "(training and eval rows), fitted on a seeded half of the samples, tested on the other half",
     }
     data = _prepare_data(
         train_dataset,
@@ -216,37 +247,102 @@ def audit_forgetting(
             )
             for i, r in enumerate(retrained)
         ]
-    same = [r for m, r in zip([original, *retrained], [orig_rec, *ret_recs]) if m is model and r is not None]
+    if reference is not None:
+        label_spaces = list(reference.retrained_label_spaces)
+        dropped_any = any(space != "full" for space in label_spaces)
+    same = [r for m, r in zip([original, *given_retrained], [orig_rec, *ret_recs]) if m is model and r is not None]
     if same:  # the audited model is also the original or a retrained model: measured already, same protocol
         rec = _Record(
-            metrics=copy.deepcopy(same[0].metrics), forget_probs=same[0].forget_probs, seconds=same[0].seconds
+            metrics=copy.deepcopy(same[0].metrics),
+            forget_probs=same[0].forget_probs,
+            seconds=same[0].seconds,
+            forget_log_probs=same[0].forget_log_probs,
         )
     else:
         rec = _measure(model, data, forget, relearn_threshold=threshold, name="model", argument="model", **kw)
 
-    # ---- comparisons with the retrained models
-    js_reference = None
+    # ---- comparisons with the retrained models (over the retained classes when a reference dropped the others)
+    retained = [c for c in range(num_labels) if c not in forget] if dropped_any else None
+
+    def probs(r: _Record) -> np.ndarray:
+        if retained is None:
+            return r.forget_probs
+        p = r.forget_probs[:, retained]
+        return p / p.sum(1, keepdims=True)
+
+    def feats(r: _Record) -> np.ndarray:
+        return distinguisher_features(r.forget_log_probs, retained)
+
+    js_reference = dist_reference = dist_protocol = None
     if ret_recs:
         for rr in [rec] + ([orig_rec] if orig_rec is not None else []):
-            rr.metrics["js_to_retrained"] = float(np.mean([_js(rr.forget_probs, r.forget_probs) for r in ret_recs]))
+            rr.metrics["js_to_retrained"] = float(np.mean([_js(probs(rr), probs(r)) for r in ret_recs]))
             rr.metrics["ain"] = _ain(rr.metrics.get("relearn_time"), [r.metrics.get("relearn_time") for r in ret_recs])
+            rr.metrics["distinguisher_accuracy"] = (
+                distinguisher_accuracy(feats(rr), [feats(r) for r in ret_recs], seed)[0]
+                if len(ret_recs) >= 2
+                else None
+            )
         if reference is None:
             for i, r in enumerate(ret_recs):
                 others = ret_recs[:i] + ret_recs[i + 1 :]
                 r.metrics["js_to_retrained"] = (
-                    float(np.mean([_js(r.forget_probs, o.forget_probs) for o in others])) if others else None
+                    float(np.mean([_js(probs(r), probs(o)) for o in others])) if others else None
                 )
                 r.metrics["ain"] = _ain(r.metrics.get("relearn_time"), [o.metrics.get("relearn_time") for o in others])
+                r.metrics["distinguisher_accuracy"], dist_protocol = distinguisher_accuracy(
+                    feats(r), [feats(o) for o in others], seed
+                )
+        else:
+            dist_protocol = reference.distinguisher_reference_protocol
         if len(ret_recs) >= 2:
-            pairs = [_js(a.forget_probs, b.forget_probs) for i, a in enumerate(ret_recs) for b in ret_recs[i + 1 :]]
+            pairs = [_js(probs(a), probs(b)) for i, a in enumerate(ret_recs) for b in ret_recs[i + 1 :]]
             js_reference = float(np.mean(pairs))
+            dist_reference = float(np.mean([r.metrics["distinguisher_accuracy"] for r in ret_recs]))
+        else:
+            logger.info("One retrained model: the distinguisher needs two or more (distinguisher_accuracy is None).")
 
     standing, ranges = {}, {}
-    keys = list(STANDING_KEYS) + [f"{RELEARN_KEY}@{k}" for k in steps]
+    keys = list(STANDING_KEYS) + [f"{name}@{k}" for name in (RELEARN_KEY, RESET_RELEARN_KEY) for k in steps]
     for key in keys:
-        res = _standing(_metric(rec.metrics, key), [_metric(r.metrics, key) for r in ret_recs])
+        values = [_metric(r.metrics, key) for r in ret_recs]
+        res = _standing(_metric(rec.metrics, key), values)
         if res is not None:
             standing[key], ranges[key] = res
+            kept = [float(v) for v in values if v is not None]
+            ranges[key]["std"] = float(np.std(kept, ddof=1)) if len(kept) > 1 else 0.0
+
+    # ---- two-sided targets: neither keeping the class nor forgetting more than retraining does
+    two_sided: dict[str, dict[str, Any]] = {}
+    above, below = (
+        "keeps more than retraining (hidden, not forgotten)",
+        ("forgets more than retraining (recognisable as edited)"),
+    )
+    for key in list(TWO_SIDED_KEYS) + [f"{RESET_RELEARN_KEY}@{k}" for k in steps]:
+        res = _two_sided(
+            _metric(rec.metrics, key), [_metric(r.metrics, key) for r in ret_recs], TWO_SIDED_TOLERANCE, above, below
+        )
+        if res is not None:
+            two_sided[key] = res
+    if js_reference is not None and rec.metrics.get("js_to_retrained") is not None:
+        two_sided["js_to_retrained"] = _verdict(
+            rec.metrics["js_to_retrained"],
+            0.0,
+            JS_FACTOR * js_reference,
+            "outputs further from retraining than retrained models are from each other",
+            "",
+            f"<= {JS_FACTOR:g} x the retrained models' mutual JS",
+        )
+    if dist_reference is not None and rec.metrics.get("distinguisher_accuracy") is not None:
+        two_sided["distinguisher_accuracy"] = _verdict(
+            rec.metrics["distinguisher_accuracy"],
+            0.0,
+            dist_reference + DISTINGUISHER_MARGIN,
+            "its outputs tell it from retrained models",
+            "",
+            f"<= the retrained models' own + {DISTINGUISHER_MARGIN:g}",
+        )
+    indistinguishable = all(v["verdict"] == "within" for v in two_sided.values()) if len(ret_recs) >= 2 else None
     timings = {
         "model": rec.seconds,
         "original": orig_rec.seconds if orig_rec is not None and reference is None else None,
@@ -263,6 +359,16 @@ def audit_forgetting(
         standing=standing,
         retrained_range=ranges,
         js_retrained_reference=js_reference,
+        two_sided=two_sided,
+        indistinguishable=indistinguishable,
+        distinguisher_reference=dist_reference,
+        distinguisher_reference_protocol=dist_protocol,
+        retrained_label_spaces=label_spaces,
+        output_comparison=(
+            "JS and the distinguisher compare the softmax renormalised over the retained classes"
+            if dropped_any
+            else "softmax over every class"
+        ),
         relearn_threshold=threshold,
         settings=settings,
         timings=timings,

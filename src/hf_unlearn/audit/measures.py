@@ -23,8 +23,8 @@ from ..data_utils import (
     labels_of,
     logits_from_outputs,
 )
-from ..utils import get_logger, unwrap_model
-from .result import RELEARN_KEY
+from ..utils import get_logger, id2label_of, unwrap_model
+from .result import RELEARN_KEY, RESET_RELEARN_KEY
 
 logger = get_logger(__name__)
 
@@ -99,6 +99,9 @@ class _Record:
     metrics: dict[str, Any]
     forget_probs: np.ndarray  # (N_forget_eval, C) softmax on the forget classes' eval samples
     seconds: float
+    # (N_forget_train + N_forget_eval, C) log-softmax on every forget-class sample (training rows, then eval rows):
+    # what the distinguisher reads
+    forget_log_probs: np.ndarray | None = None
 
 
 def head_module(model: nn.Module) -> nn.Module:
@@ -390,6 +393,17 @@ def _prototype(
     return float(correct[forget_mask].mean()), retain
 
 
+def _batches_accuracy(net: nn.Module, batches: list[tuple[torch.Tensor, dict]]) -> float:
+    """Accuracy of ``net`` (put in eval mode) on ``(labels, inputs)`` batches."""
+    net.eval()
+    correct = total = 0
+    with torch.no_grad():
+        for y, b in batches:
+            correct += int((logits_from_outputs(net(**b)).argmax(-1).cpu() == y).sum())
+            total += len(y)
+    return correct / total
+
+
 def _relearn(
     model: nn.Module,
     data: _Data,
@@ -402,13 +416,18 @@ def _relearn(
     stop_at: float | None,
     read_at: list[int],
     show_progress: bool,
+    reset_rows: list[int] | None = None,
 ) -> list[float | None]:
     """Forget accuracy after 0, 1, ..., ``steps`` Adam steps on the fixed relearn batch, on a copy of ``model``.
 
     The accuracy is read at the steps ``read_at`` and, while ``stop_at`` (the relearn target) is given and not yet
     reached, after every step (``None`` elsewhere). Stops once the target is reached and ``read_at`` is done.
+    With ``reset_rows``, the copy's head rows of those classes are first reset ([`reset_head_rows`]) and the
+    accuracy at step 0 is measured on it (``start_accuracy`` may then be ``None``).
     """
     net = copy.deepcopy(unwrap_model(model))
+    if reset_rows:
+        reset_head_rows(net, reset_rows)
     device = _device_of(net)
     for p in net.parameters():
         if p.is_floating_point():
@@ -422,8 +441,9 @@ def _relearn(
         b = data.batch(net, "eval_dataset", forget_rows[s : s + batch_size], data_collator)
         eval_batches.append((torch.as_tensor(b.pop("labels")).long().reshape(-1), _to_device(b, device)))
     optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
-    curve: list[float | None] = [start_accuracy]
-    reached = stop_at is None or start_accuracy >= stop_at
+
+    curve: list[float | None] = [_batches_accuracy(net, eval_batches) if start_accuracy is None else start_accuracy]
+    reached = stop_at is None or curve[0] >= stop_at
     last = max(read_at, default=0)
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
@@ -439,12 +459,7 @@ def _relearn(
             if reached and step not in read_at:
                 curve.append(None)
                 continue
-            net.eval()
-            correct = 0
-            with torch.no_grad():
-                for y, b in eval_batches:
-                    correct += int((logits_from_outputs(net(**b)).argmax(-1).cpu() == y).sum())
-            curve.append(correct / len(forget_rows))
+            curve.append(_batches_accuracy(net, eval_batches))
             reached = reached or curve[-1] >= stop_at
     del net, optimizer
     return curve
@@ -536,8 +551,26 @@ def _measure(
         metrics[RELEARN_KEY] = {k: curve[k] for k in relearn_steps}
         metrics["relearn_curve"] = curve
         _set_relearn_time(metrics, relearn_threshold, relearn_max_steps)
+        reset_curve = _relearn(
+            model,
+            data,
+            data_collator,
+            batch_size,
+            max(relearn_steps),
+            relearn_lr,
+            seed,
+            None,
+            None,
+            relearn_steps,
+            show_progress,
+            reset_rows=forget,
+        )
+        metrics[RESET_RELEARN_KEY] = {k: reset_curve[k] for k in relearn_steps}
+        metrics["reset_relearn_start_accuracy"] = reset_curve[0]
     probs = torch.softmax(torch.from_numpy(eval_logits[fmask]).double(), dim=1).numpy()
-    return _Record(metrics=metrics, forget_probs=probs, seconds=time.perf_counter() - t0)
+    every_forget = np.concatenate([train_logits[members], eval_logits[fmask]])
+    log_probs = torch.log_softmax(torch.from_numpy(every_forget).double(), dim=1).numpy()
+    return _Record(metrics=metrics, forget_probs=probs, seconds=time.perf_counter() - t0, forget_log_probs=log_probs)
 
 
 def _set_relearn_time(metrics: dict[str, Any], threshold: float | None, cap: int) -> None:
@@ -555,15 +588,9 @@ def mia_auc(
 ) -> float:
     """The loss-threshold membership-inference AUC of ``hf_unlearn.evaluation.membership_inference_auc`` (score
     ``-cross_entropy``), from logits already computed: the feature passes give them, so no extra model pass."""
-    from sklearn.metrics import roc_auc_score
+    from ..evaluation import mia_auc_from_logits
 
-    def score(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        log_probs = torch.log_softmax(torch.from_numpy(logits).double(), dim=1)  # (N, C)
-        return log_probs.gather(1, torch.from_numpy(labels).long()[:, None]).squeeze(1).numpy()
-
-    scores = np.concatenate([score(member_logits, member_labels), score(nonmember_logits, nonmember_labels)])
-    is_member = np.concatenate([np.ones(len(member_labels)), np.zeros(len(nonmember_labels))])
-    return float(roc_auc_score(is_member, scores))
+    return mia_auc_from_logits(member_logits, member_labels, nonmember_logits, nonmember_labels, "loss")
 
 
 def _js(p: np.ndarray, q: np.ndarray) -> float:
@@ -596,3 +623,180 @@ def _standing(value: Any, values: list[Any]) -> tuple[str, dict[str, float]] | N
     if value < lo - eps:
         return f"below by {_gap(lo - value)}", rng
     return "within", rng
+
+
+def _two_sided(
+    value: Any, values: list[Any], tolerance: float, what_above: str, what_below: str
+) -> dict[str, Any] | None:
+    """Two-sided judgement of ``value`` against the retrained models' ``values``: within mean ± max(2 std,
+    ``tolerance``) (sample std; 0 with one model)."""
+    vals = [float(v) for v in values if v is not None]
+    if value is None or not vals:
+        return None
+    mean = float(np.mean(vals))
+    std = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+    half = max(2 * std, tolerance)
+    return _verdict(
+        float(value), mean - half, mean + half, what_above, what_below, f"mean ± max(2 std, {tolerance:g})"
+    )
+
+
+def _verdict(value: float, low: float, high: float, above: str, below: str, rule: str) -> dict[str, Any]:
+    eps = 1e-9
+    if value > high + eps:
+        verdict = f"above by {_gap(value - high)}: {above}"
+    elif value < low - eps:
+        verdict = f"below by {_gap(low - value)}: {below}"
+    else:
+        verdict = "within"
+    return {"value": value, "low": low, "high": high, "rule": rule, "verdict": verdict}
+
+
+# ------------------------------------------------------------------------------------------------- head rewrites
+def _editable_linear(head: nn.Module) -> nn.Module:
+    """The ``nn.Linear`` whose rows an edit of ``head`` changes: the head itself, the active ``modules_to_save``
+    copy of a PEFT wrapper, or the base layer of a LoRA-wrapped head (the LoRA delta then stays added)."""
+    copies = getattr(head, "modules_to_save", None)
+    active = getattr(head, "active_adapters", None)
+    if isinstance(copies, nn.ModuleDict) and active and active[0] in copies:
+        return copies[active[0]]
+    base = getattr(head, "base_layer", None)
+    return base if isinstance(base, nn.Linear) else head
+
+
+def reset_head_rows(model: nn.Module, classes: Sequence[int]) -> None:
+    """Sets the head rows of ``classes`` (as the head applies them, adapters included) to the mean of the other
+    rows, and their biases to the mean of the other biases, in place: every model then starts relearning from the
+    same kind of head, so a rewritten head neither helps nor hurts."""
+    weight, bias = head_weights(model)  # (C, D), (C,) as applied
+    keep = [c for c in range(weight.shape[0]) if c not in classes]
+    linear = _editable_linear(head_module(model))
+    with torch.no_grad():
+        for c in classes:
+            delta = (weight[keep].mean(0) - weight[c]).to(linear.weight.device, linear.weight.dtype)
+            linear.weight[c] += delta
+            if bias is not None and linear.bias is not None:
+                linear.bias[c] += (bias[keep].mean() - bias[c]).to(linear.bias.device, linear.bias.dtype)
+
+
+def full_label_space(
+    model: nn.Module, id2label: dict[int, str], forget: list[int], argument: str
+) -> tuple[nn.Module, list[int]]:
+    """``model`` as a classifier over ``id2label``'s classes: unchanged when it already has them; when it was
+    retrained without some forgotten classes (fewer labels, ids shifted), a copy whose head rows are moved to the
+    ids of ``id2label`` (matched by label names) and whose dropped classes get the mean row and bias of the others
+    (the reset of [`reset_head_rows`]: they never win). Returns ``(model or copy, dropped class ids)``."""
+    num_labels = len(id2label)
+    n = int(unwrap_model(model).config.num_labels)
+    if n == num_labels:
+        return model, []
+    names = id2label_of(model)
+    wanted = {name: c for c, name in id2label.items()}
+    default = all(name == f"LABEL_{i}" for i, name in names.items())
+    dropped = sorted(wanted[name] for name in set(wanted) - set(names.values()))
+    problem = None
+    if n > num_labels:
+        problem = "more"
+    elif default:
+        problem = "it has no label names (`config.id2label`) to match its classes by"
+    elif len(set(names.values())) != n or set(names.values()) - set(wanted):
+        problem = f"its labels {sorted(set(names.values()) - set(wanted))} are not `model`'s"
+    elif set(dropped) - set(forget):
+        problem = f"it lacks retained classes {[id2label[c] for c in dropped if c not in forget]}"
+    if problem is not None:
+        extra = (
+            "" if problem == "more" else f"; a reference may drop only forgotten classes (by label name): {problem}"
+        )
+        raise ValueError(f"`{argument}` has {n} labels but `model` has {num_labels}{extra}.")
+    net = unwrap_model(model)
+    head = head_module(net)
+    if type(head) is not nn.Linear:
+        raise ValueError(
+            f"`{argument}` has {n} labels and an adapter-wrapped head; merge it (merge_and_unload) to audit it "
+            "against a model with the forgotten classes."
+        )
+    new = copy.deepcopy(net)
+    path = next(name for name, m in net.named_modules() if m is head)
+    old = new.get_submodule(path)
+    keep_rows = torch.tensor([wanted[names[i]] for i in range(n)])
+    linear = nn.Linear(old.in_features, num_labels, bias=old.bias is not None)
+    linear.to(old.weight.device, old.weight.dtype)
+    with torch.no_grad():
+        linear.weight[keep_rows] = old.weight
+        linear.weight[dropped] = old.weight.mean(0)
+        if old.bias is not None:
+            linear.bias[keep_rows] = old.bias
+            linear.bias[dropped] = old.bias.mean()
+    parent, _, leaf = path.rpartition(".")
+    setattr(new.get_submodule(parent) if parent else new, leaf, linear)
+    new.config.num_labels = num_labels
+    new.config.id2label = dict(id2label)
+    new.config.label2id = {v: k for k, v in id2label.items()}
+    if isinstance(getattr(new, "num_labels", None), int):
+        new.num_labels = num_labels
+    return new, dropped
+
+
+# --------------------------------------------------------------------------------------------------- distinguisher
+def _fit_and_score(
+    train_a: np.ndarray, train_b: np.ndarray, test_a: np.ndarray, test_b: np.ndarray, seed: int
+) -> float:
+    """Accuracy on (``test_a`` -> 0, ``test_b`` -> 1) of a standardised logistic regression fitted on
+    (``train_a`` -> 0, ``train_b`` -> 1)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([train_a, train_b])
+    y = np.concatenate([np.zeros(len(train_a)), np.ones(len(train_b))])
+    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(x, y)
+    x_test = np.concatenate([test_a, test_b])
+    y_test = np.concatenate([np.zeros(len(test_a)), np.ones(len(test_b))])
+    return float((clf.predict(x_test) == y_test).mean())
+
+
+def distinguisher_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint training and test inputs of the distinguisher: a seeded half of the ``n`` forget-class samples each."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+
+
+def distinguisher_accuracy(
+    candidate: np.ndarray, references: list[np.ndarray], seed: int
+) -> tuple[float | None, str | None]:
+    """How well a classifier on a model's outputs (``(N, C)`` features of the forget-class samples) tells
+    ``candidate`` from models retrained without the classes.
+
+    With two or more ``references``: for every ordered pair (i, j), a logistic regression is fitted on reference
+    i's vs the candidate's outputs on half of the samples and tested on reference j's vs the candidate's outputs on
+    the other half (another retrained model, unseen inputs); the mean accuracy. With one reference (the leave-one-out
+    baseline of two retrained models): fitted and tested on that reference vs the candidate, held-out inputs.
+    About 0.5 when the candidate cannot be told from retraining. Returns ``(accuracy, protocol)``, ``(None, None)``
+    without references.
+    """
+    if not references:
+        return None, None
+    tr, te = distinguisher_split(len(candidate), seed)
+    if len(references) == 1:
+        r = references[0]
+        return _fit_and_score(r[tr], candidate[tr], r[te], candidate[te], seed), "one reference, held-out inputs"
+    accs = [
+        _fit_and_score(a[tr], candidate[tr], b[te], candidate[te], seed)
+        for i, a in enumerate(references)
+        for j, b in enumerate(references)
+        if i != j
+    ]
+    return float(np.mean(accs)), "fitted against one retrained model, tested against another, held-out inputs"
+
+
+def distinguisher_features(log_probs: np.ndarray, retained: list[int] | None) -> np.ndarray:
+    """The distinguisher's input per sample: the log-softmax over every class (floored at -100), or, when
+    ``retained`` is given (a reference dropped the forgotten classes), renormalised over the retained classes."""
+    lp = np.maximum(log_probs, -100.0)
+    if retained is None:
+        return lp
+    sub = lp[:, retained]
+    return sub - np.logaddexp.reduce(sub, axis=1, keepdims=True)

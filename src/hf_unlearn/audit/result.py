@@ -18,8 +18,17 @@ STANDING_KEYS = (
     "relearn_time",
     "ain",
     "js_to_retrained",
+    "distinguisher_accuracy",
 )
 RELEARN_KEY = "relearn_forget_accuracy"
+RESET_RELEARN_KEY = "reset_relearn_forget_accuracy"
+# two-sided targets (REFERENCE §8): within the retrained models' mean ± max(2 std, TWO_SIDED_TOLERANCE) for these
+# (and the reset relearn accuracies), JS <= JS_FACTOR x the retrained models' mutual JS, distinguisher accuracy <=
+# the retrained-vs-retrained one + DISTINGUISHER_MARGIN
+TWO_SIDED_KEYS = ("probe_forget_accuracy", "prototype_forget_accuracy")
+TWO_SIDED_TOLERANCE = 0.03
+JS_FACTOR = 1.5
+DISTINGUISHER_MARGIN = 0.1
 
 
 # --------------------------------------------------------------------------------------------------------- result
@@ -37,9 +46,21 @@ class ForgettingAudit:
         retrained: one such dict per retrained model (``[]`` when none was given). Their ``js_to_retrained`` and
             ``ain`` are leave-one-out: each retrained model against the others.
         standing: per metric, ``"within"`` the retrained models' [min, max] or ``"above by x"`` / ``"below by x"``;
-            relearn accuracies appear as ``"relearn_forget_accuracy@k"``. Empty without retrained models.
-        retrained_range: per metric, ``{"min", "max", "mean"}`` over the retrained models.
+            relearn accuracies appear as ``"relearn_forget_accuracy@k"`` / ``"reset_relearn_forget_accuracy@k"``.
+            Empty without retrained models.
+        retrained_range: per metric, ``{"min", "max", "mean", "std"}`` over the retrained models (sample std).
+        two_sided: the targets of indistinguishability, per measure ``{"value", "low", "high", "rule", "verdict"}``:
+            probe, prototype and reset relearn accuracies within the retrained models' mean ± max(2 std, 3 points);
+            ``js_to_retrained`` at most 1.5x ``js_retrained_reference``; ``distinguisher_accuracy`` at most
+            ``distinguisher_reference`` + 0.1. ``verdict`` is ``"within"``, ``"above by x: ..."`` (the class is
+            kept) or ``"below by x: forgets more than retraining (recognisable as edited)"``.
+        indistinguishable: every ``two_sided`` verdict is ``"within"`` (``None`` without two retrained models).
         js_retrained_reference: mean pairwise JS divergence between retrained models (needs two or more).
+        distinguisher_reference: the retrained models' own ``distinguisher_accuracy`` (mean, leave-one-out), the
+            chance level the model's is compared with; ``distinguisher_reference_protocol`` says how it was measured.
+        retrained_label_spaces: per retrained model, ``"full"`` or ``"dropped <labels> (matched by label names)"``
+            (a reference retrained with fewer labels). With a dropped one, JS and the distinguisher compare the
+            softmax renormalised over the retained classes (``output_comparison``).
         relearn_threshold: the forget accuracy ``relearn_time`` counts steps to, or ``None`` (no original).
         settings: the protocol used (seed, sample counts, relearn optimiser, ...).
         timings: seconds spent per audited model (``"model"``, ``"original"``, ``"retrained"``) and ``"total"``.
@@ -53,6 +74,12 @@ class ForgettingAudit:
     standing: dict[str, str] = field(default_factory=dict)
     retrained_range: dict[str, dict[str, float]] = field(default_factory=dict)
     js_retrained_reference: float | None = None
+    two_sided: dict[str, dict[str, Any]] = field(default_factory=dict)
+    indistinguishable: bool | None = None
+    distinguisher_reference: float | None = None
+    distinguisher_reference_protocol: str | None = None
+    retrained_label_spaces: list[str] = field(default_factory=list)
+    output_comparison: str = "softmax over every class"
     relearn_threshold: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
@@ -74,19 +101,39 @@ class ForgettingAudit:
             ("linear probe, forget classes", "probe_forget_accuracy"),
             ("prototype attack, forget classes", "prototype_forget_accuracy"),
         ]
-        rows += [(f"after {k} relearn steps", f"{RELEARN_KEY}@{k}") for k in self.settings.get("relearn_steps", [])]
+        steps = self.settings.get("relearn_steps", [])
+        rows += [(f"after {k} relearn steps", f"{RELEARN_KEY}@{k}") for k in steps]
+        rows += [(f"after {k} relearn steps, head rows reset", f"{RESET_RELEARN_KEY}@{k}") for k in steps]
         rows += [("relearn time (steps)", "relearn_time"), ("AIN", "ain"), ("JS to retrained", "js_to_retrained")]
-        lines = ["| metric | model | original | retrained (min-max) | standing |", "|---|---|---|---|---|"]
+        rows += [("distinguisher accuracy", "distinguisher_accuracy")]
+        lines = [
+            "| metric | model | original | retrained (min-max) | standing | two-sided target |",
+            "|---|---|---|---|---|---|",
+        ]
         for title, key in rows:
             rng = self.retrained_range.get(key)
             span = "-" if rng is None else f"{_fmt(rng['min'], key)}-{_fmt(rng['max'], key)}"
             orig = _fmt(_metric(self.original, key)) if self.original is not None else "-"
+            two = self.two_sided.get(key)
+            target = "-" if two is None else f"{two['verdict']} [{two['low']:.3f}, {two['high']:.3f}]"
             lines.append(
-                f"| {title} | {_fmt(_metric(self.metrics, key))} | {orig} | {span} | {self.standing.get(key, '-')} |"
+                f"| {title} | {_fmt(_metric(self.metrics, key))} | {orig} | {span} | {self.standing.get(key, '-')} "
+                f"| {target} |"
             )
         if self.js_retrained_reference is not None:
             lines.append("")
             lines.append(f"JS divergence between retrained models (reference): {self.js_retrained_reference:.3f}")
+        if self.distinguisher_reference is not None:
+            lines.append(
+                f"Distinguisher accuracy between retrained models (reference): {self.distinguisher_reference:.3f} "
+                f"({self.distinguisher_reference_protocol})"
+            )
+        if any(space != "full" for space in self.retrained_label_spaces):
+            lines.append(
+                f"Retrained label spaces: {', '.join(self.retrained_label_spaces)}; {self.output_comparison}."
+            )
+        if self.indistinguishable is not None:
+            lines.append(f"Indistinguishable from retraining on every two-sided target: {self.indistinguishable}")
         return "\n".join(lines)
 
 
@@ -103,8 +150,9 @@ def _fmt(x: Any, key: str = "") -> str:
 def _metric(metrics: dict[str, Any] | None, key: str) -> Any:
     if metrics is None:
         return None
-    if key.startswith(RELEARN_KEY + "@"):
-        return (metrics.get(RELEARN_KEY) or {}).get(int(key.split("@")[1]))
+    if "@" in key:
+        name, k = key.rsplit("@", 1)
+        return (metrics.get(name) or {}).get(int(k))
     return metrics.get(key)
 
 
