@@ -14,13 +14,25 @@ the ``original`` model and on models ``retrained`` without the class, with one p
   and retained training samples (on a copy), plus ``relearn_time`` (steps until the forget accuracy reaches
   ``relearn_target`` x the original's) and its ratio to the retrained models', ``ain`` (Anamnesis Index,
   arXiv 2201.05629).
+- ``reset_relearn_forget_accuracy``: ``{k: accuracy}`` of the same relearn steps after the forgotten classes' head
+  rows (as the head applies them) are set to the mean retained row and bias, on every model alike: a rewritten head
+  neither helps nor hurts, so a bias trick relearns like the original (REFERENCE §8).
 - ``js_to_retrained``: Jensen-Shannon divergence (natural log) between the model's softmax and each retrained
   model's on the forget classes' eval samples (mean), against the retrained models' divergence from each other.
+- ``distinguisher_accuracy``: can an observer tell the model from retraining by its outputs? A standardised
+  logistic regression on the log-softmax of every forget-class sample (training and eval rows) is fitted on half of
+  the samples to tell one retrained model from the model, and tested on the other half against another retrained
+  model (mean over ordered pairs; needs two or more). Each retrained model's own value (leave-one-out; with two
+  references, the pair on held-out inputs) gives the chance level, ``distinguisher_reference``.
 - ``forget_error``, ``retain_accuracy``, ``test_accuracy`` on the eval split and ``mia_auc`` (the loss-score attack
   of [`hf_unlearn.evaluation.membership_inference_auc`]: forget-class training vs eval samples, computed from the
   logits of the feature passes).
 
-``ForgettingAudit.standing`` says per metric where the model stands against the retrained models' range.
+``ForgettingAudit.standing`` says per metric where the model stands against the retrained models' range;
+``ForgettingAudit.two_sided`` judges the targets of indistinguishability (probe, prototype, reset relearn within the
+retrained mean ± max(2 std, 3 points); JS <= 1.5x the retrained models' mutual JS; distinguisher <= their own + 0.1),
+flagging a model *below* the range as well: it forgets more than retraining and is recognisable as edited.
+References retrained without the forgotten labels (fewer classes, ids shifted) are matched by label names.
 
 The features are the classification head's input (the last ``nn.Linear`` with ``num_labels`` outputs), caught
 by a forward hook with the model in eval mode: BERT's pooled output after dropout, ViT's layer-normed [CLS] token.
