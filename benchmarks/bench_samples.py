@@ -87,11 +87,23 @@ from hf_unlearn.evaluation import predict  # noqa: E402
 from hf_unlearn.samples import chance_auc_se, decide_samples  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIOS = ("mislabeled", "backdoor", "random")
-METHODS = ("original", "retrain", "finetune", "fisher_mask", "fisher_mask_ft", "ssd", "ssd_ft", "fisher_noise")
+SCENARIOS = ("mislabeled", "backdoor", "random", "backdoor_partial")
+METHODS = (
+    "original",
+    "retrain",
+    "neggrad_plus",
+    "finetune",
+    "fisher_mask",
+    "fisher_mask_ft",
+    "ssd",
+    "ssd_ft",
+    "fisher_noise",
+)
 LABELS = {
     "original": "original (no unlearning)",
     "retrain": "retrain from scratch",
+    "retrain_clean": "retrain without every poisoned row",
+    "neggrad_plus": "**neggrad_plus (library default for rows)**",
     "finetune": "fine-tune on retained rows",
     "fisher_mask": "Fisher mask, no fine-tuning",
     "fisher_mask_ft": "Fisher mask + fine-tuning",
@@ -104,15 +116,16 @@ LABELS = {
 # below log(num_labels) (chance level): the rows are pushed to "unknown", not on to another class.
 OPTIONAL_METHODS = ("neggrad_ft",)
 LABELS["neggrad_ft"] = "NegGrad+ (forget-loss ascent to chance + fine-tuning)"
-FRACTION = {"mislabeled": 0.05, "backdoor": 0.03, "random": 0.05}
+FRACTION = {"mislabeled": 0.05, "backdoor": 0.03, "random": 0.05, "backdoor_partial": 0.03}
+NAMED = 0.25  # backdoor_partial: the fraction of the poisoned rows that are named (forgotten)
 TARGET_CLASS = 0  # backdoor target
 # targets (issue 15), fixed before running
-T_WRONG = 0.05  # (a) wrong-label rate within 5 points of retraining
-T_ASR = 0.05  # (b) attack success rate within 5 points of retraining
-T_ACC = 0.015  # (a), (b) test accuracy at most 1.5 points below retraining
-T_AUC = 0.03  # (c) MIA AUC within 0.03 of retraining
+T_WRONG = 0.03  # (a) wrong-label rate within 3 points of retraining (issue 24; issue 15: 5)
+T_ASR = 0.02  # (b) attack success rate within 2 points of retraining (issue 24; issue 15: 5)
+T_ACC = 0.015  # test accuracy at most 1.5 points below retraining
+T_AUC = 0.02  # (c) MIA AUC within 0.02 of retraining (issue 24; issue 15: 0.03)
 T_FORGET_ACC = 0.02  # (c) forget-row accuracy within 2 points of retraining
-T_TIME = 0.25  # every case: at most 25% of retraining time
+T_TIME = 0.20  # every case: at most 20% of retraining time (issue 24; issue 15: 25%)
 
 
 # ------------------------------------------------------------------------------------------------------------ tasks
@@ -218,16 +231,20 @@ def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
     n, true = len(y), y.clone()
     k = int(round(FRACTION[scenario] * n))
     stamped = None
-    if scenario == "backdoor":
+    poisoned = None
+    if scenario in ("backdoor", "backdoor_partial"):
         candidates = np.flatnonzero(y.numpy() != TARGET_CLASS)
         rows = np.sort(rng.choice(candidates, k, replace=False))
         stamped = rows.tolist()
         y[rows] = TARGET_CLASS
+        if scenario == "backdoor_partial":  # only some of the poisoned rows are named
+            poisoned = rows.tolist()
+            rows = np.sort(rng.choice(rows, max(1, int(round(NAMED * k))), replace=False))
     else:
         rows = np.sort(rng.choice(n, k, replace=False))
         if scenario == "mislabeled":
             y[rows] = (y[rows] + torch.from_numpy(rng.integers(1, task.num_labels, k))) % task.num_labels
-    return {"train": task.train_set(y, stamped), "true": true, "rows": rows.tolist()}
+    return {"train": task.train_set(y, stamped), "true": true, "rows": rows.tolist(), "poisoned": poisoned}
 
 
 # ------------------------------------------------------------------------------------------------------------ training
@@ -308,7 +325,7 @@ def measure(model, data, task, scenario: str, before: dict[str, Any] | None = No
     kw: dict[str, Any] = {"data_collator": task.collator}
     if scenario == "mislabeled":
         kw["true_labels"] = data["true"][data["rows"]].tolist()
-    if scenario == "backdoor":
+    if scenario.startswith("backdoor"):
         kw["backdoor"] = (task.trigger, TARGET_CLASS)
     audit = audit_samples(model, forget_dataset=forget, heldout_dataset=task.heldout, **kw)
     m = dict(audit.metrics)
@@ -346,12 +363,43 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
     out["retrain"] = {**measure(retrained, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu}
     del retrained
     log(f"{scenario} seed {seed}: original trained in {out['original']['wall']:.1f}s; retrain {c.wall:.1f}s")
-    for method in args.methods:
+    if data["poisoned"] is not None:  # the corrective goal: the model retrained without every poisoned row
+        clean = subset(data["train"], sorted(set(range(len(task.labels))) - set(data["poisoned"])))
+        with Clock() as c:
+            retrained = fit(task.new_model(seed), clean, task, epochs=args.epochs, seed=seed)
+        out["retrain_clean"] = {**measure(retrained, data, task, scenario, base), "wall": c.wall, "cpu": c.cpu}
+        del retrained
+    # what Trainer would leave beside the original (trainer_state.json): its steps, batch size and peak learning rate;
+    # the library's recipe reads its budget from it, as from a model folder trained with Trainer
+    steps = max(1, int(round(args.epochs * math.ceil(len(task.labels) / task.recipe["batch"]))))
+    state_dir = os.path.join(args.output_dir, ".state", f"{task.name}-{scenario}-{seed}")
+    os.makedirs(state_dir, exist_ok=True)
+    with open(os.path.join(state_dir, "trainer_state.json"), "w") as f:
+        json.dump(
+            {
+                "global_step": steps,
+                "max_steps": steps,
+                "train_batch_size": task.recipe["batch"],
+                "log_history": [{"learning_rate": task.recipe["lr"], "step": int(task.recipe["warmup"] * steps)}],
+            },
+            f,
+        )
+    for method in args.methods + [f"neggrad_plus:{v}" for v in args.recipe_variants]:
         model = copy.deepcopy(original)
         edit = method.removesuffix("_ft")
         details: dict[str, Any] = {}
         with Clock() as c:
-            if edit not in ("finetune", "neggrad"):
+            if edit.startswith("neggrad_plus"):  # the library's default recipe for rows (no method named)
+                model.config._name_or_path = state_dir
+                overrides = {
+                    k: float(v) for k, v in (kv.split("=") for kv in method.partition(":")[2].split(",") if kv)
+                }
+                cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, seed=seed, **overrides)
+                report = FisherUnlearner(cfg).unlearn(
+                    model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
+                )
+                details = {k: report.details[k] for k in ("steps", "ascent_steps", "budget_source")}
+            elif edit not in ("finetune", "neggrad"):
                 caps = task.fisher_caps.get(edit, {})
                 cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **caps)
                 report = FisherUnlearner(cfg).unlearn(
@@ -489,7 +537,7 @@ KEYS = (
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     s: dict[str, Any] = {}
     t_retrain = mean_std([r["retrain"]["wall"] for r in runs])[0]
-    for method in [m for m in METHODS + OPTIONAL_METHODS if m in runs[0]]:
+    for method in [m for m in runs[0] if isinstance(runs[0][m], dict) and "wall" in runs[0][m]]:
         row = {}
         for key in KEYS:
             vals = [r[method].get(key) for r in runs]
@@ -508,7 +556,7 @@ def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
     ref = s["retrain"]
     acc = "test_accuracy" if "test_accuracy" in ref else "heldout_accuracy"  # runs before TREC: the test split
     out = {}
-    for method in [m for m in s if m not in ("original", "retrain")]:
+    for method in [m for m in s if m not in ("original", "retrain", "retrain_clean")]:
         m = s[method]
         checks = {}
 
@@ -521,16 +569,20 @@ def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 abs(gap("forget_label_rate")) <= T_WRONG,
             )
             checks["test acc >= retrain - 1.5 pts"] = (gap(acc), gap(acc) >= -T_ACC)
-        elif scenario == "backdoor":
-            checks["ASR within 5 pts"] = (gap("attack_success_rate"), abs(gap("attack_success_rate")) <= T_ASR)
+        elif scenario.startswith("backdoor"):
+            checks["ASR within 2 pts"] = (gap("attack_success_rate"), abs(gap("attack_success_rate")) <= T_ASR)
             checks["clean acc >= retrain - 1.5 pts"] = (gap(acc), gap(acc) >= -T_ACC)
+            if "retrain_clean" in s:  # the corrective goal: the trigger gone, as without every poisoned row
+                v = m["attack_success_rate"]["mean"] - s["retrain_clean"]["attack_success_rate"]["mean"]
+                checks["ASR within 2 pts of clean retrain"] = (v, abs(v) <= T_ASR)
         else:
-            checks["MIA AUC within 0.03"] = (gap("mia_auc"), abs(gap("mia_auc")) <= T_AUC)
+            checks["MIA AUC within 0.02"] = (gap("mia_auc"), abs(gap("mia_auc")) <= T_AUC)
             checks["forget-row acc within 2 pts"] = (
                 gap("forget_label_rate"),
                 abs(gap("forget_label_rate")) <= T_FORGET_ACC,
             )
-        checks["time <= 25% of retraining"] = (m["time_fraction"], m["time_fraction"] <= T_TIME)
+            checks["test acc >= retrain - 1.5 pts"] = (gap(acc), gap(acc) >= -T_ACC)
+        checks["time <= 20% of retraining"] = (m["time_fraction"], m["time_fraction"] <= T_TIME)
         out[method] = {k: {"value": v, "met": bool(ok)} for k, (v, ok) in checks.items()}
         out[method]["all"] = all(c["met"] for c in out[method].values())
     return out
@@ -564,23 +616,23 @@ def render_md(result: dict[str, Any]) -> str:
         cols = ["method", "test acc %"] + (["held-out acc %"] if heldout_col else []) + ["rows at training label %"]
         if scenario == "mislabeled":
             cols.append("rows at true label %")
-        if scenario == "backdoor":
+        if scenario.startswith("backdoor"):
             cols.append("attack success %")
         cols += ["MIA AUC", "time s", "time / retrain", "verified"]
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for method in s:
             m = s[method]
-            cells = [LABELS[method], pm(m.get("test_accuracy", m["heldout_accuracy"]))]
+            cells = [LABELS.get(method, method), pm(m.get("test_accuracy", m["heldout_accuracy"]))]
             cells += ([pm(m["heldout_accuracy"])] if heldout_col else []) + [pm(m["forget_label_rate"])]
             if scenario == "mislabeled":
                 cells.append(pm(m.get("true_label_rate")))
-            if scenario == "backdoor":
+            if scenario.startswith("backdoor"):
                 cells.append(pm(m.get("attack_success_rate")))
             frac = m["time_fraction"]
             cells += [
                 pm(m["mia_auc"], 1, 3),
                 f"{m['wall']['mean']:.1f}",
-                "–" if method in ("original", "retrain") else f"{100 * frac:.0f}%",
+                "–" if method in ("original", "retrain", "retrain_clean") else f"{100 * frac:.0f}%",
                 f"{m['verified']}/{m['wall']['n']}",
             ]
             lines.append("| " + " | ".join(cells) + " |")
@@ -594,7 +646,7 @@ def render_md(result: dict[str, Any]) -> str:
                 v = checks[name]["value"]
                 shown = f"{100 * v:.0f}%" if "time" in name else (f"{v:+.3f}" if "AUC" in name else f"{100 * v:+.1f}")
                 cells.append(f"{shown} {'✓' if checks[name]['met'] else '✗'}")
-            lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + f" | {verdict(checks['all'])} |")
+            lines.append(f"| {LABELS.get(method, method)} | " + " | ".join(cells) + f" | {verdict(checks['all'])} |")
         lines.append("")
     lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
@@ -605,6 +657,9 @@ DESCRIPTIONS = {
     "never saw them, so it predicts their wrong label rarely: 'rows at training label' is the wrong-label rate.",
     "backdoor": "A 2x2 bright patch was stamped on 3% of the training images (none of class 0), relabelled 0; those "
     "rows are forgotten. 'attack success' = stamped test images of other classes predicted 0.",
+    "backdoor_partial": "As backdoor, but only 25% of the poisoned rows are named and forgotten (the rest stay in the "
+    "retained rows). 'retrain' is retraining without the named rows (which keeps the backdoor); 'retrain without every "
+    "poisoned row' is the corrective goal.",
     "random": "A random 5% of the training rows are forgotten. They should look like held-out rows, as they do to a "
     "retrained model: 'rows at training label' is their accuracy; MIA AUC forget vs held-out rows.",
 }
@@ -636,7 +691,9 @@ def reverify(path: str, task) -> None:
                 before = check(run["original"], run["num_forget_rows"])
                 then += run[method]["verification"] == "verified"
                 now += decide_samples(check(run[method], run["num_forget_rows"]), tol, before=before)[0] == "verified"
-            print(f"| {scenario} | {LABELS[method]} | {then}/{len(sc['runs'])} | {now}/{len(sc['runs'])} |")
+            print(
+                f"| {scenario} | {LABELS.get(method, method)} | {then}/{len(sc['runs'])} | {now}/{len(sc['runs'])} |"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -653,6 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trec-heldout", type=int, default=300, help="trec: held-out training questions")
     p.add_argument("--trec-test-size", type=int, default=None, help="trec: test questions (default all 500)")
     p.add_argument("--methods", nargs="+", default=list(METHODS[2:]), choices=METHODS[2:] + OPTIONAL_METHODS)
+    p.add_argument("--recipe-variants", nargs="+", default=[], help="extra neggrad_plus rows: 'field=value,...'")
     p.add_argument("--validation", type=float, default=None, help="digits: hold out this fraction of the training "
                    "images as the test/held-out rows (the test split is not used)")  # fmt: skip
     p.add_argument("--explore", action="store_true", help="run the VARIANTS against the main run's retraining")

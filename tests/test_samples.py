@@ -260,7 +260,7 @@ def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_ro
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
     before = _params(model)
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5)
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5, strength_search=False)  # this edit
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from") as err:
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
@@ -273,7 +273,9 @@ def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_ro
     assert check["mia_auc"] <= 0.5 + max(tol, 2 * check["mia_auc_chance_se"])
     assert "forget-row accuracy" not in report.details["verification_reason"]
     # allow_incomplete keeps the wrecked edit, recorded as incomplete
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5, allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="ssd", forget_scope="samples", ssd_alpha=5, allow_incomplete=True, strength_search=False
+    )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
     assert report.details["verification"] == "incomplete" and _test_accuracy(model, test) <= 0.3
 
@@ -477,6 +479,11 @@ def test_audit_samples_against_retrained_models(memorised, retrained, digits):
     assert m["true_label_rate"] <= 0.2 and set(m["forget_loss"]) == {"mean", "q10", "q25", "q50", "q75", "q90"}
     assert audit.num_forget_rows == N_FLIPPED and audit.num_heldout_rows == len(test)
     assert set(audit.retrained_range["mia_auc"]) == {"min", "max", "mean"}
+    # the attack success rate against the retrained references (the trigger given)
+    asr = [r["attack_success_rate"] for r in audit.retrained]
+    assert audit.retrained_range["attack_success_rate"]["mean"] == pytest.approx(float(np.mean(asr)))
+    assert audit.gap_to_retrained["attack_success_rate"] == pytest.approx(m["attack_success_rate"] - np.mean(asr))
+    assert audit.standing["attack_success_rate"]
     # the trigger as a callable or as a pre-stamped data set gives the same attack success rate
     stamped = patch({"pixel_values": test[:]["pixel_values"], "labels": test[:]["labels"]})
     again = audit_samples(base, forget_dataset=forget_ds, heldout_dataset=test, backdoor=(stamped, 0))
@@ -525,3 +532,170 @@ def test_retain_rows_choose_the_retained_data(memorised):
     batches = -(-(len(flipped) + len(retain)) // cfg.fisher_batch_size)  # SSD's full-data pass: forget + retain
     assert report.fisher_samples == {"forget_batches": 1, "full_batches": batches}
     assert report.details["forget_rows"]["count"] == N_FLIPPED
+
+
+# ------------------------------------------------------------------------------------------ the recipe for rows
+def _forward_counter(model):
+    """Counts the forward passes the model makes in training mode (one per batch the recipe trains on)."""
+    calls = {"train": 0}
+
+    def hook(module, args, kwargs):
+        if module.training:
+            calls["train"] += 1
+
+    handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+    return calls, handle
+
+
+def test_neggrad_plus_is_the_default_for_rows_and_removes_memorised_wrong_labels(memorised):
+    """No method named in samples scope: the recipe (fine-tuning on the retained rows with forget-loss ascent) runs,
+    the wrong labels go, the clean accuracy stays, and the check against held-out rows verifies it."""
+    assert UnlearningConfig().method == "mnemonic"  # classes scope keeps its default
+    cfg = UnlearningConfig(forget_scope="samples", finetune_max_steps=60, finetune_learning_rate=2e-3)
+    assert cfg.method == "neggrad_plus"
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    wrong_before, acc_before = _wrong_label_rate(model, ds, flipped), _test_accuracy(model, test)
+    assert wrong_before >= 0.8
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
+    assert report.method == "neggrad_plus" and report.details["verification"] == "verified"
+    assert _wrong_label_rate(model, ds, flipped) <= min(0.3, wrong_before - 0.5)
+    assert _test_accuracy(model, test) >= acc_before - 0.03
+    assert report.details["steps"] == 60 and report.details["ascent_steps"] == 30
+    assert not any(p.grad is not None for p in model.parameters()) and not model.training
+    from hf_unlearn.methods import METHODS
+
+    text = METHODS["neggrad_plus"].describe(report)
+    assert "60 steps" in text and f"{N_FLIPPED} chosen training rows" in text
+
+
+def test_neggrad_plus_budget_is_honoured(memorised, tmp_path):
+    """The steps taken (training-mode forward passes counted, not wall time): a fraction of the original run's steps
+    read from trainer_state.json, finetune_max_steps over it, the ascent on the first forget_ascent_fraction of the
+    steps only, and finetune_max_seconds stopping the run."""
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    state = {"max_steps": 200, "global_step": 200, "train_batch_size": 8, "log_history": [{"learning_rate": 1e-3}]}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(state))
+    model.config._name_or_path = str(tmp_path)
+    calls, handle = _forward_counter(model)
+    try:
+        cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True)  # 0.1 x 200 steps, half with ascent
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        assert report.details["steps"] == 20 and report.details["ascent_steps"] == 10
+        assert calls["train"] == 20 + 10  # one retained batch per step, one forget batch per ascent step
+        assert report.hyperparameters["learning_rate"] == 1e-3 and report.hyperparameters["batch_size"] == 8
+        assert "200 steps" in report.details["budget_source"]
+        # no trainer_state.json: MnemonicTrainer's training_args.json recipe, 3 epochs over the 400 rows in batches of 40
+        recipe = {"num_train_epochs": 3, "per_device_train_batch_size": 40, "learning_rate": 2e-3}
+        (tmp_path / "trainer_state.json").unlink()
+        (tmp_path / "training_args.json").write_text(json.dumps({"format": "x", "recipe": recipe}))
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        assert report.details["steps"] == 3 and report.hyperparameters["batch_size"] == 40  # 0.1 x 3 x 10 steps
+        assert report.hyperparameters["learning_rate"] == 2e-3
+        calls["train"] = 0
+        cfg = UnlearningConfig(
+            forget_scope="samples", finetune_max_steps=7, forget_ascent_fraction=0.0, allow_incomplete=True
+        )
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        assert report.details["steps"] == 7 and report.details["ascent_steps"] == 0 and calls["train"] == 7
+        calls["train"] = 0
+        cfg = UnlearningConfig(forget_scope="samples", finetune_max_seconds=1e-9, allow_incomplete=True)
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        assert report.details["steps"] == calls["train"] == 0 and "finetune_max_seconds" in report.details["stopped"]
+    finally:
+        handle.remove()
+    for bad in (dict(finetune_fraction=0), dict(finetune_fraction=1.5), dict(forget_ascent_fraction=-0.1),
+                dict(finetune_max_steps=0), dict(finetune_max_seconds=-1.0), dict(finetune_learning_rate=0.0)):  # fmt: skip
+        with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
+            UnlearningConfig(forget_scope="samples", **bad)
+    with pytest.raises(ValueError, match="`forget_scope`"):  # rows only
+        UnlearningConfig(method="neggrad_plus", forget_classes=[3])
+
+
+def test_neggrad_plus_as_a_callback(memorised, tmp_path):
+    """The recipe runs in on_train_begin on the trainer's train set (the retained rows); checked at train end."""
+    from transformers import Trainer
+
+    base, ds, test, flipped, _ = memorised
+    model = copy.deepcopy(base)
+    forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
+    cfg = UnlearningConfig(forget_scope="samples", finetune_max_steps=60, finetune_learning_rate=2e-3)
+    unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
+    Trainer(model=model, args=_two_tiny_steps(tmp_path), train_dataset=retain_ds, callbacks=[unl]).train()
+    model.eval()
+    assert unl.report.method == "neggrad_plus" and unl.report.details["verification"] == "verified"
+    assert _wrong_label_rate(model, ds, flipped) <= 0.3
+
+
+def test_cli_forgets_rows_with_the_recipe_when_no_method_is_named(memorised, tmp_path, capsys):
+    from datasets import Dataset, DatasetDict
+
+    from hf_unlearn.cli import main
+
+    base, ds, test, flipped, noisy = memorised
+    model_dir = tmp_path / "model"
+    base.save_pretrained(model_dir)
+    (model_dir / "trainer_state.json").write_text(json.dumps({"max_steps": 400, "train_batch_size": 32}))
+    DatasetDict(
+        train=Dataset.from_dict({"pixel_values": ds[:]["pixel_values"].tolist(), "labels": noisy.tolist()}),
+        test=Dataset.from_dict({"pixel_values": test[:]["pixel_values"].tolist(), "labels": test[:]["labels"].tolist()}),
+    ).save_to_disk(tmp_path / "data")  # fmt: skip
+    (tmp_path / "rows.txt").write_text("\n".join(map(str, flipped)) + "\n")
+    out = tmp_path / "out"
+    argv = ["forget", "--model_dir", model_dir, "--dataset", tmp_path / "data", "--forget_scope", "samples"]
+    argv += ["--forget_rows", tmp_path / "rows.txt", "--finetune_learning_rate", "2e-3", "--output_dir", out]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    report = json.loads((out / "unlearning_report.json").read_text())
+    assert report["method"] == "neggrad_plus" and report["details"]["steps"] == 40  # 0.1 x 400
+    assert report["details"]["verification"] == "verified"
+
+
+# ---------------------------------------------------------------- one-shot edits: strength from the held-out rows
+@pytest.mark.parametrize("method", ["fisher_mask", "ssd", "fisher_noise"])
+def test_one_shot_edits_of_rows_pass_the_held_out_bound_or_refuse_bit_identical(memorised, method):
+    """Rows the model gets right (accuracy 1, above the held-out accuracy): each one-shot method, at its default
+    strength as the top of the ladder, either finds a strength that the held-out check verifies (held-out accuracy
+    kept within its bound) or refuses, with the model bit-identical."""
+    base, ds, test, flipped, noisy = memorised
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
+    rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]
+    before = _params(model)
+    cfg = UnlearningConfig(method=method, forget_scope="samples")
+    try:
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
+    except UnlearningIncompleteError as err:
+        assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+        search = err.report.details["strength_search"]
+        assert search["chosen"] is None and search["tried"] and "left as it was" in search["reason"]
+        return
+    search = report.details["strength_search"]
+    assert report.details["verification"] == "verified" and search["chosen"] == search["tried"][-1][search["field"]]
+    was, now = report.metrics["before"]["heldout_accuracy"], report.metrics["after"]["heldout_accuracy"]
+    assert was - now <= max(cfg.verification_tolerance, 2 * (was * (1 - was) / len(test)) ** 0.5)
+    assert report.hyperparameters[search["field"]] == search["chosen"]
+
+
+def test_strength_search_refuses_a_too_weak_ladder_and_restores_the_model(memorised):
+    """A ladder whose strongest rung cannot make rows the model fits look held-out: refused, model bit-identical,
+    every rung recorded; strength_search=False runs the configured strength once."""
+    base, ds, test, flipped, noisy = memorised
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
+    rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]
+    before = _params(model)
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-8)
+    with pytest.raises(UnlearningIncompleteError, match="noise_alpha") as err:
+        FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
+    search = err.value.report.details["strength_search"]
+    assert [t["noise_alpha"] for t in search["tried"]] == [1e-9, 1e-8] and search["chosen"] is None
+    assert cfg.noise_alpha == 1e-8  # the user's config is not changed by the search
+    cfg = UnlearningConfig(
+        method="fisher_noise", forget_scope="samples", noise_alpha=1e-8, strength_search=False, allow_incomplete=True
+    )
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
+    assert "strength_search" not in report.details and report.hyperparameters["alpha"] == 1e-8

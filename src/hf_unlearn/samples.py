@@ -49,6 +49,9 @@ __all__ = [
     "rows_fingerprint",
     "samples_check",
     "split_rows",
+    "STRENGTH_LADDERS",
+    "strength_rungs",
+    "strength_search",
 ]
 
 
@@ -282,3 +285,127 @@ def decide_samples(check: dict[str, Any], tolerance: float, *, before: dict[str,
         f"{check['heldout_accuracy']:.3f}, membership AUC {check['mia_auc']:.3f} (bound {auc_bound:.3f}); held-out "
         f"accuracy {check['heldout_accuracy']:.3f} against {p0:.3f} before the edit (largest drop allowed {drop_bound:.3f})"
     )
+
+
+# ------------------------------------------------------------------------------------------------- strength search
+# One-shot edits in samples scope: the strength is chosen from the held-out rows instead of a fixed value. Per method:
+# the config field and its rungs from weak to strong; the configured value is the strongest rung tried.
+STRENGTH_LADDERS: dict[str, tuple[str, tuple[float, ...], bool]] = {
+    # (field, rungs weak -> strong, a larger value is stronger)
+    "fisher_mask": ("mask_ratio", (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2e-2, 5e-2, 0.1), True),
+    "ssd": ("ssd_alpha", (100.0, 50.0, 25.0, 10.0, 5.0, 2.0, 1.0), False),
+    "fisher_noise": ("noise_alpha", (1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4), True),
+}
+
+
+def strength_rungs(config: Any) -> tuple[str, list[float]]:
+    """``(field, values)``: the strengths [`strength_search`] tries for ``config.method``, from weak to the configured
+    value (always the last rung)."""
+    field_name, ladder, larger_is_stronger = STRENGTH_LADDERS[config.method]
+    top = float(getattr(config, field_name))
+    weaker = [v for v in ladder if (v < top if larger_is_stronger else v > top)]
+    return field_name, weaker + [top]
+
+
+class _FisherCache:
+    """Serves a method's Fisher passes from its first run on the later rungs: the weights are restored to the same
+    values before every rung, so the k-th pass of every run computes the same Fisher."""
+
+    def __init__(self, method: Any):
+        self.method, self.compute, self.results, self.k = method, method.fisher, [], 0
+
+    def __call__(self, model, dataset, *, kind, parameters, data_collator, max_samples=None):
+        from .data_utils import dataset_size
+
+        key = (kind, max_samples, dataset_size(dataset), tuple(parameters))
+        if self.k < len(self.results) and self.results[self.k][0] == key:
+            fisher, count = self.results[self.k][1]
+        else:
+            fisher, count = self.compute(
+                model,
+                dataset,
+                kind=kind,
+                parameters=parameters,
+                data_collator=data_collator,
+                max_samples=max_samples,
+            )
+            self.results[self.k :] = [(key, (fisher, count))]
+        self.k += 1
+        return {n: t.clone() for n, t in fisher.items()}, count
+
+
+def strength_search(
+    method: Any,
+    model: torch.nn.Module,
+    run_kwargs: dict[str, Any],
+    *,
+    saved: dict[str, torch.Tensor],
+    forget_dataset: Any,
+    eval_dataset: Any,
+    before: dict[str, Any],
+    tolerance: float,
+    check_kw: dict[str, Any],
+) -> Any:
+    """Runs a one-shot ``method`` (``fisher_mask``, ``ssd``, ``fisher_noise``) in samples scope at the strengths of
+    [`strength_rungs`], weak to strong, restoring ``saved`` (the weights it may touch) before each, and keeps the first
+    edit that [`decide_samples`] verifies against the held-out rows. It stops early once an edit damages the held-out
+    accuracy (stronger ones damage more). When none passes, the model is restored and the result says
+    ``complete=False`` (the unlearner then refuses the edit). ``details["strength_search"]`` lists every rung tried."""
+    import dataclasses
+    import time
+
+    from .methods.base import MethodResult
+    from .methods.common import restore_
+
+    config = method.config
+    field_name, rungs = strength_rungs(config)
+    cache = _FisherCache(method)
+    method.fisher = cache
+    tried: list[dict[str, Any]] = []
+    last_reason = ""
+    t0 = time.perf_counter()
+    p0, n = before["heldout_accuracy"], before["num_heldout_rows"]
+    drop_bound = max(tolerance, 2.0 * math.sqrt(p0 * (1.0 - p0) / n))
+    try:
+        for value in rungs:
+            restore_(model, saved)
+            method.config = dataclasses.replace(config, **{field_name: value})
+            cache.k = 0
+            result = method.run(model, **run_kwargs)
+            check = samples_check(model, forget_dataset, eval_dataset, **check_kw)
+            status, last_reason = decide_samples(check, tolerance, before=before)
+            tried.append(
+                {
+                    field_name: value,
+                    "status": status,
+                    "forget_rows_accuracy": check["forget_rows_accuracy"],
+                    "heldout_accuracy": check["heldout_accuracy"],
+                    "mia_auc": check["mia_auc"],
+                }
+            )
+            if status == "verified" and result.details.get("complete", True) is not False:
+                result.details["strength_search"] = {"field": field_name, "chosen": value, "tried": tried}
+                result.hyperparameters = {**result.hyperparameters, field_name: value}
+                result.timings = {**result.timings, "strength_search": time.perf_counter() - t0}
+                return result
+            if p0 - check["heldout_accuracy"] > drop_bound:
+                break
+        restore_(model, saved)
+        return MethodResult(
+            details={
+                "complete": False,
+                "strength_search": {
+                    "field": field_name,
+                    "chosen": None,
+                    "tried": tried,
+                    "reason": f"no {field_name} up to {rungs[-1]} made the forget rows look like held-out rows while "
+                    f"keeping the held-out accuracy (at {field_name} {tried[-1][field_name]}: {last_reason}); the "
+                    "model is left as it was",
+                },
+            },
+            hyperparameters={field_name: None},
+            timings={"strength_search": time.perf_counter() - t0},
+        )
+    finally:
+        method.config = config
+        del method.fisher  # the class's own method again

@@ -53,7 +53,7 @@ from .methods.common import count_changed, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
-from .samples import decide_samples, rows_fingerprint, samples_check, split_rows
+from .samples import STRENGTH_LADDERS, decide_samples, rows_fingerprint, samples_check, split_rows, strength_search
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
 from .utils import check_dataset_labels, get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
 from .verification import INCOMPLETE, PENDING, VERIFIED, collect_checks, decide, measure
@@ -309,8 +309,7 @@ class FisherUnlearner(TrainerCallback):
         saved = snapshot(model, parameters)
         try:
             t_start = time.perf_counter()
-            result = method.run(
-                model,
+            run_kw = dict(
                 forget_classes=forget,
                 retain_classes=retain,
                 parameters=parameters,
@@ -319,6 +318,21 @@ class FisherUnlearner(TrainerCallback):
                 retain_dataset=retain_dataset,
                 data_collator=data_collator,
             )
+            if samples and not deferred and cfg.strength_search and metrics and method.name in STRENGTH_LADDERS:
+                # one-shot edit of rows: its strength chosen from the held-out rows (hf_unlearn.samples)
+                result = strength_search(
+                    method,
+                    model,
+                    run_kw,
+                    saved=saved,
+                    forget_dataset=forget_dataset,
+                    eval_dataset=eval_dataset,
+                    before=metrics["before"],
+                    tolerance=cfg.verification_tolerance,
+                    check_kw=check_kw,
+                )
+            else:
+                result = method.run(model, **run_kw)
             timings = {**result.timings, "total": time.perf_counter() - t_start}
             changed = count_changed(model, saved)
             if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
@@ -336,7 +350,8 @@ class FisherUnlearner(TrainerCallback):
                 if metrics is not None:
                     metrics["after"] = checks["samples"]
                 if checks.get("method", {}).get("complete") is False:
-                    status, reason = INCOMPLETE, "the method could not complete its edit"
+                    why = result.details.get("strength_search", {}).get("reason")
+                    status, reason = INCOMPLETE, "the method could not complete its edit" + (f": {why}" if why else "")
                 else:
                     before = metrics["before"] if metrics is not None else None
                     status, reason = decide_samples(checks["samples"], cfg.verification_tolerance, before=before)

@@ -10,7 +10,16 @@ from typing import Any
 
 CONFIG_FILE = "unlearning_config.json"
 FORGET_SCOPES = ("classes", "samples")
-BUILT_IN_METHODS = ("mnemonic", "mnemonic_head", "fisher_mask", "ssd", "fisher_noise", "logit_suppression")
+BUILT_IN_METHODS = (
+    "mnemonic",
+    "mnemonic_head",
+    "fisher_mask",
+    "ssd",
+    "fisher_noise",
+    "logit_suppression",
+    "neggrad_plus",
+)
+DEFAULT_METHOD = {"classes": "mnemonic", "samples": "neggrad_plus"}  # when `method` is not given
 POSITIVE_FIELDS = ("mnemonic_margin", "lambda1", "lambda2", "ssd_alpha", "ssd_lambda", "noise_alpha")
 
 
@@ -23,8 +32,10 @@ class UnlearningConfig:
     version).
 
     Parameters that control what is forgotten:
-        method (`str`, defaults to `"mnemonic"`):
-            A method registered in `hf_unlearn.methods.METHODS`: `"mnemonic"` (from the model's mnemonic codes, no
+        method (`str`, defaults to `"mnemonic"` for classes, `"neggrad_plus"` for samples):
+            A method registered in `hf_unlearn.methods.METHODS`: `"neggrad_plus"` (samples scope only, the default
+            there: fine-tuning on the retained rows with forget-loss ascent up to chance level, see
+            `finetune_fraction`), `"mnemonic"` (from the model's mnemonic codes, no
             training data; removes the forgotten classes from the representation, see `mnemonic_variant`),
             `"mnemonic_head"` (the same codes, output layer only: hides the classes' output), `"fisher_mask"`,
             `"ssd"`, `"fisher_noise"` (from forget and retain data) or `"logit_suppression"` (the baseline that only
@@ -94,6 +105,30 @@ class UnlearningConfig:
         noise_alpha (`float`, defaults to `1e-6`):
             Fisher forgetting's noise scale.
 
+    Parameters that control the rows recipe (`"neggrad_plus"`, samples scope):
+        finetune_fraction (`float`, defaults to `0.1`):
+            Optimizer steps as a fraction of the original training run's, read from the `trainer_state.json` that
+            `Trainer` writes beside the model (else in its last `checkpoint-*`), else from the `training_args.json`
+            recipe that `MnemonicTrainer` saves (its epochs over the retained plus forgotten rows). In (0, 1].
+        finetune_max_steps (`int` or `None`, defaults to `None`):
+            The number of steps, instead of `finetune_fraction` (needed when the model folder holds neither file;
+            without either the recipe makes one pass over the retained rows and says so in the report).
+        finetune_max_seconds (`float` or `None`, defaults to `None`):
+            Wall-clock cap on the recipe (seconds); it stops at the first step past it.
+        finetune_learning_rate (`float` or `None`), finetune_batch_size (`int` or `None`), defaults to `None`:
+            Default: the original run's (peak logged learning rate and batch size in `trainer_state.json`, else the
+            `training_args.json` recipe's), else 5e-5 and 16.
+        forget_ascent_fraction (`float`, defaults to `0.5`):
+            Fraction of the steps that also push the forget rows' loss up to chance level (the rest fine-tune on the
+            retained rows only). In [0, 1]; 0 is plain fine-tuning on the retained rows.
+
+    Parameters that control one-shot edits of rows (`"fisher_mask"`, `"ssd"`, `"fisher_noise"` in samples scope):
+        strength_search (`bool`, defaults to `True`):
+            With `eval_dataset` (held-out rows), the edit's strength is chosen from the held-out rows: from weak to
+            the configured value (`mask_ratio`, `ssd_alpha`, `noise_alpha` is the strongest rung), the first strength
+            whose edit passes the samples verification is kept; none passing, the model is restored and the edit is
+            reported incomplete. `False`: the configured strength, once.
+
     Parameters that control the Fisher passes:
         fisher_batch_size (`int`, defaults to `16`):
             Samples per Fisher chunk or mini-batch.
@@ -102,9 +137,12 @@ class UnlearningConfig:
     """
 
     # Parameters that control what is forgotten
-    method: str = field(
-        default="mnemonic",
-        metadata={"help": f"Unlearning method: a name registered in hf_unlearn.methods.METHODS {BUILT_IN_METHODS}."},
+    method: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Unlearning method: a name registered in hf_unlearn.methods.METHODS {BUILT_IN_METHODS}. "
+            "Default: mnemonic for --forget_scope classes, neggrad_plus for --forget_scope samples."
+        },
     )
     forget_scope: str = field(
         default="classes",
@@ -188,6 +226,37 @@ class UnlearningConfig:
     ssd_lambda: float = field(default=1.0, metadata={"help": "ssd: dampening constant."})
     noise_alpha: float = field(default=1e-6, metadata={"help": "fisher_noise: noise scale alpha."})
 
+    # Parameters that control the rows recipe (neggrad_plus)
+    finetune_fraction: float = field(
+        default=0.1,
+        metadata={"help": "neggrad_plus: steps as a fraction of the original run's (trainer_state.json)."},
+    )
+    finetune_max_steps: int | None = field(
+        default=None, metadata={"help": "neggrad_plus: number of steps (instead of finetune_fraction)."}
+    )
+    finetune_max_seconds: float | None = field(
+        default=None, metadata={"help": "neggrad_plus: wall-clock cap in seconds."}
+    )
+    finetune_learning_rate: float | None = field(
+        default=None, metadata={"help": "neggrad_plus: learning rate (default: the original run's peak, else 5e-5)."}
+    )
+    finetune_batch_size: int | None = field(
+        default=None, metadata={"help": "neggrad_plus: batch size (default: the original run's, else 16)."}
+    )
+    forget_ascent_fraction: float = field(
+        default=0.5,
+        metadata={"help": "neggrad_plus: fraction of the steps pushing the forget rows' loss up to chance level."},
+    )
+
+    # Parameters that control one-shot edits of rows
+    strength_search: bool = field(
+        default=True,
+        metadata={
+            "help": "Samples scope, fisher_mask / ssd / fisher_noise: choose the edit's strength from the held-out "
+            "rows (eval_dataset), up to the configured value; False: the configured strength once."
+        },
+    )
+
     # Parameters that control the Fisher passes
     fisher_batch_size: int = field(default=16, metadata={"help": "Samples per Fisher chunk / mini-batch."})
     max_forget_samples: int | None = field(default=None, metadata={"help": "Cap on forget samples for the Fisher."})
@@ -196,6 +265,8 @@ class UnlearningConfig:
     def __post_init__(self):
         from .methods import METHODS
 
+        if self.method is None:  # the scope's default method
+            self.method = DEFAULT_METHOD.get(self.forget_scope, DEFAULT_METHOD["classes"])
         if self.method not in METHODS:
             raise ValueError(f"`method` must be one of {sorted(METHODS)}, got {self.method!r}.")
         if isinstance(self.forget_classes, (int, str)):
@@ -237,6 +308,22 @@ class UnlearningConfig:
             raise ValueError(f"`max_retained_drop` must lie in [0, 1], got {d!r}.")
         if not isinstance(self.allow_incomplete, bool):
             raise ValueError(f"`allow_incomplete` must be True or False, got {self.allow_incomplete!r}.")
+        f = self.finetune_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 < f <= 1.0:
+            raise ValueError(f"`finetune_fraction` must lie in (0, 1], got {f!r}.")
+        f = self.forget_ascent_fraction
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
+            raise ValueError(f"`forget_ascent_fraction` must lie in [0, 1], got {f!r}.")
+        for name in ("finetune_max_steps", "finetune_batch_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None, got {v!r}.")
+        for name in ("finetune_max_seconds", "finetune_learning_rate"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
+                raise ValueError(f"`{name}` must be a positive finite number or None, got {v!r}.")
+        if not isinstance(self.strength_search, bool):
+            raise ValueError(f"`strength_search` must be True or False, got {self.strength_search!r}.")
         if int(self.fisher_batch_size) < 1:
             raise ValueError(f"`fisher_batch_size` must be >= 1, got {self.fisher_batch_size}.")
         for name in ("max_forget_samples", "max_retain_samples"):

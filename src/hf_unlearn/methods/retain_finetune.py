@@ -1,0 +1,284 @@
+"""``neggrad_plus``: the library's recipe for forgetting chosen training rows (``forget_scope="samples"``).
+
+Fine-tuning on the retained rows, plus, during the first part of it, gradient ascent on the forget rows' loss capped
+at chance level (NegGrad+, Kurmanji et al. 2023): each step takes a batch of retained rows (cross-entropy, descent)
+and, while ``step < forget_ascent_fraction x steps``, a batch of forget rows drawn with replacement whose mean
+cross-entropy is pushed up while it is below ``log(num_labels)`` (``relu(log C - loss)``: the rows are pushed to
+"unknown", never on to another class). The last part is plain fine-tuning on the retained rows, which gives back to
+rows that are like the retained ones (random rows of a deletion request) the accuracy a model that never saw them has,
+while rows whose label no retained row supports (mislabeled, poisoned, a backdoor trigger) stay forgotten.
+
+The budget is relative to the original training, so that one default holds across data sets: ``finetune_fraction``
+(default 0.1) of the original run's optimizer steps, read from the ``trainer_state.json`` that ``Trainer`` writes
+(the model's folder, else its last ``checkpoint-*``), else from the ``training_args.json`` recipe that
+``MnemonicTrainer`` saves (its epochs over the retained plus forgotten rows); the learning rate and batch size come
+from the same file (the peak logged learning rate and ``train_batch_size``, or the recipe's). ``finetune_max_steps`` sets the steps directly,
+``finetune_max_seconds`` caps the wall time; without either and without ``trainer_state.json`` the recipe runs one
+pass over the retained rows and says so (``details["budget_source"]``). AdamW (weight decay 0.01), linear decay after
+a 10% warm-up, seeded by ``config.seed`` (global random state left as it was).
+
+Measured (``benchmarks/results/samples/README.md``): digits-ViT and TREC-MiniLM, mislabeled, random and backdoored
+rows, against models retrained without the rows.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..data_utils import DatasetReader, dataset_size, logits_from_outputs
+from ..utils import get_logger, unwrap_model
+from . import register_method
+from .base import MethodResult, UnlearningMethod, rows_sentence
+
+if TYPE_CHECKING:
+    from ..report import UnlearningReport
+
+logger = get_logger(__name__)
+
+DEFAULT_LEARNING_RATE = 5e-5  # TrainingArguments' default, when the original run's is unknown
+DEFAULT_BATCH_SIZE = 16
+WARMUP = 0.1
+WEIGHT_DECAY = 0.01
+
+
+def _from_recipe(path: str, n_rows: int | None) -> dict[str, Any] | None:
+    """``training_args.json`` (the recipe ``MnemonicTrainer.save_model`` writes): steps = ``max_steps``, else epochs x
+    batches of ``n_rows`` (the retained plus forgotten rows: the set the original was trained on)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            recipe = json.load(f).get("recipe")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(recipe, dict):
+        return None
+
+    def number(key: str) -> float | None:
+        v = recipe.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+    batch, accum = number("per_device_train_batch_size"), number("gradient_accumulation_steps") or 1.0
+    steps = number("max_steps")
+    if steps is None and number("num_train_epochs") and batch and n_rows:
+        steps = number("num_train_epochs") * math.ceil(n_rows / (batch * accum))
+    return {
+        "steps": int(round(steps)) if steps else None,
+        "learning_rate": number("learning_rate"),
+        "batch_size": int(batch) if batch else None,
+        "source": path,
+    }
+
+
+def original_run(model_dir: str | os.PathLike | None, n_rows: int | None = None) -> dict[str, Any] | None:
+    """What the run that trained the model in ``model_dir`` recorded: ``{"steps", "learning_rate", "batch_size",
+    "source"}`` from ``trainer_state.json`` (``Trainer``; in the folder, else in its last ``checkpoint-*``), else from
+    ``training_args.json`` (``MnemonicTrainer``'s recipe; steps from its epochs over ``n_rows`` training rows), or
+    ``None`` when there is none (or it cannot be read). Missing entries are ``None``."""
+    if not model_dir or not os.path.isdir(model_dir):
+        return None
+    candidates = [os.path.join(model_dir, "trainer_state.json")]
+    checkpoints = glob.glob(os.path.join(model_dir, "checkpoint-*", "trainer_state.json"))
+
+    def step_of(path: str) -> int:
+        m = re.search(r"checkpoint-(\d+)", path)
+        return int(m.group(1)) if m else -1
+
+    candidates += sorted(checkpoints, key=step_of, reverse=True)
+    for path in candidates:
+        if not os.path.isfile(path):
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(state, dict):
+            continue
+        steps = state.get("max_steps") or state.get("global_step")
+        rates = [
+            e["learning_rate"]
+            for e in state.get("log_history") or []
+            if isinstance(e, dict) and isinstance(e.get("learning_rate"), (int, float)) and e["learning_rate"] > 0
+        ]
+        batch = state.get("train_batch_size")
+        return {
+            "steps": int(steps) if isinstance(steps, (int, float)) and steps > 0 else None,
+            "learning_rate": float(max(rates)) if rates else None,
+            "batch_size": int(batch) if isinstance(batch, int) and batch > 0 else None,
+            "source": path,
+        }
+    recipe = os.path.join(model_dir, "training_args.json")
+    return _from_recipe(recipe, n_rows) if os.path.isfile(recipe) else None
+
+
+def plan_budget(config: Any, model: nn.Module, n_retain: int, n_forget: int = 0) -> dict[str, Any]:
+    """Steps, learning rate and batch size of the recipe, and where each came from (see the module docstring)."""
+    run = original_run(getattr(unwrap_model(model).config, "_name_or_path", None), n_retain + n_forget) or {}
+    batch = config.finetune_batch_size or run.get("batch_size") or DEFAULT_BATCH_SIZE
+    lr = config.finetune_learning_rate or run.get("learning_rate") or DEFAULT_LEARNING_RATE
+    if config.finetune_max_steps is not None:
+        steps, source = int(config.finetune_max_steps), "finetune_max_steps"
+    elif run.get("steps"):
+        steps = max(1, int(round(config.finetune_fraction * run["steps"])))
+        source = (
+            f"finetune_fraction {config.finetune_fraction} of the original run's {run['steps']} steps "
+            f"({os.path.basename(run['source'])})"
+        )
+    else:
+        steps = max(1, math.ceil(n_retain / batch))
+        source = (
+            "one pass over the retained rows: no trainer_state.json beside the model tells the original run's length "
+            "(set finetune_max_steps or finetune_max_seconds)"
+        )
+        logger.warning("neggrad_plus: %s.", source)
+    return {
+        "steps": steps,
+        "learning_rate": float(lr),
+        "batch_size": int(batch),
+        "budget_source": source,
+        "learning_rate_source": "finetune_learning_rate"
+        if config.finetune_learning_rate
+        else (f"the original run ({os.path.basename(run['source'])})" if run.get("learning_rate") else "default 5e-5"),
+        "original_run": run.get("source"),
+    }
+
+
+class NegGradPlus(UnlearningMethod):
+    """Fine-tuning on the retained rows with forget-loss ascent up to chance level in its first part (rows only)."""
+
+    name = "neggrad_plus"
+    requires_forget_data = True
+    requires_retain_data = True
+    scopes = ("samples",)
+    fisher_passes = ()
+
+    def run(
+        self,
+        model: nn.Module,
+        *,
+        forget_classes: list[int],
+        retain_classes: list[int],
+        parameters: list[str],
+        codebook: Any = None,
+        forget_dataset: Any = None,
+        retain_dataset: Any = None,
+        data_collator: Any = None,
+    ) -> MethodResult:
+        cfg = self.config
+        model = unwrap_model(model)
+        t0 = time.perf_counter()
+        retain = DatasetReader(retain_dataset, model, "retain_dataset")
+        forget = DatasetReader(forget_dataset, model, "forget_dataset")
+        plan = plan_budget(cfg, model, retain.n, forget.n)
+        steps, batch, lr = plan["steps"], plan["batch_size"], plan["learning_rate"]
+        ascent_steps = int(round(cfg.forget_ascent_fraction * steps))
+        chance = math.log(model.config.num_labels)
+        params = dict(model.named_parameters())
+        trainable = [params[n] for n in parameters]
+        flags = {n: p.requires_grad for n, p in params.items()}
+        modes = {m: m.training for m in model.modules()}
+        device = trainable[0].device if trainable else torch.device("cpu")
+        warm = max(1, int(WARMUP * steps))
+        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=WEIGHT_DECAY)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: (s + 1) / warm if s < warm else max(0.0, 1.0 - (s - warm) / max(1, steps - warm))
+        )
+        gen = torch.Generator().manual_seed(int(cfg.seed))
+        taken = ascent_taken = 0
+        stopped = None
+        retain_loss = forget_loss = float("nan")
+
+        def loss_of(reader: DatasetReader, idx: list[int]) -> torch.Tensor:
+            inputs = reader.batch(idx, data_collator)
+            labels = torch.as_tensor(inputs.pop("labels")).long().to(device)
+            out = model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()})
+            return torch.nn.functional.cross_entropy(logits_from_outputs(out).float(), labels)
+
+        try:
+            for p in params.values():
+                p.requires_grad_(False)
+            for p in trainable:
+                p.requires_grad_(True)
+            model.train()
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(int(cfg.seed))
+                order: list[int] = []
+                while taken < steps:
+                    if cfg.finetune_max_seconds is not None and time.perf_counter() - t0 >= cfg.finetune_max_seconds:
+                        stopped = f"finetune_max_seconds {cfg.finetune_max_seconds} reached"
+                        break
+                    if len(order) < min(batch, retain.n):
+                        order += torch.randperm(retain.n, generator=gen).tolist()
+                    idx, order = order[: min(batch, retain.n)], order[min(batch, retain.n) :]
+                    loss = loss_of(retain, idx)
+                    retain_loss = float(loss.detach())
+                    if taken < ascent_steps:
+                        f_idx = torch.randint(forget.n, (batch,), generator=gen).tolist()
+                        f_loss = loss_of(forget, f_idx)
+                        forget_loss = float(f_loss.detach())
+                        loss = loss + torch.relu(chance - f_loss)
+                        ascent_taken += 1
+                    if not torch.isfinite(loss):
+                        raise RuntimeError(
+                            "neggrad_plus: the training loss became NaN/inf; lower finetune_learning_rate."
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    taken += 1
+        finally:
+            for n, p in params.items():
+                p.requires_grad_(flags[n])
+                p.grad = None
+            for m, was in modes.items():
+                m.train(was)
+        seconds = time.perf_counter() - t0
+        details = {
+            "steps": taken,
+            "planned_steps": steps,
+            "ascent_steps": ascent_taken,
+            "budget_source": plan["budget_source"],
+            "learning_rate_source": plan["learning_rate_source"],
+            "final_retain_loss": retain_loss,
+            "final_forget_loss": forget_loss,
+            "chance_loss": chance,
+        }
+        if plan["original_run"]:
+            details["original_run"] = plan["original_run"]
+        if stopped:
+            details["stopped"] = stopped
+        return MethodResult(
+            details=details,
+            hyperparameters={
+                "steps": taken,
+                "learning_rate": lr,
+                "batch_size": batch,
+                "finetune_fraction": cfg.finetune_fraction,
+                "forget_ascent_fraction": cfg.forget_ascent_fraction,
+                "weight_decay": WEIGHT_DECAY,
+                "warmup": WARMUP,
+            },
+            samples={"retain_rows": dataset_size(retain_dataset), "forget_rows": dataset_size(forget_dataset)},
+            timings={"finetune": seconds},
+        )
+
+    @classmethod
+    def describe(cls, report: UnlearningReport) -> str:
+        h = report.hyperparameters or {}
+        return (
+            f"The model was fine-tuned for {h.get('steps')} steps on the retained training rows (learning rate "
+            f"{h.get('learning_rate')}), pushing the forgotten rows' loss up to chance level during the first "
+            f"{h.get('forget_ascent_fraction')} of the steps (`neggrad_plus`)." + rows_sentence(report)
+        )
+
+
+register_method(NegGradPlus)
