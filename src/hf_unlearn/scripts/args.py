@@ -32,8 +32,14 @@ class DataArguments:
         default=None,
         metadata={
             "help": "'digits' (scikit-learn digits, built in), 'trec' (TREC questions: local files with --data_dir, "
-            "else CogComp/trec from the Hub), a folder written by datasets' save_to_disk, or a Hub dataset id."
+            "else CogComp/trec from the Hub), a Hub dataset id, a folder written by datasets' save_to_disk, an image "
+            "folder (imagefolder layout: a sub-folder per class, optionally under train/ and test/), a folder of "
+            "CSV/JSON/JSON-lines/Parquet files (train.csv, test.csv, ...), or one such file (see --test_file)."
         },
+    )
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "--dataset is a file: a file of the same format holding the held-out split."},
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "--dataset trec: folder holding train_5500.label and TREC_10.label."}
@@ -43,10 +49,22 @@ class DataArguments:
     test_size: float = field(
         default=0.2, metadata={"help": "Fraction held out as test split when the data set has only one split."}
     )
-    image_column: str = field(default="image", metadata={"help": "Column holding PIL images (image data sets)."})
-    text_column: str = field(default="text", metadata={"help": "Column holding the text (text data sets)."})
+    image_column: str = field(
+        default="image", metadata={"help": "Column holding the images (image data sets; imagefolder's is 'image')."}
+    )
+    text_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "Column holding the text (text data sets), several joined by commas (read joined by a space); "
+            "default: 'sentence' (as transformers' run_classification.py), else 'text'."
+        },
+    )
     label_column: str | None = field(
-        default=None, metadata={"help": "Column holding the class ids (default: 'labels' or 'label')."}
+        default=None,
+        metadata={
+            "help": "Column holding the labels: class ids, a ClassLabel or label names (strings), names matched to "
+            "the model's config.label2id (default: 'labels' or 'label')."
+        },
     )
     max_length: int = field(default=128, metadata={"help": "Text: tokens kept per example (truncation)."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training samples."})

@@ -13,6 +13,7 @@ or tokenizer, and its mnemonic codes: what ``hf-unlearn forget`` needs.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
@@ -147,6 +148,8 @@ def train(argv: Sequence[str], prog: str = PROG) -> int:
                 processing_class=processing_class,
                 compute_metrics=accuracy,
             )
+        if script.model in ("tiny-vit", "minilm") or not os.path.exists(script.model):  # never a local path
+            trainer.start_model = {"model": script.model}  # training_args.json: `hf-unlearn retrain` starts there
         is_main = trainer.is_world_process_zero()
         if is_main:
             import logging
