@@ -64,6 +64,7 @@ def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequenc
     except SystemExit as e:  # argparse's --help
         return e.code if isinstance(e.code, int) else 0
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"{prog}: interrupted (Ctrl-C); what the run had not finished was not written.", file=sys.stderr)
         return INTERRUPTED
     except Exception as e:
@@ -75,6 +76,14 @@ def run(prog: str, command: Callable[[Sequence[str]], int | None], argv: Sequenc
         return 1
     finally:
         _end_process_group()
+
+
+def _close_progress_bars() -> None:
+    """Closes the progress bars a stopped run left open, so that their last line comes before the error's."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        with contextlib.suppress(Exception):
+            bar.close()
 
 
 def _end_process_group() -> None:
