@@ -1,4 +1,4 @@
-"""The deep mnemonic edit (methods/mnemonic_deep.py): forgetting reaches the features, not only the output layer.
+"""The deep mnemonic edit (methods/mnemonic/deep.py): forgetting reaches the features, not only the output layer.
 
 Tiny ViT (digits) and tiny BERT (keyword task) trained with their codes; depth read with ``audit_forgetting``
 (linear probe and prototype head-rewrite attack on the head's input features).
@@ -22,7 +22,7 @@ from helpers import clone_params, same_tensors, train_with_codes
 from hf_unlearn import FisherUnlearner, UnlearningConfig
 from hf_unlearn.audit import audit_forgetting
 from hf_unlearn.methods import METHODS
-from hf_unlearn.methods.mnemonic_deep import MAX_FORGET_PER_CLASS, deep_plan
+from hf_unlearn.methods.mnemonic import MAX_FORGET_PER_CLASS, deep_plan
 
 REPO = Path(__file__).resolve().parents[1]
 DEEP = "mnemonic_deep" if "mnemonic_head" not in METHODS else "mnemonic"
@@ -230,7 +230,7 @@ def test_few_shot_mode_and_its_limits(vit_task):
     # the retained samples choose how much of the shared direction is removed: the first share, from the whole one,
     # that keeps their accuracy within MAX_RETAIN_DROP (or the last share tried)
     from hf_unlearn.evaluation import predict
-    from hf_unlearn.methods.mnemonic_deep import MAX_RETAIN_DROP
+    from hf_unlearn.methods.mnemonic.deep import MAX_RETAIN_DROP
 
     def retained_accuracy(m):
         logits, labels = predict(m, retain)
@@ -253,7 +253,7 @@ def test_few_shot_mode_and_its_limits(vit_task):
 
 
 def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
-    import hf_unlearn.methods.mnemonic_deep as deep_module
+    import hf_unlearn.methods.mnemonic.deep as deep_module
 
     model, book, _, _ = vit_task
     edited = copy.deepcopy(model)
@@ -271,7 +271,7 @@ def test_an_error_leaves_the_model_bit_identical(vit_task, monkeypatch):
 
 
 def test_an_error_after_the_bert_encoder_edit_leaves_the_model_bit_identical(bert2_task, monkeypatch):
-    import hf_unlearn.methods.mnemonic_deep as deep_module
+    import hf_unlearn.methods.mnemonic.deep as deep_module
 
     model, book, train, _, collator = bert2_task
     edited = copy.deepcopy(model)

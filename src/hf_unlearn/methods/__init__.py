@@ -32,6 +32,6 @@ def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
 
 
 # the built-in methods register themselves on import
-from . import fisher_mask, fisher_noise, logit_suppression, mnemonic, mnemonic_deep, retain_finetune, ssd  # noqa: E402,F401
+from . import fisher_mask, fisher_noise, logit_suppression, mnemonic, retain_finetune, ssd  # noqa: E402,F401
 
 __all__ = ["METHODS", "MethodResult", "UnlearningMethod", "register_method"]

@@ -29,15 +29,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..fisher import FISHER_FLOOR, compute_fisher, fisher_mode
-from ..mnemonic.codebook import MnemonicCodebook
-from ..utils import get_logger, unwrap_model
-from . import register_method
-from .base import MethodResult, UnlearningMethod
-from .common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
+from ...fisher import FISHER_FLOOR, compute_fisher, fisher_mode
+from ...mnemonic.codebook import MnemonicCodebook
+from ...utils import get_logger, unwrap_model
+from .. import register_method
+from ..base import MethodResult, UnlearningMethod
+from ..common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
 
 if TYPE_CHECKING:
-    from ..report import UnlearningReport
+    from ...report import UnlearningReport
 
 logger = get_logger(__name__)
 
