@@ -242,54 +242,25 @@ def _evidence(details: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def verification_of(report: UnlearningReport) -> tuple[bool, str, str]:
-    """``(verified, status, sentence)``: the card says a class is forgotten only when ``status == "verified"``.
-
-    ``status`` is ``report.details["verification"]``; the sentence cites the evidence in ``verification_checks``
-    (and ``verification_reason`` when recorded).
+def verification_of(report: UnlearningReport) -> dict[str, Any]:
+    """What the card says about the check of the outcome (the template words it): ``verified`` (the card says a class
+    is forgotten only when ``report.details["verification"] == "verified"``), ``status`` (``"not recorded"`` when
+    missing), ``evidence`` (``[(evidence name, highest accuracy on a targeted class)]`` from
+    ``verification_checks``), ``tolerance`` and ``reason`` (``verification_reason``, with no local path).
     """
     details = report.details if isinstance(report.details, Mapping) else {}
     status = details.get("verification")
-    evidence = _evidence(details)
-    reason = details.get("verification_reason")
-    reason = f" ({scrub_paths(str(reason))})" if reason else ""
-    if status == "verified":
-        tolerance = _number(details.get("verification_tolerance"))
-        if evidence:
-            worst = ", ".join(f"{v:.2f} on {name}" for name, v in evidence.items())
-            bound = f" (at most {tolerance:g} allowed)" if tolerance is not None else ""
-            return (
-                True,
-                "verified",
-                (
-                    f"The outcome was checked after the edit: the highest accuracy on a targeted class is {worst}{bound}."
-                ),
-            )
-        return (
-            True,
-            "verified",
-            "The outcome was checked after the edit: the targeted classes are no longer predicted.",
-        )
-    if status == "incomplete":
-        found = ", ".join(f"{v:.2f} on {name}" for name, v in evidence.items())
-        found = f" (highest accuracy on a targeted class: {found})" if found else ""
-        sentence = (
-            f"The check after the edit found that the targeted classes are still recognised{found}{reason}: the "
-            "forgetting is incomplete. Do not treat these classes as forgotten."
-        )
-    elif status == "unverified":
-        sentence = (
-            f"No check of the outcome was possible{reason or ' (nothing to test the edit on was available)'}, so "
-            "nothing shows that the targeted classes are no longer recognised. Do not treat them as forgotten before "
-            "testing."
-        )
-    else:
+    if status not in ("verified", "incomplete", "unverified"):
         status = "not recorded"
-        sentence = (
-            "This record holds no verification of the outcome, so nothing shows that the targeted classes are no "
-            "longer recognised. Do not treat them as forgotten before testing."
-        )
-    return False, status, sentence
+    reason = details.get("verification_reason")
+    tolerance = _number(details.get("verification_tolerance"))
+    return {
+        "verified": status == "verified",
+        "status": status,
+        "evidence": [(name, f"{v:.2f}") for name, v in _evidence(details).items()],
+        "tolerance": f"{tolerance:g}" if tolerance is not None else None,
+        "reason": str(scrub_paths(str(reason))) if reason else None,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- samples
@@ -308,9 +279,9 @@ def samples_section(report: UnlearningReport) -> dict[str, Any] | None:
     a class-scope report.
 
     The rows are named only by their count and fingerprint (``details["forget_rows"]``), never by content or id. They
-    are called forgotten only when ``details["verification"] == "verified"``, and even then the card says what that
-    check means: the forget rows look like held-out rows (``details["verification_reason"]``), a necessary check, not
-    proof.
+    are called forgotten only when ``details["verification"] == "verified"``, and even then the card (its template)
+    says what that check means: the forget rows look like held-out rows (``details["verification_reason"]``), a
+    necessary check, not proof.
     """
     details = report.details if isinstance(report.details, Mapping) else {}
     if details.get("forget_scope") != "samples":
@@ -321,30 +292,8 @@ def samples_section(report: UnlearningReport) -> dict[str, Any] | None:
     fingerprint = rows.get("fingerprint")
     fingerprint = str(fingerprint) if isinstance(fingerprint, str) and fingerprint else None
     status = details.get("verification")
-    verified = status == "verified"
+    status = "not recorded" if status is None else str(status)
     reason = details.get("verification_reason")
-    reason = str(scrub_paths(str(reason))) if reason else None
-    if verified:
-        sentence = (
-            "The outcome was checked after the edit: the forget rows now look like held-out data and the held-out "
-            "accuracy was kept"
-            + (f" ({reason})" if reason else "")
-            + ". This is a necessary check, not proof: it assumes the rows were drawn like the held-out rows, and "
-            "atypical rows (mislabeled, poisoned, backdoored) can pass it while the model still holds some of what "
-            "they taught it."
-        )
-    elif status in ("incomplete", "unverified"):
-        sentence = (
-            "The check after the edit did not show that the forget rows look like held-out data"
-            + (f" ({reason})" if reason else "")
-            + ", so nothing shows they were forgotten. Do not treat them as forgotten before testing."
-        )
-    else:
-        status = "not recorded" if status is None else str(status)
-        sentence = (
-            "This record holds no verification of the outcome, so nothing shows that the forget rows now look like "
-            "held-out data. Do not treat them as forgotten before testing."
-        )
     phases = report.metrics if isinstance(report.metrics, Mapping) else {}
     before = phases.get("before") if isinstance(phases.get("before"), Mapping) else {}
     after = phases.get("after") if isinstance(phases.get("after"), Mapping) else {}
@@ -356,11 +305,11 @@ def samples_section(report: UnlearningReport) -> dict[str, Any] | None:
     heldout = after.get("num_heldout_rows") if isinstance(after.get("num_heldout_rows"), int) else None
     return {
         "count": count,
-        "count_text": f"{count:,}" if count is not None else "an unrecorded number of",
+        "count_text": f"{count:,}" if count is not None else None,
         "fingerprint": fingerprint,
-        "verified": verified,
+        "verified": status == "verified",
         "verification": status,
-        "sentence": sentence,
+        "reason": str(scrub_paths(str(reason))) if reason else None,
         "metric_rows": metric_rows,
         "after": {k: _number(after.get(k)) for k in ("forget_rows_accuracy", "heldout_accuracy", "mia_auc")},
         "heldout_rows": heldout,
@@ -383,7 +332,9 @@ def _standing_text(standing: Any) -> str:
 
 
 def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Rows and summary of the "How deep is the forgetting?" card section from ``report.audit``; ``None`` without one.
+    """Rows and facts of the "How deep is the forgetting?" card section from ``report.audit`` (the template words
+    the summary: measures ``within`` / ``outside`` the retrained range, whether a ``hidden`` internal measure is
+    outside it, the retrained models' mutual JS ``js_reference``); ``None`` without an audit.
 
     ``audit`` is ``ForgettingAudit.to_dict()``: ``{"metrics": {...}, "original": {...} | None, "retrained": [{...}],
     "standing": {metric: "within" | "above by x" | ...}}``; ``relearn_forget_accuracy`` maps steps to accuracy.
@@ -428,45 +379,30 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
         )
         (within if str(st) == "within" else outside if st is not None else []).append(label)
 
-    if retrained:
-        hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn", "AIN"))]
-        if outside:
-            summary = (
-                f"Against {len(retrained)} model(s) retrained without the targeted classes, this model lies within "
-                f"their range on {len(within)} of {len(within) + len(outside)} measures and outside it on: "
-                f"{', '.join(outside)}."
-            )
-            if hidden:
-                summary += (
-                    " Its internal features still give the targeted classes away (probe, prototype or relearn "
-                    "accuracy outside the retrained range): they were suppressed at the output rather than removed."
-                )
-        else:
-            summary = (
-                f"On every measure this model lies within the range of {len(retrained)} model(s) retrained without "
-                "the targeted classes: by these tests it cannot be told apart from a retrained model."
-            )
-    else:
-        summary = (
-            "No model retrained without the targeted classes was given, so these numbers cannot be placed against "
-            "retraining, the gold standard. Compare the probe, prototype and relearn accuracies with the original "
-            "model's: values close to the original's mean the classes were hidden at the output, not removed."
-        )
+    hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn", "AIN"))]
     reference = _number(audit.get("js_retrained_reference"))
-    if reference is not None and "js_to_retrained" in metrics:
-        summary += f" The retrained models' JS divergence from each other, for reference: {_fmt(reference)}."
-    return {"rows": rows, "meanings": meanings, "summary": summary, "retrained": len(retrained)}
+    reference = _fmt(reference) if reference is not None and "js_to_retrained" in metrics else None
+    return {
+        "rows": rows,
+        "meanings": meanings,
+        "retrained": len(retrained),
+        "within": within,
+        "outside": outside,
+        "hidden": bool(hidden),
+        "js_reference": reference,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- card
-def _request_fingerprint(report: UnlearningReport) -> tuple[str, str | None]:
+def _request_fingerprint(report: UnlearningReport) -> tuple[str, bool]:
+    """``(fingerprint, computed here)``: the report's request fingerprint, else one computed from what it records."""
     if report.forget_request_fingerprint:
-        return report.forget_request_fingerprint, None
+        return report.forget_request_fingerprint, False
     # Older or hand-made reports: fingerprint what the report itself says was asked for.
     request = {"method": report.method, "forget_classes": sorted(report.forget_classes)}
     request["hyperparameters"] = report.hyperparameters
     blob = json.dumps(request, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest(), "computed from the report's method, classes and hyperparameters"
+    return hashlib.sha256(blob).hexdigest(), True
 
 
 def _cell(v: Any) -> str:
@@ -604,14 +540,9 @@ def render_model_card(
     if not name:
         name = f"{base_model.rstrip('/').split('/')[-1]}-unlearned" if base_model else "unlearned-model"
     metrics = _normalised_metrics(report)
-    verified, verification, verification_sentence = verification_of(report)
+    check = verification_of(report)
     samples = samples_section(report)
-    if samples is not None:
-        verified, verification, verification_sentence = (
-            samples["verified"],
-            samples["verification"],
-            samples["sentence"],
-        )
+    verified = samples["verified"] if samples is not None else check["verified"]
     dataset = scrub_paths(report.details.get("eval_dataset") or report.details.get("dataset"))
     dataset_id = report.details.get("eval_dataset_id") or dataset
 
@@ -680,7 +611,7 @@ def render_model_card(
         keys += sorted(k for k in {*before, *after} if k not in _METRIC_ALIASES)
         metric_rows = [(_METRIC_LABELS.get(k, _cell(k)), _fmt(before.get(k)), _fmt(after.get(k))) for k in keys]
 
-    fingerprint, fingerprint_note = _request_fingerprint(report)
+    fingerprint, fingerprint_computed = _request_fingerprint(report)
     changed = report.num_parameters_changed
     total = report.num_parameters_total
     parameters_changed = f"{changed:,} of {total:,} ({100.0 * changed / total:.2f}%)" if total else f"{changed:,}"
@@ -694,7 +625,7 @@ def render_model_card(
         }
     details = scrub_paths(report.details)
     details = json.dumps(details, indent=2, sort_keys=True, default=str) if details else None
-    base_model_link = _model_link(base_model, hub=bool(hub_parent)) if base_model else "a classifier"
+    base_model_link = _model_link(base_model, hub=bool(hub_parent)) if base_model else None
 
     return ModelCard.from_template(
         card_data,
@@ -708,8 +639,7 @@ def render_model_card(
         method=report.method,
         method_description=describe_method(report),
         verified=verified,
-        verification=verification,
-        verification_sentence=verification_sentence,
+        check=check,
         parameters_changed=parameters_changed,
         hyperparameters=[(_cell(k), _cell(v)) for k, v in sorted(scrub_paths(report.hyperparameters).items())],
         forgotten=[(c, _cell(lab)) for c, lab in zip(report.forget_classes, report.forget_labels)],
@@ -723,7 +653,7 @@ def render_model_card(
         timings=[(_cell(k), f"{float(v):.3f}") for k, v in report.timings.items()],
         created_at=report.created_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fingerprint=fingerprint,
-        fingerprint_note=fingerprint_note,
+        fingerprint_computed=fingerprint_computed,
         versions=sorted((report.versions or library_versions()).items()),
         auto_class=_auto_class(model),
         load_path=repo_id or "path/to/this/folder",
