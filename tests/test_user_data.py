@@ -137,6 +137,16 @@ def test_image_folder(capsys, tmp_path):
     model = train_forget_evaluate(capsys, tmp_path, model_args, ["--dataset", tmp_path / "images"], "one",
                                   check_names=["one", "two", "zero"])  # fmt: skip
     assert (model / "preprocessor_config.json").is_file()
+    # `hf-unlearn train` recorded its built-in starting model: retrain needs no --base_model
+    assert json.loads((model / "training_args.json").read_text())["start"] == {"model": "tiny-vit"}
+    code, out, err = call(capsys, "retrain", "--model_dir", model, "--dataset", tmp_path / "images",
+                          "--forget_classes", "one", "--output_dir", tmp_path / "refs", "--num_seeds", "1",
+                          "--disable_tqdm")  # fmt: skip
+    assert code == 0, err
+    assert "1 trained, 0 reused" in out
+    ref = tmp_path / "refs" / "seed-0"
+    assert json.loads((ref / "config.json").read_text())["id2label"] == {"0": "one", "1": "two", "2": "zero"}
+    assert (ref / "preprocessor_config.json").is_file()
 
 
 def test_save_to_disk_folder_with_string_labels(capsys, tmp_path):

@@ -267,7 +267,11 @@ def _build_start(start: Mapping[str, Any], model_dir: str, id2label: Mapping[int
         from .data import minilm_path
 
         name = minilm_path()
-    return auto.from_pretrained(name, ignore_mismatched_sizes=True, **label_kw)
+    try:
+        return auto.from_pretrained(name, ignore_mismatched_sizes=True, **label_kw)
+    except (OSError, ValueError) as e:  # not found, offline, another kind of model
+        reason = " ".join(str(e).split())[:300]
+        raise ValueError(f"`base_model` {start['model']!r} could not be loaded ({type(e).__name__}: {reason}).") from e
 
 
 # ------------------------------------------------------------------------------------------------------ retrain
