@@ -189,8 +189,8 @@ def encode_labels(
     features = dataset.features.copy()
     features[column] = ClassLabel(names=[str(id2label[i]) for i in sorted(id2label)])
     fmt = dataset.format
-    out = dataset.with_format(None).map(
-        lambda batch: {column: [table[v] for v in batch[column]]}, batched=True, features=features
+    out = dataset.with_format(None).map(  # reads the label column only (images stay undecoded)
+        lambda values: {column: [table[v] for v in values]}, input_columns=column, batched=True, features=features
     )
     out.set_format(type=fmt["type"], columns=fmt["columns"], output_all_columns=fmt["output_all_columns"],
                    **fmt["format_kwargs"])  # fmt: skip

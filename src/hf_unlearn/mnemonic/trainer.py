@@ -215,7 +215,8 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
                 labels = torch.as_tensor(dataset[name])
         except (TypeError, ValueError) as e:  # e.g. label names in a dict of lists
             raise ValueError(
-                f"`{argument}` column {name!r} must hold class ids or label names of the model ({type(e).__name__})."
+                f"`{argument}` column {name!r} must hold class ids (label names are mapped by the model's label2id "
+                f"in a datasets.Dataset only; {type(e).__name__})."
             ) from e
         if labels.numel() and labels.is_floating_point():
             raise ValueError(f"`{argument}` column {name!r} must hold integer class ids.")
