@@ -333,3 +333,22 @@ def test_retrain_without_python_reads_the_recipe_and_caches(tmp_path, digits, mn
         retrain_without(tmp_path / "vit", train, [3], tmp_path / "refs", num_seeds=0)
     with pytest.raises(ValueError, match="`forget_classes`"):
         retrain_without(tmp_path / "vit", train, [12], tmp_path / "refs")
+
+
+def test_retrain_without_takes_string_labels(tmp_path, text_base, csv_dir, csv_model, tiny_tokenizer):
+    from datasets import load_dataset
+    from transformers import DataCollatorWithPadding
+
+    from hf_unlearn.retrain import retrain_without
+
+    ds = load_dataset("csv", data_files=str(csv_dir / "train.csv"))["train"]
+    ds = ds.map(lambda b: tiny_tokenizer(b["sentence"]), batched=True, remove_columns=["sentence"])
+    (ref,) = retrain_without(csv_model, ds, "color", tmp_path / "refs", num_seeds=1, base_model=str(text_base),
+                             data_collator=DataCollatorWithPadding(tiny_tokenizer),
+                             trainer_kwargs={"disable_tqdm": True})  # fmt: skip
+    info = json.loads(Path(ref, "retrain_info.json").read_text())
+    assert info["train_rows"] == sum(v != "color" for v in ds["label"]) and info["forget_classes"] == ["color"]
+    with pytest.raises(ValueError, match="`base_model` 'user/no-such-model' could not be loaded"):
+        retrain_without(csv_model, ds, "color", tmp_path / "other", num_seeds=1, base_model="user/no-such-model",
+                        data_collator=DataCollatorWithPadding(tiny_tokenizer))  # fmt: skip
+    assert not (tmp_path / "other" / "seed-0").exists()

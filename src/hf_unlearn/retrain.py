@@ -68,6 +68,7 @@ RECIPE_KEYS = (
     "train_sampling_strategy",
     "full_determinism",
     "average_tokens_across_devices",
+    "remove_unused_columns",  # changes no weight, but a dataset read through a transform needs its columns kept
 )
 
 
@@ -315,7 +316,7 @@ def retrain_without(
     """
     import torch
 
-    from .data_utils import check_dataset, split_by_classes
+    from .data_utils import LABEL_COLUMNS, check_dataset, encode_labels, label_column, split_by_classes
     from .mnemonic import MnemonicConfig, MnemonicTrainer
     from .utils import detect_modality, resolve_classes
 
@@ -341,6 +342,9 @@ def retrain_without(
     if len(forget) >= n:
         raise ValueError("`forget_classes` names every class: nothing would be left to train on.")
     size = check_dataset(train_dataset, "train_dataset")
+    columns = getattr(train_dataset, "column_names", None)
+    if columns is not None and any(c in columns for c in LABEL_COLUMNS):  # label names -> the model's class ids
+        train_dataset = encode_labels(train_dataset, label_column(columns, "train_dataset"), id2label, "train_dataset")
     recorded, start_rec, source = read_training_recipe(model_dir)
     if recorded is None and not recipe:
         raise ValueError(
