@@ -870,3 +870,62 @@ def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_v
     record = json.loads(open(os.path.join(out, REPORT_FILE)).read())
     assert record["details"]["forget_rows"] == {"count": 10, "fingerprint": fingerprint}
     assert json.dumps(rows) not in json.dumps(record) and ", ".join(map(str, rows)) not in saved.text
+
+
+# ------------------------------------------------------------------------------------------------ demo depth table
+def test_demo_depth_table_sets_the_method_beside_the_output_only_baseline(digits):
+    """The demo's table (scripts.demo.depth_table) on a tiny run: one column per audited model against the same
+    original and retrained models; a head that only suppresses the class keeps the original's probe accuracy."""
+    from hf_unlearn.audit import audit_forgetting
+    from hf_unlearn.data import tiny_vit
+    from hf_unlearn.scripts.demo import depth_table
+
+    train, test = digits[0].select(range(300)), digits[1].select(range(150))
+
+    def vit(seed):
+        return tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, seed=seed).eval()
+
+    original, retrained = vit(0), [vit(1), vit(2)]
+    suppressed = vit(0)
+    with torch.no_grad():
+        suppressed.classifier.bias[3] = -1e4  # the output-only edit: the class is never predicted
+    kw = dict(forget_classes=[3], train_dataset=train, eval_dataset=test, relearn_steps=(1,), show_progress=False)
+    other = vit(5)  # stands in for an edited model whose features changed
+    audit = audit_forgetting(other, original=original, retrained=retrained, **kw)
+    baseline = audit_forgetting(suppressed, reference=audit, **kw)
+    table = depth_table({"mnemonic": audit, "logit_suppression": baseline})
+    lines = table.splitlines()
+    assert lines[0].split() == ["measure", "mnemonic", "logit_suppression", "original", "retrained", "(2)"]
+    rows = {line.split("  ")[0].strip(): line for line in lines[2:]}
+    assert {"forget error", "linear probe, forget acc.", "prototype attack, forget acc."} <= set(rows)
+    assert "relearn 1 step(s), forget acc." in rows
+    probe = rows["linear probe, forget acc."].split()
+    original_probe = audit.original["probe_forget_accuracy"]
+    assert probe[-4] == f"{original_probe:.3f}"  # the original's column
+    assert probe[-5].rstrip("*") == f"{original_probe:.3f}"  # suppression leaves the features as they were
+    assert rows["forget error"].split()[-5].rstrip("*") == "1.000"
+    lo, hi = (min(r["probe_forget_accuracy"] for r in audit.retrained), max(r["probe_forget_accuracy"] for r in
+              audit.retrained))  # fmt: skip
+    assert probe[-3] == f"{lo:.3f}" and probe[-1] == f"{hi:.3f}"
+    marked = probe[-5].endswith("*")
+    assert marked == (not lo - 1e-9 <= original_probe <= hi + 1e-9)  # * marks a value outside the retrained range
+
+
+@pytest.mark.slow
+def test_demo_prints_the_depth_table_and_its_card_has_the_depth_section(tmp_path, capsys):
+    from hf_unlearn.cli import main
+
+    refs = tmp_path / "refs"
+    argv = ["demo", "--epochs", "10", "--hidden_size", "32", "--num_hidden_layers", "1", "--num_retrained", "2",
+            "--retrained_dir", str(refs), "--disable_tqdm", "true"]  # fmt: skip
+    assert main([*argv, "--output_dir", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "How deep is the forgetting? mnemonic beside logit_suppression" in out
+    assert "linear probe, forget acc." in out and "retrained (2)" in out
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "## How deep is the forgetting?" in card and "Not measured" not in card
+    assert sorted(p.name for p in refs.iterdir()) == ["seed-1", "seed-2"]
+    stamp = {p: p.stat().st_mtime_ns for p in refs.glob("*/model.safetensors")}
+    assert main([*argv, "--output_dir", str(tmp_path / "b")]) == 0  # the references are read from the cache
+    assert {p: p.stat().st_mtime_ns for p in refs.glob("*/model.safetensors")} == stamp
+    assert "retrained (2)" in capsys.readouterr().out

@@ -231,6 +231,20 @@ class DemoArguments:
     num_hidden_layers: int = field(default=2, metadata={"help": "ViT layers."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Train on at most this many images."})
     disable_tqdm: bool = field(default=False, metadata={"help": "No progress bars."})
+    num_retrained: int = field(
+        default=3,
+        metadata={
+            "help": "Models retrained without the forgotten digits (seeds seed+1, ...): the reference range of the "
+            "depth audit, run on the method and on logit_suppression; 0 skips the audit."
+        },
+    )
+    retrained_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Folder caching the retrained models (one sub-folder per seed): read when trained with the same "
+            "recipe, else trained and saved there."
+        },
+    )
     num_threads: int | None = field(
         default=1,
         metadata={"help": "CPU threads for torch (the demo's ViT is tiny: more threads mostly add overhead)."},
@@ -239,3 +253,4 @@ class DemoArguments:
     def __post_init__(self):
         _at_least(self, ("epochs",), 0, strict=True)
         _at_least(self, ("hidden_size", "num_hidden_layers", "max_train_samples", "num_threads"), 1)
+        _at_least(self, ("num_retrained",), 0)
