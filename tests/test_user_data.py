@@ -352,3 +352,32 @@ def test_retrain_without_takes_string_labels(tmp_path, text_base, csv_dir, csv_m
         retrain_without(csv_model, ds, "color", tmp_path / "other", num_seeds=1, base_model="user/no-such-model",
                         data_collator=DataCollatorWithPadding(tiny_tokenizer))  # fmt: skip
     assert not (tmp_path / "other" / "seed-0").exists()
+
+
+def test_prepare_splits_maps_a_classlabel_in_another_order(tmp_path):
+    """An imagefolder's ClassLabel (sorted folder names) read for a model whose label2id has another order."""
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    from hf_unlearn.data import load_splits, prepare_splits, tiny_vit
+    from hf_unlearn.scripts.args import DataArguments
+
+    names = ["one", "two", "zero"]
+    features = Features({"pixel_values": Sequence(Sequence(Sequence(Value("float32")))),
+                         "label": ClassLabel(names=names)})  # fmt: skip
+    x = np.zeros((30, 1, 8, 8), dtype=np.float32).tolist()
+    Dataset.from_dict({"pixel_values": x, "label": [i % 3 for i in range(30)]}, features=features).save_to_disk(
+        str(tmp_path / "d")
+    )
+    args = DataArguments(dataset=str(tmp_path / "d"))
+    raw = load_splits(args)
+    model = tiny_vit(num_labels=3, hidden_size=16, num_hidden_layers=1, id2label={0: "zero", 1: "one", 2: "two"})
+    data = prepare_splits(raw, args, model, None)
+    got = data.train.with_format(None)["labels"]
+    want = [{"one": 1, "two": 2, "zero": 0}[names[i]] for i in raw.train.with_format(None)["labels"]]
+    assert got == want and set(got) == {0, 1, 2}
+    model.config.id2label = {0: "zero", 1: "one", 2: "three"}
+    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
+    with pytest.raises(
+        ValueError, match=r"`label_column` 'label' holds label names the model does not have \('two'\)"
+    ):
+        prepare_splits(raw, args, model, None)
