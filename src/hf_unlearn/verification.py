@@ -66,8 +66,8 @@ def _per_class(correct: torch.Tensor, labels: torch.Tensor, forget: list[int]) -
 
 
 def codes_belong(correct: torch.Tensor, num_labels: int) -> bool:
-    """Whether the model recognises a codebook: its accuracy on all the codes clearly above chance (``1/num_labels``):
-    above twice chance, and above one half when that is lower."""
+    """Whether the model recognises a codebook: its accuracy on the codes (those its training recorded as learned,
+    else all) clearly above chance (``1/num_labels``): above twice chance, and above one half when that is lower."""
     return float(correct.float().mean()) > min(2.0 / num_labels, 0.5)
 
 
@@ -120,6 +120,9 @@ def measure(
         labels = inputs["labels"]
         correct = (logits_of(model, inputs).argmax(-1) == labels).cpu()
         out["codes"] = {"correct": correct, "labels": labels.cpu()}
+        claimed = codebook.metadata.get("learned_classes") if isinstance(codebook.metadata, dict) else None
+        if isinstance(claimed, list):  # recorded by MnemonicTrainer: the classes whose codes its model learned
+            out["codes"]["claimed"] = [int(c) for c in claimed]
     if forget_dataset is not None and _has_labels(forget_dataset):
         out["forget_dataset"] = dict(
             zip(("correct", "labels"), _predict_correct(model, forget_dataset, data_collator))
@@ -140,9 +143,12 @@ def _code_check(before: dict, after: dict, forget: list[int], retain: list[int],
     labels, learned = before["labels"], before["correct"]
     fmask = torch.isin(labels, torch.tensor(forget, dtype=torch.long))
     check: dict[str, Any] = {}
-    if not codes_belong(learned, num_labels):
+    # the codes the codebook says its model learned (all, for a codebook that records nothing) must be recognised
+    claimed = before.get("claimed")
+    rows = torch.isin(labels, torch.tensor(claimed, dtype=torch.long)) if claimed is not None else labels >= 0
+    if rows.any() and not codes_belong(learned[rows], num_labels):
         check["foreign"] = True
-        check["accuracy_before_all_codes"] = float(learned.float().mean())
+        check["accuracy_before_all_codes"] = float(learned[rows].float().mean())
     not_learned = sorted({int(c) for c in labels[fmask & ~learned].tolist()})
     rows = fmask & learned
     if not rows.any() or check.get("foreign"):
@@ -207,6 +213,8 @@ def decide(
         worst = ", ".join(f"{v:.2f} on {k}" for k, v in above.items())
         return INCOMPLETE, f"forget-class accuracy {worst} is above verification_tolerance {tolerance}"
     kept = {k: c for k, c in checks.items() if c.get("retain_accuracy_before") is not None}
+    if any(k != "codes" for k in kept):  # real retained samples say what was kept; codes only stand in for them
+        kept.pop("codes", None)
     if max_retained_drop is not None:
         fell = {
             k: c for k, c in kept.items() if c["retain_accuracy_before"] - c["retain_accuracy"] > max_retained_drop
