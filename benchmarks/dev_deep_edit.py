@@ -113,7 +113,7 @@ def train_family(family: str, forget: tuple[int, ...] = (), seed: int = 0, epoch
     from hf_unlearn import MnemonicCodebook, MnemonicConfig, MnemonicTrainer
 
     kind = _kind(family)
-    epochs = epochs or (20 if kind == "vision" else 6)
+    epochs = epochs or (20 if kind == "vision" else 4)
     tag = f"{family}_f{'-'.join(map(str, forget)) or 'none'}_s{seed}_e{epochs}"
     folder = CACHE / tag
     auto = AutoModelForImageClassification if kind == "vision" else AutoModelForSequenceClassification
@@ -186,10 +186,16 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
     common = dict(data_collator=collator, show_progress=False, relearn_steps=(10,))
     ref = audit_forgetting(model, forget, train, val, original=model, retrained=retrained, **common)
     rows = []
+    import hf_unlearn.methods.mnemonic.deep as deep
+
+    defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT)
     for mode in modes:
+        # "codes:0.25" / "few-shot:0.5": the deep edit with that one share of the shared direction (dev only)
+        base, _, alpha = mode.partition(":")
+        deep.ALPHAS, deep.ALPHAS_FEW_SHOT = ((float(alpha),),) * 2 if alpha else defaults
         unl = FisherUnlearner(UnlearningConfig(method=method, forget_classes=list(forget)))
         kwargs = {"codebook": book, "data_collator": collator}
-        if mode == "few-shot":
+        if base == "few-shot":
             kwargs["forget_dataset"] = _of(train, list(forget), 32, seed=7)
             kwargs["retain_dataset"] = _of(
                 train, [c for c in range(model.config.num_labels) if c not in forget], 128, 7
@@ -210,6 +216,7 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
             "deep": report.hyperparameters.get("variant") == "deep",
             "arch": report.hyperparameters.get("architecture") or report.hyperparameters.get("deep_fallback"),
             "verified": report.details.get("verification"),
+            "alpha": report.hyperparameters.get("alpha"),
             "E_F": 1 - m["forget_accuracy"],
             "A_R_drop": ref.original["retain_accuracy"] - m["retain_accuracy"],
             "time_pct": 100 * seconds / float(np.mean(secs)),
@@ -229,7 +236,8 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
 def fmt(row) -> str:
     if "error" in row:
         return f"| {row['family']} | {row['mode']} | ERROR {row['error']} |"
-    cells = [row["family"], row["mode"], "deep" if row["deep"] else f"fallback ({row['arch']})", row["verified"]]
+    edit = f"deep {row['arch']} a={row['alpha']}" if row["deep"] else f"fallback ({row['arch']})"
+    cells = [row["family"], row["mode"], edit, row["verified"]]
     cells += [f"{row['E_F']:.2f}", f"{100 * row['A_R_drop']:+.1f}"]
     for key in KEYS:
         lo, hi = row[key + "_band"]

@@ -298,13 +298,10 @@ def test_an_error_after_the_bert_encoder_edit_leaves_the_model_bit_identical(ber
 
 
 def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification
-
     from hf_unlearn import MnemonicCodebook
+    from hf_unlearn.testing_utils import tiny_classifier
 
-    torch.manual_seed(0)
-    cfg = DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=3)
-    model = DistilBertForSequenceClassification(cfg).eval()
+    model = tiny_classifier("convnext", 3).eval()  # no plan: its blocks read the residual stream through a dwconv
     with pytest.raises(ValueError, match="`model`"):
         deep_plan(model)
     book = MnemonicCodebook.for_model(model)
@@ -316,6 +313,70 @@ def test_unsupported_architecture_falls_back_to_the_output_layer_and_says_so():
     if DEEP == "mnemonic":
         assert report.hyperparameters["deep_fallback"] == "its architecture"
         assert "deep edit was not applied" in METHODS[DEEP].describe(report)
+
+
+def test_every_family_but_the_cnns_has_a_deep_plan():
+    from hf_unlearn.testing_utils import FAMILIES, tiny_classifier
+
+    kinds = {}
+    for family in FAMILIES:
+        try:
+            kinds[family] = deep_plan(tiny_classifier(family, 3))["kind"]
+        except ValueError:
+            kinds[family] = None
+    assert {f for f, k in kinds.items() if k is None} == {"convnext", "resnet"}
+    assert {f for f, k in kinds.items() if k == "vit"} == {"vit", "deit", "beit", "dinov2", "swin"}
+    assert kinds["bert"] == "pooler" and kinds["mobilevit"] == "reader" and kinds["albert"] == "reader"
+
+
+@pytest.fixture(scope="module")
+def distilbert_task(keyword_text, tiny_tokenizer, tmp_path_factory):
+    from conftest import TEXT_VOCAB
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    cfg = DistilBertConfig(
+        vocab_size=len(TEXT_VOCAB), dim=32, n_layers=1, n_heads=2, hidden_dim=64, num_labels=3, dropout=0.0
+    )
+    torch.manual_seed(0)
+    model = DistilBertForSequenceClassification(cfg)
+    return _bert_task(model, keyword_text, tiny_tokenizer, tmp_path_factory.mktemp("deep_distilbert"))
+
+
+def test_reader_edit_on_distilbert(distilbert_task):
+    """A post-norm encoder without a pooler: the head reads through ``pre_classifier`` only (the "reader" plan)."""
+    model, book, train, test, collator = distilbert_task
+    forget = [1]
+    before = _audit(model, forget, train, test, collator)
+    params = clone_params(model)
+    deep, report = _forget(model, book, DEEP, forget)
+    after = _audit(deep, forget, train, test, collator)
+    assert report.details["verification"] == "verified" and report.hyperparameters["architecture"] == "reader"
+    changed = {n.rsplit(".", 1)[0] for n, p in clone_params(deep).items() if not torch.equal(p, params[n])}
+    assert changed == {"pre_classifier", "classifier"}
+    assert after["forget_error"] == 1.0
+    assert after["retain_accuracy"] >= before["retain_accuracy"] - 0.03
+    # the keyword task is separable from almost any features (the class is one word): depth is measured on TREC and
+    # digits (benchmarks/results/deep_edit_dev.md); here the probe and the prototype attack must not rise
+    assert after["probe_forget_accuracy"] <= before["probe_forget_accuracy"]
+    assert after["prototype_forget_accuracy"] <= before["prototype_forget_accuracy"]
+    # the forgotten rows are the retained rows' mean: the class's logit gap is one constant on every input
+    w = deep.classifier.weight.detach()
+    assert torch.allclose(w[1], w[[0, 2]].mean(0))
+    assert "reads the network's features" in METHODS[DEEP].describe(report)
+
+
+def test_a_reader_that_is_not_a_bottleneck_falls_back_loudly(distilbert_task, monkeypatch, caplog):
+    """A plan entry naming a module that a residual path goes around is caught on the codes before any edit."""
+    import hf_unlearn.methods.mnemonic.plans as plans
+
+    model, book, _, _, _ = distilbert_task
+    monkeypatch.setitem(plans.READERS, "distilbert", "distilbert.transformer.layer.0.ffn.lin2")
+    params = clone_params(model)
+    edited, report = _forget(model, book, DEEP, [1])
+    assert "a path goes around it" in report.hyperparameters["deep_fallback"]
+    changed = {n for n, p in clone_params(edited).items() if not torch.equal(p, params[n])}
+    assert changed and all(n.startswith("classifier.") for n in changed)
+    assert "hidden, not removed" in caplog.text
 
 
 def test_head_variants_stay_available(vit_task):

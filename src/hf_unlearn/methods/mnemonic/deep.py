@@ -60,7 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...data_utils import iterate_batches, labels_of
+from ...data_utils import iterate_batches, labels_of, logits_from_outputs
 from ...peft_utils import is_peft_model
 from ...utils import get_logger, unwrap_model
 from .. import register_method
@@ -85,6 +85,7 @@ CHECK_TOL = 1e-3  # relative spread allowed for the constant logit gap (architec
 # codes could not tell which), and with retained samples (their accuracy picks the largest affordable share)
 ALPHAS = (0.75, 0.5, 0.25, 0.0)
 ALPHAS_FEW_SHOT = (1.0, 0.75, 0.5, 0.25, 0.0)
+PROTOTYPE = True  # reader edit: also remove the forget evidence's mean input direction (dev switch)
 KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average
 MAX_RETAIN_DROP = 0.01  # few-shot: accuracy on the retained samples may fall by at most this
 
@@ -198,18 +199,28 @@ def _batches(model, dataset, data_collator, argument) -> list[dict[str, Any]]:
 @torch.no_grad()
 def _edit_vit_(plan, forget, retain, retain_batches, level, ridge, alpha=1.0) -> dict[str, Any]:
     head, norm = plan["head"], plan["final_norm"]
+    for mod, scale in zip(plan["writers"], plan["scales"]):  # layer scale folded into its writer (exact)
+        if scale is not None:
+            s = scale.detach().double().cpu()
+            mod.weight.copy_((s[:, None] * mod.weight.detach().double().cpu()).to(mod.weight))
+            if mod.bias is not None:
+                mod.bias.copy_((s * mod.bias.detach().double().cpu()).to(mod.bias))
+            scale.fill_(1.0)
     w = head.weight.detach().double().cpu()
-    gamma = norm.weight.detach().double().cpu() if norm.weight is not None else torch.ones(w.shape[1], dtype=w.dtype)
-    beta = norm.bias.detach().double().cpu() if norm.bias is not None else torch.zeros(w.shape[1], dtype=w.dtype)
+    d = norm.normalized_shape[0]
+    blocks = w.shape[1] // d  # the head may read several pooled copies of the stream (Dinov2: [CLS, mean patch])
+    gamma = norm.weight.detach().double().cpu() if norm.weight is not None else torch.ones(d, dtype=w.dtype)
+    beta = norm.bias.detach().double().cpu() if norm.bias is not None else torch.zeros(d, dtype=w.dtype)
+    wb = w.reshape(w.shape[0], blocks, d) * gamma  # (C, blocks, d) readout in the normalised space
     # alpha 1: the forget-vs-mean-retained readout direction; alpha 0: only its part that no retained row reads
-    span = _orthonormal(torch.cat([(w[retain] * gamma).T, torch.ones(w.shape[1], 1, dtype=w.dtype)], 1), False)
+    span = _orthonormal(torch.cat([wb[retain].reshape(-1, d).T, torch.ones(d, 1, dtype=w.dtype)], 1), False)
     cols = []
     for f in forget:
-        full = gamma * (w[f] - w[retain].mean(0))
-        own = full - span @ (span.T @ full)
-        cols.append(own + alpha * (full - own))
+        for j in range(blocks):
+            full = wb[f, j] - wb[retain, j].mean(0)
+            own = full - span @ (span.T @ full)
+            cols.append(own + alpha * (full - own))
     u = _orthonormal(torch.stack(cols, 1), centre=True)
-    d = u.shape[0]
     q = torch.eye(d, dtype=u.dtype) - u @ u.T
     acts = retain_batches["inputs"]  # normalised inputs of every reader LayerNorm, original model
     for (ln, readers), x in zip(plan["groups"], acts):
@@ -222,7 +233,9 @@ def _edit_vit_(plan, forget, retain, retain_batches, level, ridge, alpha=1.0) ->
             lin.weight.copy_(((wr * g) @ m).to(lin.weight))
             if bias is not None:
                 lin.bias.copy_((bias + wr @ b).to(lin.bias))
-            elif b.abs().max() > 0:
+            elif b.abs().max() > 0 and not (len(readers) == 3 and lin is readers[1]):
+                # a key projection without bias (BEiT) may drop it: q.(k + c) shifts every key's score by the same
+                # amount, which the softmax ignores; any other reader cannot
                 raise ValueError("`model` has a LayerNorm bias feeding a Linear without bias; cannot fold it.")
         if ln.weight is not None:
             ln.weight.fill_(1.0)
@@ -247,20 +260,21 @@ def _edit_vit_(plan, forget, retain, retain_batches, level, ridge, alpha=1.0) ->
     m = _compensation(_normalise(retain_batches["final"], norm.eps), u, ridge)
     safe = gamma.abs() > 1e-6
     inv = torch.where(safe, 1 / torch.where(safe, gamma, torch.ones_like(gamma)), torch.zeros_like(gamma))
-    w_new = w.clone()
-    w_new[retain] = ((w[retain] * gamma) @ m) * inv
-    w_new[:, ~safe] = w[:, ~safe]
-    b_new = hb.detach().double().cpu() + (w - w_new) @ beta if hb is not None else None
+    w_new = wb.clone()
+    w_new[retain] = (wb[retain] @ m) * inv
+    w_new[:, :, ~safe] = w.reshape(w.shape[0], blocks, d)[:, :, ~safe]
+    w_new = w_new.reshape(w.shape)
+    beta_all = beta.repeat(blocks)
+    b_new = hb.detach().double().cpu() + (w - w_new) @ beta_all if hb is not None else None
     head.weight.copy_(w_new.to(head.weight))
     if b_new is not None:
         hb.copy_(b_new.to(hb))
-    w = w_new
-    w = w.clone()
+    w = w_new.clone()
     w[forget] = w[retain].mean(0)
     head.weight.copy_(w.to(head.weight))
     constants = {}
     for f in forget:
-        c = float((w[f] - w[retain].mean(0)) @ beta)
+        c = float((w[f] - w[retain].mean(0)) @ beta_all)
         if hb is not None:
             c += float(hb[f]) - float(hb[retain].double().mean())
         constants[f] = c
@@ -308,6 +322,102 @@ def _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha=
     q = torch.eye(d, dtype=u.dtype) - u @ u.T
     m = _compensation(h_retain, u, ridge)
     pooler.weight.copy_((wp @ m @ q).to(pooler.weight))
+    for f in forget:
+        head.weight[f] = head.weight[retain].mean(0)
+        if head.bias is not None:
+            head.bias[f] = head.bias[retain].mean() + level
+    return {"directions_removed": int(u.shape[1])}
+
+
+class NotABottleneck(ValueError):
+    """The planned reader is not the only way into the head (a residual path goes around it): nothing was changed."""
+
+
+def _rows(x: torch.Tensor, conv: bool) -> torch.Tensor:
+    """A reader's input as rows of its feature axis (channels for a convolution): every token / position a row."""
+    if conv:
+        x = x.movedim(1, -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+@torch.no_grad()
+def _check_bottleneck(model: nn.Module, plan: dict[str, Any], codes: dict[str, torch.Tensor]) -> None:
+    """Holds the reader's output fixed (the first code's) and checks that the head's input no longer varies."""
+    seen: list[torch.Tensor] = []
+    hold = plan["reader"].register_forward_hook(lambda m, a, out: out[:1].expand_as(out).clone())
+    look = plan["head"].register_forward_pre_hook(lambda m, a: seen.append(a[0].detach()))
+    try:
+        logits_of(model, codes)
+    finally:
+        hold.remove()
+        look.remove()
+    h = torch.cat([s.reshape(s.shape[0], -1) for s in seen]).double()
+    spread = float((h - h[:1]).abs().max()) if len(h) else 0.0
+    if spread > 1e-5 * float(h.abs().max().clamp_min(1.0)):
+        raise NotABottleneck(
+            f"the head's input still varies (by {spread:.3g}) when the output of the planned reader "
+            f"({type(plan['reader']).__name__}) is held fixed: a path goes around it"
+        )
+
+
+def _reader_jacobians(model: nn.Module, reader: nn.Module, batches: list[dict[str, Any]]) -> torch.Tensor:
+    """``(num_labels, d)``: per class, the gradient of its logit w.r.t. the reader's input, summed over the input's
+    rows (tokens, positions) and averaged over the samples of ``batches`` (float64)."""
+    conv = isinstance(reader, nn.Conv2d)
+    held: dict[str, torch.Tensor] = {}
+
+    def leaf(mod, args):
+        held["x"] = args[0].detach().requires_grad_(True)
+        return (held["x"], *args[1:])
+
+    hook = reader.register_forward_pre_hook(leaf)
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = None, 0
+    try:
+        with torch.enable_grad():
+            for b in batches:
+                logits = logits_from_outputs(model(**{k: v.to(device) for k, v in b.items() if k != "labels"}))
+                x = held["x"]
+                rows = []
+                for c in range(logits.shape[1]):
+                    (g,) = torch.autograd.grad(logits[:, c].sum(), x, retain_graph=c + 1 < logits.shape[1])
+                    rows.append(_rows(g, conv).double().sum(0).cpu())
+                part = torch.stack(rows)
+                total = part if total is None else total + part
+                count += logits.shape[0]
+    finally:
+        hook.remove()
+        model.train(was)
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha=1.0, protos=None) -> dict[str, Any]:
+    """The reader no longer reads the directions of its input through which the head tells each forgotten class from
+    the retained ones (``J_f - mean_r J_r``, ``J_c`` the gradient of class ``c``'s logit w.r.t. the reader's input on
+    the forget evidence; its part that no retained class's gradient spans, plus ``alpha`` times the shared part),
+    ridge-compensated on the retained inputs: ``W <- W M Q`` on the input (channel) axis; the head's forgotten rows
+    become the retained rows' mean, their bias at the losing level."""
+    head, reader = plan["head"], plan["reader"]
+    jr = jac[retain]
+    span = _orthonormal(jr.T, False)
+    cols = []
+    for f in forget:
+        full = jac[f] - jr.mean(0)
+        own = full - span @ (span.T @ full)
+        cols.append(own + alpha * (full - own))
+    if protos is not None:  # each forgotten class's mean input minus the retained mean (DAMP's prototype direction)
+        cols += [v / v.norm().clamp_min(1e-30) * cols[0].norm() for v in protos]
+    u = _orthonormal(torch.stack(cols, 1), centre=False)
+    d = u.shape[0]
+    p = _compensation(x_retain, u, ridge) @ (torch.eye(d, dtype=u.dtype) - u @ u.T)
+    w = reader.weight.detach().double().cpu()
+    if isinstance(reader, nn.Conv2d):
+        reader.weight.copy_(torch.einsum("oikl,ij->ojkl", w, p).to(reader.weight))
+    else:
+        reader.weight.copy_((w @ p).to(reader.weight))
     for f in forget:
         head.weight[f] = head.weight[retain].mean(0)
         if head.bias is not None:
@@ -378,6 +488,17 @@ def deep_forget_(
     if plan["kind"] == "vit":
         modules = [ln for ln, _ in plan["groups"]] + [plan["final_norm"]]
         *inputs, final = _capture_inputs(model, modules, retain_batches)
+    elif plan["kind"] == "reader":
+        _check_bottleneck(model, plan, codes)
+        conv = isinstance(plan["reader"], nn.Conv2d)
+        seen: list[torch.Tensor] = []
+        _forward_hooked(model, [plan["reader"]], retain_batches, lambda i, x: seen.append(_rows(x, conv)))
+        x_retain = torch.cat(seen).double().cpu()
+        forget_batches = [forget_codes] + _batches(model, forget_dataset, data_collator, "forget_dataset")
+        jac = _reader_jacobians(model, plan["reader"], forget_batches)
+        seen = []
+        _forward_hooked(model, [plan["reader"]], forget_batches, lambda i, x: seen.append(_rows(x, conv)))
+        protos = [torch.cat(seen).double().cpu().mean(0) - x_retain.mean(0)] if PROTOTYPE else None
     else:
         forget_samples = _batches(model, forget_dataset, data_collator, "forget_dataset")
         encoder_layers = 0
@@ -407,6 +528,8 @@ def deep_forget_(
                 ridge,
                 alpha,
             )
+        elif plan["kind"] == "reader":
+            details = _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha, protos)
         else:
             details = _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha)
             details["encoder_layers_edited"] = encoder_layers
@@ -498,6 +621,22 @@ class MnemonicDeep(UnlearningMethod):
 
         return Mnemonic(self.config, self.accelerator)
 
+    def _fall_back(self, model: nn.Module, why: str | None, inputs: dict[str, Any]) -> MethodResult:
+        """The output-layer edit of ``mnemonic_head``; ``why`` (the deep edit did not apply) is logged and reported."""
+        if why is not None:
+            logger.warning(
+                "The deep mnemonic edit does not apply to this model (%s); editing the output layer only "
+                "(method 'mnemonic_head'): the forgotten classes are hidden, not removed; the features keep them.",
+                why,
+            )
+        head = self._head_method()
+        allowed = set(head.target_parameters(model))  # after a refused plan, `parameters` may name its modules too
+        inputs = {**inputs, "parameters": [n for n in inputs["parameters"] if n in allowed]}
+        result = head.run(model, **inputs)
+        if why is not None:
+            result.hyperparameters["deep_fallback"] = why
+        return result
+
     def target_parameters(self, model: nn.Module) -> list[str]:
         if self._mode(model) == "deep":
             return plan_parameters(model, deep_plan(model))
@@ -519,38 +658,34 @@ class MnemonicDeep(UnlearningMethod):
         data_collator: Any = None,
     ) -> MethodResult:
         mode = self._mode(model)
-        if mode != "deep":
-            if mode == "fallback":
-                why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
-                if is_peft_model(model):
-                    why = "a PEFT adapter keeps the base weights frozen; merge it first to edit them"
-                logger.warning(
-                    "The deep mnemonic edit does not apply to this model (%s); editing the output layer only "
-                    "(method 'mnemonic_head'). Its features keep the forgotten classes.",
-                    why,
-                )
-            result = self._head_method().run(
-                model,
-                forget_classes=forget_classes,
-                retain_classes=retain_classes,
-                parameters=parameters,
-                codebook=codebook,
-                forget_dataset=forget_dataset,
-                retain_dataset=retain_dataset,
-                data_collator=data_collator,
-            )
-            if mode == "fallback":
-                result.hyperparameters["deep_fallback"] = why
-            return result
-        t0 = time.perf_counter()
-        details = deep_forget_(
-            model,
-            codebook,
-            forget_classes,
+        inputs = dict(
+            forget_classes=forget_classes,
+            retain_classes=retain_classes,
+            parameters=parameters,
+            codebook=codebook,
             forget_dataset=forget_dataset,
             retain_dataset=retain_dataset,
             data_collator=data_collator,
         )
+        if mode != "deep":
+            why = None
+            if mode == "fallback":
+                why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
+                if is_peft_model(model):
+                    why = "a PEFT adapter keeps the base weights frozen; merge it first to edit them"
+            return self._fall_back(model, why, inputs)
+        t0 = time.perf_counter()
+        try:
+            details = deep_forget_(
+                model,
+                codebook,
+                forget_classes,
+                forget_dataset=forget_dataset,
+                retain_dataset=retain_dataset,
+                data_collator=data_collator,
+            )
+        except NotABottleneck as e:  # raised before any weight changed
+            return self._fall_back(model, str(e), inputs)
         samples = {"codes": details.pop("num_codes")}
         if details["num_retain_samples"]:
             samples["retain_samples"] = details["num_retain_samples"]
@@ -587,7 +722,13 @@ class MnemonicDeep(UnlearningMethod):
                     "still hold the forgotten classes."
                 )
             return text
-        if h.get("architecture") == "pooler":
+        if h.get("architecture") == "reader":
+            where = (
+                "the layer through which the output layer reads the network's features no longer reads the "
+                "directions through which the output layer recognised the forgotten classes (re-fitted for the "
+                "retained classes), and their output rows were set to the retained rows' mean"
+            )
+        elif h.get("architecture") == "pooler":
             where = (
                 "the pooler that feeds the output layer no longer reads the directions through which the output "
                 "layer recognised the forgotten classes, and their output rows were set to the retained rows' mean"

@@ -53,12 +53,17 @@ def _head(model: nn.Module) -> nn.Linear:
 
 @register_deep_plan("vit")
 def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
-    """Writers / readers of a ViT-style pre-norm encoder, or None when the model is not built that way."""
+    """Writers / readers of a ViT-style pre-norm encoder (ViT, DeiT, BEiT, Dinov2), or None when the model is not built
+    that way. Layer scales (BEiT's ``lambda_1/2``, Dinov2's ``layer_scale``) are folded into their writers by the edit;
+    the final norm is ``layernorm`` or, with mean pooling (BEiT), ``pooler.layernorm``; the head may read several
+    pooled copies of the stream (Dinov2: class token and mean patch token)."""
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     if base is None:
         return None
     emb = getattr(base, "embeddings", None)
     final_norm = getattr(base, "layernorm", None)
+    if not isinstance(final_norm, nn.LayerNorm):
+        final_norm = _first(base, "pooler.layernorm")
     layers = _first(base, "layers", "encoder.layer", "encoder.layers")
     if emb is None or not isinstance(final_norm, nn.LayerNorm) or layers is None or len(layers) == 0:
         return None
@@ -66,9 +71,9 @@ def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
         return None
     patch = _first(emb, "patch_embeddings.projection")
     tokens = [t for t in (getattr(emb, n, None) for n in ("cls_token", "distillation_token", "position_embeddings"))]
-    writers, groups = [], []
+    writers, groups, scales = [], [], []
     for layer in layers:
-        ln1, ln2 = getattr(layer, "layernorm_before", None), getattr(layer, "layernorm_after", None)
+        ln1, ln2 = _first(layer, "layernorm_before", "norm1"), _first(layer, "layernorm_after", "norm2")
         att = getattr(layer, "attention", None)
         q = _first(att, "q_proj", "attention.query")
         k = _first(att, "k_proj", "attention.key")
@@ -83,14 +88,61 @@ def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
             return None
         groups += [(ln1, [q, k, v]), (ln2, [fc1])]
         writers += [o, fc2]
+        for s in (
+            _first(layer, "lambda_1", "layer_scale1.lambda1"),
+            _first(layer, "lambda_2", "layer_scale2.lambda1"),
+        ):
+            scales.append(s if isinstance(s, nn.Parameter) else None)
     head = _head(model)
-    if head.in_features != final_norm.normalized_shape[0]:
+    d = final_norm.normalized_shape[0]
+    if head.in_features % d or any(w.out_features != d for w in writers):
         return None
     return {
         "kind": "vit",
         "tokens": [t for t in tokens if isinstance(t, nn.Parameter)],
         "patch": patch if isinstance(patch, (nn.Conv2d, nn.Linear)) else None,
         "writers": writers,
+        "scales": scales,
+        "groups": groups,
+        "final_norm": final_norm,
+        "head": head,
+    }
+
+
+@register_deep_plan("swin")
+def _swin_plan(model: nn.Module) -> dict[str, Any] | None:
+    """Swin's last stage as a pre-norm residual stream: written by the patch merging that opens it and by its blocks'
+    attention and MLP outputs, read through LayerNorms and the final norm (the earlier stages are not edited)."""
+    if getattr(model.config, "model_type", None) != "swin":
+        return None
+    base = getattr(model, "swin", None)
+    stages = list(_first(base, "encoder.layers") or [])
+    final_norm = getattr(base, "layernorm", None)
+    if len(stages) < 2 or not isinstance(final_norm, nn.LayerNorm):
+        return None
+    entry = _first(stages[-2], "downsample.reduction")
+    writers, groups = [], []
+    for block in stages[-1].blocks:
+        ln1, ln2 = block.layernorm_before, block.layernorm_after
+        qkv = [
+            _first(block, f"attention.{n}_proj", f"attention.self.{m}")
+            for n, m in zip("qkv", ("query", "key", "value"))
+        ]
+        o = _first(block, "attention.o_proj", "attention.output.dense")
+        fc1, fc2 = _first(block, "mlp.fc1", "intermediate.dense"), _first(block, "mlp.fc2", "output.dense")
+        if not all(isinstance(m, nn.Linear) for m in (*qkv, o, fc1, fc2)):
+            return None
+        groups += [(ln1, qkv), (ln2, [fc1])]
+        writers += [o, fc2]
+    head = _head(model)
+    if not isinstance(entry, nn.Linear) or head.in_features != final_norm.normalized_shape[0]:
+        return None
+    return {
+        "kind": "vit",
+        "tokens": [],
+        "patch": entry,
+        "writers": writers,
+        "scales": [None] * len(writers),
         "groups": groups,
         "final_norm": final_norm,
         "head": head,
@@ -122,6 +174,33 @@ def _pooler_plan(model: nn.Module) -> dict[str, Any] | None:
     return {"kind": "pooler", "pooler": dense, "head": head, "readers": readers}
 
 
+# The module through which everything the head reads passes (a bottleneck: no residual path goes around it), per
+# ``config.model_type``. One entry adds an architecture to the "reader" edit; the edit checks the bottleneck on the
+# codes before changing anything (the head's input must not vary when the module's output is held fixed).
+READERS: dict[str, str] = {
+    "roberta": "classifier.dense",  # head: dense -> tanh -> out_proj on the <s> token
+    "xlm-roberta": "classifier.dense",
+    "camembert": "classifier.dense",
+    "electra": "classifier.dense",  # dense -> gelu -> out_proj
+    "distilbert": "pre_classifier",  # pre_classifier -> relu -> classifier
+    "albert": "albert.pooler",  # tanh pooler (one set of layer weights shared by every layer)
+    "deberta-v2": "pooler.dense",  # ContextPooler: dense -> activation
+    "deberta": "pooler.dense",
+    "modernbert": "head.dense",  # pooled -> dense -> act -> norm -> classifier
+    "mobilevit": "mobilevit.conv_1x1_exp.convolution",  # 1x1 conv expansion before global pooling
+}
+
+
+@register_deep_plan("reader")
+def _reader_plan(model: nn.Module) -> dict[str, Any] | None:
+    """A model whose head reads only the output of one ``nn.Linear`` / ``nn.Conv2d`` (``READERS``), or None."""
+    path = READERS.get(getattr(model.config, "model_type", None))
+    reader = _first(model, path) if path else None
+    if not isinstance(reader, (nn.Linear, nn.Conv2d)) or getattr(reader, "groups", 1) != 1:
+        return None
+    return {"kind": "reader", "reader": reader, "head": _head(model)}
+
+
 def deep_plan(model: nn.Module) -> dict[str, Any]:
     """The edit plan for ``model``; raises ``ValueError`` naming ``model`` when its architecture is not supported."""
     model = unwrap_model(model)
@@ -129,7 +208,8 @@ def deep_plan(model: nn.Module) -> dict[str, Any]:
     if plan is None:
         raise ValueError(
             f"`model` ({type(model).__name__}) is not supported by the deep mnemonic edit: it needs a ViT-style "
-            "pre-norm encoder (a final LayerNorm feeding the head) or a BERT-style pooler before the head. Use "
+            "pre-norm encoder (a final LayerNorm feeding the head), a BERT-style pooler before the head, or an entry "
+            "in `hf_unlearn.methods.mnemonic.plans.READERS` naming the one module the head reads through. Use "
             "method='mnemonic_head' for an output-layer edit."
         )
     return plan
@@ -144,6 +224,9 @@ def plan_parameters(model: nn.Module, plan: dict[str, Any]) -> list[str]:
         if plan["patch"] is not None:
             mods.append(plan["patch"])
         ids.update(id(t) for t in plan["tokens"])
+        ids.update(id(s) for s in plan["scales"] if s is not None)
+    elif plan["kind"] == "reader":
+        mods = [plan["reader"], plan["head"]]
     else:
         mods = [plan["pooler"], plan["head"], *(m for qkv in plan["readers"] for m in qkv)]
     for m in mods:
