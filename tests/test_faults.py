@@ -205,7 +205,7 @@ def _relabelled(dataset, names):
 
 LABEL_CASES = {
     "other names": [f"class_{i}" for i in range(10)],
-    "fewer classes": [str(i) for i in range(5)],
+    "the model's names in another order": ["digit 1", "digit 0"],
     "more classes": [str(i) for i in range(12)],
 }
 
@@ -221,7 +221,7 @@ def test_a_dataset_whose_labels_are_not_the_models_is_refused(trained, case):
     ds = ds.filter(lambda r: r["labels"] < len(names))
     relabelled = _relabelled(ds, names).with_format("torch")
     before = clone_params(model)
-    with pytest.raises(ValueError, match=r"`eval_dataset` has \d+ classes .* but the model's id2label has 10") as e:
+    with pytest.raises(ValueError, match=r"`eval_dataset` has \d+ classes .* not the model's id2label \(10") as e:
         FisherUnlearner(UnlearningConfig(forget_classes=[3], method="_faults_lower_bias")).unlearn(
             model, codebook=book, eval_dataset=relabelled
         )
@@ -236,6 +236,8 @@ def test_matching_label_names_pass(trained):
     check_dataset_labels(
         _relabelled(test.with_format(None), [str(i) for i in range(10)]), {i: str(i) for i in range(10)}
     )
+    three = test.with_format(None).filter(lambda r: r["labels"] < 3)  # some of the model's classes, at its ids
+    check_dataset_labels(_relabelled(three, ["a", "b", "c"]), {0: "a", 1: "b", 2: "c", 3: "d"})
     # names that say nothing are compared by number only
     check_dataset_labels(_relabelled(test.with_format(None), [f"c{i}" for i in range(10)]), {i: f"LABEL_{i}" for i in range(10)})  # fmt: skip
 

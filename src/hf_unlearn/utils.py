@@ -206,9 +206,11 @@ def _generic_names(names: list[str]) -> bool:
 
 
 def check_dataset_labels(dataset: Any, id2label: dict[int, str], argument: str = "dataset") -> None:
-    """Refuses a data set whose label column is a ``ClassLabel`` whose names or number differ from the model's
-    ``id2label`` (the same id would mean another class). Names that say nothing (``LABEL_i``, ``"i"``) on either side
-    are compared by number only; a column of plain integers cannot be checked.
+    """Refuses a data set whose label column is a ``ClassLabel`` whose ids name other classes than the model's
+    ``id2label``: a name at an id where the model has another name, or more classes than the model. A data set of
+    some of the model's classes, each at the model's id, passes. Names that say nothing (``LABEL_i``, ``"i"``) on
+    either side are compared by number only; a column of plain integers cannot be checked. (The CLI maps label names
+    to the model's ids by name before this check: ``hf_unlearn.data.prepare_splits``.)
 
     Raises:
         ValueError: naming ``argument``, both label lists, and how to map the data set explicitly.
@@ -226,13 +228,13 @@ def check_dataset_labels(dataset: Any, id2label: dict[int, str], argument: str =
         return
     names = [str(n) for n in feature.names]
     model_names = [id2label[i] for i in range(len(id2label))]
-    if len(names) == len(model_names) and (
-        _generic_names(names) or _generic_names(model_names) or names == model_names
+    if len(names) <= len(model_names) and (
+        _generic_names(names) or _generic_names(model_names) or names == model_names[: len(names)]
     ):
         return
     raise ValueError(
-        f"`{argument}` has {len(names)} classes {names} but the model's id2label has {len(model_names)}: "
-        f"{model_names}; the same id would name another class. Map the data set to the model's labels first "
+        f"`{argument}` has {len(names)} classes {names}, which are not the model's id2label ({len(model_names)}: "
+        f"{model_names}); the same id would name another class. Map the data set to the model's labels first "
         f"(datasets: `ds.align_labels_with_mapping(model.config.label2id, {column!r})`, after renaming its names to "
         "the model's), or give the data set the model was trained on."
     )

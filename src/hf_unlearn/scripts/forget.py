@@ -172,9 +172,6 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
             raw = load_splits(data_args)
             if samples:  # read the rows from the raw split: preprocessing drops the id and flag columns
                 rows = _rows_to_forget(script, raw.train, data_args.max_train_samples)
-            from ..utils import check_dataset_labels
-
-            check_dataset_labels(raw.train, id2label_of(model), "dataset")  # its label names are the model's
             data = prepare_splits(raw, data_args, model, processing_class)
     forget_ds = retain_ds = None
     if samples:
