@@ -186,6 +186,9 @@ class EvaluateArguments:
     base_model: str | None = field(default=None, metadata={"help": BASE_MODEL_HELP})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     output_file: str | None = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
+    overwrite_output_file: bool = field(
+        default=False, metadata={"help": "Replace an existing --output_file (refused by default, before any work)."}
+    )
 
     def __post_init__(self):
         _at_least(self, ("batch_size",), 1)

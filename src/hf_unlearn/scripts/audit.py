@@ -12,7 +12,6 @@ writes everything to ``--output_file`` (default ``forgetting_audit.json``). See 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -82,6 +81,9 @@ class AuditArguments:
     seed: int = field(default=0, metadata={"help": "Seed of every random choice (same seed, same numbers)."})
     batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
     output_file: str = field(default=OUTPUT_FILE, metadata={"help": "JSON file to write the audit to."})
+    overwrite_output_file: bool = field(
+        default=False, metadata={"help": "Replace an existing --output_file (refused by default, before any work)."}
+    )
 
 
 def make_parser(prog: str = PROG) -> HfUnlearnParser:
@@ -115,8 +117,7 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
     need(data_args.dataset, "--dataset", "the data set to audit on (its train and test splits).")
     need(args.forget_classes, "--forget_classes", "the classes whose forgetting is audited.")
     check_sources(parser, dataset=data_args.dataset)
-    check_output_file(args.output_file)
-    out_dir = os.path.dirname(os.path.abspath(args.output_file))
+    check_output_file(args.output_file, overwrite=args.overwrite_output_file)
     # every folder is checked before anything is loaded
     folders = [("--model_dir", resolve_model_dir(args.model_dir))]
     if args.original:
@@ -178,10 +179,9 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
         "",
         f"Wrote {args.output_file}",
     )
-    os.makedirs(out_dir, exist_ok=True)
-    with open(args.output_file, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=True)
-        f.write("\n")
+    from ..hub.publish import write_file
+
+    write_file(args.output_file, json.dumps(record, indent=2, sort_keys=True) + "\n")  # through a temporary file
     return 0
 
 

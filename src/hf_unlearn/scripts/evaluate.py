@@ -8,7 +8,6 @@ python -m hf_unlearn.scripts.evaluate --config evaluate.yaml
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Sequence
 
@@ -57,7 +56,7 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
         args, data_args = parser.parse(argv)
     need(data_args.dataset, "--dataset", "the data set to evaluate on.")
     if args.output_file:
-        check_output_file(args.output_file)
+        check_output_file(args.output_file, overwrite=args.overwrite_output_file)
     check_sources(parser, dataset=data_args.dataset)
     model_dir = resolve_model_dir(args.model_dir)
     check_adapter_flags([("--model_dir", model_dir)], args.base_model)
@@ -93,10 +92,9 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
         metrics_table(None, metrics, forget_labels),
     )
     if args.output_file and accelerator.is_main_process:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output_file)), exist_ok=True)
-        with open(args.output_file, "w", encoding="utf-8") as f:
-            json.dump(metrics, f, indent=2, sort_keys=True)
-            f.write("\n")
+        from ..hub.publish import write_file
+
+        write_file(args.output_file, json.dumps(metrics, indent=2, sort_keys=True) + "\n")  # through a temp file
     return 0
 
 
