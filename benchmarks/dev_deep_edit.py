@@ -188,11 +188,13 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
     rows = []
     import hf_unlearn.methods.mnemonic.deep as deep
 
-    defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT)
+    defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS)
     for mode in modes:
         # "codes:0.25" / "few-shot:0.5": the deep edit with that one share of the shared direction (dev only)
-        base, _, alpha = mode.partition(":")
-        deep.ALPHAS, deep.ALPHAS_FEW_SHOT = ((float(alpha),),) * 2 if alpha else defaults
+        # "...:proto": the reader edit also removes the forget evidence's mean-input direction
+        base, alpha, extra = (mode.split(":") + ["", ""])[:3]
+        deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS = ((float(alpha),),) * 3 if alpha else defaults
+        deep.PROTOTYPE = extra == "proto"
         unl = FisherUnlearner(UnlearningConfig(method=method, forget_classes=list(forget)))
         kwargs = {"codebook": book, "data_collator": collator}
         if base == "few-shot":

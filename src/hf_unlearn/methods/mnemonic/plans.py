@@ -106,6 +106,8 @@ def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
         "groups": groups,
         "final_norm": final_norm,
         "head": head,
+        # the codes-only share ladder was measured on ViT / DeiT; BEiT and Dinov2 use the conservative one
+        "validated": getattr(model.config, "model_type", None) in ("vit", "deit"),
     }
 
 
@@ -146,6 +148,7 @@ def _swin_plan(model: nn.Module) -> dict[str, Any] | None:
         "groups": groups,
         "final_norm": final_norm,
         "head": head,
+        "validated": False,
     }
 
 
@@ -198,7 +201,7 @@ def _reader_plan(model: nn.Module) -> dict[str, Any] | None:
     reader = _first(model, path) if path else None
     if not isinstance(reader, (nn.Linear, nn.Conv2d)) or getattr(reader, "groups", 1) != 1:
         return None
-    return {"kind": "reader", "reader": reader, "head": _head(model)}
+    return {"kind": "reader", "reader": reader, "head": _head(model), "validated": False}
 
 
 def deep_plan(model: nn.Module) -> dict[str, Any]:
