@@ -85,6 +85,7 @@ def run_command(name: str, cmd: list[str], folder: Path, kills: int, rng: random
     duration = time.perf_counter() - t0
     assert child.returncode == 0, f"{name} failed"
     window = (min(seen), max(seen)) if seen else (0.0, duration)
+    expected = set(folder_bytes(folder))  # the files of a complete folder
     log(
         f"{name}: an uninterrupted run takes {duration:.1f} s, writing its staging folder {window[0]:.1f}-{window[1]:.1f} s"
     )
@@ -95,12 +96,13 @@ def run_command(name: str, cmd: list[str], folder: Path, kills: int, rng: random
         at = rng.uniform(*window) if i % 2 else rng.uniform(0.0, duration)
         row = kill_once(cmd, folder, at, sig)
         after = folder_bytes(folder)
-        if row["exit"] == 0:  # finished before the kill: a complete new folder
-            row["outcome"] = "finished first"
-            row["ok"] = "model.safetensors" in after and "config.json" in after
+        row["identical"] = after == before
+        if row["exit"] == 0 or not row["identical"]:  # the swap was done before the kill landed: the new folder
+            row["outcome"] = "finished first" if row["exit"] == 0 else "killed after the swap"
+            row["ok"] = set(after) == expected  # whole: every file an uninterrupted run writes, nothing else
         else:
             row["outcome"] = "killed"
-            row["ok"] = row["identical"] = after == before
+            row["ok"] = True
         row["strays_after_kill"] = strays(folder)
         next_run_check(folder)
         row["strays_after_next_run"] = strays(folder)
@@ -157,20 +159,22 @@ def main() -> None:
         "window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
         "new folder), and after the next run's first step no temporary folder beside it.",
         "",
-        "| command | uninterrupted run (writing) | kills | killed mid-run | of which while writing | finished first | "
-        "previous folder byte-identical | strays after the next run | all ok |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| command | uninterrupted run (writing) | kills | killed before the swap | of which while writing | "
+        "previous folder byte-identical | killed after the swap (new folder whole) | finished first | "
+        "strays after the next run | all ok |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         killed = [k for k in r["kills"] if k["outcome"] == "killed"]
         intact = sum(k["identical"] for k in killed)
+        swapped = sum(k["outcome"] == "killed after the swap" and k["ok"] for k in r["kills"])
         stray = sum(bool(k["strays_after_next_run"]) for k in r["kills"])
         ok = all(k["ok"] for k in r["kills"]) and r["final_run_clean"]
         lines.append(
             f"| `{r['command']}` | {r['uninterrupted_s']} s ({r['writing_window_s'][0]}-{r['writing_window_s'][1]} s) | "
-            f"{len(r['kills'])} | {len(killed)} | "
-            f"{sum(k['staging_at_kill'] for k in killed)} | {len(r['kills']) - len(killed)} | "
-            f"{intact}/{len(killed)} | {stray} | {verdict(ok)} |"
+            f"{len(r['kills'])} | {len(killed)} | {sum(k['staging_at_kill'] for k in killed)} | "
+            f"{intact}/{len(killed)} | {swapped} | {sum(k['outcome'] == 'finished first' for k in r['kills'])} | "
+            f"{stray} | {verdict(ok)} |"
         )
     lines += ["", "Kill moments (s) and exit status:", ""]
     for r in results:

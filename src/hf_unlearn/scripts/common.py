@@ -181,8 +181,10 @@ def staged_output_dir(args: Any, *, enabled: bool = True):
     if not enabled:
         yield
         return
+    # a symlinked output folder: the folder it points to is replaced, the link stays
+    real = os.path.realpath(target) if os.path.islink(target) else target
     state = PartialState()
-    new = make_staging(target) if state.is_main_process else None
+    new = make_staging(real) if state.is_main_process else None
     if state.num_processes > 1:
         from accelerate.utils import broadcast_object_list
 
@@ -196,7 +198,7 @@ def staged_output_dir(args: Any, *, enabled: bool = True):
         yield
         state.wait_for_everyone()
         if state.is_main_process:
-            commit_staging(new, target)
+            commit_staging(new, real)
         state.wait_for_everyone()
     except BaseException:
         if state.is_main_process:
