@@ -290,6 +290,21 @@ CLI_CASES = {
                    a_mount_point(), "--overwrite_output_dir"],
         ["--output_dir", "mount point"],
     ),
+    "forget --output_dir the model's own folder": (
+        lambda t: ["forget", "--model_dir", str(_model_folder(t)), "--forget_classes", "3", "--output_dir",
+                   str(t / "model")],
+        ["--output_dir", "the folder the model was loaded from"],
+    ),
+    "forget --output_dir under a file": (
+        lambda t: ["forget", "--model_dir", str(_model_folder(t)), "--forget_classes", "3", "--output_dir",
+                   str(_weights(t) / "x")],
+        ["--output_dir", "is a file"],
+    ),
+    "audit --output_file under a file": (
+        lambda t: ["audit", "--model_dir", str(t / "nothing"), "--dataset", "digits", "--forget_classes", "3",
+                   "--output_file", str(_weights(t) / "a.json")],
+        ["--output_file", "is a file"],
+    ),
     "train --output_dir a mount point": (
         lambda t: ["train", "--output_dir", a_mount_point(), "--overwrite_output_dir", "true"],
         ["--output_dir", "mount point"],
