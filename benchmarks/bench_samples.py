@@ -64,6 +64,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -114,7 +115,10 @@ LABELS = {
 # NegGrad+ (``--methods ... neggrad_ft``; tried for the backdoor on a validation split, results/samples/README.md): the
 # fine-tuning on the retained rows plus, at each step, gradient ascent on a batch of forget rows while their loss is
 # below log(num_labels) (chance level): the rows are pushed to "unknown", not on to another class.
-OPTIONAL_METHODS = ("neggrad_ft",)
+OPTIONAL_METHODS = ("neggrad_ft", "fisher_mask_search", "ssd_search", "fisher_noise_search")
+LABELS["fisher_mask_search"] = "Fisher mask, strength from held-out rows"
+LABELS["ssd_search"] = "SSD, strength from held-out rows"
+LABELS["fisher_noise_search"] = "Fisher noise, strength from held-out rows"
 LABELS["neggrad_ft"] = "NegGrad+ (forget-loss ascent to chance + fine-tuning)"
 FRACTION = {"mislabeled": 0.05, "backdoor": 0.03, "random": 0.05, "backdoor_partial": 0.03}
 NAMED = 0.25  # backdoor_partial: the fraction of the poisoned rows that are named (forgotten)
@@ -372,7 +376,7 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
     # what Trainer would leave beside the original (trainer_state.json): its steps, batch size and peak learning rate;
     # the library's recipe reads its budget from it, as from a model folder trained with Trainer
     steps = max(1, int(round(args.epochs * math.ceil(len(task.labels) / task.recipe["batch"]))))
-    state_dir = os.path.join(args.output_dir, ".state", f"{task.name}-{scenario}-{seed}")
+    state_dir = os.path.join(tempfile.gettempdir(), "hf_unlearn_bench_samples", f"{task.name}-{scenario}-{seed}")
     os.makedirs(state_dir, exist_ok=True)
     with open(os.path.join(state_dir, "trainer_state.json"), "w") as f:
         json.dump(
@@ -392,13 +396,33 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
             if edit.startswith("neggrad_plus"):  # the library's default recipe for rows (no method named)
                 model.config._name_or_path = state_dir
                 overrides = {
-                    k: float(v) for k, v in (kv.split("=") for kv in method.partition(":")[2].split(",") if kv)
+                    k: json.loads(v) if v[0].isdigit() else v
+                    for k, v in (kv.split("=") for kv in method.partition(":")[2].split(",") if kv)
                 }
                 cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, seed=seed, **overrides)
                 report = FisherUnlearner(cfg).unlearn(
                     model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
                 )
-                details = {k: report.details[k] for k in ("steps", "ascent_steps", "budget_source")}
+                details = {
+                    k: report.details[k] for k in ("steps", "ascent_steps", "budget_source", "mean_ascent_target")
+                }
+            elif method.endswith("_search"):  # one-shot edit, its strength chosen from the held-out rows
+                edit = method.removesuffix("_search")
+                caps = task.fisher_caps.get(edit, {})
+                cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **caps)
+                report = FisherUnlearner(cfg).unlearn(
+                    model,
+                    train_dataset=data["train"],
+                    forget_rows=rows,
+                    data_collator=task.collator,
+                    eval_dataset=task.heldout,
+                )
+                search = report.details["strength_search"]
+                details = {
+                    "chosen": search["chosen"],
+                    "rungs": len(search["tried"]),
+                    "edit_verdict": report.details["verification"],
+                }
             elif edit not in ("finetune", "neggrad"):
                 caps = task.fisher_caps.get(edit, {})
                 cfg = UnlearningConfig(method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **caps)
@@ -696,6 +720,30 @@ def reverify(path: str, task) -> None:
             )
 
 
+def write(result: dict[str, Any], args, task, t0: float) -> None:
+    result["load_end"] = loadavg()
+    result["wall_s"] = time.perf_counter() - t0
+    r = task.recipe
+    result["notes"] = [
+        f"Every model is trained and fine-tuned by the same plain PyTorch loop (AdamW lr {r['lr']}, weight decay "
+        f"{r['weight_decay']}, {r['schedule']} schedule after {r['warmup']:.0%} warm-up, batch {r['batch']}); the "
+        "library's callback (mask at on_train_begin, then Trainer fine-tuning) is tested in tests/test_samples.py.",
+        "Library defaults otherwise (fisher_mask ratio 0.02 with the batched true Fisher; SSD alpha 10, lambda 1; "
+        "Fisher noise alpha 1e-6; the '... strength from held-out rows' rows search up to those values against "
+        "the held-out rows); nothing tuned on the test split. Fisher sample caps: "
+        + (", ".join(f"{k}: {v}" for k, v in task.fisher_caps.items()) or "none")
+        + ".",
+        "neggrad_plus reads its budget from a trainer_state.json written beside the original as Trainer would "
+        "(the original's steps, batch size and peak learning rate): 10% of the original's steps by default.",
+    ]
+    os.makedirs(args.output_dir, exist_ok=True)
+    stem = os.path.join(args.output_dir, args.stem)
+    with open(stem + ".json", "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True, default=float)
+    with open(stem + ".md", "w") as f:
+        f.write(render_md(result))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=("digits", "trec"), default="digits")
@@ -775,24 +823,7 @@ def main(argv: list[str] | None = None) -> int:
             "targets": targets(scenario, s),
         }
         log(f"{scenario} done; load average {loadavg()}")
-    result["load_end"] = loadavg()
-    result["wall_s"] = time.perf_counter() - t0
-    r = task.recipe
-    result["notes"] = [
-        f"Every model is trained and fine-tuned by the same plain PyTorch loop (AdamW lr {r['lr']}, weight decay "
-        f"{r['weight_decay']}, {r['schedule']} schedule after {r['warmup']:.0%} warm-up, batch {r['batch']}); the "
-        "library's callback (mask at on_train_begin, then Trainer fine-tuning) is tested in tests/test_samples.py.",
-        "Library defaults otherwise (fisher_mask ratio 0.02 with the batched true Fisher; SSD alpha 10, lambda 1; "
-        "Fisher noise alpha 1e-6); nothing tuned on the test split. Fisher sample caps: "
-        + (", ".join(f"{k}: {v}" for k, v in task.fisher_caps.items()) or "none")
-        + ".",
-    ]
-    os.makedirs(args.output_dir, exist_ok=True)
-    stem = os.path.join(args.output_dir, args.stem)
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=1, sort_keys=True, default=float)
-    with open(stem + ".md", "w") as f:
-        f.write(render_md(result))
+        write(result, args, task, t0)  # after every scenario: a run cut short keeps what it measured
     log(f"wrote {args.stem}.json and .md in {result['wall_s']:.0f} s")
     return 0
 

@@ -562,6 +562,7 @@ def test_neggrad_plus_is_the_default_for_rows_and_removes_memorised_wrong_labels
     assert _wrong_label_rate(model, ds, flipped) <= min(0.3, wrong_before - 0.5)
     assert _test_accuracy(model, test) >= acc_before - 0.03
     assert report.details["steps"] == 60 and report.details["ascent_steps"] == 30
+    assert report.details["ascent_target"] == "probe"  # wrong labels spread over the classes: not a backdoor
     assert not any(p.grad is not None for p in model.parameters()) and not model.training
     from hf_unlearn.methods import METHODS
 
@@ -699,3 +700,18 @@ def test_strength_search_refuses_a_too_weak_ladder_and_restores_the_model(memori
     )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
     assert "strength_search" not in report.details and report.hyperparameters["alpha"] == 1e-8
+
+
+def test_poison_target_finds_rows_relabelled_to_one_class():
+    """'auto' pushes rows to chance only when their labels are concentrated on one class beyond what rows drawn like
+    the retained ones would show (a backdoor's target class); a deletion request or mislabeled rows are not."""
+    from hf_unlearn.methods.retain_finetune import poison_target
+
+    rng = np.random.default_rng(0)
+    retain = rng.integers(0, 10, 1000)
+    assert poison_target(np.zeros(20, dtype=int), retain) == 0
+    assert poison_target(np.r_[np.full(12, 3), rng.integers(0, 10, 8)], retain) == 3
+    assert poison_target(rng.integers(0, 10, 60), retain) is None  # random rows
+    assert poison_target(np.zeros(2, dtype=int), retain) is None  # too few rows to tell
+    skewed = np.r_[np.zeros(900, dtype=int), rng.integers(0, 10, 100)]  # class 0 is most of the data anyway
+    assert poison_target(np.r_[np.zeros(18, dtype=int), [1, 2]], skewed) is None

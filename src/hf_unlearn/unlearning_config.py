@@ -121,6 +121,12 @@ class UnlearningConfig:
         forget_ascent_fraction (`float`, defaults to `0.5`):
             Fraction of the steps that also push the forget rows' loss up to chance level (the rest fine-tune on the
             retained rows only). In [0, 1]; 0 is plain fine-tuning on the retained rows.
+        forget_ascent_target (`str`, defaults to `"auto"`):
+            The loss each forget row is pushed up to: `"probe"` (per row, what a linear probe fitted on the retained
+            rows' features gives it, at most chance level: ordinary rows end near held-out rows, mislabeled rows
+            higher), `"chance"` (log of the number of classes) or `"auto"` (`"chance"` when the rows' labels are
+            concentrated on one class far beyond the retained rows' share of it, as poisoned rows relabelled to a
+            backdoor's target class are; else `"probe"`).
 
     Parameters that control one-shot edits of rows (`"fisher_mask"`, `"ssd"`, `"fisher_noise"` in samples scope):
         strength_search (`bool`, defaults to `True`):
@@ -247,6 +253,14 @@ class UnlearningConfig:
         default=0.5,
         metadata={"help": "neggrad_plus: fraction of the steps pushing the forget rows' loss up to chance level."},
     )
+    forget_ascent_target: str = field(
+        default="auto",
+        metadata={
+            "help": "neggrad_plus: the loss each forget row is pushed up to: 'probe' (what a linear probe fitted on the "
+            "retained rows' features gives it, at most chance level), 'chance' (log of the number of classes) or "
+            "'auto' (chance when the rows' labels are concentrated on one class as a backdoor's are, else probe)."
+        },
+    )
 
     # Parameters that control one-shot edits of rows
     strength_search: bool = field(
@@ -322,6 +336,10 @@ class UnlearningConfig:
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf")):
                 raise ValueError(f"`{name}` must be a positive finite number or None, got {v!r}.")
+        if self.forget_ascent_target not in ("auto", "probe", "chance"):
+            raise ValueError(
+                f"`forget_ascent_target` must be 'auto', 'probe' or 'chance', got {self.forget_ascent_target!r}."
+            )
         if not isinstance(self.strength_search, bool):
             raise ValueError(f"`strength_search` must be True or False, got {self.strength_search!r}.")
         if int(self.fisher_batch_size) < 1:

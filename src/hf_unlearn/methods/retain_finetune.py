@@ -1,24 +1,28 @@
 """``neggrad_plus``: the library's recipe for forgetting chosen training rows (``forget_scope="samples"``).
 
-Fine-tuning on the retained rows, plus, during the first part of it, gradient ascent on the forget rows' loss capped
-at chance level (NegGrad+, Kurmanji et al. 2023): each step takes a batch of retained rows (cross-entropy, descent)
-and, while ``step < forget_ascent_fraction x steps``, a batch of forget rows drawn with replacement whose mean
-cross-entropy is pushed up while it is below ``log(num_labels)`` (``relu(log C - loss)``: the rows are pushed to
-"unknown", never on to another class). The last part is plain fine-tuning on the retained rows, which gives back to
-rows that are like the retained ones (random rows of a deletion request) the accuracy a model that never saw them has,
-while rows whose label no retained row supports (mislabeled, poisoned, a backdoor trigger) stay forgotten.
+Fine-tuning on the retained rows, plus, during its first part (``forget_ascent_fraction``, default half the steps),
+gradient ascent on the forget rows' loss (NegGrad+, Kurmanji et al. 2023), each row pushed up to a target loss and
+no further (``relu(target - loss)``: rows are pushed to what an unseen row would get, never on to another class):
 
-The budget is relative to the original training, so that one default holds across data sets: ``finetune_fraction``
-(default 0.1) of the original run's optimizer steps, read from the ``trainer_state.json`` that ``Trainer`` writes
-(the model's folder, else its last ``checkpoint-*``), else from the ``training_args.json`` recipe that
-``MnemonicTrainer`` saves (its epochs over the retained plus forgotten rows); the learning rate and batch size come
-from the same file (the peak logged learning rate and ``train_batch_size``, or the recipe's). ``finetune_max_steps`` sets the steps directly,
-``finetune_max_seconds`` caps the wall time; without either and without ``trainer_state.json`` the recipe runs one
-pass over the retained rows and says so (``details["budget_source"]``). AdamW (weight decay 0.01), linear decay after
-a 10% warm-up, seeded by ``config.seed`` (global random state left as it was).
+- ``forget_ascent_target="auto"`` (default): ``"chance"`` when the forget rows' labels are concentrated on one class
+  far beyond what rows drawn like the retained ones would show ([`poison_target`]: rows relabelled to one target
+  class, a backdoor), else ``"probe"``;
+- ``"chance"``: ``log(num_labels)`` for every row;
+- ``"probe"``: per row, the loss at its label of a fresh linear probe fitted on the output layer's input features of
+  up to 512 retained rows ([`probe_losses`]), capped at chance: an ordinary row (a deletion request) is pushed only
+  to about a held-out row's loss, a row whose label nothing retained supports (mislabeled) further.
 
-Measured (``benchmarks/results/samples/README.md``): digits-ViT and TREC-MiniLM, mislabeled, random and backdoored
-rows, against models retrained without the rows.
+The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
+default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
+the ``trainer_state.json`` that ``Trainer`` writes (the model's folder, else its last ``checkpoint-*``), else from the
+``training_args.json`` recipe that ``MnemonicTrainer`` saves (its epochs over the retained plus forgotten rows); the
+learning rate and batch size come from the same file (the peak logged learning rate and ``train_batch_size``, or the
+recipe's). ``finetune_max_steps`` sets the steps directly, ``finetune_max_seconds`` caps the wall time; without either
+and without such a file the recipe makes one pass over the retained rows and says so (``details["budget_source"]``).
+AdamW (weight decay 0.01), linear decay after a 10% warm-up, seeded by ``config.seed`` (the global random state is
+left as it was). Only the parameters the unlearner passes are trained (a PEFT adapter's own weights on a PEFT model).
+
+Measured against models retrained without the rows: ``benchmarks/results/samples/README.md``.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..data_utils import DatasetReader, dataset_size, logits_from_outputs
+from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_outputs
 from ..utils import get_logger, unwrap_model
 from . import register_method
 from .base import MethodResult, UnlearningMethod, rows_sentence
@@ -151,6 +156,83 @@ def plan_budget(config: Any, model: nn.Module, n_retain: int, n_forget: int = 0)
     }
 
 
+PROBE_ROWS = 512  # retained rows the probe is fitted on (a forward pass each)
+
+
+@torch.no_grad()
+def probe_losses(
+    model: nn.Module,
+    forget: DatasetReader,
+    retain: DatasetReader,
+    data_collator: Any,
+    *,
+    seed: int,
+    max_rows: int = PROBE_ROWS,
+) -> torch.Tensor:
+    """Per forget row, the loss at its training label of a model that did not fit it, estimated without training one:
+    a fresh linear probe (logistic regression) on the output layer's input features, fitted on up to ``max_rows``
+    retained rows only, then read on the forget rows.
+
+    A mislabeled or trigger-stamped row gets a high loss (the retained rows never tie its features to that label; a
+    trigger direction they never show gets no weight), an ordinary row about the loss of a held-out row.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from .common import classification_head
+
+    head = dict(model.named_modules())[classification_head(model)[0].rsplit(".", 1)[0]]
+    grabbed: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda module, args: grabbed.append(args[0].detach().float().cpu()))
+    modes = {m: m.training for m in model.modules()}
+    device = next(model.parameters()).device
+
+    def features(reader: DatasetReader, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = []
+        for s in range(0, len(idx), 64):
+            batch = reader.batch(idx[s : s + 64], data_collator)
+            labels.append(torch.as_tensor(batch.pop("labels")).long())
+            model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+        x = torch.cat(grabbed)
+        grabbed.clear()
+        return x.reshape(len(x), -1), torch.cat(labels)
+
+    try:
+        model.eval()
+        pick = torch.randperm(retain.n, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
+        x_r, y_r = features(retain, sorted(pick))
+        x_f, y_f = features(forget, list(range(forget.n)))
+    finally:
+        hook.remove()
+        for m, was in modes.items():
+            m.train(was)
+    big = torch.full((len(y_f),), float("inf"))
+    if len(torch.unique(y_r)) < 2:  # nothing to fit: every retained row of one class
+        return torch.where(y_f == y_r[0], torch.zeros(len(y_f)), big)
+    mean, std = x_r.mean(0), x_r.std(0) + 1e-6
+    probe = LogisticRegression(max_iter=500).fit(((x_r - mean) / std).numpy(), y_r.numpy())
+    log_p = torch.from_numpy(probe.predict_log_proba(((x_f - mean) / std).numpy())).float()
+    column = {int(c): k for k, c in enumerate(probe.classes_)}
+    known = torch.tensor([int(y) in column for y in y_f])
+    at_label = torch.tensor([column.get(int(y), 0) for y in y_f])
+    return torch.where(known, -log_p[torch.arange(len(y_f)), at_label], big)
+
+
+def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4) -> int | None:
+    """The class holding at least half of the forget rows when they are far too concentrated on it for rows drawn
+    like the retained ones (one-sided binomial test against the class's share of the retained rows, ``p < p_value``):
+    the signature of poisoned rows relabelled to one target class (a backdoor). ``None`` otherwise."""
+    from scipy.stats import binom
+
+    forget_labels, retain_labels = np.asarray(forget_labels), np.asarray(retain_labels)
+    counts = np.bincount(forget_labels)
+    top = int(counts.argmax())
+    k, n = int(counts[top]), len(forget_labels)
+    if k < max(3, n / 2):
+        return None
+    share = max(float(np.mean(retain_labels == top)), 1.0 / (len(retain_labels) + 1))
+    return top if float(binom.sf(k - 1, n, share)) < p_value else None
+
+
 class NegGradPlus(UnlearningMethod):
     """Fine-tuning on the retained rows with forget-loss ascent up to chance level in its first part (rows only)."""
 
@@ -181,6 +263,16 @@ class NegGradPlus(UnlearningMethod):
         steps, batch, lr = plan["steps"], plan["batch_size"], plan["learning_rate"]
         ascent_steps = int(round(cfg.forget_ascent_fraction * steps))
         chance = math.log(model.config.num_labels)
+        targets = torch.full((forget.n,), chance)  # per forget row, the loss the ascent pushes it up to
+        target_mode = cfg.forget_ascent_target
+        if target_mode == "auto":  # rows relabelled to one class (a backdoor): chance; otherwise the probe's loss
+            poisoned = poison_target(
+                labels_of(forget_dataset, "forget_dataset"), labels_of(retain_dataset, "retain_dataset")
+            )
+            target_mode = "probe" if poisoned is None else "chance"
+        if ascent_steps and target_mode == "probe":
+            probe = probe_losses(model, forget, retain, data_collator, seed=cfg.seed)
+            targets = torch.minimum(probe, targets)
         params = dict(model.named_parameters())
         trainable = [params[n] for n in parameters]
         flags = {n: p.requires_grad for n, p in params.items()}
@@ -196,11 +288,12 @@ class NegGradPlus(UnlearningMethod):
         stopped = None
         retain_loss = forget_loss = float("nan")
 
-        def loss_of(reader: DatasetReader, idx: list[int]) -> torch.Tensor:
+        def loss_of(reader: DatasetReader, idx: list[int], per_row: bool = False) -> torch.Tensor:
             inputs = reader.batch(idx, data_collator)
             labels = torch.as_tensor(inputs.pop("labels")).long().to(device)
             out = model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()})
-            return torch.nn.functional.cross_entropy(logits_from_outputs(out).float(), labels)
+            logits = logits_from_outputs(out).float()
+            return torch.nn.functional.cross_entropy(logits, labels, reduction="none" if per_row else "mean")
 
         try:
             for p in params.values():
@@ -221,10 +314,10 @@ class NegGradPlus(UnlearningMethod):
                     loss = loss_of(retain, idx)
                     retain_loss = float(loss.detach())
                     if taken < ascent_steps:
-                        f_idx = torch.randint(forget.n, (batch,), generator=gen).tolist()
-                        f_loss = loss_of(forget, f_idx)
-                        forget_loss = float(f_loss.detach())
-                        loss = loss + torch.relu(chance - f_loss)
+                        f_idx = torch.randint(forget.n, (batch,), generator=gen)
+                        f_loss = loss_of(forget, f_idx.tolist(), per_row=True)
+                        forget_loss = float(f_loss.detach().mean())
+                        loss = loss + torch.relu(targets[f_idx].to(device) - f_loss).mean()
                         ascent_taken += 1
                     if not torch.isfinite(loss):
                         raise RuntimeError(
@@ -246,6 +339,8 @@ class NegGradPlus(UnlearningMethod):
             "steps": taken,
             "planned_steps": steps,
             "ascent_steps": ascent_taken,
+            "ascent_target": target_mode if ascent_steps else None,
+            "mean_ascent_target": float(targets.mean()),
             "budget_source": plan["budget_source"],
             "learning_rate_source": plan["learning_rate_source"],
             "final_retain_loss": retain_loss,
