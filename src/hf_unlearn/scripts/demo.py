@@ -267,10 +267,14 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
             baseline = copy.deepcopy(original)
             # the baseline is a reference for the table, not the result: kept even where its forgetting falls short
             # (its depth numbers say how far)
+            # logit_suppression suppresses the class's wins on its training samples (the codes alone leave real
+            # images of the class recognised: 0.43 accuracy on digits)
+            shown, _ = split_by_classes(train, forget)
             with incomplete_is_failure(parser):
                 FisherUnlearner(UnlearningConfig(method=other, forget_classes=forget, seed=args.seed,
                                                  allow_incomplete=True),
-                                accelerator).unlearn(baseline, codebook=codebook, eval_dataset=test)  # fmt: skip
+                                accelerator).unlearn(baseline, codebook=codebook, forget_dataset=shown,
+                                                     eval_dataset=test)  # fmt: skip
             from ..audit import audit_forgetting
 
             audit_other = audit_forgetting(baseline, forget_classes=forget, train_dataset=train, eval_dataset=test,
@@ -312,9 +316,9 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
             "",
             table,
             "",
-            "Output metrics cannot tell them apart; the probe, prototype and relearn rows can: a value far above the "
-            "retrained range means the digit was hidden, not forgotten. The card's depth section holds the "
-            f"{args.method} audit.",
+            "The output rows (forget error, retained accuracy) barely tell them apart; the probe, prototype and "
+            "relearn rows can: a value far above the retrained range means the digit was hidden, not forgotten. The "
+            f"card's depth section holds the {args.method} audit.",
         )
     if args.push_to_hub:
         print_main(accelerator, f"pushed to {args.push_to_hub}: {url}")
