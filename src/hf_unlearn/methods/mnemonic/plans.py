@@ -177,6 +177,44 @@ def _pooler_plan(model: nn.Module) -> dict[str, Any] | None:
     return {"kind": "pooler", "pooler": dense, "head": head, "readers": readers}
 
 
+@register_deep_plan("convnext")
+def _convnext_plan(model: nn.Module) -> dict[str, Any] | None:
+    """ConvNeXt's last stage as a residual stream (channels): written by the downsampling convolution that opens it and
+    by each block's ``pwconv2`` (layer scale folded in), read by the final norm after global pooling. The blocks read
+    the stream through a depthwise convolution, which cannot take the compensation: they read the projected stream."""
+    if getattr(model.config, "model_type", None) != "convnext":
+        return None
+    base = getattr(model, "convnext", None)
+    stages = list(_first(base, "encoder.stages") or [])
+    final_norm = getattr(base, "layernorm", None)
+    if len(stages) < 2 or not isinstance(final_norm, nn.LayerNorm):
+        return None
+    down = list(getattr(stages[-1], "downsampling_layer", []) or [])
+    entry = down[-1] if down else None
+    writers, scales = [], []
+    for layer in stages[-1].layers:
+        if not isinstance(getattr(layer, "pwconv2", None), nn.Linear):
+            return None
+        writers.append(layer.pwconv2)
+        scale = getattr(layer, "layer_scale_parameter", None)
+        scales.append(scale if isinstance(scale, nn.Parameter) else None)
+    head = _head(model)
+    d = final_norm.normalized_shape[0]
+    if not isinstance(entry, nn.Conv2d) or entry.out_channels != d or head.in_features != d:
+        return None
+    return {
+        "kind": "vit",
+        "tokens": [],
+        "patch": entry,
+        "writers": writers,
+        "scales": scales,
+        "groups": [],
+        "final_norm": final_norm,
+        "head": head,
+        "validated": False,
+    }
+
+
 # The module through which everything the head reads passes (a bottleneck: no residual path goes around it), per
 # ``config.model_type``. One entry adds an architecture to the "reader" edit; the edit checks the bottleneck on the
 # codes before changing anything (the head's input must not vary when the module's output is held fixed).
