@@ -9,8 +9,9 @@ no further (``relu(target - loss)``: rows are pushed to what an unseen row would
   class, a backdoor), else ``"probe"``;
 - ``"chance"``: ``log(num_labels)`` for every row;
 - ``"probe"``: per row, the loss at its label of a fresh linear probe fitted on the output layer's input features of
-  up to 512 retained rows ([`probe_losses`]), capped at chance: an ordinary row (a deletion request) is pushed only
-  to about a held-out row's loss, a row whose label nothing retained supports (mislabeled) further.
+  64-512 retained rows (half the rows the recipe trains on; [`probe_losses`]), capped at chance: an ordinary row (a
+  deletion request) is pushed only to about a held-out row's loss, a row whose label nothing retained supports
+  (mislabeled) further.
 
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
@@ -156,7 +157,9 @@ def plan_budget(config: Any, model: nn.Module, n_retain: int, n_forget: int = 0)
     }
 
 
-PROBE_ROWS = 512  # retained rows the probe is fitted on (a forward pass each)
+# retained rows the probe is fitted on (a forward pass each): half the rows the recipe trains on, within these bounds,
+# so that the probe costs a small share of the recipe on a short budget (a pretrained text model fine-tuned briefly)
+PROBE_ROWS = (64, 512)
 
 
 @torch.no_grad()
@@ -167,7 +170,7 @@ def probe_losses(
     data_collator: Any,
     *,
     seed: int,
-    max_rows: int = PROBE_ROWS,
+    max_rows: int = PROBE_ROWS[1],
 ) -> torch.Tensor:
     """Per forget row, the loss at its training label of a model that did not fit it, estimated without training one:
     a fresh linear probe (logistic regression) on the output layer's input features, fitted on up to ``max_rows``
@@ -271,7 +274,8 @@ class NegGradPlus(UnlearningMethod):
             )
             target_mode = "probe" if poisoned is None else "chance"
         if ascent_steps and target_mode == "probe":
-            probe = probe_losses(model, forget, retain, data_collator, seed=cfg.seed)
+            rows = min(PROBE_ROWS[1], max(PROBE_ROWS[0], steps * batch // 2))
+            probe = probe_losses(model, forget, retain, data_collator, seed=cfg.seed, max_rows=rows)
             targets = torch.minimum(probe, targets)
         params = dict(model.named_parameters())
         trainable = [params[n] for n in parameters]
