@@ -560,6 +560,7 @@ def deep_forget_(
         )
     details.update(
         architecture=plan["kind"],
+        plan=plan["name"],
         alpha=tried[-1]["alpha"],
         alphas=list(alphas),
         alphas_tried=tried,
@@ -701,6 +702,7 @@ class MnemonicDeep(UnlearningMethod):
             hyperparameters={
                 "variant": "deep",
                 "architecture": details["architecture"],
+                "plan": details["plan"],
                 "alpha": details["alpha"],
                 "ridge": RIDGE,
                 "keep_margin": KEEP_MARGIN,
@@ -746,6 +748,7 @@ class MnemonicDeep(UnlearningMethod):
                 )
         else:
             alpha = h.get("alpha", 1.0)
+            last_stage = " of the last stage" if h.get("plan") in ("swin", "convnext") else ""
             share = (
                 ""
                 if alpha == 1.0
@@ -754,7 +757,7 @@ class MnemonicDeep(UnlearningMethod):
             )
             where = (
                 "the directions of the network's internal representation through which the output layer recognised "
-                f"the forgotten classes{share} were removed from every layer (every weight that writes into the "
+                f"the forgotten classes{share} were removed from every layer{last_stage} (every weight that writes into the "
                 "residual stream was projected), and the layers that read the representation were re-fitted so that "
                 "the retained classes keep what they used those directions for"
             )

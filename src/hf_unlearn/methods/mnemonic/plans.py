@@ -245,7 +245,12 @@ def _reader_plan(model: nn.Module) -> dict[str, Any] | None:
 def deep_plan(model: nn.Module) -> dict[str, Any]:
     """The edit plan for ``model``; raises ``ValueError`` naming ``model`` when its architecture is not supported."""
     model = unwrap_model(model)
-    plan = next((p for p in (build(model) for build in DEEP_PLANS.values()) if p is not None), None)
+    plan = None
+    for name, build in DEEP_PLANS.items():
+        plan = build(model)
+        if plan is not None:
+            plan["name"] = name
+            break
     if plan is None:
         raise ValueError(
             f"`model` ({type(model).__name__}) is not supported by the deep mnemonic edit: it needs a ViT-style "
