@@ -105,10 +105,22 @@ AUDIT_METRICS: dict[str, tuple[str, str]] = {
         "relearn time divided by the retrained models' (about 1 = as slow to relearn as a model that never saw the "
         "classes; near 0 = it relearns them at once)",
     ),
+    "reset_relearn_forget_accuracy": (
+        "reset-head relearn accuracy",
+        "accuracy on the targeted classes after their rows of the output layer are reset to an average kept row and "
+        "the same few fine-tuning steps run; it reads what the features still hold, whatever was done to the output "
+        "layer",
+    ),
     "js_to_retrained": (
         "JS divergence to retrained",
         "Jensen-Shannon divergence between this model's predictions on the targeted classes' samples and those of "
         "the models retrained without them (0 = identical)",
+    ),
+    "distinguisher_accuracy": (
+        "distinguisher accuracy",
+        "accuracy of a classifier trained to tell this model's outputs on the targeted classes' samples from a "
+        "retrained model's (about the retrained models' own score = indistinguishable; near 1 = recognisably "
+        "different)",
     ),
 }
 
@@ -346,13 +358,13 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
     retrained = [r for r in (audit.get("retrained") or []) if isinstance(r, Mapping)]
     standing = audit.get("standing") if isinstance(audit.get("standing"), Mapping) else {}
 
-    rows, meanings, within, outside = [], [], [], []
+    rows, meanings, within, outside, below = [], [], [], [], []
     for key, (label, meaning) in AUDIT_METRICS.items():
         value = metrics.get(key)
         if value is None:
             continue
         meanings.append((label, meaning))
-        if key == "relearn_forget_accuracy" and isinstance(value, Mapping):
+        if isinstance(value, Mapping):  # accuracy after k relearn steps (relearn, reset-head relearn)
             steps = sorted(value, key=lambda k: float(k) if str(k).replace(".", "").isdigit() else 0.0)
             for k in steps:
                 orig = original.get(key, {}).get(k) if original and isinstance(original.get(key), Mapping) else None
@@ -364,6 +376,7 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
                      else None), _range([v for v in ref if v is not None]), _standing_text(st))
                 )  # fmt: skip
                 (within if str(st) == "within" else outside if st is not None else []).append(f"{label} ({k})")
+                (below if str(st).startswith("below") else []).append(f"{label} ({k})")
             continue
         ref = [_number(r.get(key)) for r in retrained]
         st = standing.get(key)
@@ -378,8 +391,10 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
             )
         )
         (within if str(st) == "within" else outside if st is not None else []).append(label)
+        (below if str(st).startswith("below") else []).append(label)
 
-    hidden = [m for m in outside if m.startswith(("linear-probe", "prototype-attack", "relearn", "AIN"))]
+    internal = ("linear-probe", "prototype-attack", "relearn", "reset", "AIN")
+    hidden = [m for m in outside if m.startswith(internal) and m not in below]  # above the range: still there
     reference = _number(audit.get("js_retrained_reference"))
     reference = _fmt(reference) if reference is not None and "js_to_retrained" in metrics else None
     return {
@@ -389,6 +404,7 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
         "within": within,
         "outside": outside,
         "hidden": bool(hidden),
+        "below": below,
         "js_reference": reference,
     }
 
