@@ -105,16 +105,19 @@ AUDIT_METRICS: dict[str, tuple[str, str]] = {
         "relearn time divided by the retrained models' (about 1 = as slow to relearn as a model that never saw the "
         "classes; near 0 = it relearns them at once)",
     ),
+    "js_to_retrained": (
+        "JS divergence to retrained",
+        "Jensen-Shannon divergence between this model's predictions on the targeted classes' samples and those of "
+        "the models retrained without them (0 = identical)",
+    ),
+}
+# Measures only newer audits take (shown when present), and the order of the card's rows.
+EXTRA_AUDIT_METRICS: dict[str, tuple[str, str]] = {
     "reset_relearn_forget_accuracy": (
         "reset-head relearn accuracy",
         "accuracy on the targeted classes after their rows of the output layer are reset to an average kept row and "
         "the same few fine-tuning steps run; it reads what the features still hold, whatever was done to the output "
         "layer",
-    ),
-    "js_to_retrained": (
-        "JS divergence to retrained",
-        "Jensen-Shannon divergence between this model's predictions on the targeted classes' samples and those of "
-        "the models retrained without them (0 = identical)",
     ),
     "distinguisher_accuracy": (
         "distinguisher accuracy",
@@ -122,6 +125,12 @@ AUDIT_METRICS: dict[str, tuple[str, str]] = {
         "retrained model's (about the retrained models' own score = indistinguishable; near 1 = recognisably "
         "different)",
     ),
+}
+_AUDIT_ROWS = {
+    **{k: v for k, v in AUDIT_METRICS.items() if k != "js_to_retrained"},
+    "reset_relearn_forget_accuracy": EXTRA_AUDIT_METRICS["reset_relearn_forget_accuracy"],
+    "js_to_retrained": AUDIT_METRICS["js_to_retrained"],
+    "distinguisher_accuracy": EXTRA_AUDIT_METRICS["distinguisher_accuracy"],
 }
 
 
@@ -359,7 +368,7 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
     standing = audit.get("standing") if isinstance(audit.get("standing"), Mapping) else {}
 
     rows, meanings, within, outside, below = [], [], [], [], []
-    for key, (label, meaning) in AUDIT_METRICS.items():
+    for key, (label, meaning) in _AUDIT_ROWS.items():
         value = metrics.get(key)
         if value is None:
             continue
