@@ -158,3 +158,29 @@ def test_python_saved_folder_keeps_the_processor_and_works_with_evaluate(trained
     other.image_mean = [0.25]
     out = unlearner.save_pretrained(tmp_path / "explicit", model, processing_class=other)
     assert list(ViTImageProcessor.from_pretrained(out).image_mean) == [0.25]
+
+
+def test_cli_train_records_base_model_and_forget_card_names_it(tmp_path, capsys):
+    """hf-unlearn train --base_model <hub id> -> forget: the unlearned card's YAML names the id, and no card or JSON
+    file of either folder holds the local path."""
+    from hf_unlearn.cli import main
+
+    root = tmp_path / "home" / "bob"
+    trained, forgot = root / "vit", root / "vit-no3"
+    root.mkdir(parents=True)
+    code = main(["train", "--model", "tiny-vit", "--dataset", "digits", "--output_dir", str(trained),
+                 "--base_model", PRETRAINED, "--num_train_epochs", "8", "--learning_rate", "2e-3",
+                 "--per_device_train_batch_size", "32", "--mnemonic_mix_ratio", "0.3", "--max_train_samples", "512",
+                 "--tiny_vit_hidden_size", "32", "--disable_tqdm", "true"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert json.loads((trained / "mnemonic_codebook.json").read_text())["metadata"]["base_model"] == PRETRAINED
+    code = main(["forget", "--model_dir", str(trained), "--dataset", "digits", "--forget_classes", "3",
+                 "--output_dir", str(forgot), "--allow_incomplete", "true"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err[-2000:]
+    card = ModelCard.load(forgot / "README.md")
+    assert card.data.base_model == PRETRAINED and card.data.base_model_relation == "finetune"
+    for folder in (trained, forgot):
+        for name, text in _folder_texts(folder).items():
+            assert "/home/bob" not in text and str(tmp_path) not in text, f"{folder.name}/{name} holds a local path"
+    assert main(["train", "--output_dir", str(root / "x"), "--base_model", str(root)]) == 2
+    assert "--base_model" in capsys.readouterr().err  # a local path is refused, naming the flag

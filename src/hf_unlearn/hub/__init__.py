@@ -1,8 +1,11 @@
 """Model cards and Hub publishing for unlearned models, one role per module.
 
 - ``card``: [`render_model_card`] (YAML header with tags, ``base_model`` and ``model-index``; text from the
-  ``model_card_template.md`` shipped with the package); ``chart``: [`plot_per_class_accuracy`] (needs matplotlib,
-  skipped with a note in the log without it).
+  ``model_card_template.md`` shipped with the package, whose wording it fills with values) and
+  [`render_training_card`] (``MnemonicTrainer``'s own card, from ``mnemonic_model_card_template.md``); ``chart``:
+  [`plot_per_class_accuracy`] (needs matplotlib, skipped with a note in the log without it).
+- ``lineage``: the pretrained checkpoint (a Hub id) training started from, recorded with the codes and named as
+  ``base_model`` on every card; the processing class saved in the folder a model was loaded from.
 - ``publish``: [`check_output_dir`], [`save_unlearned`] (written beside the target, renamed into place) and
   [`push_unlearned`] (a failed upload raises [`HubPushError`] and leaves the folder as it was).
 - ``trainer``: [`UnlearningCardMixin`] / [`UnlearningTrainer`], [`attach_card_to_trainer`] and [`on_push_begin`],
@@ -25,6 +28,7 @@ from .card import (
     public_name,
     public_report,
     render_model_card,
+    render_training_card,
 )
 from .chart import CHART_FILE, plot_per_class_accuracy
 from .publish import HubPushError, check_output_dir, push_unlearned, save_unlearned, write_card_files
@@ -51,6 +55,7 @@ __all__ = [
     "public_report",
     "push_unlearned",
     "render_model_card",
+    "render_training_card",
     "save_unlearned",
     "token_free_args",
     "write_card_files",
