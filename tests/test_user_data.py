@@ -275,7 +275,9 @@ def test_retrain_command_seed_folders_full_label_space_and_cache(capsys, tmp_pat
     assert code == 0, err
     assert "2 trained, 0 reused" in out
     assert sorted(os.listdir(refs)) == ["seed-0", "seed-1"]
-    recipe = json.loads((csv_model / "training_args.json").read_text())["recipe"]
+    record = (csv_model / "training_args.json").read_text()
+    assert json.loads(record)["start"] == {"local": True} and str(text_base) not in record  # no local path kept
+    recipe = json.loads(record)["recipe"]
     for i in range(2):
         config = json.loads((refs / f"seed-{i}" / "config.json").read_text())
         assert config["id2label"] == {str(k): v for k, v in enumerate(SORTED)}

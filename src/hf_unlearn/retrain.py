@@ -219,6 +219,11 @@ def resolve_start(model_dir: str, base_model: str | None, recorded: Mapping[str,
         return {"model": base_model}
     if recorded and recorded.get("model"):
         return dict(recorded)
+    if recorded and recorded.get("local"):  # trained from a local folder, recorded without its path
+        raise ValueError(
+            f"`base_model` is needed: `model_dir` {model_dir!r} was trained from a local folder, which is not "
+            "recorded (it would be published); give that folder."
+        )
     from .mnemonic.codebook import CODES_CONFIG_FILE
 
     path = os.path.join(model_dir, CODES_CONFIG_FILE)

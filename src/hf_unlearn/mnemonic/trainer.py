@@ -20,7 +20,6 @@ from ..utils import (
     detect_modality,
     get_logger,
     id2label_of,
-    is_hub_id,
     num_labels_of,
     unwrap_model,
 )
@@ -323,12 +322,19 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
             save_training_recipe(output_dir, self.args, self.start_model or self._hub_start())
         super().save_model(output_dir, _internal_call=_internal_call)
 
-    def _hub_start(self) -> dict[str, str] | None:
-        """The starting checkpoint when the model was loaded by Hub id (a local folder is never recorded)."""
-        name = getattr(unwrap_model(self.model), "name_or_path", None)
-        if name and is_hub_id(str(name)) and not os.path.exists(str(name)):
-            return {"model": str(name)}
-        return None
+    def _hub_start(self) -> dict[str, Any] | None:
+        """Where the model was loaded from: ``{"model": hub_id}`` (a Hub id, or a Hub cache snapshot of one),
+        ``{"local": True}`` for a local folder (never recorded by path: it would be published), else None."""
+        from ..hub.lineage import hub_id_of
+
+        name = str(getattr(unwrap_model(self.model), "name_or_path", None) or "")
+        if not name:
+            return None
+        local = os.path.exists(name)
+        repo = hub_id_of(os.path.abspath(name)) if local else hub_id_of(name)
+        if repo:
+            return {"model": repo}
+        return {"local": True} if local else None
 
     def _check_mix_ratio_teaches(self, labels: torch.Tensor | None) -> None:
         """Refuses a mix ratio under which some class's code would hardly ever be shown (see the class docstring)."""
