@@ -326,11 +326,17 @@ def test_retrain_without_python_reads_the_recipe_and_caches(tmp_path, digits, mn
     info = json.loads(Path(refs[1], "retrain_info.json").read_text())
     assert info["seed"] == 8 and info["recipe"]["learning_rate"] == 3e-3 and info["start"] == {"model": "tiny-vit"}
     assert info["train_rows"] == 200 - int((train.with_format("numpy")[:]["labels"] == 3).sum())
+    assert info["train_rows_of_model"] == 200
     with caplog.at_level(logging.INFO, logger="hf_unlearn.retrain"):
         again = retrain_without(tmp_path / "vit", train, ["3"], tmp_path / "refs", num_seeds=2)
+    assert not [r for r in caplog.records if r.name == "hf_unlearn.retrain" and r.levelno >= logging.WARNING]
     assert again == refs
     assert sum("is cached" in r.getMessage() for r in caplog.records) == 2
     assert load_file(os.path.join(refs[0], "model.safetensors"))["classifier.weight"].equal(w0["classifier.weight"])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hf_unlearn.retrain"):  # other data than the model's: said so
+        retrain_without(tmp_path / "vit", train.select(range(150)), [3], tmp_path / "other", num_seeds=1)
+    assert any("has 150 rows but vit was trained on 200" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="`num_seeds`"):
         retrain_without(tmp_path / "vit", train, [3], tmp_path / "refs", num_seeds=0)
     with pytest.raises(ValueError, match="`forget_classes`"):

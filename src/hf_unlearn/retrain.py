@@ -92,9 +92,17 @@ def training_recipe(args: Any) -> dict[str, Any]:
     return {k: _jsonable(values[k]) for k in keys}
 
 
-def save_training_recipe(folder: str | os.PathLike, args: Any, start: Mapping[str, Any] | None = None) -> None:
-    """Writes ``training_args.json`` (the recipe of ``args`` and, when known, the starting checkpoint) in ``folder``."""
-    record = {"format": RECIPE_FORMAT, "recipe": training_recipe(args), "start": dict(start) if start else None}
+def save_training_recipe(
+    folder: str | os.PathLike, args: Any, start: Mapping[str, Any] | None = None, train_rows: int | None = None
+) -> None:
+    """Writes ``training_args.json`` in ``folder``: the recipe of ``args``, the starting checkpoint when known and
+    the number of training rows (checked by [`retrain_without`])."""
+    record = {
+        "format": RECIPE_FORMAT,
+        "recipe": training_recipe(args),
+        "start": dict(start) if start else None,
+        "train_rows": train_rows,
+    }
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, RECIPE_FILE), "w", encoding="utf-8") as f:
         json.dump(record, f, indent=2, sort_keys=True)
@@ -351,6 +359,15 @@ def retrain_without(
     if columns is not None and any(c in columns for c in LABEL_COLUMNS):  # label names -> the model's class ids
         train_dataset = encode_labels(train_dataset, label_column(columns, "train_dataset"), id2label, "train_dataset")
     recorded, start_rec, source = read_training_recipe(model_dir)
+    trained_rows = _recorded_rows(model_dir)
+    if trained_rows is not None and trained_rows != size:
+        logger.warning(
+            "`train_dataset` has %d rows but %s was trained on %d: the references are not the model minus the "
+            "forgotten rows unless the same data is given (same files, splits and max_train_samples).",
+            size,
+            os.path.basename(os.path.normpath(model_dir)),
+            trained_rows,
+        )
     if recorded is None and not recipe:
         raise ValueError(
             f"`recipe` is needed: `model_dir` {model_dir!r} holds no {RECIPE_FILE} nor training_args.bin; give the "
@@ -431,6 +448,7 @@ def retrain_without(
             "forget_classes": [id2label[c] for c in forget],
             "num_labels": n,
             "train_rows": len(retain) if hasattr(retain, "__len__") else None,
+            "train_rows_of_model": trained_rows,
             "recipe": full_recipe,
             "recipe_source": source or "recipe",
             "start": _start_identity(start) if os.path.isdir(str(start["model"])) else dict(start),
@@ -442,6 +460,15 @@ def retrain_without(
             shutil.rmtree(folder)
         os.replace(staging, folder)
     return folders
+
+
+def _recorded_rows(model_dir: str) -> int | None:
+    try:
+        with open(os.path.join(model_dir, RECIPE_FILE), encoding="utf-8") as f:
+            rows = json.load(f).get("train_rows")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) else None
 
 
 def _saved_processing_class(model_dir: str) -> Any:

@@ -319,7 +319,13 @@ class MnemonicTrainer(UnlearningCardMixin, Trainer):
             # written before the weights so that a push started by save_model() carries the codes too
             self.codebook.save_pretrained(output_dir)
             # the recipe, readable without unpickling (hf_unlearn.retrain trains references with it)
-            save_training_recipe(output_dir, self.args, self.start_model or self._hub_start())
+            rows = self.train_dataset
+            rows = (
+                len(rows)
+                if hasattr(rows, "__len__") and not isinstance(rows, torch.utils.data.IterableDataset)
+                else None
+            )
+            save_training_recipe(output_dir, self.args, self.start_model or self._hub_start(), rows)
         super().save_model(output_dir, _internal_call=_internal_call)
 
     def _hub_start(self) -> dict[str, Any] | None:
