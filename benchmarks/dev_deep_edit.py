@@ -184,7 +184,15 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
         retrained.append(r)
         secs.append(t)
     common = dict(data_collator=collator, show_progress=False, relearn_steps=(10,))
-    ref = audit_forgetting(model, forget, train, val, original=model, retrained=retrained, **common)
+    ref = audit_forgetting(
+        model,
+        forget_classes=forget,
+        train_dataset=train,
+        eval_dataset=val,
+        original=model,
+        retrained=retrained,
+        **common,
+    )
     rows = []
     import hf_unlearn.methods.mnemonic.deep as deep
 
@@ -210,7 +218,9 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
             rows.append({"family": family, "mode": mode, "error": f"{type(e).__name__}: {e}"[:200]})
             continue
         seconds = time.perf_counter() - t0
-        audit = audit_forgetting(edited, forget, train, val, reference=ref, **common)
+        audit = audit_forgetting(
+            edited, forget_classes=forget, train_dataset=train, eval_dataset=val, reference=ref, **common
+        )
         m = audit.metrics
         row = {
             "family": family,
