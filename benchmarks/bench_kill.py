@@ -63,10 +63,17 @@ def next_run_check(folder: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env=env(), capture_output=True)
 
 
-def kill_once(cmd: list[str], folder: Path, at: float, sig: int) -> dict:
+def kill_once(cmd: list[str], folder: Path, at: float, sig: int, *, in_writing: bool = False) -> dict:
+    """Kills ``cmd`` ``at`` seconds after its start or, with ``in_writing``, ``at`` seconds after its staging folder
+    appears (the run has begun writing its new folder)."""
     child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    t0 = time.perf_counter()
+    if in_writing:
+        while child.poll() is None and not any(".tmp-" in s for s in strays(folder)):
+            time.sleep(0.002)
     time.sleep(at)
-    staging = any(".tmp-" in s for s in strays(folder))  # had the run begun writing its new folder?
+    at = time.perf_counter() - t0
+    staging = any(".tmp-" in s for s in strays(folder))  # is the run writing its new folder?
     if child.poll() is None:
         child.send_signal(sig)
     code = child.wait(timeout=300)
@@ -92,9 +99,12 @@ def run_command(name: str, cmd: list[str], folder: Path, kills: int, rng: random
     rows = []
     for i in range(kills):
         before = folder_bytes(folder)
-        # every other moment falls in the writing window, the rest anywhere in the run
-        at = rng.uniform(*window) if i % 2 else rng.uniform(0.0, duration)
-        row = kill_once(cmd, folder, at, sig)
+        # every other kill lands while the run writes (a random moment after its staging folder appears, within the
+        # length of the writing window), the rest anywhere in the run
+        if i % 2:
+            row = kill_once(cmd, folder, rng.uniform(0.0, window[1] - window[0]), sig, in_writing=True)
+        else:
+            row = kill_once(cmd, folder, rng.uniform(0.0, duration), sig)
         after = folder_bytes(folder)
         row["identical"] = after == before
         if row["exit"] == 0 or not row["identical"]:  # the swap was done before the kill landed: the new folder
@@ -155,8 +165,8 @@ def main() -> None:
         f"{load_before} before, {record['loadavg_after']} after; commit {record['environment'].get('git_commit')}.",
         "",
         "Each command is run once uninterrupted (its duration, and the window in which its staging folder exists, "
-        "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or over the writing "
-        "window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
+        "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or, once its staging "
+        "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
         "new folder), and after the next run's first step no temporary folder beside it.",
         "",
         "| command | uninterrupted run (writing) | kills | killed before the swap | of which while writing | "
