@@ -203,6 +203,9 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
         base, alpha, extra = (mode.split(":") + ["", ""])[:3]
         deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS = ((float(alpha),),) * 3 if alpha else defaults
         deep.PROTOTYPE = extra == "proto"
+        deep.LEACE = extra == "leace"
+        deep.SUBSPACE = float(extra[3:]) if extra.startswith("svd") else 0.0
+        deep.ENCODER_READERS = extra != "noenc"
         unl = FisherUnlearner(UnlearningConfig(method=method, forget_classes=list(forget)))
         kwargs = {"codebook": book, "data_collator": collator}
         if base == "few-shot":

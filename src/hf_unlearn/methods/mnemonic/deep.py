@@ -91,6 +91,9 @@ ALPHAS_FEW_SHOT = (1.0, 0.75, 0.5, 0.25, 0.0)
 # (the compensation is fitted on those same codes, so they cannot tell); 0 cost 0-1 point.
 ALPHAS_NEW_PLANS = (0.0,)
 PROTOTYPE = False  # reader edit: also remove the forget evidence's mean input direction (dev switch)
+ENCODER_READERS = True  # reader plan, few-shot: also the BERT-style encoder edit of the later layers (dev switch)
+SUBSPACE = 0.0  # reader edit with forget samples: remove their top directions up to this energy share (dev)
+LEACE = False  # reader edit with forget samples: LEACE (concept-erasure) of forget-vs-rest at the input (dev switch)
 KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average
 MAX_RETAIN_DROP = 0.01  # few-shot: accuracy on the retained samples may fall by at most this
 
@@ -413,6 +416,20 @@ def _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha=1.0, 
         full = jac[f] - jr.mean(0)
         own = full - span @ (span.T @ full)
         cols.append(own + alpha * (full - own))
+    if protos is not None and not isinstance(protos, list):  # a LEACE eraser x -> x - L R (x - mu), folded in
+        w = reader.weight.detach().double().cpu()
+        lr = protos.proj_left.double() @ protos.proj_right.double()
+        shift = lr @ protos.bias.double() if protos.bias is not None else torch.zeros(w.shape[1], dtype=w.dtype)
+        p = torch.eye(w.shape[1], dtype=w.dtype) - lr
+        if isinstance(reader, nn.Conv2d):
+            reader.weight.copy_(torch.einsum("oikl,ij->ojkl", w, p).to(reader.weight))
+            add = torch.einsum("oikl,i->o", w, shift)
+        else:
+            reader.weight.copy_((w @ p).to(reader.weight))
+            add = w @ shift
+        if reader.bias is not None:
+            reader.bias.copy_((reader.bias.detach().double().cpu() + add).to(reader.bias))
+        protos = None
     if protos is not None:  # each forgotten class's mean input minus the retained mean (DAMP's prototype direction)
         cols += [v / v.norm().clamp_min(1e-30) * cols[0].norm() for v in protos]
     u = _orthonormal(torch.stack(cols, 1), centre=False)
@@ -495,15 +512,34 @@ def deep_forget_(
         *inputs, final = _capture_inputs(model, modules, retain_batches)
     elif plan["kind"] == "reader":
         _check_bottleneck(model, plan, codes)
+        forget_samples = _batches(model, forget_dataset, data_collator, "forget_dataset")
+        encoder_layers = 0
+        if plan["readers"] and forget_samples and ENCODER_READERS:
+            modules = [qkv[0] for qkv in plan["readers"]]
+            xf, yf = _capture_tokens(model, modules, forget_samples)
+            xr, _ = _capture_tokens(model, modules, [retain_codes])
+            encoder_layers = _edit_encoder_(plan, forget, xf, yf, xr, ridge)
         conv = isinstance(plan["reader"], nn.Conv2d)
         seen: list[torch.Tensor] = []
         _forward_hooked(model, [plan["reader"]], retain_batches, lambda i, x: seen.append(_rows(x, conv)))
         x_retain = torch.cat(seen).double().cpu()
-        forget_batches = [forget_codes] + _batches(model, forget_dataset, data_collator, "forget_dataset")
+        forget_batches = [forget_codes] + forget_samples
         jac = _reader_jacobians(model, plan["reader"], forget_batches)
         seen = []
         _forward_hooked(model, [plan["reader"]], forget_batches, lambda i, x: seen.append(_rows(x, conv)))
-        protos = [torch.cat(seen).double().cpu().mean(0) - x_retain.mean(0)] if PROTOTYPE else None
+        x_forget = torch.cat(seen).double().cpu()
+        protos = [x_forget.mean(0) - x_retain.mean(0)] if PROTOTYPE else None
+        if SUBSPACE and len(forget_batches) > 1:  # the forget rows' main directions away from the retained mean
+            _, s, vh = torch.linalg.svd(x_forget - x_retain.mean(0), full_matrices=False)
+            energy = torch.cumsum(s**2, 0) / (s**2).sum()
+            k = min(int((energy < SUBSPACE).sum()) + 1, max(1, x_forget.shape[1] // 4))
+            protos = list(vh[:k])
+        if LEACE and len(forget_batches) > 1:
+            from concept_erasure import LeaceEraser
+
+            xs = torch.cat([x_forget, x_retain])
+            z = torch.cat([torch.ones(len(x_forget)), torch.zeros(len(x_retain))])[:, None].double()
+            protos = LeaceEraser.fit(xs, z)
     else:
         forget_samples = _batches(model, forget_dataset, data_collator, "forget_dataset")
         encoder_layers = 0
@@ -535,6 +571,7 @@ def deep_forget_(
             )
         elif plan["kind"] == "reader":
             details = _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha, protos)
+            details["encoder_layers_edited"] = encoder_layers
         else:
             details = _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha)
             details["encoder_layers_edited"] = encoder_layers
@@ -710,7 +747,7 @@ class MnemonicDeep(UnlearningMethod):
                 "few_shot": forget_dataset is not None or retain_dataset is not None,
                 **(
                     {"encoder_layers_edited": details["encoder_layers_edited"]}
-                    if details["architecture"] == "pooler"
+                    if details["architecture"] in ("pooler", "reader")
                     else {}
                 ),
             },
@@ -735,6 +772,12 @@ class MnemonicDeep(UnlearningMethod):
                 "directions through which the output layer recognised the forgotten classes (re-fitted for the "
                 "retained classes), and their output rows were set to the retained rows' mean"
             )
+            if h.get("encoder_layers_edited"):
+                where += (
+                    f"; in {h['encoder_layers_edited']} encoder layer(s) the attention no longer reads the direction "
+                    "that set the given forget samples apart from the retained classes' codes (re-fitted for the "
+                    "retained classes)"
+                )
         elif h.get("architecture") == "pooler":
             where = (
                 "the pooler that feeds the output layer no longer reads the directions through which the output "

@@ -239,7 +239,42 @@ def _reader_plan(model: nn.Module) -> dict[str, Any] | None:
     reader = _first(model, path) if path else None
     if not isinstance(reader, (nn.Linear, nn.Conv2d)) or getattr(reader, "groups", 1) != 1:
         return None
-    return {"kind": "reader", "reader": reader, "head": _head(model), "validated": False}
+    return {
+        "kind": "reader",
+        "reader": reader,
+        "head": _head(model),
+        "readers": _attention_readers(model),
+        "validated": False,
+    }
+
+
+# the attention input projections of an encoder layer, as transformers names them (one fused module for ModernBERT)
+_QKV = (
+    ("attention.self.query", "attention.self.key", "attention.self.value"),  # BERT, RoBERTa, XLM-R, ELECTRA
+    ("attention.q_lin", "attention.k_lin", "attention.v_lin"),  # DistilBERT
+    ("attention.self.query_proj", "attention.self.key_proj", "attention.self.value_proj"),  # DeBERTa-v2
+    ("attn.Wqkv",),  # ModernBERT
+)
+
+
+def _attention_readers(model: nn.Module) -> list[list[nn.Linear]]:
+    """The attention projections (reading the previous layer's output, every token) of the later half of the encoder
+    layers, never the first; ``[]`` when the layers are not built one of the ``_QKV`` ways or share their weights
+    (ALBERT: an edit fitted on one layer's inputs would act on every layer)."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    layers = list(_first(base, "encoder.layer", "transformer.layer", "layers") or []) if base is not None else []
+    out = []
+    for layer in layers[max(1, len(layers) // 2) :]:
+        for names in _QKV:
+            mods = [_first(layer, n) for n in names]
+            if all(isinstance(m, nn.Linear) for m in mods):
+                out.append(mods)
+                break
+        else:
+            return []
+    if len({m.in_features for qkv in out for m in qkv}) > 1:
+        return []
+    return out
 
 
 def deep_plan(model: nn.Module) -> dict[str, Any]:
@@ -272,7 +307,7 @@ def plan_parameters(model: nn.Module, plan: dict[str, Any]) -> list[str]:
         ids.update(id(t) for t in plan["tokens"])
         ids.update(id(s) for s in plan["scales"] if s is not None)
     elif plan["kind"] == "reader":
-        mods = [plan["reader"], plan["head"]]
+        mods = [plan["reader"], plan["head"], *(m for qkv in plan["readers"] for m in qkv)]
     else:
         mods = [plan["pooler"], plan["head"], *(m for qkv in plan["readers"] for m in qkv)]
     for m in mods:
