@@ -588,7 +588,7 @@ def targets(scenario: str, s: dict[str, Any]) -> dict[str, dict[str, Any]]:
             return m[key]["mean"] - ref[key]["mean"]
 
         if scenario == "mislabeled":
-            checks["wrong-label rate within 5 pts"] = (
+            checks["wrong-label rate within 3 pts"] = (
                 gap("forget_label_rate"),
                 abs(gap("forget_label_rate")) <= T_WRONG,
             )
