@@ -9,7 +9,7 @@ products, here they are squared and summed instead of kept):
 
 - ``nn.Linear`` on sequences: ``g_n = sum_t dy_{n,t} x_{n,t}^T`` (a matmul over tokens per sample, squared into the
   sum through one reused buffer for large layers, batched in slices under a memory budget for small ones); bias
-  ``sum_t dy_{n,t}``;
+  ``sum_t dy_{n,t}``; with one token per sample (a pooler, a head) ``sum_n g_n^2 = (dy^2)^T x^2``, one matmul;
 - ``nn.LayerNorm``: weight ``sum_t dy * x_hat``, bias ``sum_t dy``;
 - ``nn.Embedding``: each sample's gradient on the rows of its own tokens (summed per row, then squared): only
   touched rows are formed;
@@ -130,7 +130,11 @@ def _linear_sq_(module, x, dy, names, sums, budget) -> None:
     x3 = x.reshape(b, -1, x.shape[-1])  # (B, T, in)
     dy3 = dy.reshape(b, -1, dy.shape[-1])  # (B, T, out)
     if names.get("weight"):
-        _add_sq_products_(sums[names["weight"]], dy3.transpose(1, 2).float(), x3.float(), budget)  # (B,out,in)
+        if x3.shape[1] == 1:  # one token per sample (a pooler, a head): (dy x^T)^2 = dy^2 (x^2)^T, one matmul
+            acc = sums[names["weight"]]
+            acc.addmm_(dy3[:, 0].float().square().T, x3[:, 0].float().square())
+        else:
+            _add_sq_products_(sums[names["weight"]], dy3.transpose(1, 2).float(), x3.float(), budget)  # (B,out,in)
     if names.get("bias"):
         sums[names["bias"]] += dy3.float().sum(1).square_().sum(0)
 
