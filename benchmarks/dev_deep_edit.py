@@ -196,12 +196,14 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
     rows = []
     import hf_unlearn.methods.mnemonic.deep as deep
 
-    defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS)
+    defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS, deep.ALPHAS_READER)
     for mode in modes:
         # "codes:0.25" / "few-shot:0.5": the deep edit with that one share of the shared direction (dev only)
         # "...:proto": the reader edit also removes the forget evidence's mean-input direction
         base, alpha, extra = (mode.split(":") + ["", ""])[:3]
-        deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS = ((float(alpha),),) * 3 if alpha else defaults
+        deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS, deep.ALPHAS_READER = (
+            ((float(alpha),),) * 4 if alpha else defaults
+        )
         deep.PROTOTYPE = extra == "proto"
         deep.LEACE = extra == "leace"
         deep.SUBSPACE = float(extra[3:]) if extra.startswith("svd") else 0.0
