@@ -429,3 +429,31 @@ def test_two_processes_give_identical_weights(tmp_path):
         sys.path.pop(0)
     digest = hashlib.sha256(b"".join(t.numpy().tobytes() for t in edited_weights(DEEP).values())).hexdigest()
     assert digest == records[0]["after"]
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["deit", "beit", "dinov2", "swin", "convnext", "mobilevit", "roberta", "distilbert", "albert", "modernbert"],
+)
+def test_every_plan_makes_the_forgotten_class_lose_on_any_input(family):
+    """On each plan (untrained tiny model: the algebra, not the depth), the edit runs through its self-check and the
+    forgotten class's logit sits a constant below the mean retained logit on random inputs, not only on the codes."""
+    from hf_unlearn import MnemonicCodebook
+    from hf_unlearn.methods.common import logits_of
+    from hf_unlearn.methods.mnemonic import deep_forget_
+    from hf_unlearn.testing_utils import VISION_FAMILIES, tiny_classifier
+
+    torch.manual_seed(0)
+    model = tiny_classifier(family, 4).eval()
+    vision = family in VISION_FAMILIES
+    book = MnemonicCodebook.for_model(model, input_shape=(1, 8, 8)) if vision else MnemonicCodebook.for_model(model)
+    details = deep_forget_(model, book, [1])
+    assert details["plan"] == deep_plan(model)["name"]
+    if vision:
+        inputs = {"pixel_values": torch.randn(16, 1, 8, 8)}
+    else:
+        inputs = {"input_ids": torch.randint(5, 128, (16, 10)), "attention_mask": torch.ones(16, 10, dtype=torch.long)}
+    z = logits_of(model, inputs).double()
+    gap = z[:, 1] - z[:, [0, 2, 3]].mean(1)
+    assert float(gap.max()) < 0
+    assert float((gap - gap.mean()).abs().max()) <= 1e-3 * float(z.abs().max().clamp_min(1.0))

@@ -181,6 +181,8 @@ def _compensation(x: torch.Tensor, u: torch.Tensor, ridge: float) -> torch.Tenso
     xq = x @ (eye - u @ u.T)
     y = x @ u
     reg = ridge * float((xq**2).sum()) / d
+    if reg <= 0:  # the rows carry nothing outside U (e.g. a reader whose input is zero): nothing to predict from
+        reg = 1.0
     a = torch.linalg.solve(xq.T @ xq + reg * eye, xq.T @ y)  # (d, k)
     return eye + u @ a.T
 
