@@ -199,15 +199,10 @@ def measure(family: str, forget: tuple[int, ...], refs: int, modes: list[str], m
     defaults = (deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS, deep.ALPHAS_READER)
     for mode in modes:
         # "codes:0.25" / "few-shot:0.5": the deep edit with that one share of the shared direction (dev only)
-        # "...:proto": the reader edit also removes the forget evidence's mean-input direction
-        base, alpha, extra = (mode.split(":") + ["", ""])[:3]
+        base, _, alpha = mode.partition(":")
         deep.ALPHAS, deep.ALPHAS_FEW_SHOT, deep.ALPHAS_NEW_PLANS, deep.ALPHAS_READER = (
             ((float(alpha),),) * 4 if alpha else defaults
         )
-        deep.PROTOTYPE = extra == "proto"
-        deep.LEACE = extra == "leace"
-        deep.SUBSPACE = float(extra[3:]) if extra.startswith("svd") else 0.0
-        deep.ENCODER_READERS = extra != "noenc"
         unl = FisherUnlearner(UnlearningConfig(method=method, forget_classes=list(forget)))
         kwargs = {"codebook": book, "data_collator": collator}
         if base == "few-shot":

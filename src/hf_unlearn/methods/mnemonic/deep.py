@@ -38,7 +38,18 @@ attack 0.43-0.66 (mean over 10 shot draws 0.41-0.59; pooler edit 0.28 and 0.61, 
 retrained mean 0.53), retained accuracy -0.2 to +1.2 points from the original's. The same encoder edit with the
 single forget code as evidence (measured, not kept) gets the JS (0.06-0.08) and the
 probe (0.92-0.93) but leaves the prototype attack at 0.67-0.74, so the codes-only default keeps the pooler edit alone.
-Other architectures fall back to the output-layer edit (see [`MnemonicDeep`]).
+**Other plans** (``plans.py``): BEiT and Dinov2 take the ViT edit with their layer scales folded into the writers
+(Dinov2's head reads two pooled copies of the stream, each compensated); Swin and ConvNeXt take it on their last
+stage (the patch merging / downsampling that opens it is a writer; ConvNeXt's depthwise readers take no
+compensation). Models whose head reads through one module (``plans.READERS``: RoBERTa, XLM-R, ELECTRA, DistilBERT,
+ALBERT, DeBERTa-v2, ModernBERT, MobileViT) get the *reader* edit: that module no longer reads, in its input, the
+direction ``J_f - mean_r J_r`` (``J_c``: the gradient of class ``c``'s logit w.r.t. the module's input, by autograd on
+the forget codes and samples), ridge-compensated on the retained inputs, and the same head rewrite; first the codes
+check that holding the module's output fixed fixes the head's input (no path around it), else the method falls back
+with the reason. With ``forget_dataset`` the later half of their attention layers take the BERT encoder edit (not
+ALBERT's shared layers, not DeBERTa-v2). Codes only, these plans remove a smaller share of the shared direction
+(``ALPHAS_NEW_PLANS``, ``ALPHAS_READER``). Architectures without a plan (ResNet) fall back to the output-layer edit
+(see [`MnemonicDeep`]), loudly: the report's ``deep_fallback`` and the card say the classes are hidden, not removed.
 
 No training data is needed (``forget_dataset`` / ``retain_dataset``, when given, add few-shot evidence: at most 32
 samples per forgotten class and 256 retained samples), no gradient, a few forward passes of the codes.
@@ -93,10 +104,6 @@ ALPHAS_FEW_SHOT = (1.0, 0.75, 0.5, 0.25, 0.0)
 # readout direction that no retained class reads.
 ALPHAS_NEW_PLANS = (0.25, 0.0)
 ALPHAS_READER = (0.0,)
-PROTOTYPE = False  # reader edit: also remove the forget evidence's mean input direction (dev switch)
-ENCODER_READERS = True  # reader plan, few-shot: also the BERT-style encoder edit of the later layers (dev switch)
-SUBSPACE = 0.0  # reader edit with forget samples: remove their top directions up to this energy share (dev)
-LEACE = False  # reader edit with forget samples: LEACE (concept-erasure) of forget-vs-rest at the input (dev switch)
 KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average
 MAX_RETAIN_DROP = 0.01  # few-shot: accuracy on the retained samples may fall by at most this
 
@@ -407,7 +414,7 @@ def _reader_jacobians(model: nn.Module, reader: nn.Module, batches: list[dict[st
 
 
 @torch.no_grad()
-def _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha=1.0, protos=None) -> dict[str, Any]:
+def _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha=1.0) -> dict[str, Any]:
     """The reader no longer reads the directions of its input through which the head tells each forgotten class from
     the retained ones (``J_f - mean_r J_r``, ``J_c`` the gradient of class ``c``'s logit w.r.t. the reader's input on
     the forget evidence; its part that no retained class's gradient spans, plus ``alpha`` times the shared part),
@@ -421,22 +428,6 @@ def _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha=1.0, 
         full = jac[f] - jr.mean(0)
         own = full - span @ (span.T @ full)
         cols.append(own + alpha * (full - own))
-    if protos is not None and not isinstance(protos, list):  # a LEACE eraser x -> x - L R (x - mu), folded in
-        w = reader.weight.detach().double().cpu()
-        lr = protos.proj_left.double() @ protos.proj_right.double()
-        shift = lr @ protos.bias.double() if protos.bias is not None else torch.zeros(w.shape[1], dtype=w.dtype)
-        p = torch.eye(w.shape[1], dtype=w.dtype) - lr
-        if isinstance(reader, nn.Conv2d):
-            reader.weight.copy_(torch.einsum("oikl,ij->ojkl", w, p).to(reader.weight))
-            add = torch.einsum("oikl,i->o", w, shift)
-        else:
-            reader.weight.copy_((w @ p).to(reader.weight))
-            add = w @ shift
-        if reader.bias is not None:
-            reader.bias.copy_((reader.bias.detach().double().cpu() + add).to(reader.bias))
-        protos = None
-    if protos is not None:  # each forgotten class's mean input minus the retained mean (DAMP's prototype direction)
-        cols += [v / v.norm().clamp_min(1e-30) * cols[0].norm() for v in protos]
     u = _orthonormal(torch.stack(cols, 1), centre=False)
     d = u.shape[0]
     p = _compensation(x_retain, u, ridge) @ (torch.eye(d, dtype=u.dtype) - u @ u.T)
@@ -523,7 +514,7 @@ def deep_forget_(
         _check_bottleneck(model, plan, codes)
         forget_samples = _batches(model, forget_dataset, data_collator, "forget_dataset")
         encoder_layers = 0
-        if plan["readers"] and forget_samples and ENCODER_READERS:
+        if plan["readers"] and forget_samples:
             modules = [qkv[0] for qkv in plan["readers"]]
             xf, yf = _capture_tokens(model, modules, forget_samples)
             xr, _ = _capture_tokens(model, modules, [retain_codes])
@@ -534,21 +525,6 @@ def deep_forget_(
         x_retain = torch.cat(seen).double().cpu()
         forget_batches = [forget_codes] + forget_samples
         jac = _reader_jacobians(model, plan["reader"], forget_batches)
-        seen = []
-        _forward_hooked(model, [plan["reader"]], forget_batches, lambda i, x: seen.append(_rows(x, conv)))
-        x_forget = torch.cat(seen).double().cpu()
-        protos = [x_forget.mean(0) - x_retain.mean(0)] if PROTOTYPE else None
-        if SUBSPACE and len(forget_batches) > 1:  # the forget rows' main directions away from the retained mean
-            _, s, vh = torch.linalg.svd(x_forget - x_retain.mean(0), full_matrices=False)
-            energy = torch.cumsum(s**2, 0) / (s**2).sum()
-            k = min(int((energy < SUBSPACE).sum()) + 1, max(1, x_forget.shape[1] // 4))
-            protos = list(vh[:k])
-        if LEACE and len(forget_batches) > 1:
-            from concept_erasure import LeaceEraser
-
-            xs = torch.cat([x_forget, x_retain])
-            z = torch.cat([torch.ones(len(x_forget)), torch.zeros(len(x_retain))])[:, None].double()
-            protos = LeaceEraser.fit(xs, z)
     else:
         forget_samples = _batches(model, forget_dataset, data_collator, "forget_dataset")
         encoder_layers = 0
@@ -579,7 +555,7 @@ def deep_forget_(
                 alpha,
             )
         elif plan["kind"] == "reader":
-            details = _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha, protos)
+            details = _edit_reader_(plan, forget, retain, jac, x_retain, level, ridge, alpha)
             details["encoder_layers_edited"] = encoder_layers
         else:
             details = _edit_pooler_(plan, forget, retain, p_forget, h_retain, level, ridge, alpha)
