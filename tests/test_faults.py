@@ -415,6 +415,15 @@ def test_commit_staging_replaces_whole(tmp_path, monkeypatch, exchange):
     assert sorted(p.name for p in target.iterdir()) == ["model.safetensors"] and beside(target) == []
 
 
+def test_staging_creates_missing_parent_folders(tmp_path):
+    # `hf-unlearn train --output_dir a/b/c` with `a/b` not there yet: the holder goes beside the target all the same
+    target = tmp_path / "a" / "b" / "c"
+    new = Path(publish.make_staging(str(target)))
+    (new / "model.safetensors").write_bytes(b"new")
+    publish.commit_staging(str(new), str(target))
+    assert [p.name for p in target.iterdir()] == ["model.safetensors"] and beside(target) == []
+
+
 # ------------------------------------------------------------------------------- fault injection (slow, subprocess)
 TRAIN = [
     "--num_train_epochs", "3", "--learning_rate", "3e-3", "--per_device_train_batch_size", "16",

@@ -201,6 +201,7 @@ def make_staging(target: str) -> str:
     import time
 
     target = os.path.abspath(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)  # `--output_dir a/b/c` with `a/b` not there yet
     holder = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.tmp-", dir=os.path.dirname(target))
     with open(os.path.join(holder, STAGING_MARKER), "w", encoding="utf-8") as f:
         json.dump({"pid": os.getpid(), "host": socket.gethostname(), "created": time.time()}, f)
