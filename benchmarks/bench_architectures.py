@@ -492,7 +492,8 @@ def render_md(result: dict[str, Any]) -> str:
         "",
         f"Split: **{result['split']}**. {result['protocol']}",
         "",
-        "Columns: E_F = forget error; ΔA_R = retained-accuracy drop vs the original (points); probe / prototype / "
+        "Columns: E_F = forget error; A_R drop = retained accuracy of the original minus the method's (points; "
+        "negative: higher than the original); probe / prototype / "
         "reset@10 = forget-class accuracy of the linear probe, the prototype head-rewrite attack and 10 relearn "
         "steps after the forgotten head rows are reset to the mean retained row (retrained range in the family's "
         "`retrained` row); dist = distinguisher accuracy (unlearned vs retrained; target <= the retrained models' "
@@ -500,7 +501,7 @@ def render_md(result: dict[str, Any]) -> str:
         "0.03) of the retrained models; ↓ = forgets more than retraining); deep = the deep edit ran (`fallback` = "
         "output-only edit); time = the method's own seconds (share of one retraining).",
         "",
-        "| family | method | E_F | ΔA_R | probe | prototype | reset@10 | dist | deep | time |",
+        "| family | method | E_F | A_R drop | probe | prototype | reset@10 | dist | deep | time |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for case in result["cases"]:
@@ -602,6 +603,9 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     load0 = loadavg()
+    env = environment()  # at the start: the commit the run used
+    if os.environ.get("HF_UNLEARN_LIBRARY_SNAPSHOT"):  # the library imported from a snapshot of that commit
+        env["library_snapshot"] = os.environ["HF_UNLEARN_LIBRARY_SNAPSHOT"]
     cases = []
     for family in families:
         name = task_name(family)
@@ -635,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "architectures",
         "command": "python benchmarks/bench_architectures.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "environment": environment(),
+        "environment": env,
         "split": args.split,
         "protocol": protocol,
         "loadavg_start": load0,
