@@ -273,6 +273,19 @@ def test_model_without_codes_is_refused_for_mnemonic(capsys, model_dirs, tmp_pat
     assert "holds no mnemonic codes" in err and "--method fisher_mask" in err
 
 
+def test_a_missing_codebook_json_is_named(capsys, model_dirs, tmp_path):
+    import shutil
+
+    folder = tmp_path / "codes_without_json"
+    shutil.copytree(model_dirs["with_codes"], folder)
+    (folder / "mnemonic_codebook.json").unlink()
+    code, _, err = call(
+        capsys, "forget", "--model_dir", folder, "--forget_classes", "3", "--output_dir", tmp_path / "o"
+    )
+    assert code == 2
+    assert "but not mnemonic_codebook.json" in err and len(err.strip().splitlines()) == 1
+
+
 def test_forget_classes_take_several_values_and_label_names(capsys):
     from hf_unlearn import UnlearningConfig
     from hf_unlearn.scripts.common import HfUnlearnParser as _Parser

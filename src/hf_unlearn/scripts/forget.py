@@ -152,9 +152,18 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
             "The mnemonic codes in %s could not be read; --method %s goes on without them.", model_dir, config.method
         )
     if method.requires_codebook and codebook is None:
+        from ..mnemonic.codebook import CODES_CONFIG_FILE, CODES_FILE
+
+        present = [f for f in (CODES_FILE, CODES_CONFIG_FILE) if os.path.isfile(os.path.join(model_dir, f))]
+        missing = [f for f in (CODES_FILE, CODES_CONFIG_FILE) if f not in present]
+        what = (
+            f"no mnemonic codes ({' and '.join(missing)})"
+            if not present
+            else f"{present[0]} but not {missing[0]}, which the codes need"
+        )
         raise CLIError(
-            f"--model_dir {model_dir!r} holds no mnemonic codes (mnemonic_codes.safetensors): train it with "
-            "`hf-unlearn train` / MnemonicTrainer, or use --method fisher_mask, ssd or fisher_noise with --dataset."
+            f"--model_dir {model_dir!r} holds {what}: train it with `hf-unlearn train` / MnemonicTrainer (or put "
+            "back the missing file), or use --method fisher_mask, ssd or fisher_noise with --dataset."
         )
     from ..data import load_splits, prepare_splits
     from ..data_utils import split_by_classes
