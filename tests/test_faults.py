@@ -309,14 +309,32 @@ CLI_CASES = {
         lambda t: ["train", "--output_dir", a_mount_point(), "--overwrite_output_dir", "true"],
         ["--output_dir", "mount point"],
     ),
+    "forget --push_to_hub while offline": (
+        lambda t: ["forget", "--model_dir", str(_model_folder(t)), "--forget_classes", "3", "--output_dir",
+                   str(t / "out"), "--push_to_hub", "user/no3"],
+        ["--push_to_hub", "HF_HUB_OFFLINE"],
+    ),
+    "forget --push_to_hub with the Hub unreachable": (
+        lambda t: ["forget", "--model_dir", str(_model_folder(t)), "--forget_classes", "3", "--output_dir",
+                   str(t / "out"), "--push_to_hub", "user/no3"],
+        ["--push_to_hub", "could not be reached", "hf-unlearn push"],
+    ),
+    "demo --push_to_hub with the Hub unreachable": (
+        lambda t: ["demo", "--output_dir", str(t / "out"), "--push_to_hub", "user/demo"],
+        ["--push_to_hub", "could not be reached"],
+    ),
 }  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(CLI_CASES))
-def test_cli_refuses_before_any_work(capsys, tmp_path, case):
+def test_cli_refuses_before_any_work(capsys, tmp_path, monkeypatch, case):
     build, words = CLI_CASES[case]
     if "mount point" in case and a_mount_point() is None:
         pytest.skip("no mount point to try")
+    if "unreachable" in case:  # a port nothing listens on; the check must fail within seconds, before the work
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     argv = build(tmp_path)
     capsys.readouterr()  # what building the inputs printed (progress bars)
     files = folder_bytes(tmp_path)

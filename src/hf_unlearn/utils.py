@@ -190,6 +190,40 @@ def check_hub_repo(repo_id: str, repo_type: str = "model", argument: str = "mode
         ) from e
 
 
+def check_push_target(repo_id: str, argument: str = "push_to_hub", timeout: float = 5.0, endpoint: str | None = None):
+    """Checks, before any work, that ``repo_id`` can be pushed to: a valid id, the Hub switched on and answering
+    within ``timeout`` seconds, and a token (when one is set) that may write.
+
+    Raises:
+        ValueError: naming ``argument``.
+    """
+    if not is_hub_id(repo_id):
+        raise ValueError(f"`{argument}` {repo_id!r} is not a Hub repository id ('namespace/name').")
+    if hub_offline():
+        raise ValueError(f"`{argument}` {repo_id!r}: the Hub is off (HF_HUB_OFFLINE=1); unset it to push.")
+    from huggingface_hub import constants, get_session
+    from huggingface_hub.utils import build_hf_headers, get_token
+
+    endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+    token = get_token()
+    try:  # any HTTP answer means reachable; whoami also tells a read-only token
+        response = get_session().get(
+            f"{endpoint}/api/whoami-v2", headers=build_hf_headers(token=token or False), timeout=timeout
+        )
+    except Exception as e:  # noqa: BLE001 - network errors come from several libraries
+        raise ValueError(
+            f"`{argument}` {repo_id!r}: the Hub at {endpoint} could not be reached ({type(e).__name__}); nothing was "
+            "done. Push later with `hf-unlearn push`, or leave the flag out."
+        ) from None
+    if token and response.status_code == 200:
+        try:
+            role = response.json().get("auth", {}).get("accessToken", {}).get("role")
+        except ValueError:
+            role = None
+        if role == "read":
+            raise ValueError(f"`{argument}` {repo_id!r}: the Hub token is read-only; use a token that can write.")
+
+
 def format_value(value: float | None, digits: int = 4, missing: str = "–") -> str:
     """A metric for a table: ``missing`` for None, counts (whole numbers above 1) with thousands separators, else
     ``digits`` decimals."""

@@ -165,6 +165,11 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
         config = UnlearningConfig(method=args.method, forget_classes=args.forget_classes, seed=args.seed)
         forget = resolve_classes(args.forget_classes, {i: str(i) for i in range(10)}, "forget_classes")
     check_output_dir(args.output_dir, overwrite=args.overwrite_output_dir)
+    if args.push_to_hub:
+        from ..utils import check_push_target
+
+        with parsing(parser):
+            check_push_target(args.push_to_hub)
 
     import torch
     from transformers import set_seed

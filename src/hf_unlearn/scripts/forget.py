@@ -93,6 +93,11 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
     model_dir = resolve_model_dir(flags.model_dir)
     with parsing(parser):
         script, config, data_args = parser.make_dataclasses()
+    if script.push_to_hub:
+        from ..utils import check_push_target
+
+        with parsing(parser):
+            check_push_target(script.push_to_hub)
     from ..methods import METHODS
 
     method = METHODS[config.method]
