@@ -11,6 +11,7 @@ the previous folder is byte-identical and that the next run leaves no temporary 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -483,6 +484,7 @@ def trained_folder(tmp_path_factory):
 
 # moments: while loading, when training starts, mid-training, near the save
 MOMENTS = [(None, 1.0), ("Training", 0.0), ("Training", 2.0), ("Training", 5.0)]
+_SEEDS = itertools.count(1)
 
 
 @pytest.mark.slow
@@ -490,8 +492,9 @@ MOMENTS = [(None, 1.0), ("Training", 0.0), ("Training", 2.0), ("Training", 5.0)]
 @pytest.mark.parametrize("moment", MOMENTS, ids=["loading", "start", "mid", "late"])
 def test_killed_train_overwrite_leaves_the_old_folder(trained_folder, sig, moment):
     before = folder_bytes(trained_folder)
-    code = _kill_at(_cli("train", "--output_dir", trained_folder, "--overwrite_output_dir", "true", *TRAIN), sig,
-                    after_line=moment[0], delay=moment[1])  # fmt: skip
+    # a new seed each time: a run that finishes writes other bytes (a seed reproduces its folder exactly)
+    code = _kill_at(_cli("train", "--output_dir", trained_folder, "--overwrite_output_dir", "true", *TRAIN,
+                         "--seed", next(_SEEDS)), sig, after_line=moment[0], delay=moment[1])  # fmt: skip
     after = folder_bytes(trained_folder)
     # either the old folder, byte for byte, or (the swap done before the kill landed) the new one, whole
     assert after == before or set(after) == set(before), f"exit {code}: a mixed or partial folder"
