@@ -167,6 +167,7 @@ def train(argv: Sequence[str], prog: str = PROG) -> int:
         with parsing(parser):  # the checks MnemonicTrainer makes when training starts
             result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
         trainer.save_model()
+        trainer.save_state()  # trainer_state.json: the run's length, which the rows recipe (neggrad_plus) scales by
     metrics = trainer.evaluate()
     if is_main:
         print(
