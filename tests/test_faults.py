@@ -63,9 +63,9 @@ class _LowerBias(UnlearningMethod):
     name = "_faults_lower_bias"
     uses_codebook = True
 
-    def run(self, model, *, forget_classes, retain_classes, parameters, **kwargs):
+    def run(self, model, request):
         with torch.no_grad():
-            model.classifier.bias[forget_classes] -= 1e4
+            model.classifier.bias[request.forget_classes] -= 1e4
         return MethodResult(details={"complete": True})
 
 
@@ -75,12 +75,12 @@ class _Wreck(_LowerBias):
 
     name = "_faults_wreck"
 
-    def run(self, model, **kwargs):
+    def run(self, model, request):
         with torch.no_grad():
             for n, p in model.named_parameters():
                 if not n.startswith("classifier"):
                     p.mul_(0.0).add_(torch.randn_like(p))
-        return super().run(model, **kwargs)
+        return super().run(model, request)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -144,12 +144,14 @@ class ZeroForgetRows(UnlearningMethod):
     def target_parameters(self, model):
         return classification_head(model)
 
-    def run(self, model, *, forget_classes, retain_classes, parameters, **unused):
+    def run(self, model, request):
         params = dict(model.named_parameters())
         with torch.no_grad():
-            for n in parameters:
-                params[n][forget_classes] = 0.0 if n.endswith("weight") else -1e4
-        return MethodResult(details={"rows": forget_classes}, hyperparameters={"bias": -1e4}, samples={}, timings={})
+            for n in request.parameters:
+                params[n][request.forget_classes] = 0.0 if n.endswith("weight") else -1e4
+        return MethodResult(
+            details={"rows": request.forget_classes}, hyperparameters={"bias": -1e4}, samples={}, timings={}
+        )
 
 
 def test_a_new_method_plugs_in_with_one_registry_line(learned):

@@ -237,7 +237,7 @@ def test_a_method_that_needs_base_weights_is_refused_on_an_adapter(request):
         uses_forget_data = True
         supports_peft_adapter = False
 
-        def run(self, model, **kwargs):  # pragma: no cover - never reached on a PEFT model
+        def run(self, model, request):  # pragma: no cover - never reached on a PEFT model
             raise AssertionError("run on a PEFT model")
 
     register_method(BaseEditor)

@@ -347,9 +347,9 @@ def test_verification_uses_the_forget_samples_class_by_class(trained):
         def target_parameters(self, model):
             return ["classifier.bias"]
 
-        def run(self, model, *, forget_classes, parameters, **unused):
+        def run(self, model, request):
             with torch.no_grad():
-                model.classifier.bias[forget_classes[0]] = -1e4
+                model.classifier.bias[request.forget_classes[0]] = -1e4
             return MethodResult()
 
     base, _, train, _ = trained

@@ -337,7 +337,7 @@ class _FisherCache:
 def strength_search(
     method: Any,
     model: torch.nn.Module,
-    run_kwargs: dict[str, Any],
+    request: Any,
     *,
     saved: dict[str, torch.Tensor],
     forget_dataset: Any,
@@ -371,7 +371,7 @@ def strength_search(
             restore_(model, saved)
             method.config = dataclasses.replace(config, **{field_name: value})
             cache.k = 0
-            result = method.run(model, **run_kwargs)
+            result = method.run(model, request)
             check = samples_check(model, forget_dataset, eval_dataset, **check_kw)
             status, last_reason = decide_samples(check, tolerance, before=before)
             tried.append(

@@ -48,7 +48,7 @@ from transformers import TrainerCallback
 
 from .data_utils import is_hf_dataset, labels_of
 from .fisher import dataset_size
-from .methods import METHODS, UnlearningMethod
+from .methods import METHODS, ForgetRequest, UnlearningMethod
 from .methods.common import count_changed, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
@@ -309,7 +309,7 @@ class FisherUnlearner(TrainerCallback):
         saved = snapshot(model, parameters)
         try:
             t_start = time.perf_counter()
-            run_kw = dict(
+            request = ForgetRequest(
                 forget_classes=forget,
                 retain_classes=retain,
                 parameters=parameters,
@@ -323,7 +323,7 @@ class FisherUnlearner(TrainerCallback):
                 result = strength_search(
                     method,
                     model,
-                    run_kw,
+                    request,
                     saved=saved,
                     forget_dataset=forget_dataset,
                     eval_dataset=eval_dataset,
@@ -332,7 +332,7 @@ class FisherUnlearner(TrainerCallback):
                     check_kw=check_kw,
                 )
             else:
-                result = method.run(model, **run_kw)
+                result = method.run(model, request)
             timings = {**result.timings, "total": time.perf_counter() - t_start}
             changed = count_changed(model, saved)
             if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`

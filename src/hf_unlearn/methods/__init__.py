@@ -6,7 +6,7 @@ file ends with ``register_method(TheClass)``; importing this package imports the
 
 from __future__ import annotations
 
-from .base import MethodResult, UnlearningMethod
+from .base import ForgetRequest, MethodResult, UnlearningMethod
 
 METHODS: dict[str, type[UnlearningMethod]] = {}
 
@@ -34,4 +34,4 @@ def register_method(cls: type[UnlearningMethod]) -> type[UnlearningMethod]:
 # the built-in methods register themselves on import
 from . import fisher_mask, fisher_noise, logit_suppression, mnemonic, retain_finetune, ssd  # noqa: E402,F401
 
-__all__ = ["METHODS", "MethodResult", "UnlearningMethod", "register_method"]
+__all__ = ["METHODS", "ForgetRequest", "MethodResult", "UnlearningMethod", "register_method"]

@@ -40,6 +40,29 @@ class MethodResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ForgetRequest:
+    """What one forgetting asks of a method (built by [`FisherUnlearner`] after every input check passed).
+
+    Args:
+        forget_classes: class ids to forget (``[]`` in samples scope).
+        retain_classes: the other class ids (every class in samples scope).
+        parameters: names of the parameters the method may change (``target_modules`` matched, a PEFT adapter's own
+            weights on a PEFT model); every other parameter must stay bit-identical.
+        codebook: the model's [`MnemonicCodebook`], when given.
+        forget_dataset / retain_dataset: the data to forget and the data to keep, when given.
+        data_collator: batches rows of those data sets.
+    """
+
+    forget_classes: list[int]
+    retain_classes: list[int]
+    parameters: list[str]
+    codebook: MnemonicCodebook | None = None
+    forget_dataset: Any = None
+    retain_dataset: Any = None
+    data_collator: Any = None
+
+
 class UnlearningMethod:
     """Base class of the unlearning methods registered in ``hf_unlearn.methods.METHODS``.
 
@@ -54,7 +77,7 @@ class UnlearningMethod:
     - ``scopes``: the ``UnlearningConfig.forget_scope`` values the method supports: ``("classes",)`` by default;
       ``("classes", "samples")`` for a method that can forget chosen training rows (``forget_dataset``) whatever
       their classes. The config refuses any other scope with an error naming ``forget_scope``. In samples scope
-      ``run`` gets ``forget_classes=[]`` and ``retain_classes`` = every class.
+      the request holds ``forget_classes=[]`` and ``retain_classes`` = every class.
     - ``fisher_passes``: documentation only, which Fisher kinds the method computes and on what data, e.g.
       ``("batch_true on forget", "batch_true on retain")``.
     - ``supports_peft_adapter``: on a PEFT model (see [`hf_unlearn.peft_utils`]) [`FisherUnlearner`] narrows
@@ -62,7 +85,8 @@ class UnlearningMethod:
       weights must stay bit-identical. ``True`` (default): ``run`` honours that narrowed list. ``False``: the edit
       needs base weights, and the method is refused on a PEFT model until the adapter is merged
       (``model.merge_and_unload()``).
-    - ``run(...)`` (required): edits the model in place, touching only the parameters named in ``parameters`` (the
+    - ``run(model, request)`` (required): edits the model in place as the [`ForgetRequest`] asks (classes, data,
+      codebook), touching only the parameters named in ``request.parameters`` (the
       unlearner snapshots exactly those to count changes and to restore the model when the forgetting cannot be
       verified), and returns a [`MethodResult`]. Every process must apply the same edit.
     - ``target_parameters(model)`` (optional): which parameters the edit may touch; by default those matched by
@@ -120,19 +144,8 @@ class UnlearningMethod:
         """Extra input checks (the generic ones driven by the class attributes have passed). Raise ``ValueError``
         naming the argument at fault."""
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: MnemonicCodebook | None = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
-        """Edits ``model`` in place so that it forgets ``forget_classes``; touches only ``parameters``."""
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
+        """Edits ``model`` in place so that it forgets what ``request`` names; touches only ``request.parameters``."""
         raise NotImplementedError(f"{type(self).__name__} must implement `run`.")
 
     @classmethod

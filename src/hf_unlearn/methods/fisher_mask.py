@@ -17,7 +17,7 @@ from torch import nn
 
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod, rows_sentence
+from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 from .common import match_parameters
 
 if TYPE_CHECKING:
@@ -97,24 +97,13 @@ class FisherMask(UnlearningMethod):
         scored = scored_parameters(model)
         return [n for n in match_parameters(model, self.config.target_modules) if n in scored]
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: Any = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg = self.config
         kind = cfg.mask_fisher_kind
-        fkw = dict(kind=kind, parameters=parameters, data_collator=data_collator)
+        fkw = dict(kind=kind, parameters=request.parameters, data_collator=request.data_collator)
         t0 = time.perf_counter()
-        f_forget, n_forget = self.fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
-        f_retain, n_retain = self.fisher(model, retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
+        f_forget, n_forget = self.fisher(model, request.forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
+        f_retain, n_retain = self.fisher(model, request.retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
         t1 = time.perf_counter()
         details = fisher_mask_(model, f_forget, f_retain, ratio=cfg.mask_ratio)
         return MethodResult(

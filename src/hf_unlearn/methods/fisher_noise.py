@@ -16,7 +16,7 @@ from torch import nn
 
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod, rows_sentence
+from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 from .common import classification_head
 
 if TYPE_CHECKING:
@@ -64,34 +64,23 @@ class FisherNoise(UnlearningMethod):
     scopes = ("classes", "samples")
     fisher_passes = ("true on retain",)
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: Any = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg = self.config
         t0 = time.perf_counter()
         f_retain, n_retain = self.fisher(
             model,
-            retain_dataset,
+            request.retain_dataset,
             kind="true",
-            parameters=parameters,
+            parameters=request.parameters,
             max_samples=cfg.max_retain_samples,
-            data_collator=data_collator,
+            data_collator=request.data_collator,
         )
         t1 = time.perf_counter()
         details = fisher_noise_(
             model,
             f_retain,
             alpha=cfg.noise_alpha,
-            forget=forget_classes,
+            forget=request.forget_classes,
             head=classification_head(model),
             seed=cfg.seed,
         )

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod
+from .base import ForgetRequest, MethodResult, UnlearningMethod
 from .common import classification_head, logits_of
 
 if TYPE_CHECKING:
@@ -83,37 +83,31 @@ class LogitSuppression(UnlearningMethod):
         head_bias(model)
 
     @torch.no_grad()
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: MnemonicCodebook | None = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         model = unwrap_model(model)
-        bias = dict(model.named_parameters())[parameters[0]]
-        shift = dict.fromkeys(forget_classes, 0.0)
+        bias = dict(model.named_parameters())[request.parameters[0]]
+        shift = dict.fromkeys(request.forget_classes, 0.0)
         counts: dict[str, int] = {}
         rounds = 0
         while rounds < MAX_ROUNDS:
             rounds += 1
             logits, labels, counts = _forget_logits(
-                model, forget_classes, codebook, forget_dataset, data_collator, self.accelerator
+                model,
+                request.forget_classes,
+                request.codebook,
+                request.forget_dataset,
+                request.data_collator,
+                self.accelerator,
             )
             if labels.numel() == 0:
                 raise ValueError(
                     "`forget_dataset` holds no sample of the forget classes and no `codebook` was given: nothing "
                     "shows what to suppress."
                 )
-            best_retained = logits[:, retain_classes].max(1).values  # (N,)
+            best_retained = logits[:, request.retain_classes].max(1).values  # (N,)
             gap = logits.gather(1, labels[:, None])[:, 0] - best_retained  # (N,) > -margin: the class may still win
             moved = False
-            for c in forget_classes:
+            for c in request.forget_classes:
                 rows = labels == c
                 if not rows.any():
                     continue
@@ -130,7 +124,11 @@ class LogitSuppression(UnlearningMethod):
             bias.copy_(broadcast(bias.detach().clone(), from_process=0))  # bit-identical on every rank
         return MethodResult(
             details={"bias_shift": {str(c): s for c, s in shift.items()}, "rounds": rounds},
-            hyperparameters={"margin": LOGIT_MARGIN, "evidence": sorted(counts), "target_parameters": parameters},
+            hyperparameters={
+                "margin": LOGIT_MARGIN,
+                "evidence": sorted(counts),
+                "target_parameters": request.parameters,
+            },
             samples=counts,
             timings={},
         )

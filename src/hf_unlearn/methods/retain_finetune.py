@@ -43,7 +43,7 @@ from torch import nn
 from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_outputs
 from ..utils import get_logger, unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod, rows_sentence
+from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 
 if TYPE_CHECKING:
     from ..report import UnlearningReport
@@ -245,23 +245,12 @@ class NegGradPlus(UnlearningMethod):
     scopes = ("samples",)
     fisher_passes = ()
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: Any = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg = self.config
         model = unwrap_model(model)
         t0 = time.perf_counter()
-        retain = DatasetReader(retain_dataset, model, "retain_dataset")
-        forget = DatasetReader(forget_dataset, model, "forget_dataset")
+        retain = DatasetReader(request.retain_dataset, model, "retain_dataset")
+        forget = DatasetReader(request.forget_dataset, model, "forget_dataset")
         plan = plan_budget(cfg, model, retain.n, forget.n)
         steps, batch, lr = plan["steps"], plan["batch_size"], plan["learning_rate"]
         ascent_steps = int(round(cfg.forget_ascent_fraction * steps))
@@ -270,15 +259,16 @@ class NegGradPlus(UnlearningMethod):
         target_mode = cfg.forget_ascent_target
         if target_mode == "auto":  # rows relabelled to one class (a backdoor): chance; otherwise the probe's loss
             poisoned = poison_target(
-                labels_of(forget_dataset, "forget_dataset"), labels_of(retain_dataset, "retain_dataset")
+                labels_of(request.forget_dataset, "forget_dataset"),
+                labels_of(request.retain_dataset, "retain_dataset"),
             )
             target_mode = "probe" if poisoned is None else "chance"
         if ascent_steps and target_mode == "probe":
             rows = min(PROBE_ROWS[1], max(PROBE_ROWS[0], steps * batch // 2))
-            probe = probe_losses(model, forget, retain, data_collator, seed=cfg.seed, max_rows=rows)
+            probe = probe_losses(model, forget, retain, request.data_collator, seed=cfg.seed, max_rows=rows)
             targets = torch.minimum(probe, targets)
         params = dict(model.named_parameters())
-        trainable = [params[n] for n in parameters]
+        trainable = [params[n] for n in request.parameters]
         flags = {n: p.requires_grad for n, p in params.items()}
         modes = {m: m.training for m in model.modules()}
         device = trainable[0].device if trainable else torch.device("cpu")
@@ -293,7 +283,7 @@ class NegGradPlus(UnlearningMethod):
         retain_loss = forget_loss = float("nan")
 
         def loss_of(reader: DatasetReader, idx: list[int], per_row: bool = False) -> torch.Tensor:
-            inputs = reader.batch(idx, data_collator)
+            inputs = reader.batch(idx, request.data_collator)
             labels = torch.as_tensor(inputs.pop("labels")).long().to(device)
             out = model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()})
             logits = logits_from_outputs(out).float()
@@ -366,7 +356,10 @@ class NegGradPlus(UnlearningMethod):
                 "weight_decay": WEIGHT_DECAY,
                 "warmup": WARMUP,
             },
-            samples={"retain_rows": dataset_size(retain_dataset), "forget_rows": dataset_size(forget_dataset)},
+            samples={
+                "retain_rows": dataset_size(request.retain_dataset),
+                "forget_rows": dataset_size(request.forget_dataset),
+            },
             timings={"finetune": seconds},
         )
 

@@ -17,7 +17,7 @@ from torch import nn
 from ..fisher import dataset_size
 from ..utils import unwrap_model
 from . import register_method
-from .base import MethodResult, UnlearningMethod, rows_sentence
+from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 from .fisher_mask import batch_counts
 
 if TYPE_CHECKING:
@@ -77,23 +77,14 @@ class SSD(UnlearningMethod):
     scopes = ("classes", "samples")
     fisher_passes = ("batch on forget", "batch on forget + retain, shuffled")
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: Any = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg = self.config
-        fkw = dict(kind="batch", parameters=parameters, data_collator=data_collator)
+        fkw = dict(kind="batch", parameters=request.parameters, data_collator=request.data_collator)
         t0 = time.perf_counter()
-        importance_forget, n_forget = self.fisher(model, forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
-        full = ShuffledUnion(forget_dataset, retain_dataset, seed=cfg.seed)
+        importance_forget, n_forget = self.fisher(
+            model, request.forget_dataset, max_samples=cfg.max_forget_samples, **fkw
+        )
+        full = ShuffledUnion(request.forget_dataset, request.retain_dataset, seed=cfg.seed)
         cap = None
         if cfg.max_forget_samples is not None or cfg.max_retain_samples is not None:
             cap = (cfg.max_forget_samples or len(full)) + (cfg.max_retain_samples or len(full))

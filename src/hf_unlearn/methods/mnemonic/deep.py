@@ -64,6 +64,7 @@ retraining. TREC MiniLM, forget LOC: prototype 0.28 (original 1.0, retrained 0.4
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,7 @@ from ...data_utils import iterate_batches, labels_of, logits_from_outputs
 from ...peft_utils import is_peft_model
 from ...utils import get_logger, unwrap_model
 from .. import register_method
-from ..base import MethodResult, UnlearningMethod
+from ..base import ForgetRequest, MethodResult, UnlearningMethod
 from ..common import logits_of, margins, restore_, snapshot
 from .head import Mnemonic
 from .plans import deep_plan, plan_parameters
@@ -649,7 +650,7 @@ class MnemonicDeep(UnlearningMethod):
 
         return Mnemonic(self.config, self.accelerator)
 
-    def _fall_back(self, model: nn.Module, why: str | None, inputs: dict[str, Any]) -> MethodResult:
+    def _fall_back(self, model: nn.Module, why: str | None, request: ForgetRequest) -> MethodResult:
         """The output-layer edit of ``mnemonic_head``; ``why`` (the deep edit did not apply) is logged and reported."""
         if why is not None:
             logger.warning(
@@ -659,8 +660,8 @@ class MnemonicDeep(UnlearningMethod):
             )
         head = self._head_method()
         allowed = set(head.target_parameters(model))  # after a refused plan, `parameters` may name its modules too
-        inputs = {**inputs, "parameters": [n for n in inputs["parameters"] if n in allowed]}
-        result = head.run(model, **inputs)
+        request = dataclasses.replace(request, parameters=[n for n in request.parameters if n in allowed])
+        result = head.run(model, request)
         if why is not None:
             result.hyperparameters["deep_fallback"] = why
         return result
@@ -673,52 +674,32 @@ class MnemonicDeep(UnlearningMethod):
     def validate(self, model: nn.Module, *, codebook: Any, forget_dataset: Any, retain_dataset: Any) -> None:
         _check_few_shot(forget_dataset, retain_dataset)
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: MnemonicCodebook | None = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         mode = self._mode(model)
-        inputs = dict(
-            forget_classes=forget_classes,
-            retain_classes=retain_classes,
-            parameters=parameters,
-            codebook=codebook,
-            forget_dataset=forget_dataset,
-            retain_dataset=retain_dataset,
-            data_collator=data_collator,
-        )
         if mode != "deep":
             why = None
             if mode == "fallback":
                 why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
                 if is_peft_model(model):
                     why = "a PEFT adapter keeps the base weights frozen; merge it first to edit them"
-            return self._fall_back(model, why, inputs)
+            return self._fall_back(model, why, request)
         t0 = time.perf_counter()
         try:
             details = deep_forget_(
                 model,
-                codebook,
-                forget_classes,
-                forget_dataset=forget_dataset,
-                retain_dataset=retain_dataset,
-                data_collator=data_collator,
+                request.codebook,
+                request.forget_classes,
+                forget_dataset=request.forget_dataset,
+                retain_dataset=request.retain_dataset,
+                data_collator=request.data_collator,
             )
         except NotABottleneck as e:  # raised before any weight changed
-            return self._fall_back(model, str(e), inputs)
+            return self._fall_back(model, str(e), request)
         samples = {"codes": details.pop("num_codes")}
         if details["num_retain_samples"]:
             samples["retain_samples"] = details["num_retain_samples"]
-        if forget_dataset is not None:
-            samples["forget_samples"] = int(len(labels_of(forget_dataset, "forget_dataset")))
+        if request.forget_dataset is not None:
+            samples["forget_samples"] = int(len(labels_of(request.forget_dataset, "forget_dataset")))
         return MethodResult(
             details=details,
             hyperparameters={
@@ -729,7 +710,7 @@ class MnemonicDeep(UnlearningMethod):
                 "ridge": RIDGE,
                 "keep_margin": KEEP_MARGIN,
                 "alphas": list(details["alphas"]),
-                "few_shot": forget_dataset is not None or retain_dataset is not None,
+                "few_shot": request.forget_dataset is not None or request.retain_dataset is not None,
                 **(
                     {"encoder_layers_edited": details["encoder_layers_edited"]}
                     if details["architecture"] in ("pooler", "reader")

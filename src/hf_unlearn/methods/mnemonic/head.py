@@ -33,7 +33,7 @@ from ...fisher import FISHER_FLOOR, compute_fisher, fisher_mode
 from ...mnemonic.codebook import MnemonicCodebook
 from ...utils import get_logger, unwrap_model
 from .. import register_method
-from ..base import MethodResult, UnlearningMethod
+from ..base import ForgetRequest, MethodResult, UnlearningMethod
 from ..common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
 
 if TYPE_CHECKING:
@@ -333,26 +333,15 @@ class Mnemonic(UnlearningMethod):
             return classification_head(model)
         return match_parameters(model, self.config.target_modules)
 
-    def run(
-        self,
-        model: nn.Module,
-        *,
-        forget_classes: list[int],
-        retain_classes: list[int],
-        parameters: list[str],
-        codebook: MnemonicCodebook | None = None,
-        forget_dataset: Any = None,
-        retain_dataset: Any = None,
-        data_collator: Any = None,
-    ) -> MethodResult:
+    def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg = self.config
         t0 = time.perf_counter()
         if cfg.mnemonic_variant != "paper":
             details = mnemonic_search_(
                 model,
-                codebook,
-                forget_classes,
-                parameters,
+                request.codebook,
+                request.forget_classes,
+                request.parameters,
                 margin=cfg.mnemonic_margin,
                 retain_margin=cfg.mnemonic_retain_margin,
                 direction=cfg.mnemonic_direction,
@@ -366,9 +355,9 @@ class Mnemonic(UnlearningMethod):
         else:
             details = mnemonic_paper_(
                 model,
-                codebook,
-                forget_classes,
-                parameters,
+                request.codebook,
+                request.forget_classes,
+                request.parameters,
                 lambda1=cfg.lambda1,
                 lambda2=cfg.lambda2,
                 accelerator=self.accelerator,
@@ -379,7 +368,7 @@ class Mnemonic(UnlearningMethod):
             details=details,
             hyperparameters={
                 "variant": "paper" if cfg.mnemonic_variant == "paper" else "search",
-                "target_parameters": parameters,
+                "target_parameters": request.parameters,
                 **settings,
             },
             samples={"codes": details.pop("num_codes")},

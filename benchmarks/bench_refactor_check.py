@@ -1,0 +1,69 @@
+"""Bit-identity check for refactors of the method layer: trains one tiny digits ViT with codes (seeded), runs every
+class-scope method on a copy with its defaults, and prints the SHA-256 (first 16 hex digits) of each unlearned state
+dict. Run it on two trees and compare:
+
+    python benchmarks/bench_refactor_check.py                                # this tree
+    PYTHONPATH=<worktree of the old commit>/src python benchmarks/bench_refactor_check.py
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+METHODS = ("mnemonic", "mnemonic_head", "logit_suppression", "fisher_mask", "ssd", "fisher_noise")
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def main() -> int:
+    import hf_unlearn
+    from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig
+    from hf_unlearn.data import digits_datasets, tiny_vit
+    from hf_unlearn.data_utils import split_by_classes
+
+    torch.set_num_threads(1)
+    train, test = digits_datasets()
+    model = tiny_vit(hidden_size=32, num_hidden_layers=2, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = MnemonicConfig(output_dir=tmp, num_train_epochs=10, learning_rate=2e-3, per_device_train_batch_size=32,
+                              mnemonic_mix_ratio=0.1, seed=0, report_to="none", use_cpu=True, save_strategy="no",
+                              logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0)  # fmt: skip
+        trainer = MnemonicTrainer(model=model, args=args, train_dataset=train)
+        trainer.train()
+    base, codebook = trainer.model.eval(), trainer.codebook
+    forget_ds, retain_ds = split_by_classes(train, [3])
+    out = {"hf_unlearn": os.path.dirname(hf_unlearn.__file__), "original": state_hash(base)}
+    for method in METHODS:
+        model = copy.deepcopy(base)
+        config = UnlearningConfig(method=method, forget_classes=[3], allow_incomplete=True, seed=0)
+        from hf_unlearn.methods import METHODS as REGISTRY
+
+        cls = REGISTRY[method]
+        data = dict(
+            forget_dataset=forget_ds if cls.requires_forget_data else None,
+            retain_dataset=retain_ds if cls.requires_retain_data else None,
+        )
+        FisherUnlearner(config).unlearn(model, codebook=codebook, eval_dataset=test, **data)
+        out[method] = state_hash(model)
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
