@@ -26,7 +26,9 @@ def test_quickstart_runs_as_written(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     # the page's claims: verified, the class forgotten, and the hidden model's prototype attack far above mnemonic's
     assert "verified" in out
-    scores = dict(line.split()[:2] for line in out.splitlines() if line.startswith(("mnemonic ", "logit_suppression ")))
+    scores = dict(
+        line.split()[:2] for line in out.splitlines() if line.startswith(("mnemonic ", "logit_suppression "))
+    )
     assert float(scores["logit_suppression"]) > float(scores["mnemonic"]) + 0.3
     assert (tmp_path / "vit-digits-no3" / "README.md").is_file()
 
