@@ -2,8 +2,10 @@
 
 Importance ``I`` = squared mini-batch gradient averaged over batches, on the full training set ``D`` and on the
 forget set ``D_f``. Where ``I_Df > alpha * I_D``: ``w <- min(lambda * I_D / I_Df, 1) * w``. ``I_D`` is computed
-over shuffled mini-batches of forget and retained samples together, as SSD does: averaging pure-forget and
-pure-retain batches instead caps ``I_Df / I_D`` and can make SSD select nothing.
+over *shuffled* mini-batches of forget and retained samples together. This differs from the authors' code, whose
+full-data pass is unshuffled (retained rows first, so its batches are pure): averaging pure-forget and pure-retain
+batches caps ``I_Df / I_D`` and can make SSD select nothing on small data. The authors use batch 64 (our default
+``fisher_batch_size`` is 16) and alpha 10 (5 for ViT); docs/methods.md lists the differences.
 """
 
 from __future__ import annotations
