@@ -116,7 +116,8 @@ def head_module(model: nn.Module) -> nn.Module:
     Raises:
         ValueError: naming ``model`` when it has no such layer (e.g. a bare encoder without a classifier).
     """
-    from ..peft_utils import adapter_internal_modules, calling_layer
+    from ..methods.common import output_layer_name
+    from ..peft_utils import calling_layer
 
     net = unwrap_model(model)
     num_labels = getattr(getattr(net, "config", None), "num_labels", None)
@@ -125,11 +126,7 @@ def head_module(model: nn.Module) -> nn.Module:
             "`model` is not a classifier with a `config.num_labels`; audit a *ForImageClassification or "
             "*ForSequenceClassification model."
         )
-    inside_adapters = adapter_internal_modules(net)  # lora_A / lora_B, frozen head originals (none without peft)
-    last = None
-    for name, module in net.named_modules():
-        if isinstance(module, nn.Linear) and module.out_features == num_labels and name not in inside_adapters:
-            last = name
+    last = output_layer_name(net)
     if last is None:
         raise ValueError(
             f"`model` ({type(net).__name__}) has no classification head (no nn.Linear with num_labels={num_labels} "

@@ -13,15 +13,24 @@ from ..peft_utils import adapter_internal_modules, base_relative_name, is_peft_m
 from ..utils import unwrap_model
 
 
-def classification_head(model: nn.Module) -> list[str]:
-    """Names of the parameters of the output layer: the last ``nn.Linear`` with ``num_labels`` outputs."""
+def output_layer_name(model: nn.Module) -> str | None:
+    """Name of the output layer: the last ``nn.Linear`` with ``config.num_labels`` outputs, never one inside a PEFT
+    adapter (``lora_B`` has ``num_labels`` outputs too, and so has a head's frozen original); ``None`` when there is
+    none. The one head finder of the library (the methods and the audit use it)."""
     model = unwrap_model(model)
-    num_labels = model.config.num_labels
-    inside_adapters = adapter_internal_modules(model) if is_peft_model(model) else set()  # lora_B, frozen originals
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    inside_adapters = adapter_internal_modules(model)  # lora_B, frozen originals (none on a plain model)
     last = None
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear) and module.out_features == num_labels and name not in inside_adapters:
             last = name
+    return last
+
+
+def classification_head(model: nn.Module) -> list[str]:
+    """Names of the parameters of the output layer (see [`output_layer_name`])."""
+    model = unwrap_model(model)
+    last = output_layer_name(model)
     if last is None:
         raise ValueError("`model` has no output layer with `num_labels` outputs; set `target_modules` explicitly.")
     return [f"{last}.{n}" for n, _ in dict(model.named_modules())[last].named_parameters()]
