@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from .data_utils import DatasetReader, check_dataset, labels_of, logits_from_outputs, shard_indices, subset
@@ -77,7 +78,7 @@ def _predict_indices(
     for start in range(0, len(indices), batch_size):
         batch = reader.batch(indices[start : start + batch_size], data_collator)
         labels = batch.pop("labels")
-        inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+        inputs = send_to_device(batch, device)
         logits = logits_from_outputs(net(**inputs))  # (B, C)
         all_logits.append(logits.detach().float().cpu())
         all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from accelerate.utils import send_to_device
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
@@ -408,7 +409,7 @@ def compute_fisher(
             labels = torch.as_tensor(labels).long()
             if num_labels and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_labels):
                 raise ValueError(f"`dataset` holds labels outside the model's {num_labels} classes.")
-            batch = {k: (v.to(device) if torch.is_tensor(v) else v) for k, v in batch.items()}
+            batch = send_to_device(batch, device)
             batch["labels"] = labels.to(device)
             part = step(model, params, batch, kind, num_labels)
             for n in sums if part is not None else ():

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from ..data_utils import (
@@ -275,7 +276,7 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 def _to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+    return send_to_device(batch, device)
 
 
 def _progress(iterable: Iterable, total: int, desc: str, show: bool) -> Iterable:

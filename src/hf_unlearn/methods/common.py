@@ -6,6 +6,7 @@ import fnmatch
 from collections.abc import Iterable
 
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from ..data_utils import logits_from_outputs
@@ -65,7 +66,7 @@ def logits_of(model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor
     try:
         model.eval()
         device = next(model.parameters()).device
-        out = model(**{k: v.to(device) for k, v in inputs.items() if k != "labels"})
+        out = model(**send_to_device({k: v for k, v in inputs.items() if k != "labels"}, device))
         return logits_from_outputs(out).float().cpu()
     finally:
         model.train(was)

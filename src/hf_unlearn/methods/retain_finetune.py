@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_outputs
@@ -194,7 +195,7 @@ def probe_losses(
         for s in range(0, len(idx), 64):
             batch = reader.batch(idx[s : s + 64], data_collator)
             labels.append(torch.as_tensor(batch.pop("labels")).long())
-            model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+            model(**send_to_device(batch, device))
         x = torch.cat(grabbed)
         grabbed.clear()
         return x.reshape(len(x), -1), torch.cat(labels)
@@ -285,7 +286,7 @@ class NegGradPlus(UnlearningMethod):
         def loss_of(reader: DatasetReader, idx: list[int], per_row: bool = False) -> torch.Tensor:
             inputs = reader.batch(idx, request.data_collator)
             labels = torch.as_tensor(inputs.pop("labels")).long().to(device)
-            out = model(**{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()})
+            out = model(**send_to_device(inputs, device))
             logits = logits_from_outputs(out).float()
             return torch.nn.functional.cross_entropy(logits, labels, reduction="none" if per_row else "mean")
 

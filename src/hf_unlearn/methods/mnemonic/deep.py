@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from ...data_utils import iterate_batches, labels_of, logits_from_outputs
@@ -125,7 +126,7 @@ def _forward_hooked(
     device = next(model.parameters()).device
     try:
         for b in batches:
-            model(**{k: v.to(device) for k, v in b.items() if k != "labels"})
+            model(**send_to_device({k: v for k, v in b.items() if k != "labels"}, device))
             if after_batch is not None:
                 after_batch(b)
     finally:
@@ -399,7 +400,9 @@ def _reader_jacobians(model: nn.Module, reader: nn.Module, batches: list[dict[st
     try:
         with torch.enable_grad():
             for b in batches:
-                logits = logits_from_outputs(model(**{k: v.to(device) for k, v in b.items() if k != "labels"}))
+                logits = logits_from_outputs(
+                    model(**send_to_device({k: v for k, v in b.items() if k != "labels"}, device))
+                )
                 x = held["x"]
                 rows = []
                 for c in range(logits.shape[1]):

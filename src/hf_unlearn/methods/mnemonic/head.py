@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import send_to_device
 from torch import nn
 
 from ...fisher import FISHER_FLOOR, compute_fisher, fisher_mode
@@ -313,7 +314,7 @@ def _autograd_code_grads(model, codebook, c, others, names):
     code = codebook.as_inputs([c], with_labels=True)
     with torch.enable_grad(), fisher_mode(model, set(names)):  # eval mode, grads for names; restored after
         device = params[names[0]].device
-        logits = model(**{k: v.to(device) for k, v in code.items() if k != "labels"}).logits.float()
+        logits = model(**send_to_device({k: v for k, v in code.items() if k != "labels"}, device)).logits.float()
         # the other forgotten classes leave the softmax, so the ascent cannot move c's mass onto them
         if others:
             logits = logits.index_fill(1, torch.tensor(others, device=logits.device), float("-inf"))
