@@ -294,6 +294,8 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
             url = unlearner.push_to_hub(args.push_to_hub, model, output_dir=args.output_dir, **save)
         else:
             unlearner.save_pretrained(args.output_dir, model, **save)
+    from ..hub.chart import CHART_FILE
+
     print_main(
         accelerator,
         "",
@@ -311,7 +313,8 @@ def demo(argv: Sequence[str], prog: str = PROG) -> int:
         f"unlearning {report.timings['total']:8.3f} s  ({args.method}; {report.num_parameters_changed:,} of "
         f"{report.num_parameters_total:,} weights changed)",
         "",
-        f"saved to {args.output_dir}/: model, mnemonic codes, unlearning_report.json, README.md (model card), chart",
+        f"saved to {args.output_dir}/: model, mnemonic codes, unlearning_report.json, README.md (model card)"
+        + (", chart" if os.path.isfile(os.path.join(args.output_dir, CHART_FILE)) else " (no chart: no matplotlib)"),
     )
     if table:
         print_main(
