@@ -455,6 +455,7 @@ metrics = unlearning_metrics(vit, data, [0, 3], batch_size=4, accelerator=accele
 out = {"world": accelerator.num_processes, "logits": logits.tolist(), "labels": labels.tolist(), "metrics": metrics}
 with open(f"{sys.argv[1]}/rank{accelerator.process_index}.json", "w") as f:
     json.dump(out, f)
+accelerator.wait_for_everyone()  # both ranks done before the group goes: a rank leaving early can abort the other
 torch.distributed.destroy_process_group()  # gloo can abort at exit when the group is left open
 """
 
