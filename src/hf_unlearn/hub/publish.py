@@ -318,11 +318,11 @@ def check_output_file(path: str | os.PathLike, *, overwrite: bool = False, argum
         raise ValueError(f"{name} must be a file path, got an empty value.")
     path = str(path)
     if os.path.isdir(path):
-        raise ValueError(f"{name} {path!r} is a folder; give a file path.")
+        raise ValueError(f"{name} {path!r} is a folder; give a file name.")
     if os.path.lexists(path) and os.path.ismount(path):
         raise ValueError(f"{name} {path!r} is a mount point; it cannot be replaced. Give another file path.")
     if os.path.lexists(path) and not overwrite:
-        raise ValueError(f"{name} {path!r} exists; give a new file path, or pass {flag} to replace it.")
+        raise ValueError(f"{name} {path!r} exists; give a new file name, or pass {flag} to replace it.")
     clean_stale(path)
     _check_parent_writable(path, name)
     return path

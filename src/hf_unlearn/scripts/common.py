@@ -146,23 +146,14 @@ def check_output_dir(
 
 def check_output_file(path: str, flag: str = "--output_file", *, overwrite: bool = False) -> None:
     """Refuses, before any work, an output file that is a folder or a mount point, whose folder cannot be made or
-    written, or that exists (unless ``overwrite``: ``--overwrite_output_file``)."""
-    if os.path.isdir(path):
-        raise CLIError(f"{flag} {path!r} is a folder; give a file name.")
-    if os.path.lexists(path) and os.path.ismount(path):
-        raise CLIError(f"{flag} {path!r} is a mount point, which cannot be replaced; give another file name.")
-    if os.path.lexists(path) and not overwrite:
-        raise CLIError(f"{flag} {path!r} exists; give a new file name, or pass --overwrite_{flag[2:]} to replace it.")
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(folder):  # the nearest existing folder above: the missing ones are made in it
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise CLIError(f"{flag} {path!r} cannot be written: {folder!r} is a file.")
-    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise CLIError(f"{flag} {path!r} cannot be written (no write permission).")
-    from ..hub.publish import clean_stale
+    written, or that exists (unless ``overwrite``: ``--overwrite_output_file``); the library's check
+    ([`hub.publish.check_output_file`]) with the flag named in a one-line CLIError."""
+    from ..hub.publish import check_output_file as check
 
-    clean_stale(path)  # what a killed write of this file left beside it
+    try:
+        check(path, overwrite=overwrite, argument=flag)
+    except ValueError as e:
+        raise CLIError(" ".join(str(e).split())) from e
 
 
 @contextlib.contextmanager
