@@ -8,10 +8,11 @@ unlearner (``codebook``, ``forget_dataset``, ...) or, when not given, from the t
 serves as retain data, and a codebook saved in the model's folder (or ``output_dir``) is loaded for methods that use
 one. With ``num_train_epochs=0`` the edit is all that happens.
 
-The methods live in ``hf_unlearn.methods`` (one file each, registered in ``METHODS``); this module only checks the
-inputs, runs the method, counts what changed, verifies the outcome, evaluates and writes the report.
+The methods live in ``hf_unlearn.methods`` (registered in ``METHODS``) and the two forget scopes in
+[`hf_unlearn.scopes`] (each checks its inputs, measures before the edit and verifies after it); this module only
+orchestrates them: resolve the inputs, validate, run the method, verify, undo or keep the edit, report.
 
-Verification (in [`hf_unlearn.verification`]): after the edit, the forget classes' accuracy is measured, class by
+Verification of classes (in [`hf_unlearn.verification`]): after the edit, the forget classes' accuracy is measured, class by
 class, on every evidence at hand: the codes of the forget classes that the model recognised before the edit (a
 codebook given), the forget samples (``forget_dataset``) and the forget-class rows of ``eval_dataset``.
 ``report.details["verification"]`` is ``"verified"`` when every forget class is covered by some evidence and its
@@ -34,29 +35,24 @@ fine-tuning; an outcome that is not verified then restores the weights from befo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from transformers import TrainerCallback
 
-from .data_utils import is_hf_dataset, labels_of
-from .fisher import dataset_size
-from .methods import METHODS, ForgetRequest, UnlearningMethod
+from .methods import METHODS, MethodResult, UnlearningMethod
 from .methods.common import count_changed, restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
-from .samples import STRENGTH_LADDERS, decide_samples, rows_fingerprint, samples_check, split_rows, strength_search
+from .scopes import SCOPES, ForgetScope
 from .unlearning_config import CONFIG_FILE, UnlearningConfig
-from .utils import check_dataset_labels, get_logger, id2label_of, library_versions, resolve_classes, unwrap_model
-from .verification import INCOMPLETE, PENDING, VERIFIED, collect_checks, decide, measure
+from .utils import get_logger, library_versions, unwrap_model
+from .verification import INCOMPLETE, PENDING, VERIFIED, same_on_every_rank
 
 logger = get_logger(__name__)
 
@@ -75,38 +71,63 @@ class UnlearningIncompleteError(RuntimeError):
         self.report = report
 
 
-def _check_finite(model: nn.Module) -> None:
-    for n, p in unwrap_model(model).named_parameters():
-        # a NaN/inf anywhere makes the sum non-finite; only then look element by element (sums can overflow)
-        if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
-            raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
+def _edit_parameters(model: nn.Module, method: UnlearningMethod) -> tuple[list[str], FrozenGuard | None]:
+    """The parameters ``method`` may change; of a PEFT model the active adapter's only, with a guard on the frozen
+    base (which must stay bit-identical)."""
+    parameters = method.target_parameters(model)
+    if not is_peft_model(model):
+        return parameters, None
+    return restrict_to_adapter(model, parameters, method.config.method), FrozenGuard(model)
 
 
-def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> None:
-    if dataset is None:
-        if required:
-            raise ValueError(f"`{argument}` is required for method {method!r}.")
-        return
-    if dataset_size(dataset) == 0:
-        raise ValueError(f"`{argument}` is empty.")
-
-
-def _check_classes(dataset: Any, argument: str, allowed: list[int], id2label: dict, what: str) -> None:
-    """Refuses a data set holding rows of classes outside ``allowed`` (only where its labels can be read as a column:
-    a ``datasets.Dataset`` or a dict; a torch dataset would have to be read row by row)."""
-    if dataset is None or (not is_hf_dataset(dataset) and not isinstance(dataset, dict)):
-        return
-    try:
-        labels = labels_of(dataset, argument)
-    except ValueError:  # no label column: nothing to check against
-        return
-    stray = sorted(set(np.unique(labels).tolist()) - set(allowed))
-    if stray:
-        names = [id2label.get(c, str(c)) for c in stray]
-        raise ValueError(
-            f"`{argument}` holds rows of classes {names} outside {what} {[id2label[c] for c in allowed]}; "
-            "give it only those classes' samples."
+def _check_frozen(frozen: FrozenGuard | None, method: str) -> None:
+    if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
+        raise RuntimeError(
+            f"Method {method!r} changed frozen base weights of the PEFT model ({frozen.changed()[:3]}); "
+            "set `supports_peft_adapter = False` on it, or " + MERGE_HINT + "."
         )
+
+
+def _build_report(
+    model: nn.Module,
+    scope: ForgetScope,
+    result: MethodResult,
+    *,
+    changed: int,
+    timings: dict,
+    status: str,
+    reason: str,
+) -> UnlearningReport:
+    """The [`UnlearningReport`] of one edit: the method's result, the scope's checks and details, the lineage."""
+    from .hub.lineage import lineage_of
+
+    cfg = scope.config
+    details = {**result.details, "verification": status, "verification_checks": scope.checks}
+    details["verification_tolerance"] = cfg.verification_tolerance
+    details.update(scope.report_details(reason))
+    details["forget_scope"] = cfg.forget_scope
+    lineage = lineage_of(model, scope.codebook)  # the pretrained checkpoint recorded at training time, for the card
+    if lineage:
+        details["lineage"] = lineage
+    id2label = scope.id2label
+    return UnlearningReport(
+        method=cfg.method,
+        forget_classes=scope.forget,
+        forget_labels=[id2label[c] for c in scope.forget],
+        retain_classes=scope.retain,
+        retain_labels=[id2label[c] for c in scope.retain],
+        num_parameters_changed=changed,
+        num_parameters_total=sum(p.numel() for p in model.parameters()),
+        fisher_samples=result.samples,
+        timings=timings,
+        hyperparameters=result.hyperparameters,
+        details=details,
+        metrics=scope.metrics,
+        forget_request_fingerprint=scope.fingerprint(),
+        base_model=getattr(model.config, "_name_or_path", None) or None,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        versions=library_versions(),
+    )
 
 
 class FisherUnlearner(TrainerCallback):
@@ -142,7 +163,15 @@ class FisherUnlearner(TrainerCallback):
         self.data_collator = data_collator
         self.eval_dataset = eval_dataset
         self.report: UnlearningReport | None = None
+        self.trainer: Any = None  # set by attach_to_trainer
         self._done = False
+        # callback state: the processing class seen in on_train_begin, the codebook of the last edit, and (samples
+        # scope) the weights before the edit and the scope whose check waits for on_train_end
+        self._processing_class: Any = None
+        self._last_codebook: MnemonicCodebook | None = None
+        self._defer_check = False
+        self._pre_edit: dict[str, torch.Tensor] | None = None
+        self._deferred_scope: ForgetScope | None = None
 
     @property
     def method_class(self) -> type[UnlearningMethod]:
@@ -150,81 +179,6 @@ class FisherUnlearner(TrainerCallback):
         if self.config.method not in METHODS:
             raise ValueError(f"`config.method` {self.config.method!r} is not registered; known: {sorted(METHODS)}.")
         return METHODS[self.config.method]
-
-    # ------------------------------------------------------------------ validation
-    def _validate(
-        self, model, method: UnlearningMethod, codebook, forget_dataset, retain_dataset, eval_dataset
-    ) -> tuple[list[int], list[int]]:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"`model` must be a torch nn.Module (a transformers model), got {type(model).__name__}.")
-        id2label = id2label_of(model)
-        name = method.name
-        if self.config.forget_scope not in method.scopes:
-            raise ValueError(
-                f"`forget_scope` {self.config.forget_scope!r} is not supported by method {name!r} (scopes: "
-                f"{list(method.scopes)})."
-            )
-        if self.config.forget_scope == "samples":
-            if self.config.forget_classes:
-                raise ValueError("`forget_classes` must be empty with forget_scope='samples'.")
-            if forget_dataset is None:
-                raise ValueError(
-                    "`forget_dataset` is required with forget_scope='samples' (or give `train_dataset` and "
-                    "`forget_rows`): the training rows to forget."
-                )
-            forget, retain = [], list(id2label)
-        else:
-            if not self.config.forget_classes:
-                raise ValueError("`forget_classes` is empty: name at least one class to forget.")
-            forget = resolve_classes(self.config.forget_classes, id2label, argument="forget_classes")
-            retain = [c for c in id2label if c not in forget]
-            if not retain:
-                raise ValueError("`forget_classes` names every class of the model; at least one class must remain.")
-        if codebook is None and method.requires_codebook:
-            raise ValueError(
-                f"`codebook` is required for method {name!r}: train with MnemonicTrainer and load the codes "
-                "with MnemonicCodebook.from_pretrained(model_dir)."
-            )
-        if codebook is not None:  # used by the method or, for any method, as evidence of the forgetting
-            if not isinstance(codebook, MnemonicCodebook):
-                raise TypeError(f"`codebook` must be a MnemonicCodebook, got {type(codebook).__name__}.")
-            codebook.check_compatible(model, argument="codebook")
-        _check_dataset(forget_dataset, "forget_dataset", name, method.requires_forget_data)
-        _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
-        for dataset, argument in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
-                                  (eval_dataset, "eval_dataset")):  # fmt: skip
-            check_dataset_labels(dataset, id2label, argument)  # label names / count differ from the model's
-        if self.config.forget_scope == "classes":  # a forget set of other classes would be used silently
-            _check_classes(forget_dataset, "forget_dataset", forget, id2label, "forget_classes")
-            _check_classes(retain_dataset, "retain_dataset", retain, id2label, "the classes kept")
-        if eval_dataset is not None and dataset_size(eval_dataset) == 0:
-            raise ValueError("`eval_dataset` is empty.")
-        if is_peft_model(model):  # only the adapter is edited (hf_unlearn.peft_utils): refuse now what cannot be
-            if not method.supports_peft_adapter:
-                raise ValueError(
-                    f"`model` is a PEFT model and method {name!r} edits base weights, which the adapter keeps frozen; "
-                    + MERGE_HINT
-                    + "."
-                )
-            restrict_to_adapter(model, method.target_parameters(model), name)
-        method.validate(model, codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset)
-        _check_finite(model)
-        return forget, retain
-
-    def _fingerprint(self, forget: list[int], codebook, forget_dataset, rows_fp: str | None = None) -> str:
-        h = hashlib.sha256()
-        if rows_fp is not None:  # samples scope: the rows by their fingerprint only
-            h.update(json.dumps({"method": self.config.method, "forget_rows": rows_fp}, sort_keys=True).encode())
-            return h.hexdigest()
-        h.update(json.dumps({"method": self.config.method, "forget_classes": forget}, sort_keys=True).encode())
-        if codebook is not None:
-            h.update(codebook.fingerprint().encode())
-        if forget_dataset is not None:
-            h.update(str(dataset_size(forget_dataset)).encode())
-            fp = getattr(forget_dataset, "_fingerprint", None)
-            if fp:
-                h.update(str(fp).encode())
-        return h.hexdigest()
 
     # ------------------------------------------------------------------ the main entry point
     def unlearn(
@@ -241,13 +195,12 @@ class FisherUnlearner(TrainerCallback):
         retain_rows: Any = None,
     ) -> UnlearningReport:
         """Edits ``model`` in place so that it forgets ``config.forget_classes`` (classes scope) or the given training
-        rows (samples scope); returns an [`UnlearningReport`].
+        rows (samples scope); returns an [`UnlearningReport`]. Every input is checked before any weight changes (errors
+        name the argument at fault); an edit that is not verified is undone and raised unless ``allow_incomplete``.
 
         Args:
-            model: the classifier (unwrapped or DDP-wrapped; the edit goes to the underlying weights). A
-                ``peft.PeftModel`` gets only its active adapter's weights edited (LoRA matrices, ``modules_to_save``
-                head copy; the frozen base stays bit-identical, see [`hf_unlearn.peft_utils`]); merge it first
-                (``model.merge_and_unload()``) to edit the whole model.
+            model: the classifier (unwrapped or DDP-wrapped). Of a ``peft.PeftModel`` only the active adapter's weights
+                are edited ([`hf_unlearn.peft_utils`]); merge it first (``model.merge_and_unload()``) to edit it all.
             codebook: the model's [`MnemonicCodebook`] (needed by ``mnemonic``, used by ``logit_suppression``).
             forget_dataset: classes scope: samples of the forget classes; samples scope: exactly the training rows to
                 forget (needed by ``fisher_mask``, ``ssd``, ``fisher_noise``).
@@ -258,188 +211,50 @@ class FisherUnlearner(TrainerCallback):
             train_dataset / forget_rows / retain_rows: samples scope, instead of ``forget_dataset`` /
                 ``retain_dataset``: the training set and the indices of its rows to forget (and to retain; default
                 every other row). Checked by [`hf_unlearn.samples.split_rows`].
-
-        Every input is checked before any weight changes; errors name the argument at fault.
         """
-        codebook = codebook if codebook is not None else self.codebook
-        forget_dataset = forget_dataset if forget_dataset is not None else self.forget_dataset
-        retain_dataset = retain_dataset if retain_dataset is not None else self.retain_dataset
-        data_collator = data_collator if data_collator is not None else self.data_collator
-        eval_dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
-        model = unwrap_model(model)
-        cfg = self.config
-        samples = cfg.forget_scope == "samples"
-        row_ids = None
-        if forget_rows is not None or retain_rows is not None or train_dataset is not None:
-            if not samples:
-                raise ValueError("`forget_rows` / `retain_rows` / `train_dataset` need forget_scope='samples'.")
-            if forget_rows is None:
-                raise ValueError("`forget_rows` is required with `train_dataset` / `retain_rows`: the rows to forget.")
-            if train_dataset is None:
-                raise ValueError("`train_dataset` is required with `forget_rows`: the data set the rows index.")
-            if forget_dataset is not None or retain_dataset is not None:
-                raise ValueError(
-                    "`forget_dataset` / `retain_dataset` cannot be combined with `forget_rows`: give the rows of "
-                    "`train_dataset` or the two data sets, not both."
-                )
-            forget_dataset, retain_dataset, row_ids, _ = split_rows(train_dataset, forget_rows, retain_rows)
+        given = dict(codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset,
+                     data_collator=data_collator, eval_dataset=eval_dataset)  # fmt: skip
+        model, cfg = unwrap_model(model), self.config
+        scope = SCOPES[cfg.forget_scope](cfg, self.accelerator, deferred=self._defer_check)
+        scope.resolve(
+            **{k: v if v is not None else getattr(self, k) for k, v in given.items()},
+            train_dataset=train_dataset, forget_rows=forget_rows, retain_rows=retain_rows,
+        )  # fmt: skip
         method = self.method_class(cfg, self.accelerator)
-        forget, retain = self._validate(model, method, codebook, forget_dataset, retain_dataset, eval_dataset)
-        id2label = id2label_of(model)
-        rows_fp = rows_fingerprint(model, forget_dataset, row_ids) if samples else None
-        deferred = samples and getattr(self, "_defer_check", False)
-        check_kw = dict(data_collator=data_collator, accelerator=self.accelerator)
-        metrics: dict[str, Any] | None = None
-        if eval_dataset is not None:
-            from .evaluation import unlearning_metrics
-
-            if samples:
-                metrics = {"before": samples_check(model, forget_dataset, eval_dataset, **check_kw)}
-            else:
-                metrics = {"before": unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)}
-
-        parameters = method.target_parameters(model)
-        frozen = None
-        if is_peft_model(model):  # the active adapter's weights only; the frozen base stays bit-identical
-            parameters = restrict_to_adapter(model, parameters, cfg.method)
-            frozen = FrozenGuard(model)
-        baseline = None
-        if not samples:  # the evidence before the edit: what the model recognised, what the edit must keep
-            baseline = measure(model, forget, retain, codebook, forget_dataset, retain_dataset, data_collator)
+        scope.validate(model, method)
+        scope.measure_before(model)
+        parameters, frozen = _edit_parameters(model, method)
         saved = snapshot(model, parameters)
         try:
             t_start = time.perf_counter()
-            request = ForgetRequest(
-                forget_classes=forget,
-                retain_classes=retain,
-                parameters=parameters,
-                codebook=codebook,
-                forget_dataset=forget_dataset,
-                retain_dataset=retain_dataset,
-                data_collator=data_collator,
-            )
-            if samples and not deferred and cfg.strength_search and metrics and method.name in STRENGTH_LADDERS:
-                # one-shot edit of rows: its strength chosen from the held-out rows (hf_unlearn.samples)
-                result = strength_search(
-                    method,
-                    model,
-                    request,
-                    saved=saved,
-                    forget_dataset=forget_dataset,
-                    eval_dataset=eval_dataset,
-                    before=metrics["before"],
-                    tolerance=cfg.verification_tolerance,
-                    check_kw=check_kw,
-                )
-            else:
-                result = method.run(model, request)
+            result = scope.run(method, model, scope.request(parameters), saved)
             timings = {**result.timings, "total": time.perf_counter() - t_start}
             changed = count_changed(model, saved)
-            if frozen is not None and frozen.changed():  # a method that ignored the narrowed `parameters`
-                raise RuntimeError(
-                    f"Method {cfg.method!r} changed frozen base weights of the PEFT model ({frozen.changed()[:3]}); "
-                    "set `supports_peft_adapter = False` on it, or " + MERGE_HINT + "."
-                )
-            if deferred:  # the callback checks after the fine-tuning (on_train_end)
-                checks = {"samples": {"skipped": "checked after the fine-tuning on the retained rows"}}
-                status, reason = PENDING, "the check runs when training ends"
-            elif samples:
-                checks = {"samples": samples_check(model, forget_dataset, eval_dataset, **check_kw)}
-                if "complete" in result.details:
-                    checks["method"] = {"complete": bool(result.details["complete"])}
-                if metrics is not None:
-                    metrics["after"] = checks["samples"]
-                if checks.get("method", {}).get("complete") is False:
-                    why = result.details.get("strength_search", {}).get("reason")
-                    status, reason = INCOMPLETE, "the method could not complete its edit" + (f": {why}" if why else "")
-                else:
-                    before = metrics["before"] if metrics is not None else None
-                    status, reason = decide_samples(checks["samples"], cfg.verification_tolerance, before=before)
-            else:
-                if eval_dataset is not None:
-                    from .evaluation import unlearning_metrics
-
-                    metrics["after"] = unlearning_metrics(model, eval_dataset, forget, data_collator=data_collator)
-                checks = collect_checks(
-                    model, forget, result.details, codebook, baseline, forget_dataset, data_collator, metrics,
-                    retain=retain, retain_dataset=retain_dataset,
-                )  # fmt: skip
-                status, reason = decide(checks, forget, cfg.verification_tolerance, cfg.max_retained_drop)
-            status, reason = self._same_on_every_rank((status, reason))
+            _check_frozen(frozen, cfg.method)
+            status, reason = same_on_every_rank(scope.verify(model, result), self.accelerator)
         except BaseException:
             restore_(model, saved)  # whatever failed, the caller keeps the model it gave
             raise
-        details = {**result.details, "verification": status, "verification_checks": checks}
-        details["verification_tolerance"] = cfg.verification_tolerance
-        if not samples:
-            details["max_retained_drop"] = cfg.max_retained_drop
-            details["verification_reason"] = reason
-        details["forget_scope"] = cfg.forget_scope
-        from .hub.lineage import lineage_of
-
-        lineage = lineage_of(model, codebook)  # the pretrained checkpoint recorded at training time, for the card
-        if lineage:
-            details["lineage"] = lineage
-        if samples:  # the rows only by count and fingerprint, never by content
-            details["forget_rows"] = {"count": dataset_size(forget_dataset), "fingerprint": rows_fp}
-            details["verification_reason"] = reason
-        report = UnlearningReport(
-            method=cfg.method,
-            forget_classes=forget,
-            forget_labels=[id2label[c] for c in forget],
-            retain_classes=retain,
-            retain_labels=[id2label[c] for c in retain],
-            num_parameters_changed=changed,
-            num_parameters_total=sum(p.numel() for p in model.parameters()),
-            fisher_samples=result.samples,
-            timings=timings,
-            hyperparameters=result.hyperparameters,
-            details=details,
-            metrics=metrics,
-            forget_request_fingerprint=self._fingerprint(forget, codebook, forget_dataset, rows_fp),
-            base_model=getattr(model.config, "_name_or_path", None) or None,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            versions=library_versions(),
-        )
-        what_forgotten = (
-            f"{dataset_size(forget_dataset)} training rows" if samples else f"classes {[id2label[c] for c in forget]}"
-        )
+        report = _build_report(model, scope, result, changed=changed, timings=timings, status=status, reason=reason)
         if status not in (VERIFIED, PENDING):
             what = "is incomplete" if status == INCOMPLETE else "could not be verified"
             if not cfg.allow_incomplete:
                 restore_(model, saved)
                 raise UnlearningIncompleteError(
-                    f"Forgetting {what_forgotten} with {cfg.method} {what}: {reason}. The model was restored; set "
+                    f"Forgetting {scope.describe()} with {cfg.method} {what}: {reason}. The model was restored; set "
                     "`allow_incomplete=True` to keep the edit anyway.",
                     report,
                 )
-            logger.warning("Forgetting %s %s (%s); the edit is kept (allow_incomplete).", what_forgotten, what, reason)
-        self.report = report
-        self._last_codebook = codebook
-        self._done = True
-        if deferred:
-            self._check_inputs = (forget_dataset, eval_dataset, data_collator)
+            logger.warning(
+                "Forgetting %s %s (%s); the edit is kept (allow_incomplete).", scope.describe(), what, reason
+            )
+        self.report, self._last_codebook, self._done = report, scope.codebook, True
+        self._deferred_scope = scope if scope.deferred else None
         logger.info(
             "Forgot %s with %s in %.3fs (%d weights changed; %s)",
-            what_forgotten,
-            cfg.method,
-            timings["total"],
-            changed,
-            status,
-        )
+            scope.describe(), cfg.method, timings["total"], changed, status,
+        )  # fmt: skip
         return self.report
-
-    def _same_on_every_rank(self, decision: tuple[str, str]) -> tuple[str, str]:
-        """Rank 0's decision on every rank, so that all raise or none does (their checks ran on identical weights,
-        but float reductions may differ by device)."""
-        acc = self.accelerator
-        if acc is None or getattr(acc, "num_processes", 1) <= 1:
-            return decision
-        from accelerate.utils import broadcast_object_list
-
-        box = [decision]
-        broadcast_object_list(box, from_process=0)
-        return tuple(box[0])
 
     # ------------------------------------------------------------------ callback hooks
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
@@ -460,7 +275,7 @@ class FisherUnlearner(TrainerCallback):
                 if folder and MnemonicCodebook.exists(folder):
                     codebook = MnemonicCodebook.from_pretrained(folder)
                     break
-        if self.config.forget_scope != "samples":
+        if not SCOPES[self.config.forget_scope].checks_after_training:
             self.unlearn(model, codebook=codebook, retain_dataset=retain, data_collator=collator)
             return
         # samples scope: edit now, check once the fine-tuning on the retained rows is done (on_train_end); keep the
@@ -482,24 +297,12 @@ class FisherUnlearner(TrainerCallback):
             self._defer_check = False
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        pre_edit = getattr(self, "_pre_edit", None)
-        if pre_edit is None or model is None or self.report is None:
+        pre_edit, scope = self._pre_edit, self._deferred_scope
+        if pre_edit is None or scope is None or model is None or self.report is None:
             return
-        self._pre_edit = None
+        self._pre_edit = self._deferred_scope = None
         model = unwrap_model(model)
-        forget_dataset, eval_dataset, collator = self._check_inputs
-        check = samples_check(
-            model, forget_dataset, eval_dataset, data_collator=collator, accelerator=self.accelerator
-        )
-        before = (self.report.metrics or {}).get("before")  # the check of the model before the edit
-        status, reason = self._same_on_every_rank(
-            decide_samples(check, self.config.verification_tolerance, before=before)
-        )
-        details = self.report.details
-        details["verification"], details["verification_reason"] = status, reason
-        details["verification_checks"] = {"samples": {**check, "after": "fine-tuning on the retained rows"}}
-        if self.report.metrics is not None:
-            self.report.metrics["after"] = check
+        status, reason, check = scope.verify_after_training(model, self.report)
         if status == VERIFIED:
             logger.info(
                 "Forgetting %d training rows verified after fine-tuning (%s).", check["num_forget_rows"], reason
@@ -569,7 +372,7 @@ class FisherUnlearner(TrainerCallback):
         return self.report
 
     def _published_codebook(self) -> MnemonicCodebook | None:
-        return getattr(self, "_last_codebook", None) or self.codebook
+        return self._last_codebook or self.codebook
 
     def save_pretrained(
         self,
@@ -606,8 +409,7 @@ class FisherUnlearner(TrainerCallback):
 
         report = self._require_report()
         if processing_class is None:  # the trainer's, else the one saved where the model was loaded from
-            trainer = getattr(self, "trainer", None)
-            processing_class = getattr(trainer, "processing_class", None) or getattr(self, "_processing_class", None)
+            processing_class = getattr(self.trainer, "processing_class", None) or self._processing_class
         if processing_class is None:
             from .hub.lineage import source_processing_class
 
@@ -698,7 +500,7 @@ class FisherUnlearner(TrainerCallback):
     def on_push_begin(self, args, state, control, **kwargs):
         from . import hub
 
-        trainer = getattr(self, "trainer", None)
+        trainer = self.trainer
         if self.report is not None and trainer is None:
             logger.warning(
                 "FisherUnlearner was not attached to the pushing trainer: its generic card will replace the unlearning "

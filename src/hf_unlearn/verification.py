@@ -36,7 +36,17 @@ from .utils import id2label_of
 
 VERIFIED, INCOMPLETE, UNVERIFIED, PENDING = "verified", "incomplete", "unverified", "pending"
 
-__all__ = ["INCOMPLETE", "PENDING", "RETAIN_SAMPLES", "UNVERIFIED", "VERIFIED", "collect_checks", "decide", "measure"]
+__all__ = [
+    "INCOMPLETE",
+    "PENDING",
+    "RETAIN_SAMPLES",
+    "UNVERIFIED",
+    "VERIFIED",
+    "collect_checks",
+    "decide",
+    "measure",
+    "same_on_every_rank",
+]
 
 # retained samples measured before and after the edit (two forward passes over at most this many)
 RETAIN_SAMPLES = 512
@@ -266,6 +276,18 @@ def decide(
     elif max_retained_drop is not None:
         reason += "; no evidence on the retained classes"
     return VERIFIED, reason
+
+
+def same_on_every_rank(decision: tuple[str, str], accelerator: Any = None) -> tuple[str, str]:
+    """Rank 0's ``(status, reason)`` on every rank, so that all raise or none does (their checks ran on identical
+    weights, but float reductions may differ by device)."""
+    if accelerator is None or getattr(accelerator, "num_processes", 1) <= 1:
+        return decision
+    from accelerate.utils import broadcast_object_list
+
+    box = [decision]
+    broadcast_object_list(box, from_process=0)
+    return tuple(box[0])
 
 
 def collect_checks(

@@ -1,0 +1,372 @@
+"""Forget scopes: what one [`FisherUnlearner.unlearn`] call forgets, whole classes ([`ClassScope`]) or chosen
+training rows ([`SampleScope`]).
+
+A scope owns every step where the two differ: which inputs it accepts and how it checks them, what it measures
+before the edit, how it runs the method (rows: the strength search of [`hf_unlearn.samples`]), how it verifies the
+edit (classes: [`hf_unlearn.verification`]; rows: [`hf_unlearn.samples.decide_samples`], or after the fine-tuning
+when the unlearner is a callback) and what it adds to the report. ``SCOPES`` maps ``UnlearningConfig.forget_scope``
+to its class; the unlearner makes one scope object per call, which holds that call's inputs and measurements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data_utils import is_hf_dataset, labels_of
+from .fisher import dataset_size
+from .methods import ForgetRequest, MethodResult, UnlearningMethod
+from .mnemonic.codebook import MnemonicCodebook
+from .peft_utils import MERGE_HINT, is_peft_model, restrict_to_adapter
+from .report import UnlearningReport
+from .samples import STRENGTH_LADDERS, decide_samples, rows_fingerprint, samples_check, split_rows, strength_search
+from .unlearning_config import UnlearningConfig
+from .utils import check_dataset_labels, id2label_of, resolve_classes, unwrap_model
+from .verification import INCOMPLETE, PENDING, collect_checks, decide, measure, same_on_every_rank
+
+__all__ = ["SCOPES", "ClassScope", "ForgetScope", "SampleScope"]
+
+
+def _check_finite(model: nn.Module) -> None:
+    for n, p in unwrap_model(model).named_parameters():
+        # a NaN/inf anywhere makes the sum non-finite; only then look element by element (sums can overflow)
+        if not torch.isfinite(p.detach().sum()) and not torch.isfinite(p).all():
+            raise ValueError(f"`model` parameter {n!r} holds NaN or inf; unlearning needs finite weights.")
+
+
+def _check_dataset(dataset: Any, argument: str, method: str, required: bool) -> None:
+    if dataset is None:
+        if required:
+            raise ValueError(f"`{argument}` is required for method {method!r}.")
+        return
+    if dataset_size(dataset) == 0:
+        raise ValueError(f"`{argument}` is empty.")
+
+
+def _check_classes(dataset: Any, argument: str, allowed: list[int], id2label: dict, what: str) -> None:
+    """Refuses a data set holding rows of classes outside ``allowed`` (only where its labels can be read as a column:
+    a ``datasets.Dataset`` or a dict; a torch dataset would have to be read row by row)."""
+    if dataset is None or (not is_hf_dataset(dataset) and not isinstance(dataset, dict)):
+        return
+    try:
+        labels = labels_of(dataset, argument)
+    except ValueError:  # no label column: nothing to check against
+        return
+    stray = sorted(set(np.unique(labels).tolist()) - set(allowed))
+    if stray:
+        names = [id2label.get(c, str(c)) for c in stray]
+        raise ValueError(
+            f"`{argument}` holds rows of classes {names} outside {what} {[id2label[c] for c in allowed]}; "
+            "give it only those classes' samples."
+        )
+
+
+class ForgetScope:
+    """The scope-specific steps of one forgetting, in the order the unlearner calls them: [`resolve`],
+    [`validate`], [`measure_before`], [`run`], [`verify`], then [`report_details`], [`fingerprint`] and
+    [`describe`] for the report. Subclasses set ``name`` and override the steps that differ."""
+
+    name: ClassVar[str]
+    checks_after_training: ClassVar[bool] = False  # as a callback, verify in on_train_end instead of at once
+
+    def __init__(self, config: UnlearningConfig, accelerator: Any = None, *, deferred: bool = False):
+        self.config, self.accelerator, self.deferred = config, accelerator, deferred
+        self.codebook: MnemonicCodebook | None = None
+        self.forget_dataset = self.retain_dataset = self.data_collator = self.eval_dataset = None
+        self.forget: list[int] = []
+        self.retain: list[int] = []
+        self.id2label: dict[int, str] = {}
+        self.metrics: dict[str, Any] | None = None  # {"before": ..., "after": ...} on eval_dataset
+        self.checks: dict[str, dict] = {}
+
+    # ------------------------------------------------------------------ inputs
+    def resolve(
+        self,
+        *,
+        codebook: MnemonicCodebook | None,
+        forget_dataset: Any,
+        retain_dataset: Any,
+        data_collator: Any,
+        eval_dataset: Any,
+        train_dataset: Any = None,
+        forget_rows: Any = None,
+        retain_rows: Any = None,
+    ) -> None:
+        """Takes this call's inputs; ``train_dataset`` / ``forget_rows`` / ``retain_rows`` only in samples scope."""
+        if forget_rows is not None or retain_rows is not None or train_dataset is not None:
+            raise ValueError("`forget_rows` / `retain_rows` / `train_dataset` need forget_scope='samples'.")
+        self.codebook, self.data_collator, self.eval_dataset = codebook, data_collator, eval_dataset
+        self.forget_dataset, self.retain_dataset = forget_dataset, retain_dataset
+
+    def select(self, id2label: dict[int, str]) -> tuple[list[int], list[int]]:
+        """``(forget, retain)`` class ids, after the scope's own checks of what is asked."""
+        raise NotImplementedError
+
+    def check_data_classes(self) -> None:
+        """Refuses data sets whose classes do not fit the request (classes scope)."""
+
+    def validate(self, model: nn.Module, method: UnlearningMethod) -> None:
+        """Every check of the inputs, before any weight changes; errors name the argument at fault."""
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch nn.Module (a transformers model), got {type(model).__name__}.")
+        self.id2label = id2label = id2label_of(model)
+        name = method.name
+        if self.config.forget_scope not in method.scopes:
+            raise ValueError(
+                f"`forget_scope` {self.config.forget_scope!r} is not supported by method {name!r} (scopes: "
+                f"{list(method.scopes)})."
+            )
+        self.forget, self.retain = self.select(id2label)
+        codebook, forget_dataset, retain_dataset = self.codebook, self.forget_dataset, self.retain_dataset
+        if codebook is None and method.requires_codebook:
+            raise ValueError(
+                f"`codebook` is required for method {name!r}: train with MnemonicTrainer and load the codes "
+                "with MnemonicCodebook.from_pretrained(model_dir)."
+            )
+        if codebook is not None:  # used by the method or, for any method, as evidence of the forgetting
+            if not isinstance(codebook, MnemonicCodebook):
+                raise TypeError(f"`codebook` must be a MnemonicCodebook, got {type(codebook).__name__}.")
+            codebook.check_compatible(model, argument="codebook")
+        _check_dataset(forget_dataset, "forget_dataset", name, method.requires_forget_data)
+        _check_dataset(retain_dataset, "retain_dataset", name, method.requires_retain_data)
+        for dataset, argument in ((forget_dataset, "forget_dataset"), (retain_dataset, "retain_dataset"),
+                                  (self.eval_dataset, "eval_dataset")):  # fmt: skip
+            check_dataset_labels(dataset, id2label, argument)  # label names / count differ from the model's
+        self.check_data_classes()
+        if self.eval_dataset is not None and dataset_size(self.eval_dataset) == 0:
+            raise ValueError("`eval_dataset` is empty.")
+        if is_peft_model(model):  # only the adapter is edited (hf_unlearn.peft_utils): refuse now what cannot be
+            if not method.supports_peft_adapter:
+                raise ValueError(
+                    f"`model` is a PEFT model and method {name!r} edits base weights, which the adapter keeps frozen; "
+                    + MERGE_HINT
+                    + "."
+                )
+            restrict_to_adapter(model, method.target_parameters(model), name)
+        method.validate(model, codebook=codebook, forget_dataset=forget_dataset, retain_dataset=retain_dataset)
+        _check_finite(model)
+
+    # ------------------------------------------------------------------ the edit
+    def measure_before(self, model: nn.Module) -> None:
+        """What verification compares the edited model with, measured before the edit."""
+        raise NotImplementedError
+
+    def request(self, parameters: list[str]) -> ForgetRequest:
+        return ForgetRequest(
+            forget_classes=self.forget,
+            retain_classes=self.retain,
+            parameters=parameters,
+            codebook=self.codebook,
+            forget_dataset=self.forget_dataset,
+            retain_dataset=self.retain_dataset,
+            data_collator=self.data_collator,
+        )
+
+    def run(
+        self, method: UnlearningMethod, model: nn.Module, request: ForgetRequest, saved: dict[str, torch.Tensor]
+    ) -> MethodResult:
+        """Runs the method (``saved``: the weights it may touch, as before the edit)."""
+        return method.run(model, request)
+
+    def verify(self, model: nn.Module, result: MethodResult) -> tuple[str, str]:
+        """``(status, reason)`` of the edit; the checks behind it go to ``self.checks``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the report
+    def report_details(self, reason: str) -> dict[str, Any]:
+        """The scope's own entries of ``report.details``."""
+        return {"verification_reason": reason}
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the forget request, revealing no data."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """What is forgotten, for messages ("classes ['3']", "40 training rows")."""
+        raise NotImplementedError
+
+
+class ClassScope(ForgetScope):
+    """Forgetting whole classes (``config.forget_classes``), verified class by class on every evidence at hand."""
+
+    name = "classes"
+
+    def __init__(self, config: UnlearningConfig, accelerator: Any = None, *, deferred: bool = False):
+        super().__init__(config, accelerator, deferred=deferred)
+        self.baseline: dict[str, dict] = {}  # [`measure`] of the model before the edit
+
+    def select(self, id2label: dict[int, str]) -> tuple[list[int], list[int]]:
+        if not self.config.forget_classes:
+            raise ValueError("`forget_classes` is empty: name at least one class to forget.")
+        forget = resolve_classes(self.config.forget_classes, id2label, argument="forget_classes")
+        retain = [c for c in id2label if c not in forget]
+        if not retain:
+            raise ValueError("`forget_classes` names every class of the model; at least one class must remain.")
+        return forget, retain
+
+    def check_data_classes(self) -> None:  # a forget set of other classes would be used silently
+        _check_classes(self.forget_dataset, "forget_dataset", self.forget, self.id2label, "forget_classes")
+        _check_classes(self.retain_dataset, "retain_dataset", self.retain, self.id2label, "the classes kept")
+
+    def measure_before(self, model: nn.Module) -> None:
+        if self.eval_dataset is not None:
+            from .evaluation import unlearning_metrics
+
+            before = unlearning_metrics(model, self.eval_dataset, self.forget, data_collator=self.data_collator)
+            self.metrics = {"before": before}
+        # the evidence before the edit: what the model recognised, what the edit must keep
+        self.baseline = measure(
+            model, self.forget, self.retain, self.codebook, self.forget_dataset, self.retain_dataset,
+            self.data_collator,
+        )  # fmt: skip
+
+    def verify(self, model: nn.Module, result: MethodResult) -> tuple[str, str]:
+        if self.eval_dataset is not None:
+            from .evaluation import unlearning_metrics
+
+            after = unlearning_metrics(model, self.eval_dataset, self.forget, data_collator=self.data_collator)
+            self.metrics["after"] = after
+        self.checks = collect_checks(
+            model, self.forget, result.details, self.codebook, self.baseline, self.forget_dataset,
+            self.data_collator, self.metrics, retain=self.retain, retain_dataset=self.retain_dataset,
+        )  # fmt: skip
+        return decide(self.checks, self.forget, self.config.verification_tolerance, self.config.max_retained_drop)
+
+    def report_details(self, reason: str) -> dict[str, Any]:
+        return {"max_retained_drop": self.config.max_retained_drop, "verification_reason": reason}
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps({"method": self.config.method, "forget_classes": self.forget}, sort_keys=True).encode())
+        if self.codebook is not None:
+            h.update(self.codebook.fingerprint().encode())
+        if self.forget_dataset is not None:
+            h.update(str(dataset_size(self.forget_dataset)).encode())
+            fp = getattr(self.forget_dataset, "_fingerprint", None)
+            if fp:
+                h.update(str(fp).encode())
+        return h.hexdigest()
+
+    def describe(self) -> str:
+        return f"classes {[self.id2label[c] for c in self.forget]}"
+
+
+class SampleScope(ForgetScope):
+    """Forgetting chosen training rows: verified when, on held-out rows (``eval_dataset``), they look unseen and the
+    model still works ([`hf_unlearn.samples`]). As a callback the check waits for the end of training."""
+
+    name = "samples"
+    checks_after_training = True
+
+    def __init__(self, config: UnlearningConfig, accelerator: Any = None, *, deferred: bool = False):
+        super().__init__(config, accelerator, deferred=deferred)
+        self.row_ids: list[int] | None = None
+        self.rows_fingerprint: str | None = None
+
+    def resolve(self, *, train_dataset=None, forget_rows=None, retain_rows=None, **inputs) -> None:
+        super().resolve(**inputs)
+        if forget_rows is None and retain_rows is None and train_dataset is None:
+            return
+        if forget_rows is None:
+            raise ValueError("`forget_rows` is required with `train_dataset` / `retain_rows`: the rows to forget.")
+        if train_dataset is None:
+            raise ValueError("`train_dataset` is required with `forget_rows`: the data set the rows index.")
+        if self.forget_dataset is not None or self.retain_dataset is not None:
+            raise ValueError(
+                "`forget_dataset` / `retain_dataset` cannot be combined with `forget_rows`: give the rows of "
+                "`train_dataset` or the two data sets, not both."
+            )
+        self.forget_dataset, self.retain_dataset, self.row_ids, _ = split_rows(train_dataset, forget_rows, retain_rows)
+
+    def select(self, id2label: dict[int, str]) -> tuple[list[int], list[int]]:
+        if self.config.forget_classes:
+            raise ValueError("`forget_classes` must be empty with forget_scope='samples'.")
+        if self.forget_dataset is None:
+            raise ValueError(
+                "`forget_dataset` is required with forget_scope='samples' (or give `train_dataset` and "
+                "`forget_rows`): the training rows to forget."
+            )
+        return [], list(id2label)
+
+    def check(self, model: nn.Module) -> dict[str, Any]:
+        """[`samples_check`] of ``model`` on this call's forget rows and held-out rows."""
+        return samples_check(
+            model,
+            self.forget_dataset,
+            self.eval_dataset,
+            data_collator=self.data_collator,
+            accelerator=self.accelerator,
+        )
+
+    def measure_before(self, model: nn.Module) -> None:
+        self.rows_fingerprint = rows_fingerprint(model, self.forget_dataset, self.row_ids)
+        if self.eval_dataset is not None:
+            self.metrics = {"before": self.check(model)}
+
+    def run(
+        self, method: UnlearningMethod, model: nn.Module, request: ForgetRequest, saved: dict[str, torch.Tensor]
+    ) -> MethodResult:
+        if not self.deferred and self.config.strength_search and self.metrics and method.name in STRENGTH_LADDERS:
+            # one-shot edit of rows: its strength chosen from the held-out rows (hf_unlearn.samples)
+            return strength_search(
+                method,
+                model,
+                request,
+                saved=saved,
+                forget_dataset=self.forget_dataset,
+                eval_dataset=self.eval_dataset,
+                before=self.metrics["before"],
+                tolerance=self.config.verification_tolerance,
+                check_kw=dict(data_collator=self.data_collator, accelerator=self.accelerator),
+            )
+        return method.run(model, request)
+
+    def verify(self, model: nn.Module, result: MethodResult) -> tuple[str, str]:
+        if self.deferred:  # the callback checks after the fine-tuning (on_train_end)
+            self.checks = {"samples": {"skipped": "checked after the fine-tuning on the retained rows"}}
+            return PENDING, "the check runs when training ends"
+        self.checks = {"samples": self.check(model)}
+        if "complete" in result.details:
+            self.checks["method"] = {"complete": bool(result.details["complete"])}
+        if self.metrics is not None:
+            self.metrics["after"] = self.checks["samples"]
+        if self.checks.get("method", {}).get("complete") is False:
+            why = result.details.get("strength_search", {}).get("reason")
+            return INCOMPLETE, "the method could not complete its edit" + (f": {why}" if why else "")
+        before = self.metrics["before"] if self.metrics is not None else None
+        return decide_samples(self.checks["samples"], self.config.verification_tolerance, before=before)
+
+    def verify_after_training(self, model: nn.Module, report: UnlearningReport) -> tuple[str, str, dict[str, Any]]:
+        """The deferred check, once the fine-tuning on the retained rows is done: ``(status, reason, check)``, the same
+        on every rank, recorded in ``report``."""
+        check = self.check(model)
+        before = (report.metrics or {}).get("before")  # the check of the model before the edit
+        status, reason = same_on_every_rank(
+            decide_samples(check, self.config.verification_tolerance, before=before), self.accelerator
+        )
+        details = report.details
+        details["verification"], details["verification_reason"] = status, reason
+        details["verification_checks"] = {"samples": {**check, "after": "fine-tuning on the retained rows"}}
+        if report.metrics is not None:
+            report.metrics["after"] = check
+        return status, reason, check
+
+    def report_details(self, reason: str) -> dict[str, Any]:
+        # the rows only by count and fingerprint, never by content
+        count = dataset_size(self.forget_dataset)
+        return {"forget_rows": {"count": count, "fingerprint": self.rows_fingerprint}, "verification_reason": reason}
+
+    def fingerprint(self) -> str:
+        payload = {"method": self.config.method, "forget_rows": self.rows_fingerprint}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def describe(self) -> str:
+        return f"{dataset_size(self.forget_dataset)} training rows"
+
+
+SCOPES: dict[str, type[ForgetScope]] = {scope.name: scope for scope in (ClassScope, SampleScope)}
