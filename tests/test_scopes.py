@@ -131,3 +131,20 @@ def test_sample_scope_without_held_out_rows_is_unverified(relabelled):
     status, reason = scope.verify(model, MethodResult())
     assert status == UNVERIFIED and "eval_dataset" in reason
     assert scope.checks["samples"]["num_forget_rows"] == 20
+
+
+def test_sample_scope_as_a_callback_needs_held_out_rows_before_training(relabelled):
+    from types import SimpleNamespace
+
+    from hf_unlearn import FisherUnlearner
+
+    model, _, data, _, _ = relabelled
+    config = UnlearningConfig(method="fisher_mask", forget_scope="samples")
+    unlearner = FisherUnlearner(
+        config, forget_dataset=data.select(range(20)), retain_dataset=data.select(range(20, 99))
+    )
+    with pytest.raises(ValueError, match="`eval_dataset` is required by FisherUnlearner with forget_scope='samples'"):
+        unlearner.on_train_begin(SimpleNamespace(output_dir=""), None, None, model=model)
+    assert unlearner.report is None and unlearner._pre_edit is None and unlearner._deferred_scope is None
+    unlearner.on_train_end(None, None, None, model=model)  # nothing pending: nothing happens
+    SampleScope.check_callback_inputs(UnlearningConfig(forget_scope="samples", allow_incomplete=True), None)

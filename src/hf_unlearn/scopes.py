@@ -72,7 +72,9 @@ class ForgetScope:
     [`describe`] for the report. Subclasses set ``name`` and override the steps that differ."""
 
     name: ClassVar[str]
-    checks_after_training: ClassVar[bool] = False  # as a callback, verify in on_train_end instead of at once
+    # as a callback, verify in on_train_end (after the fine-tuning) instead of at once; then the unlearner calls
+    # check_callback_inputs in on_train_begin and verify_after_training in on_train_end
+    checks_after_training: ClassVar[bool] = False
 
     def __init__(self, config: UnlearningConfig, accelerator: Any = None, *, deferred: bool = False):
         self.config, self.accelerator, self.deferred = config, accelerator, deferred
@@ -267,6 +269,15 @@ class SampleScope(ForgetScope):
         super().__init__(config, accelerator, deferred=deferred)
         self.row_ids: list[int] | None = None
         self.rows_fingerprint: str | None = None
+
+    @staticmethod
+    def check_callback_inputs(config: UnlearningConfig, eval_dataset: Any) -> None:
+        """As a callback the check runs after training, on held-out rows: refuse now, not after the training."""
+        if eval_dataset is None and not config.allow_incomplete:
+            raise ValueError(
+                "`eval_dataset` is required by FisherUnlearner with forget_scope='samples' as a callback: held-out rows "
+                "are the only evidence that the forgotten rows now look unseen (or set allow_incomplete=True)."
+            )
 
     def resolve(self, *, train_dataset=None, forget_rows=None, retain_rows=None, **inputs) -> None:
         super().resolve(**inputs)

@@ -275,16 +275,13 @@ class FisherUnlearner(TrainerCallback):
                 if folder and MnemonicCodebook.exists(folder):
                     codebook = MnemonicCodebook.from_pretrained(folder)
                     break
-        if not SCOPES[self.config.forget_scope].checks_after_training:
+        scope = SCOPES[self.config.forget_scope]
+        if not scope.checks_after_training:
             self.unlearn(model, codebook=codebook, retain_dataset=retain, data_collator=collator)
             return
-        # samples scope: edit now, check once the fine-tuning on the retained rows is done (on_train_end); keep the
-        # whole model as it was, since that check may have to undo the fine-tuning too
-        if self.eval_dataset is None and not self.config.allow_incomplete:  # fail now, not after the whole training
-            raise ValueError(
-                "`eval_dataset` is required by FisherUnlearner with forget_scope='samples' as a callback: held-out rows "
-                "are the only evidence that the forgotten rows now look unseen (or set allow_incomplete=True)."
-            )
+        # edit now, check once the fine-tuning is done (on_train_end); keep the whole model as it was, since that
+        # check may have to undo the fine-tuning too
+        scope.check_callback_inputs(self.config, self.eval_dataset)  # fail now, not after the whole training
         model = unwrap_model(model)
         self._pre_edit = snapshot(model, [n for n, _ in model.named_parameters()])
         self._defer_check = True
