@@ -194,7 +194,16 @@ class ForgetScope:
 
 
 class ClassScope(ForgetScope):
-    """Forgetting whole classes (``config.forget_classes``), verified class by class on every evidence at hand."""
+    """Forgetting whole classes (``config.forget_classes``).
+
+    Verification ([`hf_unlearn.verification`]): after the edit, the forget classes' accuracy is measured, class by
+    class, on every evidence at hand: the codes of the forget classes that the model recognised before the edit (a
+    codebook given), the forget samples (``forget_dataset``) and the forget-class rows of ``eval_dataset``; the
+    retained classes' accuracy on the same evidence. ``"verified"`` when every forget class is covered by some
+    evidence, its accuracy is at most ``config.verification_tolerance`` everywhere and the retained accuracy fell by
+    at most ``config.max_retained_drop``; ``"incomplete"`` when not (or the method itself reports an incomplete
+    edit); ``"unverified"`` when some forget class cannot be checked at all.
+    """
 
     name = "classes"
 
@@ -259,8 +268,17 @@ class ClassScope(ForgetScope):
 
 
 class SampleScope(ForgetScope):
-    """Forgetting chosen training rows: verified when, on held-out rows (``eval_dataset``), they look unseen and the
-    model still works ([`hf_unlearn.samples`]). As a callback the check waits for the end of training."""
+    """Forgetting chosen training rows (``forget_scope="samples"``, methods whose ``scopes`` include it).
+
+    The rows come as ``forget_dataset`` (with ``retain_dataset``) or as ``train_dataset`` + ``forget_rows`` (+
+    ``retain_rows``, default the rest), checked by [`hf_unlearn.samples.split_rows`]. Success is not accuracy 0 on
+    the rows but looking like held-out data: ``"verified"`` only when, on ``eval_dataset``, the forget rows' accuracy
+    and membership AUC, and the held-out accuracy against the model's before the edit, are within the bounds of
+    [`hf_unlearn.samples.decide_samples`]; without ``eval_dataset`` the outcome is ``"unverified"``. One-shot methods
+    get their strength from those rows ([`hf_unlearn.samples.strength_search`]). The report names the rows by count
+    and fingerprint only (``details["forget_rows"]``). As a callback (edit, then fine-tune on the retained rows, as
+    the Fisher-masking authors), the check runs after the fine-tuning ([`verify_after_training`]).
+    """
 
     name = "samples"
     checks_after_training = True

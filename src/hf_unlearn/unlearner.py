@@ -12,25 +12,9 @@ The methods live in ``hf_unlearn.methods`` (registered in ``METHODS``) and the t
 [`hf_unlearn.scopes`] (each checks its inputs, measures before the edit and verifies after it); this module only
 orchestrates them: resolve the inputs, validate, run the method, verify, undo or keep the edit, report.
 
-Verification of classes (in [`hf_unlearn.verification`]): after the edit, the forget classes' accuracy is measured, class by
-class, on every evidence at hand: the codes of the forget classes that the model recognised before the edit (a
-codebook given), the forget samples (``forget_dataset``) and the forget-class rows of ``eval_dataset``.
-``report.details["verification"]`` is ``"verified"`` when every forget class is covered by some evidence and its
-accuracy is at most ``config.verification_tolerance`` everywhere, ``"incomplete"`` when it is above on some evidence
-(or the method itself reports an incomplete edit), ``"unverified"`` when some forget class cannot be checked at all.
-Unless ``config.allow_incomplete``, anything but ``"verified"`` restores the model and raises
-[`UnlearningIncompleteError`].
-
-Samples scope (``UnlearningConfig(forget_scope="samples")``, methods whose ``scopes`` include it): the rows to
-forget come as ``forget_dataset`` (with ``retain_dataset``) or as ``train_dataset`` + ``forget_rows`` (+
-``retain_rows``, default the rest), checked by [`hf_unlearn.samples.split_rows`] before any weight changes. Success
-is not accuracy 0 on the rows but looking like held-out data: ``"verified"`` only when, on ``eval_dataset``, the
-forget rows' accuracy and membership AUC, and the held-out accuracy against the model's before the edit, are within
-the bounds of [`hf_unlearn.samples.decide_samples`]; without ``eval_dataset`` the outcome is ``"unverified"``. The
-report names the rows by count and fingerprint only (``details["forget_rows"]``). As a callback (mask, then
-fine-tune on the retained rows, as the Fisher-masking authors), the check runs in ``on_train_end``, after the
-fine-tuning; an outcome that is not verified then restores the weights from before the edit and raises (unless
-``allow_incomplete``).
+Unless ``config.allow_incomplete``, an edit whose verification is not ``"verified"`` restores the model and raises
+[`UnlearningIncompleteError`] (as a callback in samples scope: after the fine-tuning, back to the weights before the
+edit). What "verified" means per scope is in [`ClassScope`] and [`SampleScope`].
 """
 
 from __future__ import annotations
@@ -77,7 +61,7 @@ def _edit_parameters(model: nn.Module, method: UnlearningMethod) -> tuple[list[s
     parameters = method.target_parameters(model)
     if not is_peft_model(model):
         return parameters, None
-    return restrict_to_adapter(model, parameters, method.config.method), FrozenGuard(model)
+    return restrict_to_adapter(model, parameters, method.name), FrozenGuard(model)
 
 
 def _check_frozen(frozen: FrozenGuard | None, method: str) -> None:
