@@ -1,6 +1,8 @@
 """Bit-identity check for refactors of the method layer: trains one tiny digits ViT with codes (seeded), runs every
 class-scope method on a copy with its defaults, and prints the SHA-256 (first 16 hex digits) of each unlearned state
-dict. Run it on two trees and compare:
+dict. ``--samples`` adds every samples-scope method (40 training rows forgotten, held-out rows from the test split,
+strength search on) and ``--reports`` the hash of each run's report without its time-dependent fields (timings,
+created_at, versions). Run it on two trees and compare:
 
     python benchmarks/bench_refactor_check.py                                # this tree
     PYTHONPATH=<worktree of the old commit>/src python benchmarks/bench_refactor_check.py
@@ -31,6 +33,13 @@ def state_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def report_hash(report) -> str:
+    d = report.to_dict()
+    for key in ("timings", "created_at", "versions"):
+        d.pop(key)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def main() -> int:
     import hf_unlearn
     from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig
@@ -59,8 +68,20 @@ def main() -> int:
             forget_dataset=forget_ds if cls.requires_forget_data else None,
             retain_dataset=retain_ds if cls.requires_retain_data else None,
         )
-        FisherUnlearner(config).unlearn(model, codebook=codebook, eval_dataset=test, **data)
+        report = FisherUnlearner(config).unlearn(model, codebook=codebook, eval_dataset=test, **data)
         out[method] = state_hash(model)
+        if "--reports" in sys.argv:
+            out[f"{method} report"] = report_hash(report)
+    if "--samples" in sys.argv:
+        forget_rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:40].tolist()
+        for method in sorted(m for m, cls in REGISTRY.items() if "samples" in cls.scopes):
+            model = copy.deepcopy(base)
+            config = UnlearningConfig(method=method, forget_scope="samples", allow_incomplete=True, seed=0)
+            unlearner = FisherUnlearner(config)
+            report = unlearner.unlearn(model, train_dataset=train, forget_rows=forget_rows, eval_dataset=test)
+            out[f"samples {method}"] = state_hash(model)
+            if "--reports" in sys.argv:
+                out[f"samples {method} report"] = report_hash(report)
     print(json.dumps(out, indent=1))
     return 0
 
