@@ -243,6 +243,16 @@ class ThreadAccelerator:
         return out
 
 
+def test_unwrap_model_strips_parallel_and_compile_wrappers_in_any_order():
+    from hf_unlearn.utils import unwrap_model
+
+    net = EchoClassifier()
+    assert unwrap_model(net) is net
+    assert unwrap_model(torch.compile(net)) is net
+    assert unwrap_model(nn.DataParallel(torch.compile(net))) is net  # compile inside the parallel wrapper
+    assert unwrap_model(torch.compile(nn.DataParallel(net))) is net
+
+
 @pytest.mark.parametrize("world", [2, 3])
 def test_predict_shards_and_gathers_in_original_order(world):
     n = 7  # not a multiple of the world size: shards differ in length and need padding

@@ -24,16 +24,18 @@ def get_logger(name: str) -> logging.Logger:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """Strips DDP / torch.compile wrappers so names and parameters are the model's own."""
-    from torch import nn
+    """Strips DDP / FSDP / DeepSpeed / torch.compile wrappers so names and parameters are the model's own.
+
+    Accelerate's ``extract_model_from_parallel`` does the work; it is applied until nothing changes because it strips
+    a compile wrapper only outside the parallel one (``DDP(torch.compile(m))`` needs a second pass).
+    """
+    from accelerate.utils import extract_model_from_parallel
 
     while True:
-        if isinstance(getattr(model, "module", None), nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
+        inner = extract_model_from_parallel(model, keep_torch_compile=False)
+        if inner is model:
             return model
+        model = inner
 
 
 def detect_modality(model: nn.Module) -> str:
