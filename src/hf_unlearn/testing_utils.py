@@ -19,141 +19,82 @@ FAMILIES = VISION_FAMILIES + TEXT_FAMILIES
 def _vision_config(family: str, image_size: int, num_channels: int, hidden: int, layers: int, heads: int) -> Any:
     import transformers as tf
 
-    vit_like = dict(
-        image_size=image_size,
-        patch_size=2,
-        num_channels=num_channels,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=2 * hidden,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    if family == "vit":
-        return tf.ViTConfig(**vit_like)
-    if family == "deit":
-        return tf.DeiTConfig(**vit_like)
-    if family == "beit":
-        return tf.BeitConfig(**vit_like, use_relative_position_bias=True, use_mean_pooling=True)
-    if family == "dinov2":
-        cfg = dict(vit_like)
-        cfg.pop("intermediate_size")
-        return tf.Dinov2Config(**cfg, mlp_ratio=2, layerscale_value=1.0)
-    if family == "swin":
-        return tf.SwinConfig(
-            image_size=image_size,
-            patch_size=2,
-            num_channels=num_channels,
-            embed_dim=hidden // 2,
-            depths=[1, 1],
-            num_heads=[max(1, heads // 2), heads],
-            window_size=2,
-            mlp_ratio=2.0,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-            drop_path_rate=0.0,
-        )
-    if family == "mobilevit":
-        return tf.MobileViTConfig(
-            image_size=image_size,
-            patch_size=2,
-            num_channels=num_channels,
-            hidden_sizes=[hidden // 2, hidden // 2, hidden],
-            neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 48],
-            num_attention_heads=heads,
-            mlp_ratio=2.0,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-            classifier_dropout_prob=0.0,
-            output_stride=32,
-        )
-    if family == "convnext":
-        return tf.ConvNextConfig(
-            num_channels=num_channels,
-            patch_size=2,
-            hidden_sizes=[hidden // 2, hidden],
-            depths=[1, 1],
-            num_stages=2,
-            layer_scale_init_value=1.0,
-            drop_path_rate=0.0,
-            image_size=image_size,
-        )
-    if family == "resnet":
-        return tf.ResNetConfig(
-            num_channels=num_channels,
-            embedding_size=hidden // 2,
-            hidden_sizes=[hidden // 2, hidden],
-            depths=[1, 1],
-            layer_type="basic",
-            downsample_in_first_stage=False,
-        )
-    raise ValueError(f"`family` must be one of {FAMILIES}, got {family!r}")
+    half = hidden // 2
+    image = dict(image_size=image_size, patch_size=2, num_channels=num_channels)
+    no_dropout = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    encoder = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, **no_dropout)
+    vit_like = dict(image, intermediate_size=2 * hidden, **encoder)
+    # family: (config class, keyword arguments)
+    table = {
+        "vit": ("ViTConfig", vit_like),
+        "deit": ("DeiTConfig", vit_like),
+        "beit": ("BeitConfig", dict(vit_like, use_relative_position_bias=True, use_mean_pooling=True)),
+        "dinov2": ("Dinov2Config", dict(image, **encoder, mlp_ratio=2, layerscale_value=1.0)),
+        "swin": (
+            "SwinConfig",
+            dict(image, embed_dim=half, depths=[1, 1], num_heads=[max(1, heads // 2), heads], window_size=2)
+            | dict(mlp_ratio=2.0, drop_path_rate=0.0, **no_dropout),
+        ),
+        "mobilevit": (
+            "MobileViTConfig",
+            dict(image, hidden_sizes=[half, half, hidden], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 48])
+            | dict(num_attention_heads=heads, mlp_ratio=2.0, classifier_dropout_prob=0.0, output_stride=32)
+            | no_dropout,
+        ),
+        "convnext": (
+            "ConvNextConfig",
+            dict(image, hidden_sizes=[half, hidden], depths=[1, 1], num_stages=2, layer_scale_init_value=1.0)
+            | dict(drop_path_rate=0.0),
+        ),
+        "resnet": (
+            "ResNetConfig",
+            dict(num_channels=num_channels, embedding_size=half, hidden_sizes=[half, hidden], depths=[1, 1])
+            | dict(layer_type="basic", downsample_in_first_stage=False),
+        ),
+    }
+    name, kwargs = table[family]
+    return getattr(tf, name)(**kwargs)
 
 
 def _text_config(family: str, vocab_size: int, hidden: int, layers: int, heads: int, pad_token_id: int) -> Any:
     import transformers as tf
 
+    common = dict(vocab_size=vocab_size, max_position_embeddings=128, pad_token_id=pad_token_id)
     bert_like = dict(
-        vocab_size=vocab_size,
+        common,
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
         intermediate_size=2 * hidden,
-        max_position_embeddings=128,
         hidden_dropout_prob=0.0,
         attention_probs_dropout_prob=0.0,
-        pad_token_id=pad_token_id,
     )
-    if family == "bert":
-        return tf.BertConfig(**bert_like)
-    if family == "roberta":
-        return tf.RobertaConfig(**bert_like)
-    if family == "xlm-roberta":
-        return tf.XLMRobertaConfig(**bert_like)
-    if family == "electra":
-        return tf.ElectraConfig(**bert_like, embedding_size=hidden)
-    if family == "albert":
-        return tf.AlbertConfig(**bert_like, embedding_size=hidden, classifier_dropout_prob=0.0)
-    if family == "deberta-v2":
-        return tf.DebertaV2Config(
-            **bert_like, relative_attention=True, pos_att_type=["p2c", "c2p"], max_relative_positions=-1
-        )
-    if family == "distilbert":
-        return tf.DistilBertConfig(
-            vocab_size=vocab_size,
-            dim=hidden,
-            n_layers=layers,
-            n_heads=heads,
-            hidden_dim=2 * hidden,
-            max_position_embeddings=128,
-            dropout=0.0,
-            attention_dropout=0.0,
-            seq_classif_dropout=0.0,
-            pad_token_id=pad_token_id,
-        )
-    if family == "modernbert":
-        return tf.ModernBertConfig(
-            vocab_size=vocab_size,
-            hidden_size=hidden,
-            num_hidden_layers=layers,
-            num_attention_heads=heads,
-            intermediate_size=2 * hidden,
-            max_position_embeddings=128,
-            global_attn_every_n_layers=1,
-            local_attention=16,
-            pad_token_id=pad_token_id,
-            bos_token_id=2,
-            eos_token_id=3,
-            cls_token_id=2,
-            sep_token_id=3,
-            attention_dropout=0.0,
-            embedding_dropout=0.0,
-            mlp_dropout=0.0,
-            classifier_dropout=0.0,
-            classifier_pooling="cls",
-        )
-    raise ValueError(f"`family` must be one of {FAMILIES}, got {family!r}")
+    # family: (config class, keyword arguments)
+    table = {
+        "bert": ("BertConfig", bert_like),
+        "roberta": ("RobertaConfig", bert_like),
+        "xlm-roberta": ("XLMRobertaConfig", bert_like),
+        "electra": ("ElectraConfig", dict(bert_like, embedding_size=hidden)),
+        "albert": ("AlbertConfig", dict(bert_like, embedding_size=hidden, classifier_dropout_prob=0.0)),
+        "deberta-v2": (
+            "DebertaV2Config",
+            dict(bert_like, relative_attention=True, pos_att_type=["p2c", "c2p"], max_relative_positions=-1),
+        ),
+        "distilbert": (
+            "DistilBertConfig",
+            dict(common, dim=hidden, n_layers=layers, n_heads=heads, hidden_dim=2 * hidden)
+            | dict(dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0),
+        ),
+        "modernbert": (
+            "ModernBertConfig",
+            dict(common, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads)
+            | dict(intermediate_size=2 * hidden, global_attn_every_n_layers=1, local_attention=16)
+            | dict(bos_token_id=2, eos_token_id=3, cls_token_id=2, sep_token_id=3, classifier_pooling="cls")
+            | dict(attention_dropout=0.0, embedding_dropout=0.0, mlp_dropout=0.0, classifier_dropout=0.0),
+        ),
+    }
+    name, kwargs = table[family]
+    return getattr(tf, name)(**kwargs)
 
 
 def tiny_classifier(
