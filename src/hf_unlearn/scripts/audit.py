@@ -11,7 +11,6 @@ writes everything to ``--output_file`` (default ``forgetting_audit.json``). See 
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,19 +18,16 @@ from dataclasses import dataclass, field
 from .args import DataArguments
 from .common import (
     HfUnlearnParser,
-    base_flag,
-    check_adapter_flags,
     check_output_file,
     check_sources,
-    is_adapter_dir,
-    load_model,
+    load_models,
     make_accelerator,
     need,
     parsing,
     print_main,
-    resolve_base_model,
     resolve_model_dir,
     run,
+    write_json,
 )
 
 PROG = "hf-unlearn audit"
@@ -123,13 +119,7 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
     if args.original:
         folders.append(("--original", resolve_model_dir(args.original, "--original")))
     folders += [("--retrained", resolve_model_dir(p, "--retrained")) for p in args.retrained]
-    # PEFT adapter folders load over their base model (--base_model, else each adapter_config.json's)
-    check_adapter_flags(folders, args.base_model)
-    bases = [resolve_base_model(p, args.base_model, f) if is_adapter_dir(p) else None for f, p in folders]
-    models = [
-        load_model(p, flag=f, base_dir=b, base_flag=base_flag(args.base_model, f))
-        for (f, p), b in zip(folders, bases, strict=True)
-    ]
+    models = load_models(folders, args.base_model)
     model, processing_class = models[0]
     original = models[1][0] if args.original else None
     retrained = [m for m, _ in models[2 if args.original else 1 :]]
@@ -179,9 +169,7 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
         "",
         f"Wrote {args.output_file}",
     )
-    from ..hub.publish import write_file
-
-    write_file(args.output_file, json.dumps(record, indent=2, sort_keys=True) + "\n")  # through a temporary file
+    write_json(args.output_file, record)
     return 0
 
 

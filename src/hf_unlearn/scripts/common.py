@@ -489,6 +489,26 @@ def load_model(path: str, *, flag: str = "--model_dir", base_dir: str | None = N
     return model, processing_class
 
 
+def load_models(folders: Sequence[tuple[str, str]], base_model: str | None) -> list[tuple[Any, Any]]:
+    """``(model, processing_class)`` for each ``(flag, resolved folder)``: adapter folders load over ``--base_model``,
+    else over the base their ``adapter_config.json`` names. Every flag and base is checked before anything loads."""
+    check_adapter_flags(folders, base_model)
+    bases = [resolve_base_model(path, base_model, flag) if is_adapter_dir(path) else None for flag, path in folders]
+    return [
+        load_model(path, flag=flag, base_dir=base, base_flag=base_flag(base_model, flag))
+        for (flag, path), base in zip(folders, bases, strict=True)
+    ]
+
+
+def write_json(path: str, record: dict) -> None:
+    """Writes ``record`` as sorted, indented JSON through a temporary file (an interrupted write leaves no half file)."""
+    import json
+
+    from ..hub.publish import write_file
+
+    write_file(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------------- output
 def metrics_table(before: dict | None, after: dict, forget_labels: Sequence[str]) -> str:
     """Per-class accuracy and the summary metrics (after, and before when given) as a plain-text table."""

@@ -7,27 +7,23 @@ python -m hf_unlearn.scripts.evaluate --config evaluate.yaml
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
 from .args import DataArguments, EvaluateArguments
 from .common import (
     HfUnlearnParser,
-    base_flag,
-    check_adapter_flags,
     check_output_file,
     check_sources,
-    is_adapter_dir,
-    load_model,
+    load_models,
     make_accelerator,
     metrics_table,
     need,
     parsing,
     print_main,
-    resolve_base_model,
     resolve_model_dir,
     run,
+    write_json,
 )
 
 PROG = "hf-unlearn evaluate"
@@ -58,10 +54,7 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
     if args.output_file:
         check_output_file(args.output_file, overwrite=args.overwrite_output_file)
     check_sources(parser, dataset=data_args.dataset)
-    model_dir = resolve_model_dir(args.model_dir)
-    check_adapter_flags([("--model_dir", model_dir)], args.base_model)
-    base_dir = resolve_base_model(model_dir, args.base_model) if is_adapter_dir(model_dir) else None
-    model, processing_class = load_model(model_dir, base_dir=base_dir, base_flag=base_flag(args.base_model))
+    [(model, processing_class)] = load_models([("--model_dir", resolve_model_dir(args.model_dir))], args.base_model)
 
     from ..data import load_splits, prepare_splits
     from ..evaluation import evaluate_unlearning
@@ -92,9 +85,7 @@ def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
         metrics_table(None, metrics, forget_labels),
     )
     if args.output_file and accelerator.is_main_process:
-        from ..hub.publish import write_file
-
-        write_file(args.output_file, json.dumps(metrics, indent=2, sort_keys=True) + "\n")  # through a temp file
+        write_json(args.output_file, metrics)
     return 0
 
 
