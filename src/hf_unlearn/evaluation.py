@@ -44,9 +44,11 @@ MIA_SCORES = ("loss", "entropy")
 
 __all__ = [
     "Timer",
+    "accuracy_split",
     "evaluate_unlearning",
     "membership_inference_auc",
     "metric_path",
+    "mia_auc_from_scores",
     "mia_auc_on_forget",
     "per_class_accuracy",
     "predict",
@@ -250,28 +252,41 @@ def _id2label_or_default(model: nn.Module) -> dict[int, str] | None:
         return None  # no transformers config: fall back on the logits' width after predicting
 
 
+def accuracy_split(preds: Any, labels: Any, forget_ids: Iterable[int]) -> dict[str, Any]:
+    """Forget / retain / test accuracy of predicted class ids against ``labels``, split by ``forget_ids``.
+
+    Returns ``forget_accuracy`` (A_F, ``None`` without a forget-class sample), ``forget_error`` (E_F = 1 - A_F),
+    ``retain_accuracy`` (A_R, ``None`` when every sample is of a forget class), ``test_accuracy``,
+    ``num_forget_samples`` and ``num_retain_samples``. The ``unlearning_accuracy`` evaluate module computes with it.
+    """
+    preds, labels = _as_labels(preds), _as_labels(labels)
+    is_forget = np.isin(labels, list(forget_ids))
+    correct = preds == labels
+    num_forget, num_retain = int(is_forget.sum()), int((~is_forget).sum())
+    forget_acc = float(correct[is_forget].mean()) if num_forget else None
+    return {
+        "forget_accuracy": forget_acc,
+        "forget_error": None if forget_acc is None else 1.0 - forget_acc,
+        "retain_accuracy": float(correct[~is_forget].mean()) if num_retain else None,
+        "test_accuracy": float(correct.mean()),
+        "num_forget_samples": num_forget,
+        "num_retain_samples": num_retain,
+    }
+
+
 def _metrics_from_arrays(
     logits_or_preds: Any, labels: np.ndarray, forget_ids: list[int], id2label: dict[int, str]
 ) -> dict[str, Any]:
     preds = _as_predictions(logits_or_preds)
-    is_forget = np.isin(labels, forget_ids)
-    correct = preds == labels
-    num_forget, num_retain = int(is_forget.sum()), int((~is_forget).sum())
-    forget_acc = float(correct[is_forget].mean()) if num_forget else None
-    retain_acc = float(correct[~is_forget].mean()) if num_retain else None
-    if not num_forget:
+    split = accuracy_split(preds, labels, forget_ids)
+    if not split["num_forget_samples"]:
         logger.warning("No sample of the forget classes %s in the data: forget_accuracy is None.", forget_ids)
-    if not num_retain:
+    if not split["num_retain_samples"]:
         logger.warning("Every sample belongs to a forget class: retain_accuracy is None.")
     per_class = per_class_accuracy(preds, labels, len(id2label))
     return {
-        "forget_accuracy": forget_acc,
-        "forget_error": None if forget_acc is None else 1.0 - forget_acc,
-        "retain_accuracy": retain_acc,
-        "test_accuracy": float(correct.mean()),
+        **split,
         "per_class_accuracy": {id2label[c]: acc for c, acc in per_class.items()},
-        "num_forget_samples": num_forget,
-        "num_retain_samples": num_retain,
         "forget_classes": list(forget_ids),
     }
 

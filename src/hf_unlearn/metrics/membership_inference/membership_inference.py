@@ -1,13 +1,15 @@
 """Threshold membership-inference attack on per-sample scores, as an `evaluate` module.
 
-Self-contained (it is copied into evaluate's module cache): it does not import hf_unlearn. Load it offline with
-``evaluate.load(hf_unlearn.evaluation.metric_path("membership_inference"))``.
+The AUC is ``hf_unlearn.evaluation.mia_auc_from_scores``'s (the library's one membership-inference AUC). Load it
+offline with ``evaluate.load(hf_unlearn.evaluation.metric_path("membership_inference"))``.
 """
 
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
+
+from hf_unlearn.evaluation import mia_auc_from_scores
 
 _DESCRIPTION = """
 How well a threshold on a per-sample score separates training members from non-members.
@@ -85,7 +87,7 @@ class MembershipInference(evaluate.Metric):
         fpr, tpr, thresholds = roc_curve(is_member, scores)
         best = 1 + int(np.argmax((tpr - fpr)[1:]))  # thresholds[0] is +inf: nobody is called a member
         return {
-            "auc": float(roc_auc_score(is_member, scores)),
+            "auc": mia_auc_from_scores(scores[is_member == 1], scores[is_member == 0]),
             "attack_accuracy": float((1.0 + tpr[best] - fpr[best]) / 2.0),
             "threshold": float(thresholds[best]),
             "num_members": num_members,

@@ -1,12 +1,14 @@
 """Forget / retain / test accuracy of a class-unlearning run, as an `evaluate` module.
 
-Self-contained (it is copied into evaluate's module cache): it does not import hf_unlearn. Load it offline with
+The numbers are ``hf_unlearn.evaluation.accuracy_split``'s (one implementation). Load it offline with
 ``evaluate.load(hf_unlearn.evaluation.metric_path("unlearning_accuracy"))``.
 """
 
 import datasets
 import evaluate
 import numpy as np
+
+from hf_unlearn.evaluation import accuracy_split
 
 _DESCRIPTION = """
 Accuracy split by the classes a model was asked to forget:
@@ -62,20 +64,6 @@ class UnlearningAccuracy(evaluate.Metric):
         forget_classes = [int(c) for c in forget_classes]
         if not forget_classes:
             raise ValueError("`forget_classes` is empty; name at least one forgotten class id.")
-        preds = np.asarray(predictions, dtype=np.int64)
-        refs = np.asarray(references, dtype=np.int64)
-        if refs.size == 0:
+        if len(references) == 0:
             raise ValueError("`references` is empty; add predictions and references to compute accuracies.")
-        correct = preds == refs
-        is_forget = np.isin(refs, forget_classes)
-        num_forget = int(is_forget.sum())
-        num_retain = int((~is_forget).sum())
-        forget_acc = float(correct[is_forget].mean()) if num_forget else None
-        return {
-            "forget_accuracy": forget_acc,
-            "forget_error": None if forget_acc is None else 1.0 - forget_acc,
-            "retain_accuracy": float(correct[~is_forget].mean()) if num_retain else None,
-            "test_accuracy": float(correct.mean()),
-            "num_forget_samples": num_forget,
-            "num_retain_samples": num_retain,
-        }
+        return accuracy_split(predictions, references, forget_classes)
