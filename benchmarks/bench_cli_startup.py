@@ -8,6 +8,7 @@ reported, without a target. Written to benchmarks/results/cli_startup.md and .js
 
     python benchmarks/bench_cli_startup.py
     python benchmarks/bench_cli_startup.py --repeats 3 --no_write
+    python benchmarks/bench_cli_startup.py --render-from benchmarks/results/cli_startup.json   # .md only
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from bench_common import REPO_ROOT, environment, loadavg, log, verdict
+from bench_common import REPO_ROOT, environment, loadavg, log, md_table, provenance, rerender, verdict
 
 from hf_unlearn.scripts import COMMANDS as SCRIPTS
 
@@ -57,38 +58,34 @@ def time_help(command: str, repeats: int) -> list[float]:
 
 
 def render_md(result: dict) -> str:
-    env = result["environment"]
     lines = [
         "# `hf-unlearn --help` start-up time",
         "",
+        *provenance(result, "python benchmarks/bench_cli_startup.py"),
         f"Median of {result['repeats']} fresh processes per command (`python -m hf_unlearn.cli <command> --help`), "
-        f"target < {TARGET_S:g} s for `hf-unlearn --help` (a command's --help may import transformers: no target). "
-        f"Load average before/after: {result['loadavg_before']} / {result['loadavg_after']}.",
+        f"target < {TARGET_S:g} s for `hf-unlearn --help` (a command's --help may import transformers: no target).",
         "",
-        "| command | median (s) | min (s) | max (s) | imports | target |",
-        "|---|---:|---:|---:|---|---|",
     ]
+    rows = []
     for row in result["rows"]:
         name = f"`hf-unlearn {row['command']} --help`".replace("  ", " ")
         target = verdict(row["median_s"] < TARGET_S) if not row["command"] else "-"
-        lines.append(
-            f"| {name} | {row['median_s']:.3f} | {min(row['times_s']):.3f} | {max(row['times_s']):.3f} | "
-            f"{', '.join(row['imports']) or 'none of ' + '/'.join(HEAVY)} | {target} |"
-        )
-    lines += [
-        "",
-        f"Run {env['date']} at commit {env['git_commit']} on {env['cpu']} ({env['cpu_count']} cores), Python "
-        f"{env['python']}, torch {env['versions']['torch']}, transformers {env['versions']['transformers']}.",
-        "",
-    ]
-    return "\n".join(lines)
+        imports = ", ".join(row["imports"]) or "none of " + "/".join(HEAVY)
+        times = [f"{x:.3f}" for x in (row["median_s"], min(row["times_s"]), max(row["times_s"]))]
+        rows.append([name, *times, imports, target])
+    header = ["command", "median (s)", "min (s)", "max (s)", "imports", "target"]
+    return "\n".join([*lines, *md_table(header, rows, "lrrr"), ""])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="Fresh processes per command (median taken).")
     parser.add_argument("--no_write", action="store_true", help="Print only; do not write benchmarks/results.")
+    parser.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render the .md from this JSON")
     args = parser.parse_args(argv)
+    if args.render_from:
+        rerender(args.render_from, render_md)
+        return 0
     before = loadavg()
     rows = []
     for command in COMMANDS:

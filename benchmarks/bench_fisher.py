@@ -205,6 +205,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--data-dir", default=os.path.join(HERE, "..", "..", "shared", "data", "trec"))
     ap.add_argument("--output-dir", default=os.path.join(HERE, "results"))
+    ap.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render the .md from this JSON")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--method", help=argparse.SUPPRESS)
@@ -212,6 +213,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         return worker(args)
+    if args.render_from:
+        from bench_common import rerender
+
+        rerender(args.render_from, render)
+        return None
     if args.calls < 2:
         ap.error("`--calls` must be >= 2 (the first call of a process is reported apart).")
 
@@ -321,16 +327,15 @@ def main() -> None:
 
 
 def render(results: dict) -> str:
-    env = results["environment"]
+    from bench_common import md_table, provenance
+
     lines = [
         "# Fisher speed and memory: per-layer vs vmap vs per-sample loop, against a plain forward+backward",
         "",
-        f"{env['date']}, commit {env['git_commit'][:7]}, {env['cpu']} ({env['cpu_count']} cores shared with other "
-        f"work), {results['threads']} thread(s) per process, torch {env['versions']['torch']}. "
-        f"{results['rounds']} interleaved rounds ({', '.join(EXTRA)}: the first {results['extra_rounds']}), each "
-        "method a fresh process per round calling it "
-        f"{results['calls_per_process']} times. Load average (1, 5, 15 min) {results['loadavg']['start']} at the "
-        f"start, {results['loadavg']['end']} at the end.",
+        *provenance(results, "python benchmarks/bench_fisher.py"),
+        f"{results['threads']} thread(s) per measuring process. {results['rounds']} interleaved rounds "
+        f"({', '.join(EXTRA)}: the first {results['extra_rounds']}), each method a fresh process per round calling it "
+        f"{results['calls_per_process']} times.",
         "",
         "*warm*: median over the non-first calls of all rounds; *cold*: median first call of a process (the "
         f"per-layer path's one-off two-sample check runs there; {', '.join(EXTRA)} are called once per process, "
@@ -352,15 +357,15 @@ def render(results: dict) -> str:
             )
             + f"Load average during this model: {r['loadavg']['start']} -> {r['loadavg']['end']}.",
             "",
-            "| method | warm (s) | x plain | cold (s) | x plain | peak RSS (MB) | peak above start (MB) | x plain |",
-            "|---|---|---|---|---|---|---|---|",
         ]
-        for m, s in r["summary"].items():
-            lines.append(
-                f"| {m} | {s['warm_median_s']:.2f} | {s.get('time_vs_plain', float('nan')):.2f} | "
-                f"{s['cold_median_s']:.2f} | {s.get('cold_time_vs_plain', float('nan')):.2f} | "
-                f"{s['peak_rss_mb']:.0f} | {s['peak_above_start_mb']:.0f} | {s.get('memory_vs_plain', float('nan')):.2f} |"
-            )
+        header = ["method", "warm (s)", "x plain", "cold (s)", "x plain", "peak RSS (MB)", "peak above start (MB)"]
+        rows = [
+            [m, f"{s['warm_median_s']:.2f}", f"{s.get('time_vs_plain', float('nan')):.2f}", f"{s['cold_median_s']:.2f}",
+             f"{s.get('cold_time_vs_plain', float('nan')):.2f}", f"{s['peak_rss_mb']:.0f}",
+             f"{s['peak_above_start_mb']:.0f}", f"{s.get('memory_vs_plain', float('nan')):.2f}"]
+            for m, s in r["summary"].items()
+        ]  # fmt: skip
+        lines += md_table([*header, "x plain"], rows)
         v = r["values_max_rel_diff"]
         if v:
             lines += [

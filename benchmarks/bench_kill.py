@@ -10,6 +10,7 @@ Written to benchmarks/results/kill.md and .json.
 
     flock /tmp/hf_unlearn_bench.lock python benchmarks/bench_kill.py               # 10 kills per command
     python benchmarks/bench_kill.py --kills 3 --signal SIGINT --no_write
+    python benchmarks/bench_kill.py --render-from benchmarks/results/kill.json   # .md only
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import REPO_ROOT, environment, loadavg, log, verdict
+from bench_common import REPO_ROOT, environment, loadavg, log, md_table, provenance, rerender, verdict
 
 TRAIN = [
     "--num_train_epochs", "3", "--learning_rate", "3e-3", "--per_device_train_batch_size", "16",
@@ -126,13 +127,54 @@ def run_command(name: str, cmd: list[str], folder: Path, kills: int, rng: random
             "kills": rows, "final_run_clean": final_ok}  # fmt: skip
 
 
+def render_md(record: dict) -> str:
+    results = record["results"]
+    kills = len(results[0]["kills"])
+    command = f"bench_kill.py --kills {kills} --seed {record['seed']} --signal {record['signal']}"
+    lines = [
+        "# Killing train and forget at random moments",
+        "",
+        *provenance(record, f"flock /tmp/hf_unlearn_bench.lock python benchmarks/{command}"),
+        "Each command is run once uninterrupted (its duration, and the window in which its staging folder exists, "
+        "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or, once its staging "
+        "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
+        "new folder), and after the next run's first step no temporary folder beside it.",
+        "",
+    ]
+    header = ["command", "uninterrupted run (writing)", "kills", "killed before the swap", "of which while writing",
+              "previous folder byte-identical", "killed after the swap (new folder whole)", "finished first",
+              "strays after the next run", "all ok"]  # fmt: skip
+    rows = []
+    for r in results:
+        killed = [k for k in r["kills"] if k["outcome"] == "killed"]
+        intact = sum(k["identical"] for k in killed)
+        swapped = sum(k["outcome"] == "killed after the swap" and k["ok"] for k in r["kills"])
+        stray = sum(bool(k["strays_after_next_run"]) for k in r["kills"])
+        ok = all(k["ok"] for k in r["kills"]) and r["final_run_clean"]
+        window = f"{r['uninterrupted_s']} s ({r['writing_window_s'][0]}-{r['writing_window_s'][1]} s)"
+        finished = sum(k["outcome"] == "finished first" for k in r["kills"])
+        rows.append([f"`{r['command']}`", window, len(r["kills"]), len(killed),
+                     sum(k["staging_at_kill"] for k in killed), f"{intact}/{len(killed)}", swapped, finished, stray,
+                     verdict(ok)])  # fmt: skip
+    lines += md_table(header, rows)
+    lines += ["", "Kill moments (s) and exit status:", ""]
+    for r in results:
+        moments = ", ".join(f"{k['at_s']} ({k['exit']})" for k in r["kills"])
+        lines.append(f"- `{r['command']}`: {moments}")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10, help="Kills per command.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill moments.")
     parser.add_argument("--signal", default="SIGKILL", choices=["SIGKILL", "SIGINT", "SIGTERM"])
     parser.add_argument("--no_write", action="store_true", help="Do not write benchmarks/results/kill.*")
+    parser.add_argument("--render-from", metavar="JSON", help="measure nothing: re-render the .md from this JSON")
     args = parser.parse_args()
+    if args.render_from:
+        rerender(args.render_from, render_md)
+        return
     sig = getattr(signal, args.signal)
     rng = random.Random(args.seed)
     load_before = loadavg()
@@ -157,40 +199,7 @@ def main() -> None:
         "loadavg_after": loadavg(),
         "environment": environment(),
     }
-    lines = [
-        "# Killing train and forget at random moments",
-        "",
-        f"`python benchmarks/bench_kill.py --kills {args.kills} --seed {args.seed} --signal {args.signal}` "
-        f"(under `flock /tmp/hf_unlearn_bench.lock`); {record['wall_s']} s, load average "
-        f"{load_before} before, {record['loadavg_after']} after; commit {record['environment'].get('git_commit')}.",
-        "",
-        "Each command is run once uninterrupted (its duration, and the window in which its staging folder exists, "
-        "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or, once its staging "
-        "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
-        "new folder), and after the next run's first step no temporary folder beside it.",
-        "",
-        "| command | uninterrupted run (writing) | kills | killed before the swap | of which while writing | "
-        "previous folder byte-identical | killed after the swap (new folder whole) | finished first | "
-        "strays after the next run | all ok |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        killed = [k for k in r["kills"] if k["outcome"] == "killed"]
-        intact = sum(k["identical"] for k in killed)
-        swapped = sum(k["outcome"] == "killed after the swap" and k["ok"] for k in r["kills"])
-        stray = sum(bool(k["strays_after_next_run"]) for k in r["kills"])
-        ok = all(k["ok"] for k in r["kills"]) and r["final_run_clean"]
-        lines.append(
-            f"| `{r['command']}` | {r['uninterrupted_s']} s ({r['writing_window_s'][0]}-{r['writing_window_s'][1]} s) | "
-            f"{len(r['kills'])} | {len(killed)} | {sum(k['staging_at_kill'] for k in killed)} | "
-            f"{intact}/{len(killed)} | {swapped} | {sum(k['outcome'] == 'finished first' for k in r['kills'])} | "
-            f"{stray} | {verdict(ok)} |"
-        )
-    lines += ["", "Kill moments (s) and exit status:", ""]
-    for r in results:
-        moments = ", ".join(f"{k['at_s']} ({k['exit']})" for k in r["kills"])
-        lines.append(f"- `{r['command']}`: {moments}")
-    text = "\n".join(lines) + "\n"
+    text = render_md(record)
     print(text)
     if not args.no_write:
         out = Path(REPO_ROOT) / "benchmarks" / "results"
