@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import random
 import shlex
@@ -69,31 +68,6 @@ def hf_unlearn(*argv: str) -> None:
     subprocess.run([sys.executable, "-m", "hf_unlearn.cli", *argv], check=True)
 
 
-def publish(model_dir: str, audit_file: str, output_dir: str) -> str:
-    """The unlearned folder again, with the audit in its report and card: what is uploaded."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from hf_unlearn import MnemonicCodebook, UnlearningConfig
-    from hf_unlearn.hub import save_unlearned
-    from hf_unlearn.report import UnlearningReport
-
-    report = UnlearningReport.load(model_dir)
-    with open(audit_file, encoding="utf-8") as f:
-        audit = json.load(f)
-    keys = ("forget_classes", "forget_labels", "metrics", "original", "retrained", "standing", "retrained_range",
-            "js_retrained_reference", "two_sided", "indistinguishable", "distinguisher_reference", "settings")  # fmt: skip
-    report.audit = {k: audit[k] for k in keys if k in audit}  # the measurements, not the local folder names
-    return save_unlearned(
-        output_dir,
-        AutoModelForSequenceClassification.from_pretrained(model_dir),
-        report,
-        processing_class=AutoTokenizer.from_pretrained(model_dir),
-        codebook=MnemonicCodebook.from_pretrained(model_dir),
-        config=UnlearningConfig.from_pretrained(model_dir),
-        overwrite_output_dir=True,
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", default="flow-texts", help="Folder for the data and every model.")
@@ -117,7 +91,10 @@ def main() -> None:
     refs = [f"{w}/refs/seed-{i}" for i in range(int(args.num_seeds))]
     hf_unlearn("audit", "--model_dir", f"{w}/minilm-no-weather", *common, "--original", f"{w}/minilm",
                "--retrained", *refs, "--output_file", f"{w}/audit.json", "--overwrite_output_file")  # fmt: skip
-    out = publish(f"{w}/minilm-no-weather", f"{w}/audit.json", f"{w}/published")
+    from hf_unlearn.hub import save_with_audit
+
+    # the unlearned folder again, with the audit in its report and card: what is uploaded
+    out = save_with_audit(f"{w}/minilm-no-weather", f"{w}/audit.json", f"{w}/published")
     print(f"\npublished folder: {out} (README.md holds the depth section); upload it with\n"
           f"  hf-unlearn push --folder {out} --repo_id <user>/minilm-topics-no-weather")  # fmt: skip
 

@@ -525,6 +525,36 @@ def test_card_depth_section_from_the_audit():
     assert "No model retrained without the targeted classes was given" in section
 
 
+def test_save_with_audit_publishes_the_audit_measurements_in_report_and_card(tmp_path):
+    model = _model()
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.5], image_std=[0.5])
+    codebook = MnemonicCodebook.for_model(model)
+    folder = hub.save_unlearned(tmp_path / "no13", model, _report(), processing_class=processor, codebook=codebook)
+    before = _folder_bytes(folder)
+    audit = {**_audit(), "model_dir": str(tmp_path / "no13"), "retrained_dirs": [str(tmp_path / "r0")]}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+
+    for bad, argument in [(tmp_path / "missing.json", "audit"), ({"standing": {}}, "audit")]:
+        with pytest.raises(ValueError, match=f"`{argument}`"):
+            hub.save_with_audit(folder, bad, tmp_path / "out")
+    with pytest.raises(ValueError, match="`model_dir`"):
+        hub.save_with_audit(tmp_path, tmp_path / "audit.json", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+    out = hub.save_with_audit(folder, tmp_path / "audit.json", tmp_path / "out")
+    assert _folder_bytes(folder) == before  # the unlearned folder is read, never written
+    saved = UnlearningReport.load(out)
+    assert saved.audit == {k: v for k, v in _audit().items() if k in hub.publish.AUDIT_KEYS}
+    assert "model_dir" not in saved.audit and str(tmp_path) not in json.dumps(saved.audit)
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "## How deep is the forgetting?" in card and "Not measured" not in card
+    assert "| linear-probe accuracy | 0.9800 | 0.9900 | 0.8400 – 0.8600 | above by 0.120 |" in card
+    files = set(_folder_bytes(out))
+    assert {"model.safetensors", "preprocessor_config.json", "mnemonic_codes.safetensors", REPORT_FILE} <= files
+    reloaded = ViTForImageClassification.from_pretrained(out)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
+
+
 def test_chart_is_skipped_with_a_note_without_matplotlib(tmp_path, monkeypatch, caplog):
     import sys
 

@@ -6,7 +6,8 @@
   [`plot_per_class_accuracy`] (needs matplotlib, skipped with a note in the log without it).
 - ``lineage``: the pretrained checkpoint (a Hub id) training started from, recorded with the codes and named as
   ``base_model`` on every card; the processing class saved in the folder a model was loaded from.
-- ``publish``: [`check_output_dir`], [`save_unlearned`] (written beside the target, renamed into place) and
+- ``publish``: [`check_output_dir`], [`save_unlearned`] (written beside the target, renamed into place),
+  [`save_with_audit`] (the same folder again with a forgetting audit in report and card) and
   [`push_unlearned`] (a failed upload raises [`HubPushError`] and leaves the folder as it was).
 - ``trainer``: [`UnlearningCardMixin`] / [`UnlearningTrainer`], [`attach_card_to_trainer`] and [`on_push_begin`],
   so that ``Trainer.push_to_hub()`` publishes the same files and card, and no saved training argument holds a token.
@@ -31,7 +32,14 @@ from .card import (
     render_training_card,
 )
 from .chart import CHART_FILE, plot_per_class_accuracy
-from .publish import HubPushError, check_output_dir, push_unlearned, save_unlearned, write_card_files
+from .publish import (
+    HubPushError,
+    check_output_dir,
+    push_unlearned,
+    save_unlearned,
+    save_with_audit,
+    write_card_files,
+)
 from .trainer import UnlearningCardMixin, attach_card_to_trainer, on_push_begin, token_free_args
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "render_model_card",
     "render_training_card",
     "save_unlearned",
+    "save_with_audit",
     "token_free_args",
     "write_card_files",
 ]

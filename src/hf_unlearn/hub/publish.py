@@ -3,6 +3,7 @@
 - [`check_output_dir`] refuses, before any work, a folder that would lose the user's data.
 - [`save_unlearned`] writes the whole folder into a temporary folder beside the target and renames it into place, so
   an interrupt never leaves a half-written folder that looks complete and a replaced folder keeps no stale file.
+- [`save_with_audit`] saves such a folder again with a forgetting audit in its report and card.
 - [`push_unlearned`] uploads such a folder; a failed upload raises [`HubPushError`] and leaves the folder as it was.
 
 Only the main process writes files or pushes. Tokens are handed to ``huggingface_hub`` and never written or logged.
@@ -431,6 +432,69 @@ def save_unlearned(
         raise
     logger.info("Saved the unlearned model, its report and model card to %s", output_dir)
     return output_dir
+
+
+# What a published report keeps of an ``hf-unlearn audit`` JSON: the measurements, not the local folders compared.
+AUDIT_KEYS = ("forget_classes", "forget_labels", "metrics", "original", "retrained", "standing", "retrained_range",
+              "js_retrained_reference", "two_sided", "indistinguishable", "distinguisher_reference", "settings")  # fmt: skip
+
+
+def save_with_audit(
+    model_dir: str | os.PathLike,
+    audit: str | os.PathLike | dict[str, Any],
+    output_dir: str | os.PathLike,
+    *,
+    overwrite_output_dir: bool = True,
+) -> str:
+    """Saves the unlearned folder ``model_dir`` again into ``output_dir`` with a forgetting audit in its report and
+    card (the "How deep is the forgetting?" section), ready for [`push_unlearned`].
+
+    Args:
+        model_dir: a folder written by [`save_unlearned`] (``hf-unlearn forget``): model, report, codes, config.
+        audit: the JSON file ``hf-unlearn audit`` wrote, or ``ForgettingAudit.to_dict()``; only its measurements
+            (``AUDIT_KEYS``) are kept.
+        output_dir: the folder to write (see [`save_unlearned`]); it must not be ``model_dir``.
+        overwrite_output_dir: replace an existing non-empty ``output_dir`` whole.
+
+    Returns:
+        ``output_dir`` as a string.
+    """
+    import transformers
+
+    from ..mnemonic.codebook import CODES_CONFIG_FILE, MnemonicCodebook
+    from ..report import REPORT_FILE
+    from ..unlearning_config import CONFIG_FILE, UnlearningConfig
+    from .lineage import source_processing_class
+
+    model_dir = str(model_dir)
+    if not os.path.isfile(os.path.join(model_dir, REPORT_FILE)) or not os.path.isfile(
+        os.path.join(model_dir, "config.json")
+    ):
+        raise ValueError(f"`model_dir` {model_dir!r} holds no unlearned model ({REPORT_FILE} and config.json).")
+    if not isinstance(audit, dict):
+        try:
+            with open(audit, encoding="utf-8") as f:
+                audit = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"`audit` {str(audit)!r} could not be read as an audit JSON file ({e}).") from e
+    if not isinstance(audit, dict) or not isinstance(audit.get("metrics"), dict):
+        raise ValueError("`audit` holds no `metrics`: give the file `hf-unlearn audit` wrote.")
+    report = UnlearningReport.load(model_dir)
+    report.audit = {k: audit[k] for k in AUDIT_KEYS if k in audit}
+    arch = (transformers.AutoConfig.from_pretrained(model_dir).architectures or [""])[0]
+    vision = arch.endswith("ForImageClassification")
+    auto = transformers.AutoModelForImageClassification if vision else transformers.AutoModelForSequenceClassification
+    model = auto.from_pretrained(model_dir)
+    codes, config = (os.path.isfile(os.path.join(model_dir, name)) for name in (CODES_CONFIG_FILE, CONFIG_FILE))
+    return save_unlearned(
+        output_dir,
+        model,
+        report,
+        processing_class=source_processing_class(model),
+        codebook=MnemonicCodebook.from_pretrained(model_dir) if codes else None,
+        config=UnlearningConfig.from_pretrained(model_dir) if config else None,
+        overwrite_output_dir=overwrite_output_dir,
+    )
 
 
 def _publishable_adapter_config(folder: str) -> None:
