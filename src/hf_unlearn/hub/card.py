@@ -243,15 +243,9 @@ def describe_method(report: UnlearningReport) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- verification
-_EVIDENCE = {
-    "codes": "the mnemonic codes",
-    "forget_dataset": "the forget samples",
-    "eval_dataset": "the evaluation data",
-}
-
-
 def _evidence(details: Mapping[str, Any]) -> dict[str, float]:
-    """``{evidence name: highest accuracy on a targeted class}`` from ``details["verification_checks"]``."""
+    """``{evidence key: highest accuracy on a targeted class}`` from ``details["verification_checks"]`` (the template
+    names the keys: ``codes``, ``forget_dataset``, ``eval_dataset``)."""
     checks = details.get("verification_checks")
     out = {}
     for key, check in checks.items() if isinstance(checks, Mapping) else []:
@@ -259,7 +253,7 @@ def _evidence(details: Mapping[str, Any]) -> dict[str, float]:
         values = [_number(v) for v in per_class.values()] if isinstance(per_class, Mapping) else []
         values = [v for v in values if v is not None]
         if values:
-            out[_EVIDENCE.get(key, str(key))] = max(values)
+            out[str(key)] = max(values)
     return out
 
 
@@ -345,17 +339,26 @@ def _range(values: list[float]) -> str:
     return _fmt(lo) if lo == hi else f"{_fmt(lo)} – {_fmt(hi)}"
 
 
-def _standing_text(standing: Any) -> str:
-    if standing is None:
-        return "–"
-    s = str(standing)
-    return "within the retrained range" if s == "within" else s
+# Measures of what the features still hold (a class hidden at the output, not removed, stays high on these).
+_INTERNAL_MEASURES = (
+    "probe_forget_accuracy",
+    "prototype_forget_accuracy",
+    "relearn_forget_accuracy",
+    "relearn_time",
+    "ain",
+    "reset_relearn_forget_accuracy",
+)
+
+
+def _text(standing: Any) -> str | None:
+    return None if standing is None else str(standing)
 
 
 def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Rows and facts of the "How deep is the forgetting?" card section from ``report.audit`` (the template words
-    the summary: measures ``within`` / ``outside`` the retrained range, whether a ``hidden`` internal measure is
-    outside it, the retrained models' mutual JS ``js_reference``); ``None`` without an audit.
+    them: each row's measure ``(label, relearn steps or None)``, values and raw standing; measures ``within`` /
+    ``outside`` / ``below`` the retrained range, whether a ``hidden`` internal measure is above it, the retrained
+    models' mutual JS ``js_reference``); ``None`` without an audit.
 
     ``audit`` is ``ForgettingAudit.to_dict()``: ``{"metrics": {...}, "original": {...} | None, "retrained": [{...}],
     "standing": {metric: "within" | "above by x" | ...}}``; ``relearn_forget_accuracy`` maps steps to accuracy.
@@ -367,7 +370,7 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
     retrained = [r for r in (audit.get("retrained") or []) if isinstance(r, Mapping)]
     standing = audit.get("standing") if isinstance(audit.get("standing"), Mapping) else {}
 
-    rows, meanings, within, outside, below = [], [], [], [], []
+    rows, meanings, within, outside, below, internal = [], [], [], [], [], []
     for key, (label, meaning) in _AUDIT_ROWS.items():
         value = metrics.get(key)
         if value is None:
@@ -381,29 +384,30 @@ def depth_section(audit: Mapping[str, Any] | None) -> dict[str, Any] | None:
                 st = standing.get(key)
                 st = st.get(k, st.get(str(k))) if isinstance(st, Mapping) else standing.get(f"{key}@{k}", st)
                 rows.append(
-                    (f"{label} after {k} step(s)", _fmt(_number(value[k])), _fmt(_number(orig) if orig is not None
-                     else None), _range([v for v in ref if v is not None]), _standing_text(st))
+                    ((label, k), _fmt(_number(value[k])), _fmt(_number(orig) if orig is not None else None),
+                     _range([v for v in ref if v is not None]), _text(st))
                 )  # fmt: skip
-                (within if str(st) == "within" else outside if st is not None else []).append(f"{label} ({k})")
-                (below if str(st).startswith("below") else []).append(f"{label} ({k})")
+                (within if str(st) == "within" else outside if st is not None else []).append((label, k))
+                (below if str(st).startswith("below") else []).append((label, k))
+                (internal if key in _INTERNAL_MEASURES else []).append((label, k))
             continue
         ref = [_number(r.get(key)) for r in retrained]
         st = standing.get(key)
         censored = key == "relearn_time" and metrics.get("relearn_time_censored")
         rows.append(
             (
-                label,
+                (label, None),
                 ("≥ " if censored else "") + _fmt(_number(value)),
                 _fmt(_number(original.get(key))) if original else "–",
                 _range([v for v in ref if v is not None]),
-                _standing_text(st),
+                _text(st),
             )
         )
-        (within if str(st) == "within" else outside if st is not None else []).append(label)
-        (below if str(st).startswith("below") else []).append(label)
+        (within if str(st) == "within" else outside if st is not None else []).append((label, None))
+        (below if str(st).startswith("below") else []).append((label, None))
+        (internal if key in _INTERNAL_MEASURES else []).append((label, None))
 
-    internal = ("linear-probe", "prototype-attack", "relearn", "reset", "AIN")
-    hidden = [m for m in outside if m.startswith(internal) and m not in below]  # above the range: still there
+    hidden = [m for m in outside if m in internal and m not in below]  # above the range: still there
     reference = _number(audit.get("js_retrained_reference"))
     reference = _fmt(reference) if reference is not None and "js_to_retrained" in metrics else None
     return {
@@ -637,9 +641,9 @@ def render_model_card(
         metric_rows = [(_METRIC_LABELS.get(k, _cell(k)), _fmt(before.get(k)), _fmt(after.get(k))) for k in keys]
 
     fingerprint, fingerprint_computed = _request_fingerprint(report)
-    changed = report.num_parameters_changed
-    total = report.num_parameters_total
-    parameters_changed = f"{changed:,} of {total:,} ({100.0 * changed / total:.2f}%)" if total else f"{changed:,}"
+    changed, total = report.num_parameters_changed, report.num_parameters_total
+    parameters_changed = {"count": f"{changed:,}", "total": f"{total:,}" if total else None}
+    parameters_changed["percent"] = f"{100.0 * changed / total:.2f}" if total else None
     codebook_info = None
     if codebook is not None:
         codebook_info = {
