@@ -251,6 +251,7 @@ def test_unwrap_model_strips_parallel_and_compile_wrappers_in_any_order():
     assert unwrap_model(torch.compile(net)) is net
     assert unwrap_model(nn.DataParallel(torch.compile(net))) is net  # compile inside the parallel wrapper
     assert unwrap_model(torch.compile(nn.DataParallel(net))) is net
+    assert unwrap_model("model") == "model"  # not a module: returned as given, for the caller's own error
 
 
 @pytest.mark.parametrize("world", [2, 3])

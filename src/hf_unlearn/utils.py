@@ -30,7 +30,10 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     a compile wrapper only outside the parallel one (``DDP(torch.compile(m))`` needs a second pass).
     """
     from accelerate.utils import extract_model_from_parallel
+    from torch import nn
 
+    if not isinstance(model, nn.Module):  # callers check the type and name the argument in their own error
+        return model
     while True:
         inner = extract_model_from_parallel(model, keep_torch_compile=False)
         if inner is model:
