@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from bench_common import REPO_ROOT, environment, loadavg, log, md_table, provenance, rerender, verdict
+from bench_common import REPO_ROOT, environment, loadavg, log, md_header, md_table, rerender, verdict
 
 from hf_unlearn.scripts import COMMANDS as SCRIPTS
 
@@ -59,9 +59,7 @@ def time_help(command: str, repeats: int) -> list[float]:
 
 def render_md(result: dict) -> str:
     lines = [
-        "# `hf-unlearn --help` start-up time",
-        "",
-        *provenance(result, "python benchmarks/bench_cli_startup.py"),
+        *md_header("`hf-unlearn --help` start-up time", result, "python benchmarks/bench_cli_startup.py"),
         f"Median of {result['repeats']} fresh processes per command (`python -m hf_unlearn.cli <command> --help`), "
         f"target < {TARGET_S:g} s for `hf-unlearn --help` (a command's --help may import transformers: no target).",
         "",

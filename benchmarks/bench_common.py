@@ -172,6 +172,12 @@ def provenance(result: dict[str, Any], command: str) -> list[str]:
     ]
 
 
+def md_header(title: str, result: dict[str, Any], command: str) -> list[str]:
+    """The opening lines of every benchmark's markdown: the title, a warning for ``--quick`` runs, [`provenance`]."""
+    quick = ["> **Quick smoke configuration (`--quick`)**: tiny budgets, numbers are not meaningful.", ""]
+    return [f"# {title}", "", *(quick if result.get("quick") else []), *provenance(result, command)]
+
+
 def rerender(json_path: str, render: Callable[[dict[str, Any]], str]) -> str:
     """``--render-from``: renders the saved ``json_path`` again into the ``.md`` beside it (measures nothing)."""
     with open(json_path, encoding="utf-8") as f:

@@ -57,6 +57,9 @@ TARGET = 1.5
 
 
 # ---------------------------------------------------------------------- worker (one method, one process)
+TITLE = "Fisher speed and memory: per-layer vs vmap vs per-sample loop, against a plain forward+backward"
+
+
 def _status_mb(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -327,12 +330,10 @@ def main() -> None:
 
 
 def render(results: dict) -> str:
-    from bench_common import md_table, provenance
+    from bench_common import md_header, md_table
 
     lines = [
-        "# Fisher speed and memory: per-layer vs vmap vs per-sample loop, against a plain forward+backward",
-        "",
-        *provenance(results, "python benchmarks/bench_fisher.py"),
+        *md_header(TITLE, results, "python benchmarks/bench_fisher.py"),
         f"{results['threads']} thread(s) per measuring process. {results['rounds']} interleaved rounds "
         f"({', '.join(EXTRA)}: the first {results['extra_rounds']}), each method a fresh process per round calling it "
         f"{results['calls_per_process']} times.",

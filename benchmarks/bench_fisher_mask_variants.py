@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_common import REPO_ROOT, environment, loadavg, log, md_table, mean_std, provenance, rerender  # noqa: E402
+from bench_common import REPO_ROOT, environment, loadavg, log, md_header, md_table, mean_std, rerender  # noqa: E402
 from bench_unlearning import DigitsScenario, select_classes, train_with, training_args  # noqa: E402
 
 from hf_unlearn import FisherUnlearner, UnlearningConfig, audit_forgetting, compute_fisher  # noqa: E402
@@ -67,6 +67,9 @@ VARIANTS = (
 MNEMONIC_ROW = "mnemonic (deep default, codes only; for comparison)"
 AUDIT = dict(relearn_steps=[1, 3, 10], relearn_max_steps=30, relearn_lr=1e-3, batch_size=64)
 KEYS = ("forget_error", "retain_accuracy", "probe_forget_accuracy", "prototype_forget_accuracy")
+
+
+TITLE = "Fisher masking variants on the digits ViT: depth against retained accuracy (validation split)"
 
 
 def split(ds):
@@ -245,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
 def render(result: dict[str, Any]) -> str:
     names = ["original", "retrained (mean of 3)"] + [v[0] for v in VARIANTS] + [MNEMONIC_ROW]
     out = [
-        "# Fisher masking variants on the digits ViT: depth against retained accuracy (validation split)",
-        "",
-        *provenance(result, "python benchmarks/bench_fisher_mask_variants.py"),
+        *md_header(TITLE, result, "python benchmarks/bench_fisher_mask_variants.py"),
         f"{result['n_train']} training / {result['n_val']} validation samples of the digits TRAIN split (the test split is not used); originals seeds "
         f"{result['seeds']}, 3 models retrained without the forget classes per case (seeds 10-12). See the script's "
         "docstring for the variants. Mean ± std over the cases and seeds (each case x seed is one value); "

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_common import REPO_ROOT, environment, loadavg, log, md_table, provenance, rerender, verdict
+from bench_common import REPO_ROOT, environment, loadavg, log, md_header, md_table, rerender, verdict
 
 TRAIN = [
     "--num_train_epochs", "3", "--learning_rate", "3e-3", "--per_device_train_batch_size", "16",
@@ -35,6 +35,9 @@ TRAIN = [
     "--max_train_samples", "400", "--max_eval_samples", "100", "--save_strategy", "epoch",
     "--logging_strategy", "no", "--disable_tqdm", "true", "--report_to", "none",
 ]  # fmt: skip
+
+
+LOCK = "/tmp/hf_unlearn_bench.lock"  # the benchmarks' shared lock
 
 
 def env() -> dict[str, str]:
@@ -132,9 +135,7 @@ def render_md(record: dict) -> str:
     kills = len(results[0]["kills"])
     command = f"bench_kill.py --kills {kills} --seed {record['seed']} --signal {record['signal']}"
     lines = [
-        "# Killing train and forget at random moments",
-        "",
-        *provenance(record, f"flock /tmp/hf_unlearn_bench.lock python benchmarks/{command}"),
+        *md_header("Killing train and forget at random moments", record, f"flock {LOCK} python benchmarks/{command}"),
         "Each command is run once uninterrupted (its duration, and the window in which its staging folder exists, "
         "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or, once its staging "
         "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "

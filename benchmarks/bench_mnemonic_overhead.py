@@ -38,9 +38,12 @@ import transformers
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_mnemonic_training as base  # noqa: E402
-from bench_common import md_table, provenance, rerender, verdict  # noqa: E402
+from bench_common import md_header, md_table, rerender, verdict  # noqa: E402
 
 TARGET_OVERHEAD = base.TARGET_OVERHEAD
+
+
+TITLE = "MnemonicTrainer training-time overhead: many short ABBA pairs"
 
 
 def timed_train(scn, kind: str, seed: int, outdir: str, max_steps: int) -> tuple[float, float]:
@@ -102,9 +105,7 @@ def run_pairs(scn, pairs: int, max_steps: int, tmp: str) -> dict[str, Any]:
 
 def render_md(result: dict[str, Any]) -> str:
     L = [
-        "# MnemonicTrainer training-time overhead: many short ABBA pairs",
-        "",
-        *provenance(result, "python benchmarks/bench_mnemonic_overhead.py"),
+        *md_header(TITLE, result, "python benchmarks/bench_mnemonic_overhead.py"),
         "Each pair trains the same model (same seed, data order, hyper-parameters and steps) once with plain "
         "`Trainer` and once with `MnemonicTrainer`. Consecutive pairs alternate which trainer goes first. The "
         "statistic is the median over pairs of mnemonic / plain time. It is robust to the core speed drifting "

@@ -55,7 +55,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from bench_common import environment, loadavg, log, mean_std, provenance, training_args, verdict  # noqa: E402
+from bench_common import environment, loadavg, log, md_header, md_table, mean_std, training_args, verdict  # noqa: E402
 from transformers import PrinterCallback, Trainer, TrainerCallback  # noqa: E402
 
 from hf_unlearn import MnemonicCodebook, MnemonicTrainer  # noqa: E402
@@ -438,13 +438,8 @@ def pct(x: float, digits: int = 1) -> str:
 
 
 def render_md(result: dict[str, Any]) -> str:
-    L: list[str] = []
-    L.append("# MnemonicTrainer vs plain `Trainer`: accuracy, code accuracy, training time")
-    L.append("")
-    if result["quick"]:
-        L.append("> **Quick smoke configuration (`--quick`)**: tiny budgets, numbers are not meaningful.")
-        L.append("")
-    L += provenance(result, "python benchmarks/bench_mnemonic_training.py")
+    title = "MnemonicTrainer vs plain `Trainer`: accuracy, code accuracy, training time"
+    L = md_header(title, result, "python benchmarks/bench_mnemonic_training.py")
     L.append(
         "Both trainers get the same seed (model init, data order; the mnemonic run also draws its codes from "
         "it), the same hyper-parameters and the same number of steps. Runs are interleaved (plain and "
@@ -461,31 +456,24 @@ def render_md(result: dict[str, Any]) -> str:
     # targets table
     L.append("## Targets")
     L.append("")
-    L.append("| scenario | target | measured | verdict |")
-    L.append("|---|---|---|---|")
+    rows = []
     for name, sc in result["scenarios"].items():
         if sc["status"] != "ran":
-            L.append(f"| {name} | all | skipped: {sc.get('reason', '')} | n/a |")
+            rows.append([name, "all", f"skipped: {sc.get('reason', '')}", "n/a"])
             continue
         t = sc["summary"]["targets"]
-        L.append(
-            f"| {name} | clean test acc within 1 pt of plain (mean over {len(sc['seeds'])} seed(s)) | "
-            f"{t['clean_acc_within_1pt']['value'] * 100:+.2f} pt | {verdict(t['clean_acc_within_1pt']['pass'])} |"
-        )
-        L.append(
-            f"| {name} | code acc >= 99% (worst seed) | {pct(t['code_acc_ge_99']['value'])}% | "
-            f"{verdict(t['code_acc_ge_99']['pass'])} |"
-        )
-        L.append(
-            f"| {name} | train-time overhead <= 5% (median/median - 1) | "
-            f"{t['time_overhead_le_5pct']['value'] * 100:+.1f}% | {verdict(t['time_overhead_le_5pct']['pass'])} |"
-        )
-        L.append(
-            f"| {name} | same, on CPU time of `train()` (cross-check, insensitive to other load) | "
-            f"{t['cpu_time_overhead_le_5pct']['value'] * 100:+.1f}% | "
-            f"{verdict(t['cpu_time_overhead_le_5pct']['pass'])} |"
-        )
-    L.append("")
+        seeds = len(sc["seeds"])
+        rows += [
+            [name, f"clean test acc within 1 pt of plain (mean over {seeds} seed(s))",
+             f"{t['clean_acc_within_1pt']['value'] * 100:+.2f} pt", verdict(t["clean_acc_within_1pt"]["pass"])],
+            [name, "code acc >= 99% (worst seed)", f"{pct(t['code_acc_ge_99']['value'])}%",
+             verdict(t["code_acc_ge_99"]["pass"])],
+            [name, "train-time overhead <= 5% (median/median - 1)", f"{t['time_overhead_le_5pct']['value'] * 100:+.1f}%",
+             verdict(t["time_overhead_le_5pct"]["pass"])],
+            [name, "same, on CPU time of `train()` (cross-check, insensitive to other load)",
+             f"{t['cpu_time_overhead_le_5pct']['value'] * 100:+.1f}%", verdict(t["cpu_time_overhead_le_5pct"]["pass"])],
+        ]  # fmt: skip
+    L += [*md_table(["scenario", "target", "measured", "verdict"], rows), ""]
 
     for name, sc in result["scenarios"].items():
         L.append(f"## Scenario `{name}`")
@@ -503,30 +491,37 @@ def render_md(result: dict[str, Any]) -> str:
             f"{', '.join(sc['run_order'])}."
         )
         L.append("")
-        L.append(
-            "| seed | trainer | test acc | code acc | p(true class) on codes, mean | train loss | train time (s) "
-            "| CPU time (s) | steps | ms/step (mean) | ms/step (median) | load avg before |"
-        )
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for r in sorted(sc["runs"], key=lambda r: (r["seed"], r["kind"] != "plain")):
-            L.append(
-                f"| {r['seed']} | {r['kind']} | {pct(r['test_acc'], 2)} | {pct(r['code_acc'])} | "
-                f"{r['code_p_true_mean']:.3f} | {r['train_loss']:.4f} | {r['train_time_s']:.1f} | {r['train_cpu_time_s']:.1f} | {r['steps']} | "
-                f"{1000 * r['s_per_step']:.1f} | {1000 * r['step_time_median_s']:.1f} | {r['loadavg_before'][0] if r['loadavg_before'] else '?'} |"
-            )
-        L.append("")
+        header = [
+            "seed",
+            "trainer",
+            "test acc",
+            "code acc",
+            "p(true class) on codes, mean",
+            "train loss",
+            "train time (s)",
+            "CPU time (s)",
+            "steps",
+            "ms/step (mean)",
+            "ms/step (median)",
+            "load avg before",
+        ]
+        rows = [
+            [r["seed"], r["kind"], pct(r["test_acc"], 2), pct(r["code_acc"]), f"{r['code_p_true_mean']:.3f}",
+             f"{r['train_loss']:.4f}", f"{r['train_time_s']:.1f}", f"{r['train_cpu_time_s']:.1f}", r["steps"],
+             f"{1000 * r['s_per_step']:.1f}", f"{1000 * r['step_time_median_s']:.1f}",
+             r["loadavg_before"][0] if r["loadavg_before"] else "?"]
+            for r in sorted(sc["runs"], key=lambda r: (r["seed"], r["kind"] != "plain"))
+        ]  # fmt: skip
+        L += [*md_table(header, rows), ""]
         s = sc["summary"]
-        L.append("| trainer | test acc mean ± std | code acc mean (min) | train time median (s) | runs (s) |")
-        L.append("|---|---|---|---|---|")
-        for k in ("plain", "mnemonic"):
-            v = s[k]
-            L.append(
-                f"| {k} | {pct(v['test_acc_mean'], 2)} ± {pct(v['test_acc_std'], 2)} | "
-                f"{pct(v['code_acc_mean'])} ({pct(v['code_acc_min'])}) | {v['train_time_median_s']:.1f} | "
-                + ", ".join(f"{x:.1f}" for x in v["train_time_s"])
-                + " |"
-            )
-        L.append("")
+        header = ["trainer", "test acc mean ± std", "code acc mean (min)", "train time median (s)", "runs (s)"]
+        rows = [
+            [k, f"{pct(s[k]['test_acc_mean'], 2)} ± {pct(s[k]['test_acc_std'], 2)}",
+             f"{pct(s[k]['code_acc_mean'])} ({pct(s[k]['code_acc_min'])})", f"{s[k]['train_time_median_s']:.1f}",
+             ", ".join(f"{x:.1f}" for x in s[k]["train_time_s"])]
+            for k in ("plain", "mnemonic")
+        ]  # fmt: skip
+        L += [*md_table(header, rows), ""]
         p = s["paired"]
         L.append(
             "- Paired clean-accuracy difference (mnemonic - plain, same seed): "

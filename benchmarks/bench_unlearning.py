@@ -88,7 +88,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # the Fisher passes' progress bars w
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from bench_common import environment, loadavg, log, md_table, mean_std, provenance, training_args, verdict  # noqa: E402
+from bench_common import environment, loadavg, log, md_header, md_table, mean_std, training_args, verdict  # noqa: E402
 from transformers import PrinterCallback, Trainer  # noqa: E402
 
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
@@ -956,13 +956,8 @@ def fmt_ratio(stat: dict[str, Any] | None, as_speedup: bool = False) -> str:
 
 
 def render_md(result: dict[str, Any]) -> str:
-    L: list[str] = []
-    L.append("# Class unlearning: hf_unlearn methods vs retraining and fine-tuning")
-    L.append("")
-    if result["quick"]:
-        L.append("> **Quick smoke configuration (`--quick`)**: tiny budgets, the numbers mean nothing.")
-        L.append("")
-    L += provenance(result, "python benchmarks/bench_unlearning.py")
+    title = "Class unlearning: hf_unlearn methods vs retraining and fine-tuning"
+    L = md_header(title, result, "python benchmarks/bench_unlearning.py")
     L.append(
         "Every method starts from a copy of the same original model per seed. E_F = error on the forget "
         "classes' test samples, A_R = accuracy on the remaining classes' test samples, A_test = accuracy on the "
