@@ -537,8 +537,12 @@ def test_save_with_audit_publishes_the_audit_measurements_in_report_and_card(tmp
     for bad, argument in [(tmp_path / "missing.json", "audit"), ({"standing": {}}, "audit")]:
         with pytest.raises(ValueError, match=f"`{argument}`"):
             hub.save_with_audit(folder, bad, tmp_path / "out")
-    with pytest.raises(ValueError, match="`model_dir`"):
+    with pytest.raises(ValueError, match="`model_dir`.*no unlearned model"):
         hub.save_with_audit(tmp_path, tmp_path / "audit.json", tmp_path / "out")
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    with pytest.raises(ValueError, match="`model_dir`.*PEFT adapter"):
+        hub.save_with_audit(tmp_path / "adapter", tmp_path / "audit.json", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
     out = hub.save_with_audit(folder, tmp_path / "audit.json", tmp_path / "out")

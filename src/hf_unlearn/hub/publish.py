@@ -467,9 +467,9 @@ def save_with_audit(
     from .lineage import source_processing_class
 
     model_dir = str(model_dir)
-    if not os.path.isfile(os.path.join(model_dir, REPORT_FILE)) or not os.path.isfile(
-        os.path.join(model_dir, "config.json")
-    ):
+    if os.path.isfile(os.path.join(model_dir, "adapter_config.json")):
+        raise ValueError(f"`model_dir` {model_dir!r} holds a PEFT adapter; give a folder with the full model.")
+    if not all(os.path.isfile(os.path.join(model_dir, name)) for name in (REPORT_FILE, "config.json")):
         raise ValueError(f"`model_dir` {model_dir!r} holds no unlearned model ({REPORT_FILE} and config.json).")
     if not isinstance(audit, dict):
         try:
