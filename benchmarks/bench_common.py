@@ -132,9 +132,10 @@ def training_args(
 
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
     """Lines of a markdown table: ``header``, the separator (``align``: one ``l`` or ``r`` per column, left where
-    not given) and one line per row of already formatted cells."""
+    not given) and one line per row of already formatted cells (an empty cell is ``| |``)."""
     sep = "|" + "|".join("---:" if i < len(align) and align[i] == "r" else "---" for i in range(len(header))) + "|"
-    return ["| " + " | ".join(header) + " |", sep, *("| " + " | ".join(str(c) for c in row) + " |" for row in rows)]
+    line = lambda cells: "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"  # noqa: E731
+    return [line(header), sep, *(line(row) for row in rows)]
 
 
 def _load_of(result: dict[str, Any]) -> tuple[Any, Any]:

@@ -980,11 +980,10 @@ def render_md(result: dict[str, Any]) -> str:
         '"cases" = how many single cases meet the target.'
     )
     L.append("")
-    L.append("| scenario | target | measured | cases | verdict |")
-    L.append("|---|---|---|---|---|")
+    rows = []
     for name, sc in result["scenarios"].items():
         if sc["status"] != "ran":
-            L.append(f"| {name} | all | skipped: {sc.get('reason', '')} | | n/a |")
+            rows.append([name, "all", f"skipped: {sc.get('reason', '')}", "", "n/a"])
             continue
         for key, tg in sc["summary"]["targets"].items():
             v = tg["value"]
@@ -1006,8 +1005,8 @@ def render_md(result: dict[str, Any]) -> str:
             else:
                 val = f"{100 * v:.1f}%"
             target = tg["target"].replace("|", "\\|")
-            L.append(f"| {name} | {target} | {val} | {tg['cases_ok']} | {verdict(tg['pass'])} |")
-    L.append("")
+            rows.append([name, target, val, tg["cases_ok"], verdict(tg["pass"])])
+    L += [*md_table(["scenario", "target", "measured", "cases", "verdict"], rows), ""]
 
     for name, sc in result["scenarios"].items():
         L.append(f"## Scenario `{name}`")
@@ -1054,33 +1053,28 @@ def render_md(result: dict[str, Any]) -> str:
         )
         L.append("")
         ms = sc["summary"]["methods"]
-        L.append(
-            "| method | E_F | A_R | A_R drop vs original (pts) | A_test | MIA AUC | \\|MIA - retrain MIA\\| | "
-            "time (s) | time / retrain time | speed-up vs SSD | speed-up vs fine-tune |"
-        )
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        header = ["method", "E_F", "A_R", "A_R drop vs original (pts)", "A_test", "MIA AUC", "\\|MIA - retrain MIA\\|",
+                  "time (s)", "time / retrain time", "speed-up vs SSD", "speed-up vs fine-tune"]  # fmt: skip
         ran = [m for m in METHODS if any(m in c["methods"] for c in sc["cases"])]  # not those added after the run
+        rows = []
         for m in METHODS:
             s = ms.get(m, {})
             if not s.get("n_cases"):
                 if m in (sc["config"].get("skip_methods") or ()) or m not in ran:
                     continue  # left out with --skip-methods (said in the notes), or not in the script then
-                L.append(f"| {METHOD_LABELS[m]} | failed in every case | | | | | | | | | |")
+                rows.append([METHOD_LABELS[m], "failed in every case", *[""] * 9])
                 continue
             fail = f" ({s['n_failed']} failed)" if s.get("n_failed") else ""
-            L.append(
-                f"| {METHOD_LABELS[m]}{fail} | {pm(s['forget_error'])} | {pm(s['retain_accuracy'])} | "
-                f"{pm(s['retain_drop'])} | {pm(s['test_accuracy'])} | {pm(s['mia_auc'], 1, 3)} | "
-                f"{pm(s['mia_gap'], 1, 3)} | "
-                + (
-                    " | ".join(["—"] * 4)
-                    if m == "original"
-                    else f"{fmt_time(s['time_s'])} | {fmt_ratio(s['time_frac_retrain'])} | "
-                    f"{fmt_ratio(s['speedup_vs_ssd'], True)} | {fmt_ratio(s['speedup_vs_finetune'], True)}"
-                )
-                + " |"
-            )
-        L.append("")
+            times = (
+                ["—"] * 4
+                if m == "original"
+                else [fmt_time(s["time_s"]), fmt_ratio(s["time_frac_retrain"]), fmt_ratio(s["speedup_vs_ssd"], True),
+                      fmt_ratio(s["speedup_vs_finetune"], True)]
+            )  # fmt: skip
+            rows.append([f"{METHOD_LABELS[m]}{fail}", pm(s["forget_error"]), pm(s["retain_accuracy"]),
+                         pm(s["retain_drop"]), pm(s["test_accuracy"]), pm(s["mia_auc"], 1, 3), pm(s["mia_gap"], 1, 3),
+                         *times])  # fmt: skip
+        L += [*md_table(header, rows), ""]
         # per case
         L.append("Per case: E_F / A_R (%) and time (s).")
         L.append("")
@@ -1190,15 +1184,8 @@ def render_depth_md(sc: dict[str, Any]) -> list[str]:
     )
     L.append("")
     heads = [title for _, title in AUDIT_COLUMNS]
-    L.append(
-        "| method | " + " | ".join(heads) + " | above the retrained max (cases): probe / prototype / relearn@10 |"
-    )
-    L.append("|---|" + "---|" * (len(heads) + 1))
-    L.append(
-        f"| retrained references ({ref['n_models']} models, pooled) | "
-        + " | ".join(_cell(ref.get(k), k) for k, _ in AUDIT_COLUMNS)
-        + " | — |"
-    )
+    ref_row = [f"retrained references ({ref['n_models']} models, pooled)"]
+    rows = [[*ref_row, *(_cell(ref.get(k), k) for k, _ in AUDIT_COLUMNS), "—"]]
     for m in METHODS:
         s = ms.get(m, {})
         if not s.get("audit_time_s", {}).get("values"):
@@ -1208,12 +1195,9 @@ def render_depth_md(sc: dict[str, Any]) -> list[str]:
             f"{sum(s[f'audit_above_{k}']['values'])}/{n}"
             for k in ("probe_forget_accuracy", "prototype_forget_accuracy", "relearn_forget_accuracy@10")
         )
-        L.append(
-            f"| {METHOD_LABELS[m]} | "
-            + " | ".join(_cell(s.get(f"audit_{k}"), k) for k, _ in AUDIT_COLUMNS)
-            + f" | {above} |"
-        )
-    L.append("")
+        rows.append([METHOD_LABELS[m], *(_cell(s.get(f"audit_{k}"), k) for k, _ in AUDIT_COLUMNS), above])
+    header = ["method", *heads, "above the retrained max (cases): probe / prototype / relearn@10"]
+    L += [*md_table(header, rows), ""]
     costs = [x for m in METHODS for x in ms.get(m, {}).get("audit_cost_frac_retrain", {}).get("values", [])]
     times = [x for m in METHODS for x in ms.get(m, {}).get("audit_time_s", {}).get("values", [])]
     if costs:
