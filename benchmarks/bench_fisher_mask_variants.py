@@ -249,7 +249,8 @@ def render(result: dict[str, Any]) -> str:
     names = ["original", "retrained (mean of 3)"] + [v[0] for v in VARIANTS] + [MNEMONIC_ROW]
     out = [
         *md_header(TITLE, result, "python benchmarks/bench_fisher_mask_variants.py"),
-        f"{result['n_train']} training / {result['n_val']} validation samples of the digits TRAIN split (the test split is not used); originals seeds "
+        f"{result['n_train']} training / {result['n_val']} validation samples of the digits TRAIN split (the test "
+        f"split is not used); originals seeds "
         f"{result['seeds']}, 3 models retrained without the forget classes per case (seeds 10-12). See the script's "
         "docstring for the variants. Mean ± std over the cases and seeds (each case x seed is one value); "
         "validation accuracies on the forget classes (probe, prototype) and the remaining classes (A_R).",

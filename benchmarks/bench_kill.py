@@ -138,7 +138,8 @@ def render_md(record: dict) -> str:
         *md_header("Killing train and forget at random moments", record, f"flock {LOCK} python benchmarks/{command}"),
         "Each command is run once uninterrupted (its duration, and the window in which its staging folder exists, "
         "i.e. it writes), then killed at moments drawn uniformly over the run (even kills) or, once its staging "
-        "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous folder byte-identical (or, if the run finished first, a complete "
+        "folder appears, uniformly over the length of the writing window (odd kills). After every kill: the previous "
+        "folder byte-identical (or, if the run finished first, a complete "
         "new folder), and after the next run's first step no temporary folder beside it.",
         "",
     ]
