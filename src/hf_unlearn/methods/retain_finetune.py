@@ -164,6 +164,37 @@ PROBE_ROWS = (64, 512)
 
 
 @torch.no_grad()
+def head_features(
+    model: nn.Module, readers: list[tuple[DatasetReader, list[int]]], data_collator: Any
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per ``(reader, indices)``: the output layer's input features (flattened, float, on the CPU) and the labels of
+    those rows, the model in eval mode (its train/eval flags restored)."""
+    from .common import classification_head
+
+    head = dict(model.named_modules())[classification_head(model)[0].rsplit(".", 1)[0]]
+    grabbed: list[torch.Tensor] = []
+    hook = head.register_forward_pre_hook(lambda module, args: grabbed.append(args[0].detach().float().cpu()))
+    modes = {m: m.training for m in model.modules()}
+    device = next(model.parameters()).device
+    out = []
+    try:
+        model.eval()
+        for reader, idx in readers:
+            labels = []
+            for s in range(0, len(idx), 64):
+                batch = reader.batch(idx[s : s + 64], data_collator)
+                labels.append(torch.as_tensor(batch.pop("labels")).long())
+                model(**send_to_device(batch, device))
+            x = torch.cat(grabbed) if grabbed else torch.zeros(0, 0)
+            grabbed.clear()
+            out.append((x.reshape(len(x), -1), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)))
+    finally:
+        hook.remove()
+        for m, was in modes.items():
+            m.train(was)
+    return out
+
+
 def probe_losses(
     model: nn.Module,
     forget: DatasetReader,
@@ -182,33 +213,10 @@ def probe_losses(
     """
     from sklearn.linear_model import LogisticRegression
 
-    from .common import classification_head
-
-    head = dict(model.named_modules())[classification_head(model)[0].rsplit(".", 1)[0]]
-    grabbed: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda module, args: grabbed.append(args[0].detach().float().cpu()))
-    modes = {m: m.training for m in model.modules()}
-    device = next(model.parameters()).device
-
-    def features(reader: DatasetReader, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        labels = []
-        for s in range(0, len(idx), 64):
-            batch = reader.batch(idx[s : s + 64], data_collator)
-            labels.append(torch.as_tensor(batch.pop("labels")).long())
-            model(**send_to_device(batch, device))
-        x = torch.cat(grabbed)
-        grabbed.clear()
-        return x.reshape(len(x), -1), torch.cat(labels)
-
-    try:
-        model.eval()
-        pick = torch.randperm(retain.n, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
-        x_r, y_r = features(retain, sorted(pick))
-        x_f, y_f = features(forget, list(range(forget.n)))
-    finally:
-        hook.remove()
-        for m, was in modes.items():
-            m.train(was)
+    pick = torch.randperm(retain.n, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
+    (x_r, y_r), (x_f, y_f) = head_features(
+        model, [(retain, sorted(pick)), (forget, list(range(forget.n)))], data_collator
+    )
     big = torch.full((len(y_f),), float("inf"))
     if len(torch.unique(y_r)) < 2:  # nothing to fit: every retained row of one class
         return torch.where(y_f == y_r[0], torch.zeros(len(y_f)), big)
@@ -237,6 +245,58 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
     return top if float(binom.sf(k - 1, n, share)) < p_value else None
 
 
+# Unnamed poison (a backdoor whose rows are named only in part): retained rows of the poison's target class that a
+# linear classifier of the output layer's input features puts with the named poisoned rows rather than with the rest
+# of that class are forgotten too (see [`suspected_poison`]). Module-level defaults for now (configuration fields to be).
+SUSPECT_POISON = True
+SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a forward pass each)
+SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
+
+
+def suspected_poison(
+    model: nn.Module,
+    forget: DatasetReader,
+    retain: DatasetReader,
+    data_collator: Any,
+    *,
+    target: int,
+    forget_labels: Any,
+    retain_labels: Any,
+    seed: int,
+    max_rows: int = SUSPECT_MAX_ROWS,
+    threshold: float = SUSPECT_THRESHOLD,
+) -> list[int]:
+    """Retained rows that look like unnamed copies of the named poisoned rows: indices into ``retain``.
+
+    When the forget rows are relabelled to one ``target`` class ([`poison_target`]), the poisoned rows the user did
+    not name sit among the retained rows of that class, and the model represents them like the named ones (the
+    trigger it learned), not like the class's genuine rows. A logistic regression (class-balanced, C=0.1) separates
+    the named rows of class ``target`` from the retained rows of that class on the output layer's input features; each
+    retained row is scored by a model fitted without it (5-fold cross-fitting), and those scored above ``threshold``
+    are returned. Genuine rows of the class score low (the classifier can only separate the trigger's direction).
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    named = np.flatnonzero(np.asarray(forget_labels) == target).tolist()
+    candidates = np.flatnonzero(np.asarray(retain_labels) == target)
+    if len(named) < 2 or len(candidates) < 2:
+        return []
+    if len(candidates) > max_rows:
+        rng = np.random.default_rng(int(seed))
+        candidates = np.sort(rng.choice(candidates, max_rows, replace=False))
+    candidates = candidates.tolist()
+    (x_n, _), (x_c, _) = head_features(model, [(forget, named), (retain, candidates)], data_collator)
+    x = torch.cat([x_n, x_c])
+    x = ((x - x.mean(0)) / (x.std(0) + 1e-6)).numpy()
+    y = np.r_[np.ones(len(named)), np.zeros(len(candidates))]
+    folds = StratifiedKFold(n_splits=min(5, len(named)), shuffle=True, random_state=int(seed))
+    score = cross_val_predict(
+        LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000), x, y, cv=folds, method="predict_proba"
+    )[len(named) :, 1]
+    return [c for c, p in zip(candidates, score) if p > threshold]
+
+
 class NegGradPlus(UnlearningMethod):
     """Fine-tuning on the retained rows with forget-loss ascent up to chance level in its first part (rows only)."""
 
@@ -258,16 +318,30 @@ class NegGradPlus(UnlearningMethod):
         chance = math.log(model.config.num_labels)
         targets = torch.full((forget.n,), chance)  # per forget row, the loss the ascent pushes it up to
         target_mode = cfg.forget_ascent_target
+        forget_labels = labels_of(request.forget_dataset, "forget_dataset")
+        retain_labels = labels_of(request.retain_dataset, "retain_dataset")
+        poisoned = poison_target(forget_labels, retain_labels)
         if target_mode == "auto":  # rows relabelled to one class (a backdoor): chance; otherwise the probe's loss
-            poisoned = poison_target(
-                labels_of(request.forget_dataset, "forget_dataset"),
-                labels_of(request.retain_dataset, "retain_dataset"),
-            )
             target_mode = "probe" if poisoned is None else "chance"
         if ascent_steps and target_mode == "probe":
             rows = min(PROBE_ROWS[1], max(PROBE_ROWS[0], steps * batch // 2))
             probe = probe_losses(model, forget, retain, request.data_collator, seed=cfg.seed, max_rows=rows)
             targets = torch.minimum(probe, targets)
+        suspects: list[int] = []
+        if ascent_steps and poisoned is not None and SUSPECT_POISON:  # unnamed poison: forgotten too, at chance
+            suspects = suspected_poison(
+                model,
+                forget,
+                retain,
+                request.data_collator,
+                target=poisoned,
+                forget_labels=forget_labels,
+                retain_labels=retain_labels,
+                seed=cfg.seed,
+            )
+            targets = torch.cat([targets, torch.full((len(suspects),), chance)])
+        kept = torch.tensor(sorted(set(range(retain.n)) - set(suspects)), dtype=torch.long)
+        n_pool = forget.n + len(suspects)  # ascent rows: the forget rows, then the suspects (retained rows)
         params = dict(model.named_parameters())
         trainable = [params[n] for n in request.parameters]
         flags = {n: p.requires_grad for n, p in params.items()}
@@ -303,16 +377,22 @@ class NegGradPlus(UnlearningMethod):
                     if cfg.finetune_max_seconds is not None and time.perf_counter() - t0 >= cfg.finetune_max_seconds:
                         stopped = f"finetune_max_seconds {cfg.finetune_max_seconds} reached"
                         break
-                    if len(order) < min(batch, retain.n):
-                        order += torch.randperm(retain.n, generator=gen).tolist()
-                    idx, order = order[: min(batch, retain.n)], order[min(batch, retain.n) :]
+                    if len(order) < min(batch, len(kept)):
+                        order += kept[torch.randperm(len(kept), generator=gen)].tolist()
+                    idx, order = order[: min(batch, len(kept))], order[min(batch, len(kept)) :]
                     loss = loss_of(retain, idx)
                     retain_loss = float(loss.detach())
                     if taken < ascent_steps:
-                        f_idx = torch.randint(forget.n, (batch,), generator=gen)
-                        f_loss = loss_of(forget, f_idx.tolist(), per_row=True)
+                        f_idx = torch.randint(n_pool, (batch,), generator=gen)
+                        named, extra = f_idx[f_idx < forget.n], f_idx[f_idx >= forget.n]
+                        parts = [loss_of(forget, named.tolist(), per_row=True)] if len(named) else []
+                        if len(extra):
+                            suspect_idx = [suspects[i - forget.n] for i in extra.tolist()]
+                            parts.append(loss_of(retain, suspect_idx, per_row=True))
+                        f_loss = torch.cat(parts)
                         forget_loss = float(f_loss.detach().mean())
-                        loss = loss + torch.relu(targets[f_idx].to(device) - f_loss).mean()
+                        f_targets = targets[torch.cat([named, extra])].to(device)
+                        loss = loss + torch.relu(f_targets - f_loss).mean()
                         ascent_taken += 1
                     if not torch.isfinite(loss):
                         raise RuntimeError(
@@ -336,6 +416,8 @@ class NegGradPlus(UnlearningMethod):
             "ascent_steps": ascent_taken,
             "ascent_target": target_mode if ascent_steps else None,
             "mean_ascent_target": float(targets.mean()),
+            "poison_target": poisoned,
+            "suspected_poison_rows": len(suspects),
             "budget_source": plan["budget_source"],
             "learning_rate_source": plan["learning_rate_source"],
             "final_retain_loss": retain_loss,
