@@ -251,6 +251,8 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
 SUSPECT_POISON = True
 SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a forward pass each)
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
+SUSPECT_MAX_MEDIAN = 0.1  # ... only when the class's median row scores below this (the named rows stand apart)
+SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
 
 
 def suspected_poison(
@@ -265,6 +267,8 @@ def suspected_poison(
     seed: int,
     max_rows: int = SUSPECT_MAX_ROWS,
     threshold: float = SUSPECT_THRESHOLD,
+    max_median: float = SUSPECT_MAX_MEDIAN,
+    rounds: int = SUSPECT_ROUNDS,
 ) -> list[int]:
     """Retained rows that look like unnamed copies of the named poisoned rows: indices into ``retain``.
 
@@ -273,7 +277,10 @@ def suspected_poison(
     trigger it learned), not like the class's genuine rows. A logistic regression (class-balanced, C=0.1) separates
     the named rows of class ``target`` from the retained rows of that class on the output layer's input features; each
     retained row is scored by a model fitted without it (5-fold cross-fitting), and those scored above ``threshold``
-    are returned. Genuine rows of the class score low (the classifier can only separate the trigger's direction).
+    are suspects, provided the median retained row of the class scores below ``max_median``: the classifier then tells
+    the named rows apart from the class as a whole (a trigger), where rows that are merely of that class (a deletion
+    request within one class) score about as high as the named ones and nothing is returned. The suspects join the
+    named rows for up to ``rounds`` rounds.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -289,12 +296,22 @@ def suspected_poison(
     (x_n, _), (x_c, _) = head_features(model, [(forget, named), (retain, candidates)], data_collator)
     x = torch.cat([x_n, x_c])
     x = ((x - x.mean(0)) / (x.std(0) + 1e-6)).numpy()
-    y = np.r_[np.ones(len(named)), np.zeros(len(candidates))]
-    folds = StratifiedKFold(n_splits=min(5, len(named)), shuffle=True, random_state=int(seed))
-    score = cross_val_predict(
-        LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000), x, y, cv=folds, method="predict_proba"
-    )[len(named) :, 1]
-    return [c for c, p in zip(candidates, score) if p > threshold]
+    positive = np.r_[np.ones(len(named), dtype=bool), np.zeros(len(candidates), dtype=bool)]
+    for _ in range(rounds):
+        folds = StratifiedKFold(n_splits=min(5, int(positive.sum())), shuffle=True, random_state=int(seed))
+        score = cross_val_predict(
+            LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000),
+            x,
+            positive,
+            cv=folds,
+            method="predict_proba",
+        )[:, 1]
+        rest = ~positive
+        found = rest & (score > threshold)
+        if np.median(score[rest]) >= max_median or not found.any() or found.sum() == rest.sum():
+            break
+        positive = positive | found
+    return [c for c, p in zip(candidates, positive[len(named) :]) if p]
 
 
 class NegGradPlus(UnlearningMethod):
