@@ -243,7 +243,7 @@ def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
         y[rows] = TARGET_CLASS
         if scenario == "backdoor_partial":  # only some of the poisoned rows are named
             poisoned = rows.tolist()
-            rows = np.sort(rng.choice(rows, max(1, int(round(NAMED * k))), replace=False))
+            rows = np.sort(rng.choice(rows, max(1, int(round(getattr(task, "named", NAMED) * k))), replace=False))
     else:
         rows = np.sort(rng.choice(n, k, replace=False))
         if scenario == "mislabeled":
@@ -680,7 +680,7 @@ DESCRIPTIONS = {
     "never saw them, so it predicts their wrong label rarely: 'rows at training label' is the wrong-label rate.",
     "backdoor": "A 2x2 bright patch was stamped on 3% of the training images (none of class 0), relabelled 0; those "
     "rows are forgotten. 'attack success' = stamped test images of other classes predicted 0.",
-    "backdoor_partial": "As backdoor, but only 25% of the poisoned rows are named and forgotten (the rest stay in the "
+    "backdoor_partial": "As backdoor, but only {named:.0%} of the poisoned rows are named and forgotten (the rest stay in the "
     "retained rows). 'retrain' is retraining without the named rows (which keeps the backdoor); 'retrain without every "
     "poisoned row' is the corrective goal.",
     "random": "A random 5% of the training rows are forgotten. They should look like held-out rows, as they do to a "
@@ -756,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trec-train-size", type=int, default=1000, help="trec: training questions (CPU budget)")
     p.add_argument("--trec-heldout", type=int, default=300, help="trec: held-out training questions")
     p.add_argument("--trec-test-size", type=int, default=None, help="trec: test questions (default all 500)")
+    p.add_argument("--named", type=float, default=NAMED, help="backdoor_partial: fraction of poisoned rows named")
     p.add_argument("--methods", nargs="+", default=list(METHODS[2:]), choices=METHODS[2:] + OPTIONAL_METHODS)
     p.add_argument("--recipe-variants", nargs="+", default=[], help="extra neggrad_plus rows: 'field=value,...'")
     p.add_argument("--validation", type=float, default=None, help="digits: hold out this fraction of the training "
@@ -789,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     load_start = loadavg()
     task = TrecTask(args) if trec else DigitsTask(args)
+    task.named = args.named
     if args.reverify:
         reverify(args.reverify, task)
         return 0
@@ -816,7 +818,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_seed(task, scenario, seed, args) for seed in args.seeds]
         s = summarise(runs)
         result["scenarios"][scenario] = {
-            "description": DESCRIPTIONS[scenario],
+            "description": DESCRIPTIONS[scenario].format(named=args.named),
             "runs": runs,
             "summary": s,
             "targets": targets(scenario, s),

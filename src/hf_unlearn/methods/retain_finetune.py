@@ -13,6 +13,11 @@ no further (``relu(target - loss)``: rows are pushed to what an unseen row would
   deletion request) is pushed only to about a held-out row's loss, a row whose label nothing retained supports
   (mislabeled) further.
 
+When the forget rows are relabelled to one class (a backdoor) and only part of the poisoned rows is named, the rest
+sit among the retained rows: [`suspected_poison`] finds the retained rows of that class that the model represents like
+the named ones rather than like the class's other rows, and they are forgotten with them (ascent to chance, left out
+of the fine-tuning; ``details["suspected_poison_rows"]`` counts them).
+
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
 the ``trainer_state.json`` that ``Trainer`` writes (the model's folder, else its last ``checkpoint-*``), else from the
@@ -251,7 +256,8 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
 SUSPECT_POISON = True
 SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a forward pass each)
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
-SUSPECT_MAX_MEDIAN = 0.1  # ... only when the class's median row scores below this (the named rows stand apart)
+SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
+SUSPECT_NULL_DRAWS = 4  # sets of random rows of the class standing in for the named ones (the null)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
 
 
@@ -267,7 +273,8 @@ def suspected_poison(
     seed: int,
     max_rows: int = SUSPECT_MAX_ROWS,
     threshold: float = SUSPECT_THRESHOLD,
-    max_median: float = SUSPECT_MAX_MEDIAN,
+    null_ratio: float = SUSPECT_NULL_RATIO,
+    null_draws: int = SUSPECT_NULL_DRAWS,
     rounds: int = SUSPECT_ROUNDS,
 ) -> list[int]:
     """Retained rows that look like unnamed copies of the named poisoned rows: indices into ``retain``.
@@ -277,10 +284,10 @@ def suspected_poison(
     trigger it learned), not like the class's genuine rows. A logistic regression (class-balanced, C=0.1) separates
     the named rows of class ``target`` from the retained rows of that class on the output layer's input features; each
     retained row is scored by a model fitted without it (5-fold cross-fitting), and those scored above ``threshold``
-    are suspects, provided the median retained row of the class scores below ``max_median``: the classifier then tells
-    the named rows apart from the class as a whole (a trigger), where rows that are merely of that class (a deletion
-    request within one class) score about as high as the named ones and nothing is returned. The suspects join the
-    named rows for up to ``rounds`` rounds.
+    are suspects. Only when the named rows stand apart from the class as a whole: the median retained row must score
+    below ``null_ratio`` times what it scores when ``null_draws`` sets of random rows of the class stand in for the
+    named ones (rows that are merely of that class, a deletion request within one class, score like such a set, and
+    nothing is returned). The suspects join the named rows for up to ``rounds`` rounds.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -289,27 +296,32 @@ def suspected_poison(
     candidates = np.flatnonzero(np.asarray(retain_labels) == target)
     if len(named) < 2 or len(candidates) < 2:
         return []
+    rng = np.random.default_rng(int(seed))
     if len(candidates) > max_rows:
-        rng = np.random.default_rng(int(seed))
         candidates = np.sort(rng.choice(candidates, max_rows, replace=False))
     candidates = candidates.tolist()
     (x_n, _), (x_c, _) = head_features(model, [(forget, named), (retain, candidates)], data_collator)
     x = torch.cat([x_n, x_c])
     x = ((x - x.mean(0)) / (x.std(0) + 1e-6)).numpy()
-    positive = np.r_[np.ones(len(named), dtype=bool), np.zeros(len(candidates), dtype=bool)]
-    for _ in range(rounds):
+
+    def scores(positive: np.ndarray) -> np.ndarray:
         folds = StratifiedKFold(n_splits=min(5, int(positive.sum())), shuffle=True, random_state=int(seed))
-        score = cross_val_predict(
-            LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000),
-            x,
-            positive,
-            cv=folds,
-            method="predict_proba",
-        )[:, 1]
-        rest = ~positive
-        found = rest & (score > threshold)
-        if np.median(score[rest]) >= max_median or not found.any() or found.sum() == rest.sum():
+        probe = LogisticRegression(C=0.1, class_weight="balanced", max_iter=1000)
+        return cross_val_predict(probe, x, positive, cv=folds, method="predict_proba")[:, 1]
+
+    positive = np.r_[np.ones(len(named), dtype=bool), np.zeros(len(candidates), dtype=bool)]
+    null = []
+    for _ in range(null_draws):
+        drawn = np.zeros(len(x), dtype=bool)
+        drawn[rng.choice(len(x), len(named), replace=False)] = True
+        null.append(np.median(scores(drawn)[~drawn]))
+    for _ in range(rounds):
+        score = scores(positive)
+        found = ~positive & (score > threshold)
+        if not found.any() or found.sum() == (~positive).sum():
             break
+        if positive.sum() == len(named) and np.median(score[~positive]) >= null_ratio * float(np.mean(null)):
+            break  # the named rows do not stand apart from their class
         positive = positive | found
     return [c for c, p in zip(candidates, positive[len(named) :]) if p]
 
@@ -465,11 +477,18 @@ class NegGradPlus(UnlearningMethod):
 
     @classmethod
     def describe(cls, report: UnlearningReport) -> str:
-        h = report.hyperparameters or {}
+        h, d = report.hyperparameters or {}, report.details or {}
         return (
             f"The model was fine-tuned for {h.get('steps')} steps on the retained training rows (learning rate "
             f"{h.get('learning_rate')}), pushing the forgotten rows' loss up to chance level during the first "
-            f"{h.get('forget_ascent_fraction')} of the steps (`neggrad_plus`)." + rows_sentence(report)
+            f"{h.get('forget_ascent_fraction')} of the steps (`neggrad_plus`)."
+            + (
+                f" {d['suspected_poison_rows']} retained rows that the model represented like the forgotten poisoned "
+                "rows were forgotten with them."
+                if d.get("suspected_poison_rows")
+                else ""
+            )
+            + rows_sentence(report)
         )
 
 
