@@ -16,7 +16,8 @@ no further (``relu(target - loss)``: rows are pushed to what an unseen row would
 When the forget rows are relabelled to one class (a backdoor) and only part of the poisoned rows is named, the rest
 sit among the retained rows: [`suspected_poison`] finds the retained rows of that class that the model represents like
 the named ones rather than like the class's other rows, and they are forgotten with them (ascent to chance, left out
-of the fine-tuning; ``details["suspected_poison_rows"]`` counts them).
+of the fine-tuning; ``details["suspected_poison_rows"]`` counts them; rows that might be poison are left out of the
+fine-tuning only, ``details["left_out_rows"]``).
 
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
@@ -259,6 +260,7 @@ SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned 
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
 SUSPECT_NULL_DRAWS = 4  # sets of random rows of the class standing in for the named ones (the null)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
+SUSPECT_LEAVE_OUT = 0.2  # rows scored above this in the last round (not suspects) are left out of the fine-tuning
 
 
 def suspected_poison(
@@ -276,8 +278,10 @@ def suspected_poison(
     null_ratio: float = SUSPECT_NULL_RATIO,
     null_draws: int = SUSPECT_NULL_DRAWS,
     rounds: int = SUSPECT_ROUNDS,
-) -> list[int]:
-    """Retained rows that look like unnamed copies of the named poisoned rows: indices into ``retain``.
+    leave_out: float = SUSPECT_LEAVE_OUT,
+) -> tuple[list[int], list[int]]:
+    """Retained rows that look like unnamed copies of the named poisoned rows, and rows that might be: two lists of
+    indices into ``retain`` (``(suspects, doubtful)``).
 
     When the forget rows are relabelled to one ``target`` class ([`poison_target`]), the poisoned rows the user did
     not name sit among the retained rows of that class, and the model represents them like the named ones (the
@@ -287,7 +291,9 @@ def suspected_poison(
     are suspects. Only when the named rows stand apart from the class as a whole: the median retained row must score
     below ``null_ratio`` times what it scores when ``null_draws`` sets of random rows of the class stand in for the
     named ones (rows that are merely of that class, a deletion request within one class, score like such a set, and
-    nothing is returned). The suspects join the named rows for up to ``rounds`` rounds.
+    nothing is returned). The suspects join the named rows for up to ``rounds`` rounds; rows the last round scores
+    above ``leave_out`` are doubtful: the recipe leaves them out of its fine-tuning (so that it does not teach the
+    trigger again) without pushing them away (most are genuine rows of the class, which the model keeps knowing).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -295,7 +301,7 @@ def suspected_poison(
     named = np.flatnonzero(np.asarray(forget_labels) == target).tolist()
     candidates = np.flatnonzero(np.asarray(retain_labels) == target)
     if len(named) < 2 or len(candidates) < 2:
-        return []
+        return [], []
     rng = np.random.default_rng(int(seed))
     if len(candidates) > max_rows:
         candidates = np.sort(rng.choice(candidates, max_rows, replace=False))
@@ -315,15 +321,20 @@ def suspected_poison(
         drawn = np.zeros(len(x), dtype=bool)
         drawn[rng.choice(len(x), len(named), replace=False)] = True
         null.append(np.median(scores(drawn)[~drawn]))
+    doubtful = np.zeros(len(x), dtype=bool)
     for _ in range(rounds):
         score = scores(positive)
         found = ~positive & (score > threshold)
-        if not found.any() or found.sum() == (~positive).sum():
-            break
         if positive.sum() == len(named) and np.median(score[~positive]) >= null_ratio * float(np.mean(null)):
-            break  # the named rows do not stand apart from their class
+            return [], []  # the named rows do not stand apart from their class
+        if found.sum() == (~positive).sum():
+            break
+        doubtful = ~positive & ~found & (score > leave_out)
+        if not found.any():
+            break
         positive = positive | found
-    return [c for c, p in zip(candidates, positive[len(named) :]) if p]
+    rows = positive[len(named) :], doubtful[len(named) :]
+    return [c for c, p in zip(candidates, rows[0]) if p], [c for c, d in zip(candidates, rows[1]) if d]
 
 
 class NegGradPlus(UnlearningMethod):
@@ -357,8 +368,9 @@ class NegGradPlus(UnlearningMethod):
             probe = probe_losses(model, forget, retain, request.data_collator, seed=cfg.seed, max_rows=rows)
             targets = torch.minimum(probe, targets)
         suspects: list[int] = []
+        doubtful: list[int] = []
         if ascent_steps and poisoned is not None and SUSPECT_POISON:  # unnamed poison: forgotten too, at chance
-            suspects = suspected_poison(
+            suspects, doubtful = suspected_poison(
                 model,
                 forget,
                 retain,
@@ -369,7 +381,7 @@ class NegGradPlus(UnlearningMethod):
                 seed=cfg.seed,
             )
             targets = torch.cat([targets, torch.full((len(suspects),), chance)])
-        kept = torch.tensor(sorted(set(range(retain.n)) - set(suspects)), dtype=torch.long)
+        kept = torch.tensor(sorted(set(range(retain.n)) - set(suspects) - set(doubtful)), dtype=torch.long)
         n_pool = forget.n + len(suspects)  # ascent rows: the forget rows, then the suspects (retained rows)
         params = dict(model.named_parameters())
         trainable = [params[n] for n in request.parameters]
@@ -447,6 +459,7 @@ class NegGradPlus(UnlearningMethod):
             "mean_ascent_target": float(targets.mean()),
             "poison_target": poisoned,
             "suspected_poison_rows": len(suspects),
+            "left_out_rows": len(doubtful),
             "budget_source": plan["budget_source"],
             "learning_rate_source": plan["learning_rate_source"],
             "final_retain_loss": retain_loss,
