@@ -43,7 +43,7 @@ def backdoored(digits):
     y[poisoned] = TARGET
     model = tiny_vit(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=2, seed=0)
     g = torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)  # as the benchmark's recipe
     model.train()
     for _ in range(500):
         idx = torch.randperm(N_TRAIN, generator=g)[:32]
@@ -114,5 +114,14 @@ def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored, monkeypatch):
     _, asr_named_only, _ = run(False)
     with torch.no_grad():
         acc_before = float((base(pixel_values=x).logits.argmax(-1) == y).float().mean())
+    print(
+        "VALUES",
+        asr,
+        asr_named_only,
+        acc,
+        acc_before,
+        report.details["suspected_poison_rows"],
+        report.details["left_out_rows"],
+    )
     assert asr <= 0.05 and asr < asr_named_only  # 0.01 against 0.08 when written
     assert acc >= acc_before - 0.05
