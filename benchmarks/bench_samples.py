@@ -403,7 +403,14 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                 report = FisherUnlearner(cfg).unlearn(
                     model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
                 )
-                keys = ("steps", "ascent_steps", "budget_source", "mean_ascent_target", "suspected_poison_rows")
+                keys = (
+                    "steps",
+                    "ascent_steps",
+                    "budget_source",
+                    "mean_ascent_target",
+                    "suspected_poison_rows",
+                    "left_out_rows",
+                )
                 details = {k: report.details.get(k) for k in keys}
             elif method.endswith("_search"):  # one-shot edit, its strength chosen from the held-out rows
                 edit = method.removesuffix("_search")

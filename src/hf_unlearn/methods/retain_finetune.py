@@ -260,7 +260,8 @@ SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned 
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
 SUSPECT_NULL_DRAWS = 4  # sets of random rows of the class standing in for the named ones (the null)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
-SUSPECT_LEAVE_OUT = 0.2  # rows scored above this in the last round (not suspects) are left out of the fine-tuning
+SUSPECT_LEAVE_OUT = 0.2  # rows scored above this in the last round (not suspects) are left out of the fine-tuning,
+# at most as many as the suspects found (the rows missed are fewer than those found)
 
 
 def suspected_poison(
@@ -292,8 +293,10 @@ def suspected_poison(
     below ``null_ratio`` times what it scores when ``null_draws`` sets of random rows of the class stand in for the
     named ones (rows that are merely of that class, a deletion request within one class, score like such a set, and
     nothing is returned). The suspects join the named rows for up to ``rounds`` rounds; rows the last round scores
-    above ``leave_out`` are doubtful: the recipe leaves them out of its fine-tuning (so that it does not teach the
-    trigger again) without pushing them away (most are genuine rows of the class, which the model keeps knowing).
+    above ``leave_out``, the highest first and at most as many as the suspects, are doubtful: the recipe leaves them
+    out of its fine-tuning (so that it does not teach the trigger again) without pushing them away (many are genuine
+    rows of the class, which the model keeps knowing). With every poisoned row named, few rows are suspects, and
+    few are left out.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -321,7 +324,7 @@ def suspected_poison(
         drawn = np.zeros(len(x), dtype=bool)
         drawn[rng.choice(len(x), len(named), replace=False)] = True
         null.append(np.median(scores(drawn)[~drawn]))
-    doubtful = np.zeros(len(x), dtype=bool)
+    doubtful, score = np.zeros(len(x), dtype=bool), np.zeros(len(x))
     for _ in range(rounds):
         score = scores(positive)
         found = ~positive & (score > threshold)
@@ -333,8 +336,9 @@ def suspected_poison(
         if not found.any():
             break
         positive = positive | found
-    rows = positive[len(named) :], doubtful[len(named) :]
-    return [c for c, p in zip(candidates, rows[0]) if p], [c for c, d in zip(candidates, rows[1]) if d]
+    suspects = [c for c, p in zip(candidates, positive[len(named) :]) if p]
+    ranked = sorted(np.flatnonzero(doubtful[len(named) :]), key=lambda k: -score[len(named) + k])
+    return suspects, sorted(candidates[k] for k in ranked[: len(suspects)])
 
 
 class NegGradPlus(UnlearningMethod):
