@@ -1,65 +1,28 @@
 """Method ``mnemonic`` (default variant ``"deep"``): one-shot class forgetting from the mnemonic codes that removes
 the forgotten classes from the network's representation, not only from its output layer (``mnemonic_head``).
 
-**ViT-style pre-norm encoders** (a residual stream read through LayerNorms; a final LayerNorm feeds the head).
-The head tells a forgotten class ``f`` from the retained classes through one direction of the (normalised) residual
-stream, ``gamma * (W_f - mean_r W_r)`` (``gamma``: the final LayerNorm's weight). Its part that no retained row
-reads, plus ``alpha`` times its part shared with the retained rows, centred (so LayerNorm's mean subtraction leaves
-it alone), gives ``u_f``. Every module that *writes* into the residual stream (patch embedding, class token,
-position embeddings, every attention output and MLP output projection) is left-multiplied by
-``Q = I - U U^T``: ``u_f`` is then absent from the residual stream at every layer and token, and from the head's
-input.
+The head tells a forgotten class ``f`` from the retained ones through a direction of its input (``W_f - mean_r W_r``,
+or for a reader the gradient of that logit gap). Its part that no retained class reads, plus a share ``alpha`` of
+the part they share, is removed where the representation is formed, and every layer that reads it gets back a ridge
+prediction of the removed component from the remaining ones, fitted on the retained classes' codes (and
+``retain_dataset``): what the retained classes carried along it is predictable and comes back, what is specific to
+``f`` is not. Per plan (``plans.py``):
 
-The layers also used ``u_f`` for the retained classes. Every LayerNorm reader (query, key, value, MLP input, and
-the head's retained rows) gets back a *prediction* of the removed component from the remaining ones: a ridge
-regression fitted on the retained classes' codes pushed through the network (and on ``retain_dataset`` samples when
-given). What the retained inputs carry along ``u_f`` is predictable from the rest and comes back; what is specific
-to the forgotten class is not and stays lost. LayerNorm affine parameters are folded into the readers (exact), so
-a reader's weight becomes ``W diag(gamma) (I + U A^T)``. ``alpha`` is the first of 0.75, 0.5, 0.25, 0 at which
-the retained codes keep on average 85% of their margin and all stay correct (a narrow or weakly trained model gets
-a smaller share removed: less depth, retained accuracy kept); with ``retain_dataset`` the ladder starts at 1 and
-the retained samples' accuracy (at most 1 point lower) decides.
+- ``"vit"`` (pre-norm residual stream: ViT, DeiT, BEiT, Dinov2; the last stage of Swin and ConvNeXt): every module
+  that writes into the stream is left-multiplied by ``I - U U^T``; LayerNorm affines are folded into their readers,
+  which become ``W diag(gamma) (I + U A^T)``.
+- ``"pooler"`` (BERT) and ``"reader"`` (one module the head reads through: RoBERTa, ELECTRA, DistilBERT, ALBERT,
+  DeBERTa-v2, ModernBERT, MobileViT): that module reads its input through ``M (I - U U^T)``; with
+  ``forget_dataset`` the later half of the encoder's attention projections also stop reading the direction from
+  the retained codes' mean token to the forget samples' mean token.
 
-Each forgotten row of the head becomes the mean of the retained rows and its bias sits where a class the model
-never learned sits (the average gap of a losing retained class to the mean retained logit, read on the retained
-codes): ``logit_f - mean_r logit_r`` is that negative constant on *every* input, so ``f`` can never be predicted.
-
-**BERT-style models with a pooler** (post-norm; the head reads ``tanh(pooler(h_CLS))``): the pooler's input loses
-the directions through which the head's forget rows read it (``W_p^T ((1 - p^2) * (W_f - mean_r W_r))`` averaged
-over the forget codes and samples, ``p`` the pooler output), with the same ridge compensation, and the same head
-rewrite. With ``forget_dataset`` the edit also reaches the encoder: the attention (query, key, value) of each layer
-of the later half (never the first) reads the previous layer's output (every token) without the direction from the
-retained codes' mean token to each forgotten class's mean token (its samples), with the same ridge compensation
-fitted on the retained codes' tokens (``W <- W M Q``; a post-norm residual stream cannot be
-projected by folding into LayerNorm affines, its readers can). TREC MiniLM, forget LOC, validation split, two
-fine-tuned originals, 32 LOC samples (three disjoint sets): JS to the retrained models 0.08-0.10 (pooler edit
-0.14-0.16; 2x retrained-retrained 0.13), probe 0.87-0.93 (pooler edit 0.95-1.0, retrained 0.89-0.92), prototype
-attack 0.43-0.66 (mean over 10 shot draws 0.41-0.59; pooler edit 0.28 and 0.61, over 10 draws 0.52 and 0.68;
-retrained mean 0.53), retained accuracy -0.2 to +1.2 points from the original's. The same encoder edit with the
-single forget code as evidence (measured, not kept) gets the JS (0.06-0.08) and the
-probe (0.92-0.93) but leaves the prototype attack at 0.67-0.74, so the codes-only default keeps the pooler edit alone.
-**Other plans** (``plans.py``): BEiT and Dinov2 take the ViT edit with their layer scales folded into the writers
-(Dinov2's head reads two pooled copies of the stream, each compensated); Swin and ConvNeXt take it on their last
-stage (the patch merging / downsampling that opens it is a writer; ConvNeXt's depthwise readers take no
-compensation). Models whose head reads through one module (``plans.READERS``: RoBERTa, XLM-R, ELECTRA, DistilBERT,
-ALBERT, DeBERTa-v2, ModernBERT, MobileViT) get the *reader* edit: that module no longer reads, in its input, the
-direction ``J_f - mean_r J_r`` (``J_c``: the gradient of class ``c``'s logit w.r.t. the module's input, by autograd on
-the forget codes and samples), ridge-compensated on the retained inputs, and the same head rewrite; first the codes
-check that holding the module's output fixed fixes the head's input (no path around it), else the method falls back
-with the reason. With ``forget_dataset`` the later half of their attention layers take the BERT encoder edit (not
-ALBERT's shared layers, not DeBERTa-v2). Codes only, these plans remove a smaller share of the shared direction
-(``ALPHAS_NEW_PLANS``, ``ALPHAS_READER``). Architectures without a plan (ResNet) fall back to the output-layer edit
-(see [`MnemonicDeep`]), loudly: the report's ``deep_fallback`` and the card say the classes are hidden, not removed.
-
-No training data is needed (``forget_dataset`` / ``retain_dataset``, when given, add few-shot evidence: at most 32
-samples per forgotten class and 256 retained samples), no gradient, a few forward passes of the codes.
-Measured with ``audit_forgetting`` on a digits ViT (hidden 64, 2 layers; validation split of the training data, two
-originals, forget {7}, {3}, {2, 5}; three retrained models per case), codes only: E_F 1.0; retained accuracy +0.7
-to -2.1 points; prototype-attack accuracy 0.12-0.37 (original and ``mnemonic_head`` 0.92-0.98, retrained
-0.13-0.48); relearn time to 95% of the original's accuracy 18-30 Adam steps (``mnemonic_head`` 4-6, retrained
-8-30); linear probe 0.81-0.97 (original 0.93-0.97, retrained 0.73-0.90): a probe still reads more than after
-retraining. TREC MiniLM, forget LOC: prototype 0.28 (original 1.0, retrained 0.41-0.74), probe 0.98 (retrained
-0.89-0.92).
+``alpha`` is the first of a ladder (``ALPHAS``; per plan kind below) at which the retained codes keep
+``KEEP_MARGIN`` of their margin and all stay correct; with ``retain_dataset`` their accuracy decides. Each forgotten
+head row then becomes the retained rows' mean and its bias sits where a class the model never learned sits, so
+``f`` can never be predicted; a self-check on the codes verifies that the logit gap is that constant. An
+architecture without a plan (ResNet), or a PEFT model, falls back to the output-layer edit, loudly: the report's
+``deep_fallback`` and the card say the classes are hidden, not removed. How deep each plan gets, against retrained
+models, is measured in ``benchmarks/results/architectures.md`` (test split) and ``deep_edit_dev.md`` (development).
 """
 
 from __future__ import annotations
@@ -93,21 +56,18 @@ MAX_FORGET_PER_CLASS = 32  # few-shot limits
 MAX_RETAIN = 256
 MIN_GAP = 0.01  # the forgotten class's logit stays at least this far below the mean retained logit
 CHECK_TOL = 1e-3  # relative spread allowed for the constant logit gap (architecture self-check)
-# how much of the shared readout direction is removed, tried in this order: from the codes alone (a measured
-# compromise: alpha 1 gave more depth but cost > 1.5 points of retained accuracy in 8 of 28 digits cases, and the
-# codes could not tell which), and with retained samples (their accuracy picks the largest affordable share)
+# the share of the shared readout direction removed, tried in this order (the ladders were chosen on validation
+# models, benchmarks/results/deep_edit_dev.md): from the codes alone on the validated ViT plan, with retained samples
+# (their accuracy picks the largest affordable share), from the codes on the other "vit"-kind plans, and on the
+# reader plan (whose compensation is fitted on the same codes that judge it, so only the unshared part is removed)
 ALPHAS = (0.75, 0.5, 0.25, 0.0)
 ALPHAS_FEW_SHOT = (1.0, 0.75, 0.5, 0.25, 0.0)
-# codes only on the plans added for issue 23 (measured on tiny dev models, validation split, forget 3,
-# benchmarks/results/deep_edit_dev.md): on BEiT, Dinov2, Swin and ConvNeXt (20 epochs) a share of 0.25 cost at most
-# 1.0 point of retained accuracy and brought the prototype attack into the retrained range on three of them (0: on
-# one); on the reader plan (RoBERTa) 0.25 cost 10.5 points while the retained codes kept their margins (the
-# compensation is fitted on those same codes, so they cannot tell): the reader plan removes only the part of the
-# readout direction that no retained class reads.
 ALPHAS_NEW_PLANS = (0.25, 0.0)
 ALPHAS_READER = (0.0,)
 KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average
 MAX_RETAIN_DROP = 0.01  # few-shot: accuracy on the retained samples may fall by at most this
+CODE_VARIANTS = 0  # perturbed copies of each retained code added to the compensation's fit (0: the codes alone)
+CODE_NOISE = 0.5  # their perturbation: noise std relative to the codes' (images), share of tokens swapped (text)
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -209,6 +169,27 @@ def _losing_level(logits: torch.Tensor, labels: torch.Tensor, retain: list[int])
 
 def _gap(logits: torch.Tensor, forget: list[int], retain: list[int]) -> torch.Tensor:
     return logits[:, forget] - logits[:, retain].mean(1, keepdim=True)
+
+
+def _code_variants(codes: dict[str, torch.Tensor], n: int, noise: float, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` perturbed copies of ``codes`` (a batch): images get Gaussian noise of ``noise`` times the codes' std;
+    text codes get a share ``noise`` of their inner tokens (not the first or last) swapped with another code's tokens
+    at the same positions. Labels are kept."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        v = dict(codes)
+        if "pixel_values" in codes:
+            x = codes["pixel_values"]
+            v["pixel_values"] = x + noise * x.std() * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        elif "input_ids" in codes:
+            ids = codes["input_ids"].clone()
+            inner = torch.rand(ids.shape, generator=gen) < noise
+            inner[:, 0] = inner[:, -1] = False
+            donor = ids[torch.randint(0, len(ids), (len(ids),), generator=gen)]
+            v["input_ids"] = torch.where(inner, donor, ids)
+        out.append(v)
+    return out
 
 
 def _batches(model, dataset, data_collator, argument) -> list[dict[str, Any]]:
@@ -481,6 +462,8 @@ def deep_forget_(
     alphas: tuple[float, ...] | None = None,
     keep_margin: float = KEEP_MARGIN,
     max_retain_drop: float = MAX_RETAIN_DROP,
+    code_variants: int = CODE_VARIANTS,
+    code_noise: float = CODE_NOISE,
 ) -> dict[str, Any]:
     """The deep edit, in place (see the module docstring). Returns what was done.
 
@@ -502,8 +485,9 @@ def deep_forget_(
     code_logits = logits_of(model, codes)
     level = _losing_level(code_logits[~is_forget], codes["labels"][~is_forget], retain)
     m0 = _retained_code_margins(model, codes, is_forget, retain)
-    retain_batches = [retain_codes] + _batches(model, retain_dataset, data_collator, "retain_dataset")
-    samples = retain_batches[1:]
+    samples = _batches(model, retain_dataset, data_collator, "retain_dataset")
+    variants = _code_variants(retain_codes, code_variants, code_noise) if code_variants else []
+    retain_batches = [retain_codes] + variants + samples
     if alphas is None:
         alphas = ALPHAS_FEW_SHOT if samples else ALPHAS
         if not samples and plan["kind"] == "reader":
@@ -593,7 +577,7 @@ def deep_forget_(
         losing_level=level,
         gap_after=float(gap.mean()),
         num_codes=int(len(codes["labels"])),
-        num_retain_samples=sum(len(b["labels"]) for b in retain_batches[1:]),
+        num_retain_samples=sum(len(b["labels"]) for b in samples),
     )
     return details
 

@@ -3,9 +3,10 @@
 A plan builder takes the (unwrapped) model and returns a plan dict (``"kind"`` plus the modules the edit of that
 kind needs) or ``None`` when the model is not built that way. Builders are tried in registration order;
 [`deep_plan`] returns the first plan found. Adding an architecture is one builder decorated with
-``@register_deep_plan("name")`` (as PEFT maps model types to their target modules); its kind must be one the edit
-in ``deep.py`` knows (``"vit"``: pre-norm residual stream, writers projected and LayerNorm readers compensated;
-``"pooler"``: a BERT-style pooler before the head, optionally with encoder readers for the few-shot edit).
+``@register_deep_plan("name")`` (as PEFT maps model types to their target modules), or for the reader kind one entry
+in ``READERS``. Kinds the edit in ``deep.py`` knows: ``"vit"`` (a pre-norm residual stream: writers projected,
+LayerNorm readers compensated), ``"pooler"`` (a BERT-style pooler before the head) and ``"reader"`` (one module
+through which the head reads everything); the last two may add encoder attention readers for the few-shot edit.
 """
 
 from __future__ import annotations
@@ -165,8 +166,7 @@ def _pooler_plan(model: nn.Module) -> dict[str, Any] | None:
         return None
     # the attention projections of the later half of the encoder layers (never the first) read the previous layer's
     # output: the few-shot encoder edit folds its projection into them (none when the layers are not built the BERT
-    # way). Measured on two TREC MiniLM originals: every layer but the first cost one of them 2.1-2.4 points of
-    # retained accuracy, the later half (3 of 6) 0 points, at the same depth.
+    # way); on TREC MiniLM the earlier layers cost retained accuracy for no more depth
     layers = list(_first(base, "encoder.layer", "encoder.layers") or [])
     readers = []
     for layer in layers[max(1, len(layers) // 2) :]:
@@ -261,8 +261,7 @@ def _attention_readers(model: nn.Module) -> list[list[nn.Linear]]:
     """The attention projections (reading the previous layer's output, every token) of the later half of the encoder
     layers, never the first; ``[]`` when the layers are not built one of the ``_QKV`` ways or share their weights
     (ALBERT: an edit fitted on one layer's inputs would act on every layer). DeBERTa-v2 is left out: its
-    disentangled attention also reads relative positions through the same projections, and the edit cost a tiny dev
-    model 6.3 points of retained accuracy (refused by the verification)."""
+    disentangled attention also reads relative positions through the same projections."""
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     layers = list(_first(base, "encoder.layer", "transformer.layer", "layers") or []) if base is not None else []
     out = []
