@@ -10,6 +10,15 @@ Trains tiny classifiers of ``hf_unlearn.testing_utils.FAMILIES`` with their mnem
 
     flock /tmp/hf_unlearn_bench.lock python benchmarks/dev_deep_edit.py --families vit,resnet,roberta --forget 3
 
+``--bench`` instead uses the models of ``bench_architectures.py`` (its recipe, trained on *its* validation split,
+``--seeds`` originals, ``--refs`` references per case) and its audit settings, and runs ``deep_forget_`` directly with
+each of ``--variants`` (separated by ``;``: ``default`` = the library's ladder; ``a=0.5,r=0.1,cv=8,keep=0.9`` = one
+share ``alpha``, ridge, perturbed code copies in the compensation's fit, margin criterion); it prints every two-sided verdict (probe,
+prototype, reset relearn@10, JS, distinguisher: ``o`` within, ``+`` above, ``-`` below) and the A_R drop::
+
+    flock /tmp/hf_unlearn_bench.lock python benchmarks/dev_deep_edit.py --bench --families vit,swin --forget 3 \
+        --variants "default;a=0.5;a=0.5,r=0.1" --json /tmp/sweep.json
+
 ``--hash`` instead prints a SHA-256 of the unlearned state dict of ``mnemonic`` and ``mnemonic_head`` on a tiny
 digits ViT and a tiny BERT (the refactor check of ``benchmarks/results/refactor_check.md``).
 """
@@ -297,6 +306,69 @@ def refactor_hashes() -> dict[str, str]:
     return out
 
 
+# ------------------------------------------------------------------------------ bench recipe, two-sided, variants
+TWO_SIDED = (
+    "probe_forget_accuracy",
+    "prototype_forget_accuracy",
+    "reset_relearn_forget_accuracy@10",
+    "js_to_retrained",
+    "distinguisher_accuracy",
+)
+
+
+def parse_variant(text: str) -> dict:
+    """``"default"`` -> ``{}``; ``"a=0.5,r=0.1,cv=8,keep=0.9"`` -> keyword arguments of ``deep_forget_``."""
+    names = {"a": "alphas", "r": "ridge", "cv": "code_variants", "keep": "keep_margin"}
+    out: dict = {}
+    for part in [] if text == "default" else text.split(","):
+        key, _, value = part.partition("=")
+        out[names[key]] = (float(value),) if key == "a" else (int(value) if key == "cv" else float(value))
+    return out
+
+
+def bench_sweep(families, forget, refs, seeds, variants, trec_dir):
+    """Each variant of the deep edit on ``bench_architectures`` models (validation split) against ``refs`` references."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_architectures import _audit, _row, load_task, load_trained, train_family
+
+    import hf_unlearn.methods.mnemonic.deep as deep
+
+    rows = []
+    for family, seed in [(f, s) for f in families for s in seeds]:
+        task = load_task(family, "validation", trec_dir)
+        forget_here = forget if task.name == "digits" else (4,)  # TREC: LOC, as the benchmark
+        kw = dict(split="validation", trec_dir=trec_dir)
+        original, book, _ = load_trained(train_family(family, seed=seed, **kw))
+        retrained = [
+            load_trained(train_family(family, forget_classes=forget_here, seed=1000 * (j + 1) + seed, **kw))[0]
+            for j in range(refs)
+        ]
+        ref = _audit(task, original, list(forget_here), seed, original=original, retrained=retrained)
+        for text in variants:
+            model = copy.deepcopy(original)
+            try:
+                details = deep.deep_forget_(model, book, list(forget_here), **parse_variant(text))
+            except Exception as e:  # noqa: BLE001 - a dev harness reports and goes on
+                print(f"{family} {forget_here} s{seed} {text}: ERROR {type(e).__name__}: {e}"[:200], flush=True)
+                continue
+            row = _row(_audit(task, model, list(forget_here), seed, reference=ref), ref.original["retain_accuracy"])
+            tried = details["alphas_tried"][-1]
+            row.update(family=family, forget=list(forget_here), seed=seed, variant=text, alpha=details["alpha"])
+            row.update(kept=tried["retained_code_margin_kept"], kept_min=tried["retained_code_margin_kept_min"])
+            rows.append(row)
+            marks = "".join(
+                "o" if row["two_sided"][k] == "within" else "+" if row["two_sided"][k].startswith("above") else "-"
+                for k in TWO_SIDED
+            )
+            print(
+                f"{family:10s} {str(forget_here):7s} s{seed} {text:22s} a={row['alpha']:<4} kept={row['kept']:.2f} "
+                f"dA_R={100 * row['ar_drop']:+5.1f} probe={row['probe']:.2f} proto={row['prototype']:.2f} "
+                f"reset@10={row['reset_relearn10']:.2f} js={row['js']:.3f} dist={row['distinguisher']:.2f} [{marks}]",
+                flush=True,
+            )
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--families", default="vit,resnet,roberta")
@@ -306,7 +378,23 @@ def main(argv=None):
     p.add_argument("--method", default="mnemonic")
     p.add_argument("--hash", action="store_true")
     p.add_argument("--json", default=None)
+    p.add_argument("--bench", action="store_true", help="bench_architectures models (validation split), --variants")
+    p.add_argument("--variants", default="default")
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--trec-dir", default=TREC_DIR)
     a = p.parse_args(argv)
+    if a.bench:
+        rows = bench_sweep(
+            a.families.split(","),
+            tuple(int(c) for c in a.forget.split(",")),
+            a.refs,
+            [int(s) for s in a.seeds.split(",")],
+            a.variants.split(";"),
+            a.trec_dir,
+        )
+        if a.json:
+            Path(a.json).write_text(json.dumps(rows, indent=1, default=str))
+        return
     if a.hash:
         print(json.dumps(refactor_hashes(), indent=1))
         return

@@ -551,7 +551,8 @@ def deep_forget_(
         m1 = _retained_code_margins(model, codes, is_forget, retain)
         ok = m0 > 0
         kept = float((m1[ok] / m0[ok]).mean()) if ok.any() else 1.0
-        tried.append({"alpha": alpha, "retained_code_margin_kept": kept})
+        worst = float((m1[ok] / m0[ok]).min()) if ok.any() else 1.0
+        tried.append({"alpha": alpha, "retained_code_margin_kept": kept, "retained_code_margin_kept_min": worst})
         fine = kept >= keep_margin and bool((m1[ok] > 0).all())
         if samples:
             acc = _retained_accuracy(model, samples, retain)
