@@ -451,6 +451,7 @@ def run_case(family: str, forget: list[int], seed: int, args: argparse.Namespace
                 time_s=report.timings.get("total"),
                 time_share_of_retrain=report.timings.get("total") / float(np.mean(retrain_s)),
                 deep_fallback=fallback,
+                alpha=(report.hyperparameters or {}).get("alpha"),
                 num_parameters_changed=report.num_parameters_changed,
             )
             case["methods"][method] = row
@@ -499,7 +500,7 @@ def render_md(result: dict[str, Any]) -> str:
         "`retrained` row); dist = distinguisher accuracy (unlearned vs retrained; target <= the retrained models' "
         "own + 0.1, shown in the `retrained` row); ↑ / ↓ = above / below the two-sided target (mean ± max(2 std, "
         "0.03) of the retrained models; ↓ = forgets more than retraining); deep = the deep edit ran (`fallback` = "
-        "output-only edit); time = the method's own seconds (share of one retraining).",
+        "output-only edit; a = the share of the shared readout direction it removed); time = the method's own seconds (share of one retraining).",
         "",
         "| family | method | E_F | A_R drop | probe | prototype | reset@10 | dist | deep | time |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -529,6 +530,8 @@ def render_md(result: dict[str, Any]) -> str:
                 lines.append(f"| | {method} | refused/failed: {row['error'][:160].replace('|', '/')} | | | | | | | |")
                 continue
             deep = "" if method not in ("mnemonic",) else ("fallback" if row["deep_fallback"] else "deep")
+            if deep == "deep" and row.get("alpha") is not None:
+                deep += f" a={row['alpha']:g}"
             lines.append(
                 f"| | {method} | {row['forget_error']:.3f} | {100 * row['ar_drop']:+.1f} | "
                 f"{_f(row['probe'])}{_mark(row, 'probe_forget_accuracy')} | "
