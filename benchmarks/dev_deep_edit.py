@@ -12,9 +12,9 @@ Trains tiny classifiers of ``hf_unlearn.testing_utils.FAMILIES`` with their mnem
 
 ``--bench`` instead uses the models of ``bench_architectures.py`` (its recipe, trained on *its* validation split,
 ``--seeds`` originals, ``--refs`` references per case) and its audit settings, and runs ``deep_forget_`` directly with
-each of ``--variants`` (separated by ``;``: ``default`` = the library's ladder; ``a=0.5,r=0.1,cv=8,keep=0.9`` = one
-share ``alpha`` (or a ladder ``a=0.75/0.5/0.25/0``), ridge, perturbed code copies in the compensation's fit, margin
-criterion); it prints every two-sided verdict (probe, prototype, reset relearn@10, JS, distinguisher: ``o`` within, ``+`` above, ``-`` below) and the A_R drop::
+each of ``--variants`` (separated by ``;``: ``default`` = the library's ladder; ``a=0.5,r=0.1,keep=0.9`` = one share
+``alpha`` (or a ladder ``a=0.75/0.5/0.25/0``), ridge, margin criterion); it prints every two-sided verdict (probe,
+prototype, reset relearn@10, JS, distinguisher: ``o`` within, ``+`` above, ``-`` below) and the A_R drop::
 
     flock /tmp/hf_unlearn_bench.lock python benchmarks/dev_deep_edit.py --bench --families vit,swin --forget 3 \
         --variants "default;a=0.5;a=0.5,r=0.1" --json /tmp/sweep.json
@@ -317,15 +317,15 @@ TWO_SIDED = (
 
 
 def parse_variant(text: str) -> dict:
-    """``"default"`` -> ``{}``; ``"a=0.5,r=0.1,cv=8,keep=0.9"`` -> keyword arguments of ``deep_forget_``."""
-    names = {"a": "alphas", "r": "ridge", "cv": "code_variants", "keep": "keep_margin"}
+    """``"default"`` -> ``{}``; ``"a=0.5,r=0.1,keep=0.9"`` -> keyword arguments of ``deep_forget_``."""
+    names = {"a": "alphas", "r": "ridge", "keep": "keep_margin"}
     out: dict = {}
     for part in [] if text == "default" else text.split(","):
         key, _, value = part.partition("=")
         if key == "a":  # one share, or a ladder "0.75/0.5/0.25/0"
             out[names[key]] = tuple(float(x) for x in value.split("/"))
         else:
-            out[names[key]] = int(value) if key == "cv" else float(value)
+            out[names[key]] = float(value)
     return out
 
 

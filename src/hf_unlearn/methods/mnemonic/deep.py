@@ -66,8 +66,6 @@ ALPHAS_NEW_PLANS = (0.25, 0.0)
 ALPHAS_READER = (0.0,)
 KEEP_MARGIN = 0.85  # retained codes must keep this fraction of their margin on average
 MAX_RETAIN_DROP = 0.01  # few-shot: accuracy on the retained samples may fall by at most this
-CODE_VARIANTS = 0  # perturbed copies of each retained code added to the compensation's fit (0: the codes alone)
-CODE_NOISE = 0.5  # their perturbation: noise std relative to the codes' (images), share of tokens swapped (text)
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -169,27 +167,6 @@ def _losing_level(logits: torch.Tensor, labels: torch.Tensor, retain: list[int])
 
 def _gap(logits: torch.Tensor, forget: list[int], retain: list[int]) -> torch.Tensor:
     return logits[:, forget] - logits[:, retain].mean(1, keepdim=True)
-
-
-def _code_variants(codes: dict[str, torch.Tensor], n: int, noise: float, seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` perturbed copies of ``codes`` (a batch): images get Gaussian noise of ``noise`` times the codes' std;
-    text codes get a share ``noise`` of their inner tokens (not the first or last) swapped with another code's tokens
-    at the same positions. Labels are kept."""
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        v = dict(codes)
-        if "pixel_values" in codes:
-            x = codes["pixel_values"]
-            v["pixel_values"] = x + noise * x.std() * torch.randn(x.shape, generator=gen, dtype=x.dtype)
-        elif "input_ids" in codes:
-            ids = codes["input_ids"].clone()
-            inner = torch.rand(ids.shape, generator=gen) < noise
-            inner[:, 0] = inner[:, -1] = False
-            donor = ids[torch.randint(0, len(ids), (len(ids),), generator=gen)]
-            v["input_ids"] = torch.where(inner, donor, ids)
-        out.append(v)
-    return out
 
 
 def _batches(model, dataset, data_collator, argument) -> list[dict[str, Any]]:
@@ -462,8 +439,6 @@ def deep_forget_(
     alphas: tuple[float, ...] | None = None,
     keep_margin: float = KEEP_MARGIN,
     max_retain_drop: float = MAX_RETAIN_DROP,
-    code_variants: int = CODE_VARIANTS,
-    code_noise: float = CODE_NOISE,
 ) -> dict[str, Any]:
     """The deep edit, in place (see the module docstring). Returns what was done.
 
@@ -486,8 +461,7 @@ def deep_forget_(
     level = _losing_level(code_logits[~is_forget], codes["labels"][~is_forget], retain)
     m0 = _retained_code_margins(model, codes, is_forget, retain)
     samples = _batches(model, retain_dataset, data_collator, "retain_dataset")
-    variants = _code_variants(retain_codes, code_variants, code_noise) if code_variants else []
-    retain_batches = [retain_codes] + variants + samples
+    retain_batches = [retain_codes] + samples
     if alphas is None:
         alphas = ALPHAS_FEW_SHOT if samples else ALPHAS
         if not samples and plan["kind"] == "reader":
