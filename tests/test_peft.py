@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ peft = pytest.importorskip("peft")
 from hf_unlearn import FisherUnlearner, MnemonicConfig, MnemonicTrainer, UnlearningConfig  # noqa: E402
 from hf_unlearn.methods import METHODS  # noqa: E402
 from hf_unlearn.methods.common import classification_head, match_parameters  # noqa: E402
-from hf_unlearn.peft_utils import adapter_parameter_names, is_peft_model  # noqa: E402
+from hf_unlearn.peft_utils import adapter_parameter_names, base_relative_name, is_peft_model  # noqa: E402
 
 VIT_TARGETS = ["q_proj", "v_proj", "fc1", "fc2"]  # transformers 5 ViT module names
 BERT_TARGETS = ["query", "value", "intermediate.dense", "output.dense"]
@@ -194,8 +195,23 @@ def _inputs(setup, method):
     )
 
 
+def _frozen(model):
+    """The non-adapter parameters by their base-model name: the tensor itself and a copy of its values."""
+    adapter = set(adapter_parameter_names(model))
+    return {base_relative_name(n): (p, p.detach().clone()) for n, p in model.named_parameters() if n not in adapter}
+
+
+def _assert_frozen_unchanged(model, frozen):
+    """Every frozen base weight is still the model's own tensor (under its base-model name), bit-identical."""
+    adapter = set(adapter_parameter_names(model))
+    now = {base_relative_name(n): p for n, p in model.named_parameters() if n not in adapter}
+    assert now.keys() == frozen.keys()
+    for name, (p, value) in frozen.items():
+        assert now[name] is p and torch.equal(p, value), name
+
+
 VERIFIED_ON_BOTH = ("fisher_mask", "fisher_noise", "logit_suppression")  # forget data in hand: E_F 100% here
-CODE_METHODS = ("mnemonic", "mnemonic_head")  # the output-layer edit on a PEFT model: the trainable head copy
+CODE_METHODS = ("mnemonic_head",)  # the output-layer edit on a PEFT model: the trainable head copy
 
 
 @pytest.mark.parametrize("which", ["vit", "bert"])
@@ -208,8 +224,13 @@ def test_every_method_edits_only_the_adapter(request, which, method):
     model = copy.deepcopy(setup["model"])
     before = _snapshot(model)
     adapter = set(adapter_parameter_names(model))
+    frozen = _frozen(model)
     config = UnlearningConfig(method=method, forget_classes=[FORGET], allow_incomplete=True)
     report = FisherUnlearner(config).unlearn(model, **_inputs(setup, method))
+    _assert_frozen_unchanged(model, frozen)
+    if method == "mnemonic":  # the deep edit, delivered as a grown adapter (test_deep_edit_on_an_adapter_...)
+        assert report.hyperparameters["delivered_as"] == "adapter" and report.num_parameters_changed > 0
+        return
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed <= adapter, f"frozen weights changed: {sorted(changed - adapter)[:3]}"
     assert report.num_parameters_changed == sum(int((p != before[n]).sum()) for n, p in model.named_parameters())
@@ -290,6 +311,89 @@ def test_merged_model_is_edited_in_full(request):
     )
     changed = {n for n, p in merged.named_parameters() if not torch.equal(p, before[n])}
     assert any(n.startswith("vit.layers.0.mlp") for n in changed)  # base weights (LoRA merged in) were masked
+
+
+# ------------------------------------------------------------------------------------------- the deep edit on an adapter
+def _test_batch(setup, n=64):
+    if setup["collator"] is None:
+        return {"pixel_values": setup["test"][:n]["pixel_values"]}
+    batch = setup["collator"]([{k: v for k, v in setup["test"][i].items() if k != "labels"} for i in range(n)])
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+@pytest.mark.parametrize("which", ["vit", "bert"])
+def test_deep_edit_on_an_adapter_equals_the_edit_of_its_merge(request, which, tmp_path):
+    """mnemonic on a LoRA model runs the deep edit (no fallback) and delivers it as adapter weights: the frozen base
+    stays the model's own, bit-identical; the predictions equal those of the deep edit applied to the merged model;
+    the grown adapter saves as an adapter and reloads over the base to the same predictions."""
+    from hf_unlearn.methods.mnemonic import deep_forget_
+
+    setup = _setup(request, which)
+    model = copy.deepcopy(setup["model"])
+    frozen = _frozen(model)
+    merged = copy.deepcopy(model).merge_and_unload()
+    deep_forget_(merged, setup["codebook"], [FORGET])
+    batch = _test_batch(setup)
+    unlearner = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[FORGET], allow_incomplete=True))
+    report = unlearner.unlearn(model, codebook=setup["codebook"], data_collator=setup["collator"])
+    h = report.hyperparameters
+    assert h["variant"] == "deep" and h["delivered_as"] == "adapter" and "deep_fallback" not in h
+    _assert_frozen_unchanged(model, frozen)
+    with torch.no_grad():
+        got, expected = model.eval()(**batch).logits, merged.eval()(**batch).logits
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    assert (got.argmax(-1) != FORGET).all()
+    summary = report.details["adapter"]
+    names = adapter_parameter_names(model)
+    assert summary["adapter_parameters_after"] == sum(dict(model.named_parameters())[n].numel() for n in names)
+    assert report.num_parameters_changed > 0
+    if which == "vit":  # writers / readers the adapter did not target get LoRA; the embeddings become a copy
+        assert summary["modules_to_save_added"] == ["vit.embeddings"] and summary["lora_bias"]
+        assert "vit.layers.0.attention.k_proj" in summary["lora_targets_added"]
+        base = type(merged).from_pretrained(setup["base_dir"])
+    else:  # the pooler gets LoRA of the rank it needs; the head is the copy it was
+        assert summary["lora_targets_added"] == ["bert.pooler.dense"] and not summary["modules_to_save_added"]
+        copy.deepcopy(setup["model"]).unload().save_pretrained(tmp_path / "base")
+        base = type(merged).from_pretrained(tmp_path / "base")
+    out = unlearner.save_pretrained(tmp_path / "unlearned", model)
+    assert {"adapter_model.safetensors", "adapter_config.json"} <= set(os.listdir(out))
+    assert not set(os.listdir(out)) & {"model.safetensors", "pytorch_model.bin"}
+    reloaded = peft.PeftModel.from_pretrained(base, out).eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(**batch).logits, got)
+
+
+def test_a_failed_check_after_the_deep_edit_puts_the_old_adapter_back(request, monkeypatch):
+    """When the unlearner refuses the outcome, the PEFT model gets its adapter back exactly: same modules, names,
+    shapes, values and config."""
+    import hf_unlearn.unlearner as unlearner_module
+    from hf_unlearn import UnlearningIncompleteError
+
+    setup = _setup(request, "vit")
+    model = copy.deepcopy(setup["model"])
+    before, config_before = _snapshot(model), copy.deepcopy(model.peft_config["default"])
+    base_model = model.base_model
+    monkeypatch.setattr(unlearner_module, "decide", lambda *a, **k: ("incomplete", "forced by the test"))
+    with pytest.raises(UnlearningIncompleteError, match="forced by the test"):
+        FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[FORGET])).unlearn(
+            model, codebook=setup["codebook"]
+        )
+    assert model.base_model is base_model and model.peft_config["default"] == config_before
+    after = _snapshot(model)
+    assert after.keys() == before.keys() and all(torch.equal(after[n], v) for n, v in before.items())
+
+
+def test_an_adapter_that_cannot_carry_the_deep_edit_falls_back_loudly(request, caplog):
+    setup = _setup(request, "vit")
+    model = copy.deepcopy(setup["model"])
+    model.add_adapter("other", peft.LoraConfig(r=2, target_modules=["q_proj"]))
+    before = _snapshot(model)
+    config = UnlearningConfig(method="mnemonic", forget_classes=[FORGET], allow_incomplete=True)
+    report = FisherUnlearner(config).unlearn(model, codebook=setup["codebook"])
+    assert "holds 2 adapters" in report.hyperparameters["deep_fallback"]
+    assert "holds 2 adapters" in caplog.text
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all(".classifier.modules_to_save.default." in n for n in changed)
 
 
 # ------------------------------------------------------------------------------------------- audit
@@ -618,28 +722,28 @@ def test_cli_bad_adapter_input_exits_2_naming_the_flag_and_writes_nothing(capsys
     assert not out.exists()
 
 
-def test_cli_mnemonic_on_an_adapter_is_head_only_and_deep_once_merged(capsys, request, tmp_path):
-    """The code-trained LoRA ViT saved as an adapter folder with its codes: `forget` (mnemonic) edits only the head
-    copy and records the deep edit's fallback; with --merge_adapter the deep edit runs and a full model is saved."""
+def test_cli_mnemonic_on_an_adapter_is_deep_as_an_adapter_and_deep_once_merged(capsys, request, tmp_path):
+    """The code-trained LoRA ViT saved as an adapter folder with its codes: `forget` (mnemonic) runs the deep edit
+    and saves it as a grown adapter (its old weights kept, LoRA added and the embeddings copied, the base folder
+    untouched); with --merge_adapter the deep edit runs on the merged model and a full model is saved."""
     from safetensors.torch import load_file
 
     setup = _setup(request, "vit")
     folder = tmp_path / "lora"
     setup["model"].save_pretrained(folder)  # adapter_config.json names the local base folder by its path
     setup["codebook"].save_pretrained(folder)
+    base_files = _tree(Path(setup["base_dir"]))
     argv = ["forget", "--model_dir", folder, "--forget_classes", FORGET, "--allow_incomplete", "true"]
     code, _, err = _cli(capsys, *argv, "--output_dir", tmp_path / "adapter")
     assert code == 0, err
     report = json.loads((tmp_path / "adapter" / "unlearning_report.json").read_text())
-    assert "PEFT adapter" in report["hyperparameters"]["deep_fallback"]
-    before, after = (
-        load_file(folder / "adapter_model.safetensors"),
-        load_file(tmp_path / "adapter" / "adapter_model.safetensors"),
-    )
-    assert {k for k, v in before.items() if not torch.equal(after[k], v)} == {
-        "base_model.model.classifier.weight",
-        "base_model.model.classifier.bias",
-    }  # the head copy, as peft saves it
+    assert report["hyperparameters"]["delivered_as"] == "adapter" and "deep_fallback" not in report["hyperparameters"]
+    before = load_file(folder / "adapter_model.safetensors")
+    after = load_file(tmp_path / "adapter" / "adapter_model.safetensors")
+    assert "base_model.model.vit.embeddings.cls_token" in after and len(after) > len(before)
+    assert after.keys() >= before.keys() and _tree(Path(setup["base_dir"])) == base_files
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["lora_bias"] and "vit.embeddings" in config["modules_to_save"]
 
     code, _, err = _cli(capsys, *argv, "--merge_adapter", "--output_dir", tmp_path / "merged")
     assert code == 0, err

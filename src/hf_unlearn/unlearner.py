@@ -29,7 +29,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from .methods import METHODS, MethodResult, UnlearningMethod
-from .methods.common import count_changed, restore_, snapshot
+from .methods.common import restore_, snapshot
 from .mnemonic.codebook import MnemonicCodebook
 from .peft_utils import MERGE_HINT, FrozenGuard, is_peft_model, restrict_to_adapter
 from .report import UnlearningReport
@@ -213,17 +213,17 @@ class FisherUnlearner(TrainerCallback):
             t_start = time.perf_counter()
             result = scope.run(method, model, scope.request(parameters), saved)
             timings = {**result.timings, "total": time.perf_counter() - t_start}
-            changed = count_changed(model, saved)
+            changed = method.count_changed(model, saved)
             _check_frozen(frozen, cfg.method)
             status, reason = same_on_every_rank(scope.verify(model, result), self.accelerator)
         except BaseException:
-            restore_(model, saved)  # whatever failed, the caller keeps the model it gave
+            method.restore(model, saved)  # whatever failed, the caller keeps the model it gave
             raise
         report = _build_report(model, scope, result, changed=changed, timings=timings, status=status, reason=reason)
         if status not in (VERIFIED, PENDING):
             what = "is incomplete" if status == INCOMPLETE else "could not be verified"
             if not cfg.allow_incomplete:
-                restore_(model, saved)
+                method.restore(model, saved)
                 raise UnlearningIncompleteError(
                     f"Forgetting {scope.describe()} with {cfg.method} {what}: {reason}. The model was restored; set "
                     "`allow_incomplete=True` to keep the edit anyway.",

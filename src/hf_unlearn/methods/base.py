@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
 from torch import nn
 
 from ..fisher import compute_fisher
-from .common import match_parameters
+from .common import count_changed, match_parameters, restore_
 
 if TYPE_CHECKING:
     from ..mnemonic.codebook import MnemonicCodebook
@@ -92,6 +93,9 @@ class UnlearningMethod:
     - ``target_parameters(model)`` (optional): which parameters the edit may touch; by default those matched by
       ``config.target_modules``, else all.
     - ``validate(...)`` (optional): checks beyond the generic ones, run before any weight changes.
+    - ``restore(model, saved)`` / ``count_changed(model, saved)`` (optional): undo ``run`` from the unlearner's
+      snapshot of ``request.parameters``, and count the weights it changed; a method whose ``run`` changes the
+      model's structure (the deep ``mnemonic`` edit growing a PEFT adapter) overrides both.
     - ``describe(report)`` (optional): one or two sentences for the model card saying what the method changed.
 
     Args:
@@ -143,6 +147,14 @@ class UnlearningMethod:
     ) -> None:
         """Extra input checks (the generic ones driven by the class attributes have passed). Raise ``ValueError``
         naming the argument at fault."""
+
+    def restore(self, model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
+        """Puts ``model`` back as it was before ``run`` (``saved``: the snapshot of ``request.parameters``)."""
+        restore_(model, saved)
+
+    def count_changed(self, model: nn.Module, saved: dict[str, torch.Tensor]) -> int:
+        """How many weights ``run`` changed (against the snapshot ``saved``)."""
+        return count_changed(model, saved)
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         """Edits ``model`` in place so that it forgets what ``request`` names; touches only ``request.parameters``."""

@@ -28,6 +28,7 @@ models, is measured in ``benchmarks/results/architectures.md`` (test split) and 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -37,11 +38,12 @@ from accelerate.utils import send_to_device
 from torch import nn
 
 from ...data_utils import iterate_batches, labels_of, logits_from_outputs
-from ...peft_utils import is_peft_model
+from ...peft_utils import adapter_parameter_names, is_peft_model
 from ...utils import get_logger, unwrap_model
 from .. import register_method
 from ..base import ForgetRequest, MethodResult, UnlearningMethod
 from ..common import logits_of, margins, restore_, snapshot
+from .adapter import AdapterDelivery, CannotDeliver, deliver_deep_edit, why_not_deliverable
 from .head import Mnemonic
 from .plans import deep_plan, plan_parameters
 
@@ -578,8 +580,8 @@ def _check_few_shot(forget_dataset: Any, retain_dataset: Any, forget: list[int] 
 
 
 def _supported(model: nn.Module) -> bool:
-    if is_peft_model(model):  # the deep edit rewrites base weights, which a PEFT adapter keeps frozen
-        return False
+    if is_peft_model(model):  # delivered as adapter weights (adapter.py); the architecture is checked on a merged copy
+        return why_not_deliverable(model) is None
     try:
         deep_plan(model)
     except ValueError:
@@ -599,6 +601,7 @@ class MnemonicDeep(UnlearningMethod):
     uses_codebook = True
     uses_forget_data = True
     fisher_passes = ()
+    _delivery: AdapterDelivery | None = None  # the adapter a PEFT model was given, until the unlearner restores
 
     def _mode(self, model: nn.Module) -> str:
         cfg = self.config
@@ -630,11 +633,20 @@ class MnemonicDeep(UnlearningMethod):
 
     def target_parameters(self, model: nn.Module) -> list[str]:
         if self._mode(model) == "deep":
-            return plan_parameters(model, deep_plan(model))
+            return adapter_parameter_names(model) if is_peft_model(model) else plan_parameters(model, deep_plan(model))
         return self._head_method().target_parameters(model)
 
     def validate(self, model: nn.Module, *, codebook: Any, forget_dataset: Any, retain_dataset: Any) -> None:
         _check_few_shot(forget_dataset, retain_dataset)
+
+    def restore(self, model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
+        if self._delivery is not None:  # the PEFT model's adapter before the edit, as it was
+            self._delivery.undo()
+            self._delivery = None
+        super().restore(model, saved)
+
+    def count_changed(self, model: nn.Module, saved: dict[str, torch.Tensor]) -> int:
+        return self._delivery.changed if self._delivery is not None else super().count_changed(model, saved)
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         mode = self._mode(model)
@@ -643,20 +655,27 @@ class MnemonicDeep(UnlearningMethod):
             if mode == "fallback":
                 why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
                 if is_peft_model(model):
-                    why = "a PEFT adapter keeps the base weights frozen; merge it first to edit them"
+                    why = f"its PEFT adapter cannot carry the deep edit: {why_not_deliverable(model)}; merge it first"
             return self._fall_back(model, why, request)
         t0 = time.perf_counter()
+        edit = functools.partial(
+            deep_forget_,
+            codebook=request.codebook,
+            forget=request.forget_classes,
+            forget_dataset=request.forget_dataset,
+            retain_dataset=request.retain_dataset,
+            data_collator=request.data_collator,
+        )
         try:
-            details = deep_forget_(
-                model,
-                request.codebook,
-                request.forget_classes,
-                forget_dataset=request.forget_dataset,
-                retain_dataset=request.retain_dataset,
-                data_collator=request.data_collator,
-            )
+            if is_peft_model(model):  # on a merged copy, delivered as the adapter's weights (adapter.py)
+                details, self._delivery = deliver_deep_edit(model, edit, request.codebook.as_inputs())
+                details["adapter"] = self._delivery.summary
+            else:
+                details = edit(model)
         except NotABottleneck as e:  # raised before any weight changed
             return self._fall_back(model, str(e), request)
+        except CannotDeliver as e:  # the PEFT model is unchanged
+            return self._fall_back(model, f"its PEFT adapter cannot carry the deep edit: {e}; merge it first", request)
         samples = {"codes": details.pop("num_codes")}
         if details["num_retain_samples"]:
             samples["retain_samples"] = details["num_retain_samples"]
@@ -673,6 +692,7 @@ class MnemonicDeep(UnlearningMethod):
                 "keep_margin": KEEP_MARGIN,
                 "alphas": list(details["alphas"]),
                 "few_shot": request.forget_dataset is not None or request.retain_dataset is not None,
+                **({"delivered_as": "adapter"} if self._delivery is not None else {}),
                 **(
                     {"encoder_layers_edited": details["encoder_layers_edited"]}
                     if details["architecture"] in ("pooler", "reader")
@@ -731,6 +751,11 @@ class MnemonicDeep(UnlearningMethod):
                 f"the forgotten classes{share} were removed from every layer{last_stage} (every weight that writes into the "
                 "residual stream was projected), and the layers that read the representation were re-fitted so that "
                 "the retained classes keep what they used those directions for"
+            )
+        if h.get("delivered_as") == "adapter":
+            where += (
+                "; the changes were delivered as adapter weights (LoRA factors grown by the rank they need, edited "
+                "modules copied), the frozen base model unchanged"
             )
         return (
             f"Deep edit from the mnemonic codes (no training loop): {where}. The forgotten classes' output now sits "
