@@ -62,26 +62,31 @@ class Digits:
         self.train_ds, self.test_ds = digits_datasets(seed=0)
         self.collator = None
         self.kwargs: dict[str, Any] = {}
+        self.bases: dict[int, dict[str, torch.Tensor]] = {}  # the coarse pre-trained base per seed
 
     def full(self, seed: int):
         from hf_unlearn.data import tiny_vit
 
         return tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)
 
-    def lora(self, seed: int, tmp: str):
+    def lora(self, seed: int, tmp: str, init_seed: int | None = None):
+        """LoRA over the base pre-trained for ``seed`` (trained once, reused by the retrained references); the head and
+        the LoRA factors initialised from ``init_seed`` (default ``seed``)."""
         import peft
         from transformers import Trainer
 
         from hf_unlearn.data import tiny_vit
 
-        coarse = self.train_ds.map(lambda r: {"labels": r["labels"] // 2})
-        pre = tiny_vit(num_labels=5, hidden_size=64, num_hidden_layers=2, seed=seed + 100)
-        args = training_args(self.cfg, tmp, seed, mnemonic=False)
-        Trainer(model=pre, args=args, train_dataset=coarse).train()
-        base = tiny_vit(hidden_size=64, num_hidden_layers=2, seed=seed)  # fresh 10-class head
-        base.load_state_dict(
-            {k: v for k, v in pre.state_dict().items() if not k.startswith("classifier")}, strict=False
-        )
+        if seed not in self.bases:
+            coarse = self.train_ds.map(lambda r: {"labels": r["labels"] // 2})
+            pre = tiny_vit(num_labels=5, hidden_size=64, num_hidden_layers=2, seed=seed + 100)
+            args = training_args(self.cfg, tmp, seed, mnemonic=False)
+            Trainer(model=pre, args=args, train_dataset=coarse).train()
+            self.bases[seed] = {k: v for k, v in pre.state_dict().items() if not k.startswith("classifier")}
+        init = seed if init_seed is None else init_seed
+        base = tiny_vit(hidden_size=64, num_hidden_layers=2, seed=init)  # fresh 10-class head
+        base.load_state_dict(self.bases[seed], strict=False)
+        torch.manual_seed(init)
         config = peft.LoraConfig(
             r=16,
             lora_alpha=32,
@@ -131,9 +136,10 @@ class Trec:
     def full(self, seed: int):
         return self._bert(seed)
 
-    def lora(self, seed: int, tmp: str):
+    def lora(self, seed: int, tmp: str, init_seed: int | None = None):
         import peft
 
+        seed = seed if init_seed is None else init_seed
         targets = ["query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense"]
         return peft.get_peft_model(
             self._bert(seed), peft.LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, target_modules=targets)
@@ -176,6 +182,23 @@ def train_original(scn, variant: str, seed: int, tmp: str):
         f"  {variant} original seed {seed}: test acc {acc:.3f}, codes not learned {unlearned}, {info['train_seconds']:.0f} s"
     )
     return model, trainer.codebook, info
+
+
+def train_retrained(scn, variant: str, seed: int, forget: list[int], tmp: str, index: int):
+    """A reference trained without ``forget`` by the recipe of the ``variant`` original (plain Trainer, no codes): the
+    full model from scratch, or LoRA over the same pre-trained base; weights initialised from another seed."""
+    from transformers import Trainer
+
+    init = seed + 1000 * (index + 1)
+    model = scn.full(init) if variant == "full" else scn.lora(seed, os.path.join(tmp, "pre"), init_seed=init)
+    epochs = scn.cfg["epochs"] if variant == "full" else scn.cfg["lora_epochs"]
+    lr = scn.cfg["lr"] if variant == "full" else scn.cfg["lora_lr"]
+    args = training_args(scn.cfg, os.path.join(tmp, f"retrained-{variant}-{index}"), init, mnemonic=False,
+                         epochs=epochs, lr=lr)  # fmt: skip
+    keep = _split(scn.train_ds, forget)[1]
+    kwargs = {k: v for k, v in scn.kwargs.items() if k == "data_collator"}
+    Trainer(model=model, args=args, train_dataset=keep, **kwargs).train()
+    return model.eval()
 
 
 def audit(scn, model, forget: list[int], seed: int, **kw: Any):
@@ -223,6 +246,8 @@ def run_method(scn, method: str, original, codebook, forget: list[int], seed: in
     out["frozen_bit_identical"] = all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)
     if report.hyperparameters.get("deep_fallback"):
         out["deep_fallback"] = report.hyperparameters["deep_fallback"]
+    if "adapter" in report.details:  # the deep edit delivered as adapter weights: what it added
+        out["adapter"] = report.details["adapter"]
     m = evaluate_unlearning(model, scn.test_ds, forget, data_collator=scn.collator, batch_size=64)
     out.update(forget_error=m["forget_error"], retain_accuracy=m["retain_accuracy"])
     a = audit(scn, model, forget, seed, reference=ref)  # the original measured once per case (ref)
@@ -232,6 +257,9 @@ def run_method(scn, method: str, original, codebook, forget: list[int], seed: in
         "prototype_forget_accuracy": a.metrics.get("prototype_forget_accuracy"),
         **{f"relearn@{k}": relearn.get(k) for k in scn.cfg["audit"]["relearn_steps"]},
     }
+    if a.two_sided:  # against the retrained references
+        out["two_sided"] = {k: {"value": v["value"], "verdict": v["verdict"]} for k, v in a.two_sided.items()}
+        out["indistinguishable"] = a.indistinguishable
     out["original_depth"] = {
         "probe_forget_accuracy": a.original.get("probe_forget_accuracy"),
         "prototype_forget_accuracy": a.original.get("prototype_forget_accuracy"),
@@ -378,6 +406,7 @@ def render_md(result: dict[str, Any]) -> str:
                     f"{'PASS' if cmp['time_ok'] else '**FAIL**'} ({cmp['time_ratio']:.2f}x) |"
                 )
             lines.append("")
+            lines += _retrained_lines(c) + _adapter_lines(c)
         lines += ["### Summary over cases", "", "| method | ΔE_F | ΔA_R drop | Δprobe | Δprototype | Δrelearn@3 | "
                   "time LoRA / full | cases within 2 pts (quality / depth / depth change) | cases time ≤ full |",
                   "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -408,6 +437,71 @@ def render_md(result: dict[str, Any]) -> str:
         lines.append("")
     lines += ["## Notes", ""] + [f"- {n}" for n in result["notes"]] + [""]
     return "\n".join(lines)
+
+
+TWO_SIDED_SHOWN = ("probe_forget_accuracy", "prototype_forget_accuracy", "reset_relearn_forget_accuracy@3",
+                   "js_to_retrained", "distinguisher_accuracy")  # fmt: skip
+
+
+def _retrained_lines(case: dict[str, Any]) -> list[str]:
+    """Each method against the retrained references of its own variant (two-sided targets of the audit)."""
+    if not any("retrained" in case[v] for v in ("full", "lora")):
+        return []
+    lines = []
+    for variant in ("full", "lora"):
+        r = case[variant].get("retrained")
+        if not r:
+            continue
+        rng = r["range"]
+        shown = ", ".join(
+            f"{k.replace('_forget_accuracy', '')} {pct(v['mean'])} ± {pct(v['std'])}" for k, v in rng.items()
+        )
+        lines.append(
+            f"{variant}: {r['count']} retrained references ({shown}; mutual JS {r['js_reference']:.3f}, "
+            f"distinguisher between them {pct(r['distinguisher_reference'])})."
+        )
+    lines += [
+        "",
+        "| method | variant | " + " | ".join(TWO_SIDED_SHOWN) + " | within all |",
+        "|---|---|" + "---|" * len(TWO_SIDED_SHOWN) + "---|",
+    ]
+    for variant in ("full", "lora"):
+        for method, res in case[variant]["methods"].items():
+            two = res.get("two_sided")
+            if not two:
+                continue
+            cells = []
+            for k in TWO_SIDED_SHOWN:
+                t = two.get(k)
+                value = "–" if t is None else (f"{t['value']:.3f}" if k == "js_to_retrained" else pct(t["value"]))
+                cells.append(
+                    value if t is None or t["verdict"] == "within" else f"{value} ({t['verdict'].split(':')[0]})"
+                )
+            fb = " (head fallback)" if res.get("deep_fallback") else ""
+            lines.append(
+                f"| {method}{fb} | {variant} | "
+                + " | ".join(cells)
+                + f" | {'yes' if res['indistinguishable'] else 'no'} |"
+            )
+    return lines + [""]
+
+
+def _adapter_lines(case: dict[str, Any]) -> list[str]:
+    """What delivering the deep edit as adapter weights added to the LoRA adapter."""
+    out = []
+    for method, res in case["lora"]["methods"].items():
+        a = res.get("adapter")
+        if a:
+            growth = a["adapter_parameters_after"] / a["adapter_parameters_before"] - 1
+            out.append(
+                f"- `{method}` on LoRA, delivered as adapter weights: {a['adapter_parameters_before']:,} -> "
+                f"{a['adapter_parameters_after']:,} adapter weights ({100 * growth:+.1f}%); LoRA on "
+                f"{len(a['lora_targets_added'])} more modules, {len(a['lora_targets_grown'])} grown (largest rank "
+                f"{a['max_rank']}); modules_to_save added: {', '.join(a['modules_to_save_added']) or 'none'}; "
+                f"lora_bias {a['lora_bias']}; logits vs the edited merged copy differ by at most "
+                f"{a['max_logit_difference']:.1e}."
+            )
+    return out + [""] if out else []
 
 
 def summarise(cases: list[dict[str, Any]], methods: list[str]) -> dict[str, Any]:
@@ -441,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", default=os.path.join(REPO_ROOT, "benchmarks", "results", "peft"))
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 1 case, few epochs")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--retrained", type=int, default=0, help="references retrained without the classes, per case")
     ap.add_argument("--no-scale-timing", action="store_true", help="skip the Fisher timing on a ViT-small model")
     ap.add_argument(
         "--render-from", metavar="JSON", help="measure nothing: re-render the .md from this JSON (+ --note)"
@@ -521,7 +616,20 @@ def main(argv: list[str] | None = None) -> int:
                 for variant, (model, codebook, info) in originals.items():
                     base_ra = evaluate_retain(scn, model, forget)
                     case[variant] = {"original": {**info, "retain_accuracy": base_ra}, "methods": {}}
-                    ref = audit(scn, model, forget, seed, original=model)
+                    refs = []
+                    if args.retrained:
+                        with tempfile.TemporaryDirectory() as tmp:
+                            refs = [train_retrained(scn, variant, seed, forget, tmp, j) for j in range(args.retrained)]
+                    ref = audit(scn, model, forget, seed, original=model, retrained=refs or None)
+                    if refs:
+                        keys = ("forget_error", "retain_accuracy", *DEPTH[:2], "reset_relearn_forget_accuracy@3")
+                        case[variant]["retrained"] = {
+                            "count": len(refs),
+                            "range": {k: v for k, v in ref.retrained_range.items() if k in keys},
+                            "js_reference": ref.js_retrained_reference,
+                            "distinguisher_reference": ref.distinguisher_reference,
+                        }
+                        del refs
                     relearn = ref.metrics.get("relearn_forget_accuracy") or {}
                     case[variant]["original"]["depth"] = {
                         **{k: ref.metrics.get(k) for k in DEPTH[:2]},

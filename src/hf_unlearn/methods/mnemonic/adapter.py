@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ from ...peft_utils import adapter_parameter_names, base_relative_name
 from ..common import logits_of
 from .plans import deep_plan
 
-RANK_TOL = 1e-6  # singular values of a weight change below this fraction of the weight's spectral norm are dropped
+RANK_TOL = 1e-6  # singular values of a weight change below this fraction of the weight's norm are float noise
 MATCH_TOL = 1e-4  # the adapter model's logits must match the edited merged copy's to this fraction of their scale
 _UNSUPPORTED = {  # LoraConfig fields whose non-default values the delivery does not carry over
     "use_dora": "DoRA",
@@ -114,14 +115,32 @@ def _live_modules(base: nn.Module, adapter: str) -> dict[str, tuple[str, nn.Modu
 
 
 def _factor(delta: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, A)`` with ``B @ A == delta`` up to singular values below ``RANK_TOL`` of ``weight``'s norm (at least
-    rank 1, zero when nothing is left)."""
+    """``(B, A)`` with ``B @ A == delta`` up to singular values below ``RANK_TOL`` of ``weight``'s (Frobenius) norm:
+    a randomised SVD of a few dimensions first (the edit's changes are of low rank), kept when what it leaves out is
+    below that level, else the full SVD. At least rank 1 (zero factors when nothing is left)."""
+    tol = RANK_TOL * float(torch.linalg.vector_norm(weight).clamp_min(1e-30))
+    full = min(delta.shape)
+    for q in (16, 64):
+        if 2 * q > full:
+            break
+        with torch.random.fork_rng(devices=[]):  # deterministic, and the caller's random state is left alone
+            torch.manual_seed(0)
+            u, s, v = torch.svd_lowrank(delta, q=q, niter=2)
+        k = int((s > tol).sum())
+        root = s[:k].sqrt()
+        b, a = u[:, :k] * root, (v[:, :k] * root).T
+        if k < q and float(torch.linalg.vector_norm(delta - b @ a)) <= tol * full**0.5:
+            return (
+                (b, a)
+                if k
+                else (
+                    torch.zeros(delta.shape[0], 1, dtype=delta.dtype),
+                    torch.zeros(1, delta.shape[1], dtype=delta.dtype),
+                )
+            )
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
-    tol = RANK_TOL * float(torch.linalg.matrix_norm(weight, ord=2).clamp_min(1e-30))
     k = max(int((s > tol).sum()), 1)
-    root = s[:k].sqrt()
-    if float(s[0]) <= tol:
-        root = torch.zeros_like(root)
+    root = s[:k].sqrt() * (float(s[0]) > tol)
     return u[:, :k] * root, root[:, None] * vh[:k]
 
 
@@ -181,6 +200,7 @@ def deliver_deep_edit(
     import peft
     from peft.tuners.lora import Linear as LoraLinear
 
+    t0 = time.perf_counter()
     adapter = model.active_adapter
     cfg = model.peft_config[adapter]
     merged = copy.deepcopy(model).merge_and_unload()
@@ -189,7 +209,9 @@ def deliver_deep_edit(
     except ValueError as e:
         raise CannotDeliver("its architecture has no deep-edit plan") from e
     before = {n: p.detach().clone() for n, p in merged.named_parameters()}
+    t_edit = time.perf_counter()
     details = edit(merged)
+    t_edit = time.perf_counter() - t_edit
     _unfold_(merged, plan, before)
     params = dict(merged.named_parameters())
     edited = sorted({_owner(n) for n, p in params.items() if not torch.equal(p, before[n])})
@@ -317,6 +339,7 @@ def deliver_deep_edit(
         delivery.undo()
         raise CannotDeliver(f"the adapter's logits differ from the edited merged model's by {gap:.3g}")
     delivery.summary["max_logit_difference"] = gap
+    delivery.summary["seconds"] = {"edit": t_edit, "delivery": time.perf_counter() - t0 - t_edit}
     return details, delivery
 
 

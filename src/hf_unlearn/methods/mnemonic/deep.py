@@ -654,7 +654,7 @@ class MnemonicDeep(UnlearningMethod):
             why = None
             if mode == "fallback":
                 why = "`target_modules` is set" if self.config.target_modules is not None else "its architecture"
-                if is_peft_model(model):
+                if is_peft_model(model) and self.config.target_modules is None:
                     why = f"its PEFT adapter cannot carry the deep edit: {why_not_deliverable(model)}; merge it first"
             return self._fall_back(model, why, request)
         t0 = time.perf_counter()
