@@ -6,9 +6,11 @@ A PEFT model keeps its base weights frozen and saves only its adapter: the adapt
 classification head). Unlearning follows the same split: on a PEFT model a method edits only the *adapter
 weights* of the active adapter, exactly the tensors that ``save_pretrained`` writes into
 ``adapter_model.safetensors``; the frozen base weights (and the head's frozen original) stay bit-identical, so the
-unlearned adapter can be published alone over the same base model. A method whose edit needs base weights is
-refused with an error that says how to merge first: ``model = model.merge_and_unload()`` gives a plain
-transformers model, which every method edits in full and which saves as a full model.
+unlearned adapter can be published alone over the same base model. The deep ``mnemonic`` edit, whose changes reach
+base weights, is delivered as adapter weights instead (LoRA grown, edited modules added to ``modules_to_save``:
+``hf_unlearn.methods.mnemonic.adapter``). A method whose edit needs base weights is refused with an error that says
+how to merge first: ``model = model.merge_and_unload()`` gives a plain transformers model, which every method edits
+in full and which saves as a full model.
 
 Nothing here imports ``peft`` unless a PEFT model is passed: a model can only hold PEFT layers once ``peft`` has
 been imported by whoever built it.

@@ -593,7 +593,9 @@ class MnemonicDeep(UnlearningMethod):
     """Forgetting from the mnemonic codes that reaches the representation (``mnemonic_variant="deep"``, the default).
 
     ``mnemonic_variant="search"`` / ``"paper"``, a ``target_modules`` restriction, or an architecture the deep edit
-    does not support run the output-layer edit of ``mnemonic_head`` instead (the report and the card say so).
+    does not support run the output-layer edit of ``mnemonic_head`` instead (the report and the card say so). On a
+    PEFT (LoRA) model the edit runs on a merged copy and is delivered as adapter weights, the frozen base unchanged
+    (``adapter.py``); an adapter that cannot carry it (see [`why_not_deliverable`]) gets the output-layer edit.
     """
 
     name = "mnemonic"
