@@ -396,6 +396,25 @@ def test_an_adapter_that_cannot_carry_the_deep_edit_falls_back_loudly(request, c
     assert changed and all(".classifier.modules_to_save.default." in n for n in changed)
 
 
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        (peft.LoraConfig(r=2, target_modules=["q_proj"], use_dora=True), "DoRA"),
+        (peft.LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights="pissa"), "initialised from the base"),
+        (peft.LoraConfig(r=2, target_modules=["q_proj"], bias="all"), "trains base biases"),
+        (peft.IA3Config(target_modules=["q_proj"], feedforward_modules=[]), "not LoRA"),
+        (peft.LoraConfig(r=2, target_modules=["q_proj"]), None),
+    ],
+)
+def test_which_adapters_can_carry_the_deep_edit(config, reason):
+    from hf_unlearn.data import tiny_vit
+    from hf_unlearn.methods.mnemonic.adapter import why_not_deliverable
+
+    model = peft.get_peft_model(tiny_vit(hidden_size=16, num_hidden_layers=1, num_attention_heads=2), config)
+    why = why_not_deliverable(model)
+    assert why is None if reason is None else reason in why
+
+
 # ------------------------------------------------------------------------------------------- audit
 def test_audit_accepts_a_peft_model_and_changes_nothing(request):
     from hf_unlearn import audit_forgetting

@@ -53,6 +53,7 @@ def why_not_deliverable(model: nn.Module) -> str | None:
     """Why the deep edit cannot be delivered as adapter weights on PEFT model ``model``, or None when it can (the
     architecture is checked when the edit runs)."""
     import peft
+    from peft.tuners.lora import Linear as LoraLinear
     from peft.tuners.lora import LoraLayer
 
     if not isinstance(model, peft.PeftModel):
@@ -74,6 +75,8 @@ def why_not_deliverable(model: nn.Module) -> str | None:
     for m in model.modules():
         if isinstance(m, LoraLayer) and (getattr(m, "lora_variant", {}) or {}).get(name) is not None:
             return "its LoRA uses a variant layer"
+        if isinstance(m, LoraLayer) and not isinstance(m, LoraLinear):
+            return f"its LoRA adapts a {type(m).__name__} layer (the delivery grows Linear ones)"
     return None
 
 
@@ -198,7 +201,6 @@ def deliver_deep_edit(
     the result as ``model``'s adapter (see the module docstring). Returns the edit's details and the delivery.
     Raises [`CannotDeliver`] (``model`` unchanged) where the result cannot be carried by a LoRA adapter."""
     import peft
-    from peft.tuners.lora import Linear as LoraLinear
 
     t0 = time.perf_counter()
     adapter = model.active_adapter
@@ -233,10 +235,6 @@ def deliver_deep_edit(
     for name in to_save:
         if any(k == "lora" and (n == name or n.startswith(name + ".")) for n, (k, _) in live.items()):
             raise CannotDeliver(f"module `{name}` changes and holds LoRA layers")
-    for name in to_lora:
-        kind, layer = live[name]
-        if kind == "lora" and not isinstance(layer, LoraLinear):
-            raise CannotDeliver(f"module `{name}` changes and its LoRA layer is a {type(layer).__name__}")
 
     # the new factors, in float64: old LoRA targets keep their factors with the change's appended
     targets = {n: layer for n, (k, layer) in live.items() if k == "lora"}
@@ -279,7 +277,10 @@ def deliver_deep_edit(
     if lora_bias and new_cfg.init_lora_weights == "gaussian":
         new_cfg.init_lora_weights = True
     plain = copy.deepcopy(model).unload()
-    new = peft.get_peft_model(plain, new_cfg, adapter_name=adapter)
+    try:
+        new = peft.get_peft_model(plain, new_cfg, adapter_name=adapter)
+    except Exception as e:  # the grown config is PEFT's to accept: anything it refuses is a reason to fall back
+        raise CannotDeliver(f"PEFT could not build the grown adapter ({type(e).__name__}: {e})") from e
     new.peft_config[adapter].base_model_name_or_path = cfg.base_model_name_or_path
     new.peft_config[adapter].revision = getattr(cfg, "revision", None)
     new.peft_config[adapter].inference_mode = cfg.inference_mode
