@@ -358,6 +358,7 @@ def test_deep_edit_on_an_adapter_equals_the_edit_of_its_merge(request, which, tm
     out = unlearner.save_pretrained(tmp_path / "unlearned", model)
     assert {"adapter_model.safetensors", "adapter_config.json"} <= set(os.listdir(out))
     assert not set(os.listdir(out)) & {"model.safetensors", "pytorch_model.bin"}
+    assert "delivered as adapter weights" in open(os.path.join(out, "README.md")).read()  # the card says so
     reloaded = peft.PeftModel.from_pretrained(base, out).eval()
     with torch.no_grad():
         assert torch.equal(reloaded(**batch).logits, got)
