@@ -367,14 +367,14 @@ def test_deep_edit_on_an_adapter_equals_the_edit_of_its_merge(request, which, tm
 def test_a_failed_check_after_the_deep_edit_puts_the_old_adapter_back(request, monkeypatch):
     """When the unlearner refuses the outcome, the PEFT model gets its adapter back exactly: same modules, names,
     shapes, values and config."""
-    import hf_unlearn.unlearner as unlearner_module
+    import hf_unlearn.scopes as scopes_module
     from hf_unlearn import UnlearningIncompleteError
 
     setup = _setup(request, "vit")
     model = copy.deepcopy(setup["model"])
     before, config_before = _snapshot(model), copy.deepcopy(model.peft_config["default"])
     base_model = model.base_model
-    monkeypatch.setattr(unlearner_module, "decide", lambda *a, **k: ("incomplete", "forced by the test"))
+    monkeypatch.setattr(scopes_module, "decide", lambda *a, **k: ("incomplete", "forced by the test"))
     with pytest.raises(UnlearningIncompleteError, match="forced by the test"):
         FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[FORGET])).unlearn(
             model, codebook=setup["codebook"]
