@@ -230,9 +230,9 @@ def run_method(scn, method: str, original, codebook, forget: list[int], seed: in
     forget_ds, retain_ds = _split(scn.train_ds, forget)
     kw: dict[str, Any] = dict(scn.cfg["fisher_caps"].get(method, {}))
     if method == "ssd":
-        kw["ssd_alpha"] = scn.cfg["ssd_alpha"]
+        kw["method_config"] = {"ssd_alpha": scn.cfg["ssd_alpha"]}
     if method == "fisher_mask":
-        kw["mask_ratio"] = scn.cfg["mask_ratio"]
+        kw["method_config"] = {"mask_ratio": scn.cfg["mask_ratio"]}
     config = UnlearningConfig(method=method, forget_classes=forget, seed=seed, allow_incomplete=True, **kw)
     data = {} if method.startswith("mnemonic") else {"forget_dataset": forget_ds, "retain_dataset": retain_ds}
     out: dict[str, Any] = {}

@@ -2,7 +2,9 @@
 class-scope method on a copy with its defaults, and prints the SHA-256 (first 16 hex digits) of each unlearned state
 dict. ``--samples`` adds every samples-scope method (40 training rows forgotten, held-out rows from the test split,
 strength search on) and ``--reports`` the hash of each run's report without its time-dependent fields (timings,
-created_at, versions). Run it on two trees and compare:
+created_at, versions). ``--settings`` adds each method at non-default settings (given as its ``method_config``, or
+as the flat ``UnlearningConfig`` fields on a tree older than the per-method configs), samples-scope runs included.
+Run it on two trees and compare:
 
     python benchmarks/bench_refactor_check.py                                # this tree
     PYTHONPATH=<worktree of the old commit>/src python benchmarks/bench_refactor_check.py
@@ -23,6 +25,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 METHODS = ("mnemonic", "mnemonic_head", "logit_suppression", "fisher_mask", "ssd", "fisher_noise")
+# --settings: (label, method, scope, non-default settings)
+SETTINGS = (
+    ("mnemonic search", "mnemonic", "classes", {"mnemonic_variant": "search", "mnemonic_margin": 0.5}),
+    ("mnemonic paper", "mnemonic", "classes", {"mnemonic_variant": "paper", "lambda1": 2e-3}),
+    ("mnemonic_head weight", "mnemonic_head", "classes", {"mnemonic_direction": "weight"}),
+    ("fisher_mask 0.04 empirical", "fisher_mask", "classes", {"mask_ratio": 0.04, "mask_fisher_kind": "empirical"}),
+    ("ssd alpha 1", "ssd", "classes", {"ssd_alpha": 1.0, "ssd_lambda": 0.5}),
+    ("fisher_noise 1e-5", "fisher_noise", "classes", {"noise_alpha": 1e-5}),
+    ("samples fisher_mask search", "fisher_mask", "samples", {"mask_ratio": 0.05}),
+    ("samples ssd search", "ssd", "samples", {"ssd_alpha": 5.0, "ssd_lambda": 0.5}),
+    ("samples fisher_noise search", "fisher_noise", "samples", {"noise_alpha": 1e-5}),
+    ("samples neggrad_plus", "neggrad_plus", "samples", {"finetune_max_steps": 5, "forget_ascent_target": "chance"}),
+)
 
 
 def state_hash(model: torch.nn.Module) -> str:
@@ -82,6 +97,28 @@ def main() -> int:
             out[f"samples {method}"] = state_hash(model)
             if "--reports" in sys.argv:
                 out[f"samples {method} report"] = report_hash(report)
+    if "--settings" in sys.argv:
+        import hf_unlearn.methods as registry
+
+        nested = hasattr(registry, "METHOD_CONFIGS")  # per-method configs; else the flat fields of older trees
+        rows = list(range(0, 300, 10))
+        for label, method, scope, settings in SETTINGS:
+            model = copy.deepcopy(base)
+            kwargs = {"method_config": settings} if nested else settings
+            classes = [3] if scope == "classes" else []
+            config = UnlearningConfig(
+                method=method, forget_scope=scope, forget_classes=classes, allow_incomplete=True, seed=0, **kwargs
+            )
+            if scope == "samples":
+                FisherUnlearner(config).unlearn(model, train_dataset=train, forget_rows=rows, eval_dataset=test)
+            else:
+                cls = registry.METHODS[method]
+                data = dict(
+                    forget_dataset=forget_ds if cls.requires_forget_data else None,
+                    retain_dataset=retain_ds if cls.requires_retain_data else None,
+                )
+                FisherUnlearner(config).unlearn(model, codebook=codebook, eval_dataset=test, **data)
+            out[label] = state_hash(model)
     print(json.dumps(out, indent=1))
     return 0
 

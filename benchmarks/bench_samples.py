@@ -399,7 +399,9 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                     k: json.loads(v) if v[0].isdigit() else v
                     for k, v in (kv.split("=") for kv in method.partition(":")[2].split(",") if kv)
                 }
-                cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, seed=seed, **overrides)
+                cfg = UnlearningConfig(
+                    forget_scope="samples", allow_incomplete=True, seed=seed, method_config=overrides
+                )
                 report = FisherUnlearner(cfg).unlearn(
                     model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
                 )
@@ -480,7 +482,7 @@ def explore_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
         with Clock() as c:
             if edit is not None:
                 cfg = UnlearningConfig(
-                    method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, **overrides
+                    method=edit, forget_scope="samples", allow_incomplete=True, seed=seed, method_config=overrides
                 )
                 FisherUnlearner(cfg).unlearn(
                     model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator

@@ -327,9 +327,9 @@ def unlearning_config(scn, method: str, forget: list[int], seed: int) -> Unlearn
     caps = scn.cfg["fisher_caps"].get(method.replace("_ft", ""), {})
     kw.update(caps)
     if method == "ssd":
-        kw["ssd_alpha"] = scn.cfg["ssd_alpha"]
+        kw["method_config"] = {"ssd_alpha": scn.cfg["ssd_alpha"]}
     if method.startswith("fisher_mask"):
-        kw["mask_ratio"] = scn.cfg["mask_ratio"]
+        kw["method_config"] = {"mask_ratio": scn.cfg["mask_ratio"]}
     # allow_incomplete: a method that forgets only part of the classes is a result (its E_F shows it), not a crash
     return UnlearningConfig(
         method=library_method(method), forget_classes=forget, seed=seed, allow_incomplete=True, **kw
@@ -525,7 +525,7 @@ def run_case(
                 "num_parameters_changed": report.num_parameters_changed,
                 "config": {
                     k: v
-                    for k, v in cfg.to_dict().items()
+                    for k, v in {**cfg.to_dict(), **cfg.method_config.to_dict()}.items()
                     if k
                     in (
                         "method",

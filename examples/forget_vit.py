@@ -11,8 +11,9 @@ On GPUs, a ViT fine-tuned on CIFAR-10, two classes at once, pushed to the Hub:
         --model_dir <user>/vit-cifar10-mnemonic --forget_classes cat dog --dataset uoft-cs/cifar10 \
         --image_column img --output_dir vit-cifar10-no-cat-dog --push_to_hub <user>/vit-cifar10-no-cat-dog
 
-Every UnlearningConfig field is a flag (--method, --mnemonic_variant, --lambda1, ...). The mnemonic method needs
-no training data; the evaluation set only measures the result. The 1- and 2-process runs give the same weights.
+Every UnlearningConfig field is a flag (--method, --forget_classes, ...), the method's own settings as JSON
+(--method_config '{"mnemonic_variant": "search"}'). The mnemonic method needs no training data; the evaluation set
+only measures the result. The 1- and 2-process runs give the same weights.
 """
 
 from __future__ import annotations

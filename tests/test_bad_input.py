@@ -58,7 +58,11 @@ def _cases(s):
         ("config method", lambda: UnlearningConfig(method="nope"), "`method`"),
         ("config scope", lambda: UnlearningConfig(forget_scope="rows"), "`forget_scope`"),
         ("config tolerance", lambda: UnlearningConfig(verification_tolerance=2.0), "`verification_tolerance`"),
-        ("config mask ratio", lambda: UnlearningConfig(method="fisher_mask", mask_ratio=0.0), "`mask_ratio`"),
+        (
+            "config mask ratio",
+            lambda: UnlearningConfig(method="fisher_mask", method_config={"mask_ratio": 0.0}),
+            "`mask_ratio`",
+        ),
         # unlearn: classes
         ("no codebook", lambda: _unlearn(s, dict(method="mnemonic", **three)), "`codebook`"),
         ("class id", lambda: _unlearn(s, dict(forget_classes=[10]), codebook=s["codebook"]), "`forget_classes`"),

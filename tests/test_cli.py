@@ -337,13 +337,13 @@ def test_config_file_fills_flags_and_the_command_line_wins(capsys, model_dirs, t
     config = tmp_path / "forget.yaml"
     config.write_text(
         f"model_dir: {model_dirs['with_codes']}\nforget_classes: [3, 5]\noutput_dir: {tmp_path / 'o'}\n"
-        "method: ssd\nssd_alpha: 5\nbatch_size: 8\n"
+        "method: ssd\nseed: 1\nmethod_config:\n  ssd_alpha: 5\nbatch_size: 8\n"
     )
     parser = forget.make_parser()
-    script, unlearning, data = parser.parse(["--config", str(config), "--method", "fisher_mask"])
+    script, unlearning, data = parser.parse(["--config", str(config), "--seed", "4"])
     assert script.model_dir == str(model_dirs["with_codes"]) and script.batch_size == 8
-    assert unlearning.forget_classes == ["3", "5"] and unlearning.ssd_alpha == 5.0  # typed as on the command line
-    assert unlearning.method == "fisher_mask"  # the flag wins over the file
+    assert unlearning.forget_classes == ["3", "5"] and unlearning.method_config.ssd_alpha == 5.0  # typed as a flag
+    assert unlearning.method == "ssd" and unlearning.seed == 4  # the flag wins over the file
     assert data.dataset is None
 
     config.write_text("model_dir: x\nno_such_flag: 1\n")

@@ -390,9 +390,9 @@ def test_head_variants_stay_available(vit_task):
     if DEEP != "mnemonic":
         pytest.skip("the rename to mnemonic / mnemonic_head is not in this tree")
     a, b = copy.deepcopy(model), copy.deepcopy(model)
-    FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3], mnemonic_variant="search")).unlearn(
-        a, codebook=book
-    )
+    FisherUnlearner(
+        UnlearningConfig(method="mnemonic", forget_classes=[3], method_config={"mnemonic_variant": "search"})
+    ).unlearn(a, codebook=book)
     FisherUnlearner(UnlearningConfig(method="mnemonic_head", forget_classes=[3])).unlearn(b, codebook=book)
     assert same_tensors(clone_params(a), clone_params(b))
     changed = {n for n, p in clone_params(a).items() if not torch.equal(p, clone_params(model)[n])}

@@ -880,7 +880,9 @@ def test_samples_card_from_a_real_run_holds_no_row_content_or_ids(digits, tiny_v
     train, test = digits
     train, test = train.select(range(120)), test.select(range(120))
     rows = [3, 17, 29, 41, 58, 66, 77, 90, 101, 113]
-    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12, allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="fisher_noise", forget_scope="samples", allow_incomplete=True, method_config={"noise_alpha": 1e-12}
+    )
     report = FisherUnlearner(cfg).unlearn(tiny_vit_model, train_dataset=train, forget_rows=rows, eval_dataset=test)
     fingerprint = report.details["forget_rows"]["fingerprint"]
     card = hub.render_model_card(report, model=tiny_vit_model)

@@ -86,8 +86,8 @@ def _unlearn(learned, **kwargs):
 
 def test_fisher_mask_zeroes_exactly_the_top_ratio_of_forget_minus_retain_fisher(learned):
     base, model, report, forget_ds, retain_ds = _unlearn(
-        learned, method="fisher_mask", forget_classes=[3], mask_ratio=0.04, mask_fisher_kind="batch_true",
-        fisher_batch_size=16,
+        learned, method="fisher_mask", forget_classes=[3], method_config={"mask_ratio": 0.04,
+        "mask_fisher_kind": "batch_true"}, fisher_batch_size=16,
     )  # fmt: skip
     # the paper's score: F_forget - F_retain per linear weight, per kernel slice (mean over the window) of a conv
     weights = {
@@ -131,7 +131,12 @@ def test_ssd_dampens_exactly_the_selected_weights_by_lambda_times_the_importance
 
 def test_ssd_through_the_registry_only_shrinks_weights_it_selected(learned):
     base, model, report, _, _ = _unlearn(
-        learned, method="ssd", forget_classes=[3], ssd_alpha=1.0, max_forget_samples=30, max_retain_samples=90
+        learned,
+        method="ssd",
+        forget_classes=[3],
+        method_config={"ssd_alpha": 1.0},
+        max_forget_samples=30,
+        max_retain_samples=90,
     )
     before, after = clone_params(base), clone_params(model)
     changed = 0
@@ -165,7 +170,10 @@ def test_mnemonic_paper_moves_every_weight_one_way_by_at_most_lambda2(learned):
     # the paper's perturbation: w <- w + s * alpha * F_f / F_r with alpha = min(lambda1, lambda2 / max(F_f / F_r)),
     # one sign s for the whole edit; so every change has the sign s and no tensor moves by more than lambda2
     base, model, report, _, _ = _unlearn(
-        learned, method="mnemonic", forget_classes=[7], mnemonic_variant="paper", lambda1=1e-3, lambda2=10.0
+        learned,
+        method="mnemonic",
+        forget_classes=[7],
+        method_config={"mnemonic_variant": "paper", "lambda1": 1e-3, "lambda2": 10.0},
     )
     sign = 1.0 if report.details["sign"].endswith("(+)") else -1.0
     before, after = clone_params(base), clone_params(model)
@@ -176,7 +184,7 @@ def test_mnemonic_paper_moves_every_weight_one_way_by_at_most_lambda2(learned):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [dict(forget_classes=[3]), dict(forget_classes=[2, 5], mnemonic_direction="weight")]
+    "kwargs", [dict(forget_classes=[3]), dict(forget_classes=[2, 5], method_config={"mnemonic_direction": "weight"})]
 )
 def test_mnemonic_head_stops_predicting_the_forgotten_codes_and_edits_only_the_head(learned, kwargs):
     base, model, report, _, _ = _unlearn(learned, method="mnemonic_head", **kwargs)

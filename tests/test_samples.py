@@ -89,7 +89,7 @@ def test_forgetting_mislabeled_rows_removes_the_wrong_labels_and_keeps_clean_acc
     wrong_before, acc_before = _wrong_label_rate(model, ds, flipped), _test_accuracy(model, test)
     assert wrong_before >= 0.8  # the model memorised the wrong labels
     forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
-    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01)
+    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", method_config={"mask_ratio": 0.01})
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
     args = TrainingArguments(
         output_dir=str(tmp_path),
@@ -142,7 +142,9 @@ def test_disjoint_rows_give_different_masks_built_from_the_named_rows_only(memor
     masks, fps = [], []
     for rows in (flipped, other):
         model = copy.deepcopy(base)
-        cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01, allow_incomplete=True)
+        cfg = UnlearningConfig(
+            method="fisher_mask", forget_scope="samples", allow_incomplete=True, method_config={"mask_ratio": 0.01}
+        )
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows)
         masks.append(_zeroed(model, before))
         fps.append(report.details["forget_rows"]["fingerprint"])
@@ -160,7 +162,9 @@ def test_disjoint_rows_give_different_masks_built_from_the_named_rows_only(memor
     assert differ > 0 and fps[0] != fps[1]
     # the fingerprint is that of the set of rows: order does not matter
     model = copy.deepcopy(base)
-    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.01, allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="fisher_mask", forget_scope="samples", allow_incomplete=True, method_config={"mask_ratio": 0.01}
+    )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=list(reversed(flipped)))
     assert report.details["forget_rows"]["fingerprint"] == fps[0]
 
@@ -230,12 +234,14 @@ def test_without_held_out_data_the_outcome_is_unverified_and_the_model_restored(
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
     before = _params(model)
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50)
+    cfg = UnlearningConfig(method="ssd", forget_scope="samples", method_config={"ssd_alpha": 50})
     with pytest.raises(UnlearningIncompleteError, match="eval_dataset") as err:
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
     assert err.value.report.details["verification"] == "unverified"
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50, allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="ssd", forget_scope="samples", allow_incomplete=True, method_config={"ssd_alpha": 50}
+    )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
     assert report.details["verification"] == "unverified" and report.num_parameters_changed > 0
 
@@ -248,7 +254,7 @@ def test_a_memorising_model_is_not_verified_as_having_forgotten_random_rows(memo
     with torch.no_grad():
         correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
     rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]  # rows the model gets right: accuracy 1
-    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", method_config={"noise_alpha": 1e-12})
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy"):
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
 
@@ -260,7 +266,9 @@ def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_ro
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
     before = _params(model)
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=5, strength_search=False)  # this edit
+    cfg = UnlearningConfig(
+        method="ssd", forget_scope="samples", strength_search=False, method_config={"ssd_alpha": 5}
+    )  # this edit
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from") as err:
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
@@ -274,7 +282,11 @@ def test_a_destructive_edit_is_not_verified_however_alike_forget_and_held_out_ro
     assert "forget-row accuracy" not in report.details["verification_reason"]
     # allow_incomplete keeps the wrecked edit, recorded as incomplete
     cfg = UnlearningConfig(
-        method="ssd", forget_scope="samples", ssd_alpha=5, allow_incomplete=True, strength_search=False
+        method="ssd",
+        forget_scope="samples",
+        allow_incomplete=True,
+        strength_search=False,
+        method_config={"ssd_alpha": 5},
     )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
     assert report.details["verification"] == "incomplete" and _test_accuracy(model, test) <= 0.3
@@ -288,7 +300,7 @@ def test_a_destructive_edit_not_repaired_by_the_fine_tuning_is_undone_at_train_e
     model = copy.deepcopy(base)
     forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
     before = _params(model)
-    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", mask_ratio=0.2)
+    cfg = UnlearningConfig(method="fisher_mask", forget_scope="samples", method_config={"mask_ratio": 0.2})
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
     args = _two_tiny_steps(tmp_path)
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy fell from"):
@@ -304,7 +316,7 @@ def test_rows_a_model_never_saw_stay_verified(memorised, retrained):
     _, ds, test, flipped, _ = memorised
     for model in retrained:
         model = copy.deepcopy(model)
-        cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+        cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", method_config={"noise_alpha": 1e-12})
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, eval_dataset=test)
         assert report.details["verification"] == "verified", report.details["verification_reason"]
 
@@ -509,7 +521,7 @@ def test_callback_that_does_not_forget_restores_the_model_at_train_end(memorised
     rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]  # rows the model fits: accuracy 1 vs ~0.9
     forget_ds, retain_ds, _, _ = split_rows(ds, rows)
     before = _params(model)
-    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-12)
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", method_config={"noise_alpha": 1e-12})
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
     args = _two_tiny_steps(tmp_path)
     with pytest.raises(UnlearningIncompleteError, match="held-out accuracy"):
@@ -527,7 +539,9 @@ def test_retain_rows_choose_the_retained_data(memorised):
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
     retain = [i for i in range(100) if i not in flipped]  # only these rows stand for the retained data
-    cfg = UnlearningConfig(method="ssd", forget_scope="samples", ssd_alpha=50, allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="ssd", forget_scope="samples", allow_incomplete=True, method_config={"ssd_alpha": 50}
+    )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped, retain_rows=retain)
     batches = -(-(len(flipped) + len(retain)) // cfg.fisher_batch_size)  # SSD's full-data pass: forget + retain
     assert report.fisher_samples == {"forget_batches": 1, "full_batches": batches}
@@ -551,7 +565,9 @@ def test_neggrad_plus_is_the_default_for_rows_and_removes_memorised_wrong_labels
     """No method named in samples scope: the recipe (fine-tuning on the retained rows with forget-loss ascent) runs,
     the wrong labels go, the clean accuracy stays, and the check against held-out rows verifies it."""
     assert UnlearningConfig().method == "mnemonic"  # classes scope keeps its default
-    cfg = UnlearningConfig(forget_scope="samples", finetune_max_steps=60, finetune_learning_rate=2e-3)
+    cfg = UnlearningConfig(
+        forget_scope="samples", method_config={"finetune_max_steps": 60, "finetune_learning_rate": 2e-3}
+    )
     assert cfg.method == "neggrad_plus"
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
@@ -596,12 +612,16 @@ def test_neggrad_plus_budget_is_honoured(memorised, tmp_path):
         assert report.hyperparameters["learning_rate"] == 2e-3
         calls["train"] = 0
         cfg = UnlearningConfig(
-            forget_scope="samples", finetune_max_steps=7, forget_ascent_fraction=0.0, allow_incomplete=True
+            forget_scope="samples",
+            allow_incomplete=True,
+            method_config={"finetune_max_steps": 7, "forget_ascent_fraction": 0.0},
         )
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
         assert report.details["steps"] == 7 and report.details["ascent_steps"] == 0 and calls["train"] == 7
         calls["train"] = 0
-        cfg = UnlearningConfig(forget_scope="samples", finetune_max_seconds=1e-9, allow_incomplete=True)
+        cfg = UnlearningConfig(
+            forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_seconds": 1e-9}
+        )
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
         assert report.details["steps"] == calls["train"] == 0 and "finetune_max_seconds" in report.details["stopped"]
     finally:
@@ -609,7 +629,7 @@ def test_neggrad_plus_budget_is_honoured(memorised, tmp_path):
     for bad in (dict(finetune_fraction=0), dict(finetune_fraction=1.5), dict(forget_ascent_fraction=-0.1),
                 dict(finetune_max_steps=0), dict(finetune_max_seconds=-1.0), dict(finetune_learning_rate=0.0)):  # fmt: skip
         with pytest.raises(ValueError, match=f"`{next(iter(bad))}`"):
-            UnlearningConfig(forget_scope="samples", **bad)
+            UnlearningConfig(forget_scope="samples", method_config=bad)
     with pytest.raises(ValueError, match="`forget_scope`"):  # rows only
         UnlearningConfig(method="neggrad_plus", forget_classes=[3])
 
@@ -621,7 +641,9 @@ def test_neggrad_plus_as_a_callback(memorised, tmp_path):
     base, ds, test, flipped, _ = memorised
     model = copy.deepcopy(base)
     forget_ds, retain_ds, _, _ = split_rows(ds, flipped)
-    cfg = UnlearningConfig(forget_scope="samples", finetune_max_steps=60, finetune_learning_rate=2e-3)
+    cfg = UnlearningConfig(
+        forget_scope="samples", method_config={"finetune_max_steps": 60, "finetune_learning_rate": 2e-3}
+    )
     unl = FisherUnlearner(cfg, forget_dataset=forget_ds, eval_dataset=test)
     Trainer(model=model, args=_two_tiny_steps(tmp_path), train_dataset=retain_ds, callbacks=[unl]).train()
     model.eval()
@@ -688,15 +710,19 @@ def test_strength_search_refuses_a_too_weak_ladder_and_restores_the_model(memori
         correct = model(pixel_values=ds[:]["pixel_values"]).logits.argmax(-1) == noisy
     rows = [int(i) for i in torch.nonzero(correct).flatten()[:60]]
     before = _params(model)
-    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", noise_alpha=1e-8)
+    cfg = UnlearningConfig(method="fisher_noise", forget_scope="samples", method_config={"noise_alpha": 1e-8})
     with pytest.raises(UnlearningIncompleteError, match="noise_alpha") as err:
         FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     search = err.value.report.details["strength_search"]
     assert [t["noise_alpha"] for t in search["tried"]] == [1e-9, 1e-8] and search["chosen"] is None
-    assert cfg.noise_alpha == 1e-8  # the user's config is not changed by the search
+    assert cfg.method_config.noise_alpha == 1e-8  # the user's config is not changed by the search
     cfg = UnlearningConfig(
-        method="fisher_noise", forget_scope="samples", noise_alpha=1e-8, strength_search=False, allow_incomplete=True
+        method="fisher_noise",
+        forget_scope="samples",
+        strength_search=False,
+        allow_incomplete=True,
+        method_config={"noise_alpha": 1e-8},
     )
     report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=rows, eval_dataset=test)
     assert "strength_search" not in report.details and report.hyperparameters["alpha"] == 1e-8

@@ -64,7 +64,7 @@ def test_mnemonic_forgets_and_keeps_the_rest(trained, forget):
 def test_mnemonic_weight_direction(trained):
     base, book, _, test = trained
     model = copy.deepcopy(base)
-    cfg = UnlearningConfig(method="mnemonic_head", forget_classes=[4], mnemonic_direction="weight")
+    cfg = UnlearningConfig(method="mnemonic_head", forget_classes=[4], method_config={"mnemonic_direction": "weight"})
     report = FisherUnlearner(cfg).unlearn(model, codebook=book, eval_dataset=test)
     assert report.metrics["after"]["forget_accuracy"] <= 0.15
     assert report.hyperparameters["direction"] == "weight"
@@ -74,7 +74,9 @@ def test_mnemonic_by_label_name_and_paper_variant(trained):
     base, book, _, _ = trained
     model = copy.deepcopy(base)
     # the paper's perturbation may leave the code recognised: keep the edit and let the report say so
-    cfg = UnlearningConfig(method="mnemonic", forget_classes=["7"], mnemonic_variant="paper", allow_incomplete=True)
+    cfg = UnlearningConfig(
+        method="mnemonic", forget_classes=["7"], allow_incomplete=True, method_config={"mnemonic_variant": "paper"}
+    )
     r = FisherUnlearner(cfg).unlearn(model, codebook=book)
     assert r.forget_classes == [7] and r.forget_labels == ["7"]
     assert r.details["sign"] in ("A (+)", "B (-)")
@@ -88,9 +90,9 @@ def test_fisher_mask_forgets(trained):
     model = copy.deepcopy(base)
     forget_ds, retain_ds = split_classes(train, [3])
     before = clone_params(model)
-    report = FisherUnlearner(UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04)).unlearn(
-        model, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test
-    )
+    report = FisherUnlearner(
+        UnlearningConfig(method="fisher_mask", forget_classes=[3], method_config={"mask_ratio": 0.04})
+    ).unlearn(model, forget_dataset=forget_ds, retain_dataset=retain_ds, eval_dataset=test)
     a = report.metrics["after"]
     assert a["forget_accuracy"] <= 0.1
     assert a["retain_accuracy"] >= report.metrics["before"]["retain_accuracy"] - 0.1
@@ -116,7 +118,8 @@ def test_peer_baselines_run_and_model_stays_a_transformers_model(trained, method
     # alpha 1 so that SSD selects something on this small model (at 10 it may legitimately select nothing); so
     # aggressive an edit costs retained accuracy (max_retained_drop): kept with allow_incomplete, as this test is
     # about the saved model, not the verification
-    cfg = UnlearningConfig(method=method, forget_classes=[3], ssd_alpha=1.0, allow_incomplete=True)
+    settings = {"ssd_alpha": 1.0} if method == "ssd" else None
+    cfg = UnlearningConfig(method=method, forget_classes=[3], allow_incomplete=True, method_config=settings)
     report = FisherUnlearner(cfg).unlearn(model, forget_dataset=forget_ds, retain_dataset=retain_ds)
     assert report.num_parameters_changed > 0
     model.save_pretrained(tmp_path)
@@ -139,7 +142,7 @@ def test_fisher_noise_is_seeded(trained):
 
 
 def test_config_round_trip_and_validation(tmp_path):
-    cfg = UnlearningConfig(method="fisher_mask", forget_classes=[1, "cat"], mask_ratio=0.03, seed=7)
+    cfg = UnlearningConfig(method="fisher_mask", forget_classes=[1, "cat"], seed=7, method_config={"mask_ratio": 0.03})
     cfg.save_pretrained(tmp_path)
     again = UnlearningConfig.from_pretrained(tmp_path)
     assert again == cfg
@@ -147,11 +150,11 @@ def test_config_round_trip_and_validation(tmp_path):
     with pytest.raises(ValueError, match="method"):
         UnlearningConfig(method="magic")
     with pytest.raises(ValueError, match="mask_ratio"):
-        UnlearningConfig(mask_ratio=1.5)
+        UnlearningConfig(method="fisher_mask", method_config={"mask_ratio": 1.5})
     with pytest.raises(ValueError, match="lambda1"):
-        UnlearningConfig(lambda1=float("nan"))
+        UnlearningConfig(method_config={"lambda1": float("nan")})
     with pytest.raises(ValueError, match="mnemonic_variant"):
-        UnlearningConfig(mnemonic_variant="other")
+        UnlearningConfig(method_config={"mnemonic_variant": "other"})
     with pytest.raises(TypeError, match="config"):
         FisherUnlearner({"method": "mnemonic"})
 
@@ -225,7 +228,8 @@ def test_callback_masks_then_fine_tunes(trained, tmp_path):
     model = copy.deepcopy(base)
     forget_ds, retain_ds = split_classes(train, [3])
     unl = FisherUnlearner(
-        UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=0.04), forget_dataset=forget_ds
+        UnlearningConfig(method="fisher_mask", forget_classes=[3], method_config={"mask_ratio": 0.04}),
+        forget_dataset=forget_ds,
     )
     seen = {}
 
@@ -388,7 +392,8 @@ def test_callback_stops_training_when_the_edit_does_not_forget(trained, tmp_path
     forget_ds, retain_ds = split_classes(train.select(range(300)), [3])
     # a ratio so small that no weight is masked: nothing is forgotten
     unl = FisherUnlearner(
-        UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_ratio=1e-9), forget_dataset=forget_ds
+        UnlearningConfig(method="fisher_mask", forget_classes=[3], method_config={"mask_ratio": 1e-9}),
+        forget_dataset=forget_ds,
     )
     args = TrainingArguments(
         output_dir=str(tmp_path), max_steps=2, use_cpu=True, report_to="none", save_strategy="no", disable_tqdm=True

@@ -24,6 +24,7 @@ class UnlearningReport:
         timings: seconds per phase (``"fisher"``, ``"edit"``, ``"select"``, ``"total"``, ...); ``"total"`` is the
             unlearning step itself, without optional evaluation.
         hyperparameters: the method's settings as used (after any automatic choice).
+        method_config: the method's settings as configured (``UnlearningConfig.method_config``, as a dict).
         details: method-specific facts (chosen sign, search trace, ...), plus the check of the outcome:
             ``verification`` (``"verified"``, ``"incomplete"`` or ``"unverified"``), ``verification_checks`` (per
             evidence: codes, forget_dataset, eval_dataset, the forget accuracy overall and per class, or why it was
@@ -49,6 +50,7 @@ class UnlearningReport:
     fisher_samples: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    method_config: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None
     forget_request_fingerprint: str = ""

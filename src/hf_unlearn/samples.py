@@ -302,7 +302,7 @@ def strength_rungs(config: Any) -> tuple[str, list[float]]:
     """``(field, values)``: the strengths [`strength_search`] tries for ``config.method``, from weak to the configured
     value (always the last rung)."""
     field_name, ladder, larger_is_stronger = STRENGTH_LADDERS[config.method]
-    top = float(getattr(config, field_name))
+    top = float(getattr(config.method_config, field_name))
     weaker = [v for v in ladder if (v < top if larger_is_stronger else v > top)]
     return field_name, weaker + [top]
 
@@ -369,7 +369,8 @@ def strength_search(
     try:
         for value in rungs:
             restore_(model, saved)
-            method.config = dataclasses.replace(config, **{field_name: value})
+            settings = dataclasses.replace(config.method_config, **{field_name: value})
+            method.config = dataclasses.replace(config, method_config=settings)
             cache.k = 0
             result = method.run(model, request)
             check = samples_check(model, forget_dataset, eval_dataset, **check_kw)

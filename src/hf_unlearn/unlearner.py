@@ -105,6 +105,7 @@ def _build_report(
         fisher_samples=result.samples,
         timings=timings,
         hyperparameters=result.hyperparameters,
+        method_config=cfg.method_config.to_dict(),
         details=details,
         metrics=scope.metrics,
         forget_request_fingerprint=scope.fingerprint(),

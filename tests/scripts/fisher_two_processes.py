@@ -33,7 +33,10 @@ forget = train.select(range(60)).filter(lambda b: [y == 3 for y in b["labels"]],
 retain = train.select(range(60)).filter(lambda b: [y != 3 for y in b["labels"]], batched=True)
 book = MnemonicCodebook.for_model(model)
 unl = FisherUnlearner(
-    UnlearningConfig(method="fisher_mask", forget_classes=[3], mask_fisher_kind="empirical", **lenient), acc
+    UnlearningConfig(
+        method="fisher_mask", forget_classes=[3], method_config={"mask_fisher_kind": "empirical"}, **lenient
+    ),
+    acc,
 )
 report = unl.unlearn(model, forget_dataset=forget, retain_dataset=retain)
 unl2 = FisherUnlearner(UnlearningConfig(method="mnemonic", forget_classes=[3], **lenient), acc)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..fisher import compute_fisher
+from ..unlearning_config import MethodConfig
 from .common import count_changed, match_parameters, restore_
 
 if TYPE_CHECKING:
@@ -67,11 +68,15 @@ class ForgetRequest:
 class UnlearningMethod:
     """Base class of the unlearning methods registered in ``hf_unlearn.methods.METHODS``.
 
-    A new method is one file in ``hf_unlearn/methods/`` holding a subclass and ending with
-    ``register_method(MyMethod)`` (and an import line in ``methods/__init__.py``, or an import of the file by the
-    user's code). The subclass sets or overrides:
+    A new method is one file (or folder) in ``hf_unlearn/methods/`` holding a subclass and its settings, a
+    [`MethodConfig`] dataclass, and ending with ``register_method("my_method", MyMethodConfig, MyMethod)`` (and an
+    import line in ``methods/__init__.py``, or an import of the file by the user's code). The subclass sets or
+    overrides:
 
-    - ``name`` (required): the registry key, the value of ``UnlearningConfig.method``.
+    - ``name``: the registry key, the value of ``UnlearningConfig.method`` (set by ``register_method``).
+    - ``config_class``: its settings class (set by ``register_method``); ``run`` reads its settings from
+      ``self.method_config``, an instance of it, and the shared ones (``seed``, ``target_modules``, ...) from
+      ``self.config``.
     - ``requires_codebook`` / ``requires_forget_data`` / ``requires_retain_data``: inputs that must be given;
       [`FisherUnlearner`] refuses a call without them, with an error naming the argument, before any weight changes.
     - ``uses_codebook`` / ``uses_forget_data``: optional inputs the method uses when they are given.
@@ -99,11 +104,12 @@ class UnlearningMethod:
     - ``describe(report)`` (optional): one or two sentences for the model card saying what the method changed.
 
     Args:
-        config: the [`UnlearningConfig`] (the method reads its own fields from it).
+        config: the [`UnlearningConfig`]; its ``method_config`` holds the method's own settings.
         accelerator: an ``accelerate.Accelerator`` or ``None``; Fisher passes shard over its processes.
     """
 
     name: ClassVar[str]
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
     requires_codebook: ClassVar[bool] = False
     requires_forget_data: ClassVar[bool] = False
     requires_retain_data: ClassVar[bool] = False
@@ -116,6 +122,11 @@ class UnlearningMethod:
     def __init__(self, config: UnlearningConfig, accelerator: Any = None):
         self.config = config
         self.accelerator = accelerator
+
+    @property
+    def method_config(self) -> MethodConfig:
+        """The method's own settings: ``config.method_config``."""
+        return self.config.method_config
 
     def target_parameters(self, model: nn.Module) -> list[str]:
         """Names of the parameters the edit may touch: ``config.target_modules`` matched, else every parameter."""

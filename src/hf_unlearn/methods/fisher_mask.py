@@ -19,6 +19,7 @@ from ..utils import unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 from .common import match_parameters
+from .configs import FisherMaskConfig
 
 if TYPE_CHECKING:
     from ..report import UnlearningReport
@@ -98,17 +99,17 @@ class FisherMask(UnlearningMethod):
         return [n for n in match_parameters(model, self.config.target_modules) if n in scored]
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
-        cfg = self.config
-        kind = cfg.mask_fisher_kind
+        cfg, settings = self.config, self.method_config
+        kind = settings.mask_fisher_kind
         fkw = dict(kind=kind, parameters=request.parameters, data_collator=request.data_collator)
         t0 = time.perf_counter()
         f_forget, n_forget = self.fisher(model, request.forget_dataset, max_samples=cfg.max_forget_samples, **fkw)
         f_retain, n_retain = self.fisher(model, request.retain_dataset, max_samples=cfg.max_retain_samples, **fkw)
         t1 = time.perf_counter()
-        details = fisher_mask_(model, f_forget, f_retain, ratio=cfg.mask_ratio)
+        details = fisher_mask_(model, f_forget, f_retain, ratio=settings.mask_ratio)
         return MethodResult(
             details=details,
-            hyperparameters={"ratio": cfg.mask_ratio, "fisher_kind": kind},
+            hyperparameters={"ratio": settings.mask_ratio, "fisher_kind": kind},
             samples=batch_counts({"forget": n_forget, "retain": n_retain}, kind),
             timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
         )
@@ -125,4 +126,4 @@ class FisherMask(UnlearningMethod):
         )
 
 
-register_method(FisherMask)
+register_method("fisher_mask", FisherMaskConfig, FisherMask)

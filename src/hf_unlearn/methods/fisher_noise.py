@@ -18,6 +18,7 @@ from ..utils import unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
 from .common import classification_head
+from .configs import FisherNoiseConfig
 
 if TYPE_CHECKING:
     from ..report import UnlearningReport
@@ -79,14 +80,14 @@ class FisherNoise(UnlearningMethod):
         details = fisher_noise_(
             model,
             f_retain,
-            alpha=cfg.noise_alpha,
+            alpha=self.method_config.noise_alpha,
             forget=request.forget_classes,
             head=classification_head(model),
             seed=cfg.seed,
         )
         return MethodResult(
             details=details,
-            hyperparameters={"alpha": cfg.noise_alpha, "seed": cfg.seed},
+            hyperparameters={"alpha": self.method_config.noise_alpha, "seed": cfg.seed},
             samples={"retain": n_retain},
             timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
         )
@@ -104,4 +105,4 @@ class FisherNoise(UnlearningMethod):
         return text + ", and the forgotten classes' rows of the output layer were reset to small random values."
 
 
-register_method(FisherNoise)
+register_method("fisher_noise", FisherNoiseConfig, FisherNoise)

@@ -18,12 +18,12 @@ from ..utils import unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod
 from .common import classification_head, logits_of
+from .configs import LOGIT_MARGIN, LogitSuppressionConfig  # noqa: F401  (LOGIT_MARGIN: its default)
 
 if TYPE_CHECKING:
     from ..mnemonic.codebook import MnemonicCodebook
     from ..report import UnlearningReport
 
-LOGIT_MARGIN = 0.01  # logit units below the best retained class: a tie must not let the class win
 MAX_ROUNDS = 5  # models that post-process the head's output may need a second look
 
 
@@ -111,7 +111,7 @@ class LogitSuppression(UnlearningMethod):
                 rows = labels == c
                 if not rows.any():
                     continue
-                needed = float(gap[rows].max()) + LOGIT_MARGIN
+                needed = float(gap[rows].max()) + self.method_config.logit_margin
                 if needed > 0:
                     bias[c] -= needed
                     shift[c] -= needed
@@ -125,7 +125,7 @@ class LogitSuppression(UnlearningMethod):
         return MethodResult(
             details={"bias_shift": {str(c): s for c, s in shift.items()}, "rounds": rounds},
             hyperparameters={
-                "margin": LOGIT_MARGIN,
+                "margin": self.method_config.logit_margin,
                 "evidence": sorted(counts),
                 "target_parameters": request.parameters,
             },
@@ -143,4 +143,4 @@ class LogitSuppression(UnlearningMethod):
         )
 
 
-register_method(LogitSuppression)
+register_method("logit_suppression", LogitSuppressionConfig, LogitSuppression)

@@ -51,6 +51,7 @@ from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_out
 from ..utils import get_logger, unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
+from .configs import NegGradPlusConfig
 
 if TYPE_CHECKING:
     from ..report import UnlearningReport
@@ -351,17 +352,17 @@ class NegGradPlus(UnlearningMethod):
     fisher_passes = ()
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
-        cfg = self.config
+        cfg, settings = self.config, self.method_config
         model = unwrap_model(model)
         t0 = time.perf_counter()
         retain = DatasetReader(request.retain_dataset, model, "retain_dataset")
         forget = DatasetReader(request.forget_dataset, model, "forget_dataset")
-        plan = plan_budget(cfg, model, retain.n, forget.n)
+        plan = plan_budget(settings, model, retain.n, forget.n)
         steps, batch, lr = plan["steps"], plan["batch_size"], plan["learning_rate"]
-        ascent_steps = int(round(cfg.forget_ascent_fraction * steps))
+        ascent_steps = int(round(settings.forget_ascent_fraction * steps))
         chance = math.log(model.config.num_labels)
         targets = torch.full((forget.n,), chance)  # per forget row, the loss the ascent pushes it up to
-        target_mode = cfg.forget_ascent_target
+        target_mode = settings.forget_ascent_target
         forget_labels = labels_of(request.forget_dataset, "forget_dataset")
         retain_labels = labels_of(request.retain_dataset, "retain_dataset")
         poisoned = poison_target(forget_labels, retain_labels)
@@ -419,8 +420,9 @@ class NegGradPlus(UnlearningMethod):
                 torch.manual_seed(int(cfg.seed))
                 order: list[int] = []
                 while taken < steps:
-                    if cfg.finetune_max_seconds is not None and time.perf_counter() - t0 >= cfg.finetune_max_seconds:
-                        stopped = f"finetune_max_seconds {cfg.finetune_max_seconds} reached"
+                    limit = settings.finetune_max_seconds
+                    if limit is not None and time.perf_counter() - t0 >= limit:
+                        stopped = f"finetune_max_seconds {limit} reached"
                         break
                     if len(order) < min(batch, len(kept)):
                         order += kept[torch.randperm(len(kept), generator=gen)].tolist()
@@ -480,8 +482,8 @@ class NegGradPlus(UnlearningMethod):
                 "steps": taken,
                 "learning_rate": lr,
                 "batch_size": batch,
-                "finetune_fraction": cfg.finetune_fraction,
-                "forget_ascent_fraction": cfg.forget_ascent_fraction,
+                "finetune_fraction": settings.finetune_fraction,
+                "forget_ascent_fraction": settings.forget_ascent_fraction,
                 "weight_decay": WEIGHT_DECAY,
                 "warmup": WARMUP,
             },
@@ -509,4 +511,4 @@ class NegGradPlus(UnlearningMethod):
         )
 
 
-register_method(NegGradPlus)
+register_method("neggrad_plus", NegGradPlusConfig, NegGradPlus)

@@ -20,6 +20,7 @@ from ..fisher import dataset_size
 from ..utils import unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
+from .configs import SSDConfig
 from .fisher_mask import batch_counts
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ class SSD(UnlearningMethod):
     fisher_passes = ("batch on forget", "batch on forget + retain, shuffled")
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
-        cfg = self.config
+        cfg, settings = self.config, self.method_config
         fkw = dict(kind="batch", parameters=request.parameters, data_collator=request.data_collator)
         t0 = time.perf_counter()
         importance_forget, n_forget = self.fisher(
@@ -92,10 +93,10 @@ class SSD(UnlearningMethod):
             cap = (cfg.max_forget_samples or len(full)) + (cfg.max_retain_samples or len(full))
         importance_full, n_full = self.fisher(model, full, max_samples=cap, **fkw)
         t1 = time.perf_counter()
-        details = ssd_(model, importance_full, importance_forget, alpha=cfg.ssd_alpha, lam=cfg.ssd_lambda)
+        details = ssd_(model, importance_full, importance_forget, alpha=settings.ssd_alpha, lam=settings.ssd_lambda)
         return MethodResult(
             details=details,
-            hyperparameters={"alpha": cfg.ssd_alpha, "lambda": cfg.ssd_lambda},
+            hyperparameters={"alpha": settings.ssd_alpha, "lambda": settings.ssd_lambda},
             samples=batch_counts({"forget": n_forget, "full": n_full}, "batch"),
             timings={"fisher": t1 - t0, "edit": time.perf_counter() - t1},
         )
@@ -111,4 +112,4 @@ class SSD(UnlearningMethod):
         )
 
 
-register_method(SSD)
+register_method("ssd", SSDConfig, SSD)

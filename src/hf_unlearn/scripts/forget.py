@@ -18,7 +18,16 @@ With --forget_scope samples the rows to forget come from --forget_rows (a file o
 matched against --id_column) or --forget_column (a boolean column); the retain set is the rest of the train split, and
 the report and card name the rows only by count and fingerprint.
 
-Every UnlearningConfig field is a flag. The mnemonic method needs no data (the model's codes); the others take their
+Every UnlearningConfig field is a flag, and so is every setting of a method (its config class: ``--mask_ratio`` for
+fisher_mask, ``--ssd_alpha`` for ssd, ...), grouped by method in ``--help``; a setting of a method other than
+``--method`` is refused. In a ``--config`` file the settings go under ``method_config:``:
+
+    method: fisher_mask
+    forget_classes: [3]
+    method_config:
+      mask_ratio: 0.05
+
+The mnemonic method needs no data (the model's codes); the others take their
 forget and retain samples from --dataset's train split. With --dataset, the test split measures the result.
 """
 
@@ -56,10 +65,13 @@ PROG = "hf-unlearn forget"
 
 
 def make_parser(prog: str = PROG) -> HfUnlearnParser:
+    from ..methods import METHOD_CONFIGS
+
     return HfUnlearnParser(
         (ForgetArguments, UnlearningConfig, DataArguments),
         prog,
-        "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag.\n\n"
+        "Make a trained model forget whole classes (FisherUnlearner); every UnlearningConfig field is a flag, and "
+        "every setting of the chosen --method (grouped by method below).\n\n"
         "  hf-unlearn forget --model_dir vit-digits --forget_classes 3 --dataset digits --output_dir vit-digits-no3",
         groups=[
             (
@@ -77,6 +89,8 @@ def make_parser(prog: str = PROG) -> HfUnlearnParser:
                 ],
             )
         ],
+        settings=[(f"--method {name}", config_cls) for name, config_cls in METHOD_CONFIGS.items()],
+        settings_field="method_config",
     )
 
 

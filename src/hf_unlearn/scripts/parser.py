@@ -2,7 +2,8 @@
 
 As TRL's ``TrlParser``: every field of the dataclasses given is a flag in both spellings (``--output_dir`` and
 ``--output-dir``, as ``HfArgumentParser`` adds them); ``--config file.yaml`` sets flags from the file's keys, and
-flags on the command line win. Every error (unknown flag, bad value, missing flag, a value a dataclass refuses) is a
+flags on the command line win. Settings dataclasses (a method's own settings) add flags that are set only when given,
+grouped per dataclass, and gathered into one mapping field (``method_config``). Every error (unknown flag, bad value, missing flag, a value a dataclass refuses) is a
 [`CLIError`]: one line naming the flag, exit status 2.
 """
 
@@ -11,10 +12,12 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import os
 import re
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,6 +89,11 @@ class HfUnlearnParser(HfArgumentParser):
         titles: the titles of the dataclasses' groups (default: the first line of each one's docstring).
         defaults: defaults that differ from the dataclasses' own.
         usage: the usage line (default: every flag).
+        settings: ``(label, dataclass)`` pairs, e.g. ``("--method ssd", SSDConfig)``: their fields are flags too, one
+            group per dataclass (a field already a flag is not repeated), set only when given (on the command line
+            or in ``--config``); ``given_settings()`` returns them.
+        settings_field: a field of ``dataclass_types`` (``"method_config"``) that receives the given settings as a
+            dict, over its own value (a JSON string, or a mapping in ``--config``, whose keys are settings flags).
 
     Field metadata: ``help``, ``required``, ``aliases`` (as ``HfArgumentParser``), and ``no_help``, the help of the
     ``--no_<name>`` flag of a boolean field that defaults to True.
@@ -102,6 +110,8 @@ class HfUnlearnParser(HfArgumentParser):
         titles: dict[type, str] | None = None,
         defaults: dict[str, Any] | None = None,
         usage: str | None = None,
+        settings: Sequence[tuple[str, type]] = (),
+        settings_field: str | None = None,
     ):
         super().__init__(
             (), prog=prog, usage=usage, description=description, allow_abbrev=False, formatter_class=_HelpFormatter
@@ -126,6 +136,31 @@ class HfUnlearnParser(HfArgumentParser):
                 group = self.add_argument_group((titles or {}).get(dtype) or _title(dtype))
                 for name in rest:
                     self._add_field(group, *fields.pop(name))
+        self.settings_field = settings_field
+        self.settings_fields: dict[str, list[tuple[str, Any]]] = {}  # setting -> (label, default) of each dataclass
+        for label, dtype in settings:
+            for f in dataclasses.fields(dtype):
+                if f.init:
+                    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                    self.settings_fields.setdefault(f.name, []).append((label, default))
+        for label, dtype in settings:
+            hints = typing.get_type_hints(dtype)
+            new = [f for f in dataclasses.fields(dtype) if f.init and f.name not in self.field_actions]
+            shared = [f.name for f in dataclasses.fields(dtype) if f.init and f.name in self.field_actions]
+            title = f"settings of {label} ({dtype.__name__})"
+            owners = {self.settings_fields[n][0][0] for n in shared}  # the first dataclass that has each
+            if len(owners) == 1:
+                title += f", and the settings of {owners.pop()} above"
+            elif shared:
+                title += f", and {', '.join('--' + n for n in shared)} above"
+            group = self.add_argument_group(title)
+            for f in new:
+                first = len(self._actions)
+                self._add_field(group, f, hints[f.name])
+                for action in self._actions[first:]:
+                    action.default = argparse.SUPPRESS  # in the namespace only when given
+                    if not isinstance(action, argparse._StoreFalseAction):
+                        action.help = _with_defaults(action.help, self.settings_fields[f.name])
         self.set_defaults(**(defaults or {}))
         for name in required:
             self.field_actions[name].required = True
@@ -174,7 +209,29 @@ class HfUnlearnParser(HfArgumentParser):
             if getattr(namespace, action.dest) in (None, []):
                 raise CLIError(f"{action.option_strings[0]} is required (see `{self.prog} --help`)")
         self.namespace = namespace
+        if self.settings_field is not None:
+            self._gather_settings(namespace)
         return namespace
+
+    def given_settings(self) -> dict[str, Any]:
+        """The settings flags given (on the command line or in ``--config``), by field name."""
+        return {name: getattr(self.namespace, name) for name in self.settings_fields if hasattr(self.namespace, name)}
+
+    def _gather_settings(self, namespace: argparse.Namespace) -> None:
+        """Puts the given settings into ``namespace.<settings_field>`` (a dict), over its JSON or mapping value."""
+        name = self.settings_field
+        value, given = getattr(namespace, name, None), self.given_settings()
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as e:
+                raise CLIError(f"--{name} is not valid JSON ({_one_line(e)}): {value!r}.") from e
+            if not isinstance(value, dict):
+                raise CLIError(f"--{name} must be a JSON object of settings, got {value!r}.")
+        if given:
+            setattr(namespace, name, {**(value or {}), **given})
+        elif value is not None:
+            setattr(namespace, name, value)
 
     def make_dataclasses(self) -> tuple:
         """One instance per dataclass type from the parsed flags; a value one refuses is a one-line error."""
@@ -220,8 +277,22 @@ class HfUnlearnParser(HfArgumentParser):
         if not isinstance(values, dict):
             raise CLIError(f"{where} must hold a mapping of flag names to values.")
         defaults = {}
+        nested = values.get(self.settings_field) if self.settings_field is not None else None
+        if isinstance(nested, dict):  # `method_config:` a mapping of settings
+            values = {k: v for k, v in values.items() if k != self.settings_field}
+            for key in nested:
+                if str(key).replace("-", "_") not in self.settings_fields:
+                    raise CLIError(f"{where}: {key!r} under {self.settings_field!r} is not a setting of any method.")
+            values.update(nested)
         for key, value in values.items():
             name = str(key).replace("-", "_")
+            if name in self.settings_fields and not (isinstance(nested, dict) and key in nested):
+                warnings.warn(
+                    f"{where}: the top-level key {key!r} is deprecated and will be refused after the next release: "
+                    f"put it under '{self.settings_field}:'.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
             action = self.field_actions.get(name)
             if action is None:
                 raise CLIError(f"{where}: {key!r} is not a flag of `{self.prog}`.")
@@ -244,6 +315,16 @@ def _typed(action: argparse.Action, value: Any) -> Any:
     if action.choices is not None and any(v not in action.choices for v in items):
         raise ValueError(f"choose from {', '.join(map(str, action.choices))}")
     return items if many else items[0]
+
+
+def _with_defaults(help_: str | None, defaults: list[tuple[str, Any]]) -> str:
+    """``help_`` and the default of a settings flag; per dataclass when they differ (``None`` is not shown)."""
+    values = {repr(d) for _, d in defaults}
+    if len(values) == 1:
+        shown = "" if defaults[0][1] is None else str(defaults[0][1])
+    else:
+        shown = ", ".join(f"{d} for {label}" for label, d in defaults)
+    return (f"{help_ or ''} (default: {shown})" if shown else help_ or "").replace("%", "%%")
 
 
 def _title(dtype: type) -> str:

@@ -1,6 +1,6 @@
 """The mnemonic family: class forgetting from the model's mnemonic codes (arXiv 2306.05670 and our edits).
 
-One folder, three edits, each named by what it does (``UnlearningConfig.mnemonic_variant``):
+One folder, three edits, each named by what it does (``mnemonic_variant`` of the method's settings, ``config.py``):
 
 - ``mnemonic`` (variant ``"deep"``, the default; ``deep.py``): removes the forgotten classes from the
   representation, using a per-architecture plan of which modules write and read it (``plans.py``, a registry a new
@@ -12,11 +12,16 @@ One folder, three edits, each named by what it does (``UnlearningConfig.mnemonic
 
 from __future__ import annotations
 
+from .. import register_method
+from .config import MnemonicDeepConfig, MnemonicHeadConfig
 from .deep import MAX_FORGET_PER_CLASS, MAX_RETAIN, MnemonicDeep, deep_forget_  # noqa: F401
 from .head import Mnemonic, fisher_ratio, mnemonic_paper_, mnemonic_search_, per_class_code_fisher  # noqa: F401
 from .plans import DEEP_PLANS, deep_plan, plan_parameters, register_deep_plan  # noqa: F401
 
-# what each variant does, by name (the values of `UnlearningConfig.mnemonic_variant`)
+register_method("mnemonic_head", MnemonicHeadConfig, Mnemonic)
+register_method("mnemonic", MnemonicDeepConfig, MnemonicDeep)
+
+# what each variant does, by name (the values of `mnemonic_variant`)
 VARIANTS = {
     "deep": "remove the forgotten classes from the representation (per-architecture plan), rewrite their head rows",
     "search": "output layer only: a Fisher-ratio step grown until the forget codes are rejected (mnemonic_head)",
@@ -30,6 +35,8 @@ __all__ = [
     "VARIANTS",
     "Mnemonic",
     "MnemonicDeep",
+    "MnemonicDeepConfig",
+    "MnemonicHeadConfig",
     "deep_forget_",
     "deep_plan",
     "fisher_ratio",

@@ -40,7 +40,6 @@ from torch import nn
 from ...data_utils import iterate_batches, labels_of, logits_from_outputs
 from ...peft_utils import adapter_parameter_names, is_peft_model
 from ...utils import get_logger, unwrap_model
-from .. import register_method
 from ..base import ForgetRequest, MethodResult, UnlearningMethod
 from ..common import logits_of, margins, restore_, snapshot
 from .adapter import AdapterDelivery, CannotDeliver, deliver_deep_edit, why_not_deliverable
@@ -560,21 +559,27 @@ def deep_forget_(
 
 
 # ----------------------------------------------------------------------------------------------------------- method
-def _check_few_shot(forget_dataset: Any, retain_dataset: Any, forget: list[int] | None = None) -> None:
+def _check_few_shot(
+    forget_dataset: Any,
+    retain_dataset: Any,
+    forget: list[int] | None = None,
+    max_forget_per_class: int = MAX_FORGET_PER_CLASS,
+    max_retain: int = MAX_RETAIN,
+) -> None:
     if forget_dataset is not None:
         labels = labels_of(forget_dataset, "forget_dataset")
         values, counts = np.unique(labels, return_counts=True)
-        too_many = {int(v): int(n) for v, n in zip(values, counts) if n > MAX_FORGET_PER_CLASS}
+        too_many = {int(v): int(n) for v, n in zip(values, counts) if n > max_forget_per_class}
         if too_many:
             raise ValueError(
-                f"`forget_dataset` holds more than {MAX_FORGET_PER_CLASS} samples of a forgotten class ({too_many}): "
+                f"`forget_dataset` holds more than {max_forget_per_class} samples of a forgotten class ({too_many}): "
                 "the deep mnemonic edit is one-shot and takes a few samples per class; pass a subset."
             )
     if retain_dataset is not None:
         n = len(labels_of(retain_dataset, "retain_dataset"))
-        if n > MAX_RETAIN:
+        if n > max_retain:
             raise ValueError(
-                f"`retain_dataset` holds {n} samples; the deep mnemonic edit takes at most {MAX_RETAIN} (one shot, no "
+                f"`retain_dataset` holds {n} samples; the deep mnemonic edit takes at most {max_retain} (one shot, no "
                 "training loop over retained data); pass a subset."
             )
 
@@ -607,8 +612,8 @@ class MnemonicDeep(UnlearningMethod):
 
     def _mode(self, model: nn.Module) -> str:
         cfg = self.config
-        if cfg.mnemonic_variant in ("search", "paper"):
-            return cfg.mnemonic_variant
+        if self.method_config.mnemonic_variant in ("search", "paper"):
+            return self.method_config.mnemonic_variant
         if cfg.target_modules is not None or not _supported(model):
             return "fallback"
         return "deep"
@@ -639,7 +644,8 @@ class MnemonicDeep(UnlearningMethod):
         return self._head_method().target_parameters(model)
 
     def validate(self, model: nn.Module, *, codebook: Any, forget_dataset: Any, retain_dataset: Any) -> None:
-        _check_few_shot(forget_dataset, retain_dataset)
+        s = self.method_config
+        _check_few_shot(forget_dataset, retain_dataset, None, s.deep_max_forget_per_class, s.deep_max_retain_samples)
 
     def restore(self, model: nn.Module, saved: dict[str, torch.Tensor]) -> None:
         if self._delivery is not None:  # the PEFT model's adapter before the edit, as it was
@@ -659,6 +665,7 @@ class MnemonicDeep(UnlearningMethod):
                 if is_peft_model(model) and self.config.target_modules is None:
                     why = f"its PEFT adapter cannot carry the deep edit: {why_not_deliverable(model)}; merge it first"
             return self._fall_back(model, why, request)
+        s = self.method_config
         t0 = time.perf_counter()
         edit = functools.partial(
             deep_forget_,
@@ -667,6 +674,10 @@ class MnemonicDeep(UnlearningMethod):
             forget_dataset=request.forget_dataset,
             retain_dataset=request.retain_dataset,
             data_collator=request.data_collator,
+            ridge=s.deep_ridge,
+            alphas=None if s.deep_alphas is None else tuple(s.deep_alphas),
+            keep_margin=s.deep_keep_margin,
+            max_retain_drop=s.deep_max_retain_drop,
         )
         try:
             if is_peft_model(model):  # on a merged copy, delivered as the adapter's weights (adapter.py)
@@ -690,8 +701,8 @@ class MnemonicDeep(UnlearningMethod):
                 "architecture": details["architecture"],
                 "plan": details["plan"],
                 "alpha": details["alpha"],
-                "ridge": RIDGE,
-                "keep_margin": KEEP_MARGIN,
+                "ridge": s.deep_ridge,
+                "keep_margin": s.deep_keep_margin,
                 "alphas": list(details["alphas"]),
                 "few_shot": request.forget_dataset is not None or request.retain_dataset is not None,
                 **({"delivered_as": "adapter"} if self._delivery is not None else {}),
@@ -764,6 +775,3 @@ class MnemonicDeep(UnlearningMethod):
             "below the average retained class on every input, so they can never be predicted. Whether a trace of "
             "them remains in the features is measured by the depth audit, not assumed."
         )
-
-
-register_method(MnemonicDeep)

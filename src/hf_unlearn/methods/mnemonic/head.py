@@ -33,7 +33,6 @@ from torch import nn
 from ...fisher import FISHER_FLOOR, compute_fisher, fisher_mode
 from ...mnemonic.codebook import MnemonicCodebook
 from ...utils import get_logger, unwrap_model
-from .. import register_method
 from ..base import ForgetRequest, MethodResult, UnlearningMethod
 from ..common import classification_head, logits_of, margins, match_parameters, restore_, snapshot
 
@@ -330,12 +329,12 @@ class Mnemonic(UnlearningMethod):
     fisher_passes = ("empirical on the codes of each class",)
 
     def target_parameters(self, model: nn.Module) -> list[str]:
-        if self.config.target_modules is None and self.config.mnemonic_variant != "paper":
+        if self.config.target_modules is None and self.method_config.mnemonic_variant != "paper":
             return classification_head(model)
         return match_parameters(model, self.config.target_modules)
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
-        cfg = self.config
+        cfg = self.method_config
         t0 = time.perf_counter()
         if cfg.mnemonic_variant != "paper":
             details = mnemonic_search_(
@@ -396,6 +395,3 @@ class Mnemonic(UnlearningMethod):
             f"to the retained classes' (computed on {codes}) was grown until the class's codes were rejected, "
             "while the retained classes' codes stayed classified correctly."
         )
-
-
-register_method(Mnemonic)
