@@ -87,6 +87,10 @@ def test_method_config_from_an_instance_a_dict_or_json():
         UnlearningConfig(method="ssd", method_config=FisherMaskConfig())
     with pytest.raises(ValueError, match="`method_config` is not valid JSON"):
         UnlearningConfig(method="ssd", method_config="{ssd_alpha: 5}")
+    cfg = UnlearningConfig(method="fisher_mask")
+    cfg.method = "ssd"  # its settings no longer fit the method: the method says so instead of misreading them
+    with pytest.raises(ValueError, match="not the SSDConfig of method 'ssd'"):
+        METHODS["ssd"](cfg).method_config  # noqa: B018
 
 
 # -------------------------------------------------------------------------------------------------- old flat names

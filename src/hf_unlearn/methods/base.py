@@ -125,8 +125,14 @@ class UnlearningMethod:
 
     @property
     def method_config(self) -> MethodConfig:
-        """The method's own settings: ``config.method_config``."""
-        return self.config.method_config
+        """The method's own settings: ``config.method_config``, an instance of ``config_class``."""
+        settings = self.config.method_config
+        if not isinstance(settings, self.config_class):
+            raise ValueError(
+                f"`method_config` is a {type(settings).__name__}, not the {self.config_class.__name__} of method "
+                f"{self.name!r} (was `method` changed after the UnlearningConfig was made? make a new one)."
+            )
+        return settings
 
     def target_parameters(self, model: nn.Module) -> list[str]:
         """Names of the parameters the edit may touch: ``config.target_modules`` matched, else every parameter."""

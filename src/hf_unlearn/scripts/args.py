@@ -1,7 +1,7 @@
 """The arguments of the ``hf-unlearn`` commands, as dataclasses (each field is a flag; ``--config`` YAML keys too).
 
-``forget`` also takes every [`UnlearningConfig`] field and ``train`` every ``MnemonicConfig`` /
-``TrainingArguments`` field. Values are checked in ``__post_init__`` with errors that name the field.
+``forget`` also takes every [`UnlearningConfig`] field and every method's settings (``hf_unlearn.methods.configs``),
+``train`` every ``MnemonicConfig`` / ``TrainingArguments`` field. Values are checked in ``__post_init__`` with errors that name the field.
 """
 
 from __future__ import annotations
