@@ -36,7 +36,12 @@ SETTINGS = (
     ("samples fisher_mask search", "fisher_mask", "samples", {"mask_ratio": 0.05}),
     ("samples ssd search", "ssd", "samples", {"ssd_alpha": 5.0, "ssd_lambda": 0.5}),
     ("samples fisher_noise search", "fisher_noise", "samples", {"noise_alpha": 1e-5}),
-    ("samples neggrad_plus 5 steps", "neggrad_plus", "samples", {"finetune_max_steps": 5, "forget_ascent_target": "chance"}),
+    (
+        "samples neggrad_plus 5 steps",
+        "neggrad_plus",
+        "samples",
+        {"finetune_max_steps": 5, "forget_ascent_target": "chance"},
+    ),
 )
 
 
