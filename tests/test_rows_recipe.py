@@ -99,9 +99,8 @@ def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored, monkeypatch):
     def run(search: bool):
         monkeypatch.setattr(retain_finetune, "SUSPECT_POISON", search)
         model = copy.deepcopy(base)
-        cfg = UnlearningConfig(
-            forget_scope="samples", finetune_max_steps=60, finetune_learning_rate=3e-3, allow_incomplete=True
-        )
+        settings = {"finetune_max_steps": 60, "finetune_learning_rate": 3e-3}
+        cfg = UnlearningConfig(forget_scope="samples", method_config=settings, allow_incomplete=True)
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=named)
         with torch.no_grad():
             acc = float((model(pixel_values=x).logits.argmax(-1) == y).float().mean())
