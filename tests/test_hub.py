@@ -50,6 +50,7 @@ def _report(metrics: bool = True, **kw) -> UnlearningReport:
         fisher_samples={"forget": 20, "retain": 40},
         timings={"fisher": 0.25, "edit": 0.01, "total": 0.3},
         hyperparameters={"alpha": 10.0, "selection": "auto"},
+        method_config={"deep_ridge": 0.5, "mnemonic_variant": "deep"},
         details={"sign": -1},
         forget_request_fingerprint=FINGERPRINT,
         base_model="google/vit-base-patch16-224",
@@ -143,6 +144,7 @@ def test_card_holds_the_facts_and_reparses(tmp_path):
     assert "| num_forget_samples | – | 1,200 |" in text  # other numbers become extra rows
     assert "fisher" in text and "0.250" in text  # timings
     assert "forget = 20" in text and "1,234 of 5,678" in text
+    assert "Method settings as configured" in text and "| `deep_ridge` | `0.5` |" in text  # report.method_config
     assert f"]({hub.CHART_FILE})" in text  # chart linked by its file name
     assert 'from_pretrained("tester/vit-unlearned")' in text
     assert "AutoModelForImageClassification" in text

@@ -671,6 +671,9 @@ def render_model_card(
         check=check,
         parameters_changed=parameters_changed,
         hyperparameters=[(_cell(k), _cell(v)) for k, v in sorted(scrub_paths(report.hyperparameters).items())],
+        method_settings=[
+            (_cell(k), _cell(v)) for k, v in sorted(scrub_paths(getattr(report, "method_config", None) or {}).items())
+        ],
         forgotten=[(c, _cell(lab)) for c, lab in zip(report.forget_classes, report.forget_labels)],
         retained=[(c, _cell(lab)) for c, lab in zip(report.retain_classes, report.retain_labels)],
         fisher_samples=[(_cell(k), v) for k, v in sorted(report.fisher_samples.items())],
