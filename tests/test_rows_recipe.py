@@ -86,20 +86,17 @@ def test_suspected_poison_finds_the_unnamed_poisoned_rows_and_nothing_in_a_plain
     assert _suspects(model, ds, sorted(genuine[:20])) == set()
 
 
-def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored, monkeypatch):
+def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored):
     """With a quarter of the poisoned rows named, the recipe forgets the suspects too: the trigger stops working,
     where the same recipe without the search leaves more of it, and clean accuracy is kept."""
     import copy
-
-    from hf_unlearn.methods import retain_finetune
 
     base, ds, test, poisoned, named = backdoored
     x, y = test[:]["pixel_values"].float(), test[:]["labels"].long()
 
     def run(search: bool):
-        monkeypatch.setattr(retain_finetune, "SUSPECT_POISON", search)
         model = copy.deepcopy(base)
-        settings = {"finetune_max_steps": 60, "finetune_learning_rate": 3e-3}
+        settings = {"finetune_max_steps": 60, "finetune_learning_rate": 3e-3, "suspect_poison": search}
         cfg = UnlearningConfig(forget_scope="samples", method_config=settings, allow_incomplete=True)
         report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=named)
         with torch.no_grad():

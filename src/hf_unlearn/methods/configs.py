@@ -116,6 +116,9 @@ class NegGradPlusConfig(MethodConfig):
             a linear probe fitted on the retained rows' features gives it, at most chance level), `"chance"` (log of
             the number of classes) or `"auto"` (`"chance"` when the rows' labels are concentrated on one class far
             beyond the retained rows' share of it, as a backdoor's relabelled rows are; else `"probe"`).
+        suspect_poison (`bool`, defaults to `True`): when the forget rows are relabelled to one class (a backdoor),
+            also forget the retained rows of that class that the model represents like the named ones rather than
+            like the rest of the class (poisoned rows the request did not name); `False`: the named rows only.
     """
 
     finetune_fraction: float = field(
@@ -140,6 +143,13 @@ class NegGradPlusConfig(MethodConfig):
             "help": "The loss each forget row is pushed up to: 'probe' (what a linear probe fitted on the retained "
             "rows' features gives it, at most chance level), 'chance' (log of the number of classes) or 'auto' "
             "(chance when the rows' labels are concentrated on one class as a backdoor's are, else probe)."
+        },
+    )
+    suspect_poison: bool = field(
+        default=True,
+        metadata={
+            "help": "Backdoor (rows relabelled to one class): also forget retained rows of that class that the model "
+            "represents like the named ones (unnamed poison). False: the named rows only."
         },
     )
 

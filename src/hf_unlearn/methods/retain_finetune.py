@@ -255,7 +255,6 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
 # Unnamed poison (a backdoor whose rows are named only in part): retained rows of the poison's target class that a
 # linear classifier of the output layer's input features puts with the named poisoned rows rather than with the rest
 # of that class are forgotten too (see [`suspected_poison`]). Module-level defaults for now (configuration fields to be).
-SUSPECT_POISON = True
 SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a forward pass each)
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
@@ -374,7 +373,9 @@ class NegGradPlus(UnlearningMethod):
             targets = torch.minimum(probe, targets)
         suspects: list[int] = []
         doubtful: list[int] = []
-        if ascent_steps and poisoned is not None and SUSPECT_POISON:  # unnamed poison: forgotten too, at chance
+        if (
+            ascent_steps and poisoned is not None and settings.suspect_poison
+        ):  # unnamed poison: forgotten too, at chance
             suspects, doubtful = suspected_poison(
                 model,
                 forget,
