@@ -575,3 +575,19 @@ def metric_path(name: str) -> str:
     if name not in available:
         raise ValueError(f"`name` {name!r} is not an hf_unlearn metric; available: {available}.")
     return os.path.join(METRICS_DIR, name)
+
+
+def metric_info(description: str, citation: str, inputs_description: str, predictions_dtype: str) -> Any:
+    """The ``evaluate.MetricInfo`` of an hf_unlearn ``evaluate`` module: float or int ``predictions`` (its
+    ``predictions_dtype``) and int ``references``."""
+    import datasets
+    import evaluate
+
+    return evaluate.MetricInfo(
+        description=description,
+        citation=citation,
+        inputs_description=inputs_description,
+        features=datasets.Features(
+            {"predictions": datasets.Value(predictions_dtype), "references": datasets.Value("int64")}
+        ),
+    )

@@ -4,12 +4,11 @@ The AUC is ``hf_unlearn.evaluation.mia_auc_from_scores``'s (the library's one me
 offline with ``evaluate.load(hf_unlearn.evaluation.metric_path("membership_inference"))``.
 """
 
-import datasets
 import evaluate
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from hf_unlearn.evaluation import mia_auc_from_scores
+from hf_unlearn.evaluation import metric_info, mia_auc_from_scores
 
 _DESCRIPTION = """
 How well a threshold on a per-sample score separates training members from non-members.
@@ -48,14 +47,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MembershipInference(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("int64")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, predictions_dtype="float64")
 
     def compute(self, *, member_scores=None, nonmember_scores=None, **kwargs):
         # evaluate appends inputs_description to this docstring, so it must exist

@@ -4,11 +4,10 @@ The numbers are ``hf_unlearn.evaluation.accuracy_split``'s (one implementation).
 ``evaluate.load(hf_unlearn.evaluation.metric_path("unlearning_accuracy"))``.
 """
 
-import datasets
 import evaluate
 import numpy as np
 
-from hf_unlearn.evaluation import accuracy_split
+from hf_unlearn.evaluation import accuracy_split, metric_info
 
 _DESCRIPTION = """
 Accuracy split by the classes a model was asked to forget:
@@ -47,14 +46,7 @@ _CITATION = """
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class UnlearningAccuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
-            ),
-        )
+        return metric_info(_DESCRIPTION, _CITATION, _KWARGS_DESCRIPTION, predictions_dtype="int64")
 
     def _compute(self, predictions, references, forget_classes=None):
         if forget_classes is None:
