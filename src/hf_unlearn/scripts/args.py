@@ -7,12 +7,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 BASE_MODEL_HELP = (
     "When --model_dir is a PEFT adapter folder (adapter_config.json): folder (or Hub id) of the base model it loads "
     "over (default: the adapter_config.json's base_model_name_or_path; an adapter saved by hf_unlearn names a local "
     "base by its folder name only, so pass it here)."
 )
+
+
+FORGET_CLASSES_HELP = "The forgotten classes: ids or label names (--forget_classes 3 5)."
+
+
+def required(help: str) -> Any:
+    """A flag the command cannot run without: None until given, and the parser reports it when missing."""
+    return field(default=None, metadata={"required": True, "help": help})
+
+
+def forget_classes_field(help: str = FORGET_CLASSES_HELP) -> Any:
+    """The required ``--forget_classes`` (ids or label names, several allowed)."""
+    return field(default_factory=list, metadata={"required": True, "help": help})
+
+
+def overwrite_output_file_field() -> Any:
+    """``--overwrite_output_file``: an existing ``--output_file`` is refused, before any work, unless it is set."""
+    return field(
+        default=False, metadata={"help": "Replace an existing --output_file (refused by default, before any work)."}
+    )
 
 
 def _at_least(obj: object, names: tuple[str, ...], low: float, strict: bool = False) -> None:
@@ -101,17 +122,11 @@ class TrainArguments:
 class ForgetArguments:
     """Model in and out."""
 
-    model_dir: str | None = field(
-        default=None,
-        metadata={
-            "required": True,
-            "help": "Folder (or Hub id) of the trained model, or of a PEFT adapter (adapter_config.json; see "
-            "--base_model); for --method mnemonic it must hold its codes (an adapter's, else its base model's).",
-        },
+    model_dir: str | None = required(
+        "Folder (or Hub id) of the trained model, or of a PEFT adapter (adapter_config.json; see --base_model); for "
+        "--method mnemonic it must hold its codes (an adapter's, else its base model's)."
     )
-    output_dir: str | None = field(
-        default=None, metadata={"required": True, "help": "Folder to write the unlearned model into."}
-    )
+    output_dir: str | None = required("Folder to write the unlearned model into.")
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Allow an --output_dir that is not empty or is the --model_dir (its files are replaced)."},
@@ -167,17 +182,10 @@ class ForgetArguments:
 class EvaluateArguments:
     """Model and classes to evaluate."""
 
-    model_dir: str | None = field(
-        default=None,
-        metadata={
-            "required": True,
-            "help": "Folder (or Hub id) of the model to evaluate, or of a PEFT adapter (see --base_model).",
-        },
+    model_dir: str | None = required(
+        "Folder (or Hub id) of the model to evaluate, or of a PEFT adapter (see --base_model)."
     )
-    forget_classes: list[str] = field(
-        default_factory=list,
-        metadata={"required": True, "help": "The forgotten classes: ids or label names (--forget_classes 3 5)."},
-    )
+    forget_classes: list[str] = forget_classes_field()
     mia: bool = field(
         default=False,
         metadata={"help": "Also run the membership-inference attack on the train split's forget classes."},
@@ -186,9 +194,7 @@ class EvaluateArguments:
     base_model: str | None = field(default=None, metadata={"help": BASE_MODEL_HELP})
     batch_size: int = field(default=64, metadata={"help": "Evaluation batch size."})
     output_file: str | None = field(default=None, metadata={"help": "Also write the metrics to this JSON file."})
-    overwrite_output_file: bool = field(
-        default=False, metadata={"help": "Replace an existing --output_file (refused by default, before any work)."}
-    )
+    overwrite_output_file: bool = overwrite_output_file_field()
 
     def __post_init__(self):
         _at_least(self, ("batch_size",), 1)
@@ -200,13 +206,8 @@ class EvaluateArguments:
 class PushArguments:
     """Folder and repository."""
 
-    folder: str | None = field(
-        default=None,
-        metadata={"required": True, "help": "Unlearned model folder (written by `forget` or `demo`)."},
-    )
-    repo_id: str | None = field(
-        default=None, metadata={"required": True, "help": "Hub repository to push to, e.g. user/vit-no3."}
-    )
+    folder: str | None = required("Unlearned model folder (written by `forget` or `demo`).")
+    repo_id: str | None = required("Hub repository to push to, e.g. user/vit-no3.")
     private: bool | None = field(default=None, metadata={"help": "Create the repository as private."})
     revision: str | None = field(default=None, metadata={"help": "Branch to commit to (default main)."})
     commit_message: str | None = field(default=None, metadata={"help": "Commit message."})

@@ -15,14 +15,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .args import DataArguments
+from .args import DataArguments, forget_classes_field, overwrite_output_file_field, required
 from .common import (
     HfUnlearnParser,
     check_output_file,
-    check_sources,
+    load_data,
     load_models,
     make_accelerator,
     need,
+    parse_model_and_data,
     parsing,
     print_main,
     resolve_model_dir,
@@ -38,17 +39,10 @@ OUTPUT_FILE = "forgetting_audit.json"
 class AuditArguments:
     """Models, classes and the audit's protocol."""
 
-    model_dir: str | None = field(
-        default=None,
-        metadata={
-            "required": True,
-            "help": "Folder (or Hub id) of the model to audit, or of a PEFT adapter (see --base_model).",
-        },
+    model_dir: str | None = required(
+        "Folder (or Hub id) of the model to audit, or of a PEFT adapter (see --base_model)."
     )
-    forget_classes: list[str] = field(
-        default_factory=list,
-        metadata={"required": True, "help": "The forgotten classes: ids or label names (--forget_classes 3 5)."},
-    )
+    forget_classes: list[str] = forget_classes_field()
     original: str | None = field(
         default=None,
         metadata={"help": "Folder (or Hub id) of the model before unlearning: sets the relearn-time target."},
@@ -77,9 +71,7 @@ class AuditArguments:
     seed: int = field(default=0, metadata={"help": "Seed of every random choice (same seed, same numbers)."})
     batch_size: int = field(default=64, metadata={"help": "Samples per forward pass."})
     output_file: str = field(default=OUTPUT_FILE, metadata={"help": "JSON file to write the audit to."})
-    overwrite_output_file: bool = field(
-        default=False, metadata={"help": "Replace an existing --output_file (refused by default, before any work)."}
-    )
+    overwrite_output_file: bool = overwrite_output_file_field()
 
 
 def make_parser(prog: str = PROG) -> HfUnlearnParser:
@@ -108,11 +100,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 def audit(argv: Sequence[str], prog: str = PROG) -> int:
     parser = make_parser(prog)
-    with parsing(parser):
-        args, data_args = parser.parse(argv)
-    need(data_args.dataset, "--dataset", "the data set to audit on (its train and test splits).")
+    args, data_args = parse_model_and_data(parser, argv, "the data set to audit on (its train and test splits).")
     need(args.forget_classes, "--forget_classes", "the classes whose forgetting is audited.")
-    check_sources(parser, dataset=data_args.dataset)
     check_output_file(args.output_file, overwrite=args.overwrite_output_file)
     # every folder is checked before anything is loaded
     folders = [("--model_dir", resolve_model_dir(args.model_dir))]
@@ -125,14 +114,10 @@ def audit(argv: Sequence[str], prog: str = PROG) -> int:
     retrained = [m for m, _ in models[2 if args.original else 1 :]]
 
     from ..audit import audit_forgetting
-    from ..data import load_splits, prepare_splits
 
-    accelerator = make_accelerator()
-    for m in [model, original, *retrained]:
-        if m is not None:
-            m.to(accelerator.device).eval()
+    accelerator = make_accelerator(model, original, *retrained)
+    data = load_data(parser, data_args, model, processing_class)
     with parsing(parser):
-        data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
         result = audit_forgetting(
             model,
             forget_classes=args.forget_classes,

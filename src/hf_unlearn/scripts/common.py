@@ -114,12 +114,17 @@ def setup_logging() -> None:
     warnings.filterwarnings("ignore", message="There is a performance drop because we have not yet implemented")
 
 
-def make_accelerator():
+def make_accelerator(*models: Any):
+    """An ``Accelerator`` for this launch, with ``models`` (those not None) moved to its device in eval mode."""
     import torch
     from accelerate import Accelerator
 
     # Without cpu=True on a machine with no GPU, each process of a multi-process launch believes it is alone.
-    return Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    for model in models:
+        if model is not None:
+            model.to(accelerator.device).eval()
+    return accelerator
 
 
 def print_main(accelerator: Any, *lines: str) -> None:
@@ -498,6 +503,24 @@ def load_models(folders: Sequence[tuple[str, str]], base_model: str | None) -> l
         load_model(path, flag=flag, base_dir=base, base_flag=base_flag(base_model, flag))
         for (flag, path), base in zip(folders, bases, strict=True)
     ]
+
+
+def parse_model_and_data(parser: HfUnlearnParser, argv: Sequence[str], what: str) -> tuple[Any, Any]:
+    """``(arguments, DataArguments)`` of a command that reads a model on ``--dataset`` (required; ``what`` says what
+    for), with ``--dataset``'s source checked before anything loads."""
+    with parsing(parser):
+        args, data_args = parser.parse(argv)
+    need(data_args.dataset, "--dataset", what)
+    check_sources(parser, dataset=data_args.dataset)
+    return args, data_args
+
+
+def load_data(parser: HfUnlearnParser, data_args: Any, model: Any, processing_class: Any) -> Any:
+    """``--dataset``'s splits prepared for ``model`` (``data.prepare_splits``); bad data is a one-line CLIError."""
+    from ..data import load_splits, prepare_splits
+
+    with parsing(parser):
+        return prepare_splits(load_splits(data_args), data_args, model, processing_class)
 
 
 def write_json(path: str, record: dict) -> None:

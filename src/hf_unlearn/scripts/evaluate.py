@@ -14,11 +14,11 @@ from .args import DataArguments, EvaluateArguments
 from .common import (
     HfUnlearnParser,
     check_output_file,
-    check_sources,
+    load_data,
     load_models,
     make_accelerator,
     metrics_table,
-    need,
+    parse_model_and_data,
     parsing,
     print_main,
     resolve_model_dir,
@@ -48,24 +48,19 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
 def evaluate(argv: Sequence[str], prog: str = PROG) -> int:
     parser = make_parser(prog)
-    with parsing(parser):
-        args, data_args = parser.parse(argv)
-    need(data_args.dataset, "--dataset", "the data set to evaluate on.")
+    args, data_args = parse_model_and_data(parser, argv, "the data set to evaluate on.")
     if args.output_file:
         check_output_file(args.output_file, overwrite=args.overwrite_output_file)
-    check_sources(parser, dataset=data_args.dataset)
     [(model, processing_class)] = load_models([("--model_dir", resolve_model_dir(args.model_dir))], args.base_model)
 
-    from ..data import load_splits, prepare_splits
     from ..evaluation import evaluate_unlearning
     from ..utils import id2label_of, resolve_classes
 
     with parsing(parser):
         resolve_classes(args.forget_classes, id2label_of(model), "forget_classes")
-    accelerator = make_accelerator()
-    model.to(accelerator.device).eval()
+    accelerator = make_accelerator(model)
+    data = load_data(parser, data_args, model, processing_class)
     with parsing(parser):
-        data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
         metrics = evaluate_unlearning(
             model,
             data.test,

@@ -192,8 +192,7 @@ def forget(argv: Sequence[str], prog: str = PROG) -> int:
 
     with parsing(parser):
         forget_ids = [] if samples else resolve_classes(config.forget_classes, id2label_of(model), "forget_classes")
-    accelerator = make_accelerator()
-    model.to(accelerator.device).eval()
+    accelerator = make_accelerator(model)
     data = rows = None
     if data_args.dataset is not None:
         with parsing(parser):

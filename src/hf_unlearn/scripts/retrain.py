@@ -18,10 +18,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .args import DataArguments
+from .args import DataArguments, forget_classes_field, required
 from .common import (
     HfUnlearnParser,
     check_sources,
+    load_data,
     load_model,
     parsing,
     print_main,
@@ -36,22 +37,14 @@ PROG = "hf-unlearn retrain"
 class RetrainArguments:
     """Model, classes and references."""
 
-    model_dir: str | None = field(
-        default=None,
-        metadata={
-            "required": True,
-            "help": "Folder (or Hub id) of the trained model (before unlearning): its labels, recipe and starting "
-            "checkpoint are read from it.",
-        },
+    model_dir: str | None = required(
+        "Folder (or Hub id) of the trained model (before unlearning): its labels, recipe and starting checkpoint are "
+        "read from it."
     )
-    forget_classes: list[str] = field(
-        default_factory=list,
-        metadata={"required": True, "help": "The classes to leave out: ids or label names (--forget_classes 3 5)."},
+    forget_classes: list[str] = forget_classes_field(
+        "The classes to leave out: ids or label names (--forget_classes 3 5)."
     )
-    output_dir: str | None = field(
-        default=None,
-        metadata={"required": True, "help": "Folder of the references: one seed-i folder per seed."},
-    )
+    output_dir: str | None = required("Folder of the references: one seed-i folder per seed.")
     num_seeds: int = field(default=3, metadata={"help": "How many references (seeds) to train."})
     base_model: str | None = field(
         default=None,
@@ -114,12 +107,11 @@ def retrain(argv: Sequence[str], prog: str = PROG) -> int:
             raise ValueError(f"`num_seeds` must be >= 1, got {script.num_seeds}.")
     model_dir = resolve_model_dir(script.model_dir)
 
-    from ..data import load_splits, prepare_splits
     from ..retrain import RETRAIN_INFO_FILE, _read_info, retrain_without
 
     model, processing_class = load_model(model_dir)
+    data = load_data(parser, data_args, model, processing_class)
     with parsing(parser):
-        data = prepare_splits(load_splits(data_args), data_args, model, processing_class)
         folders = [os.path.join(script.output_dir, f"seed-{i}") for i in range(script.num_seeds)]
         before = {f: (_read_info(f) or {}).get("fingerprint") for f in folders}
         folders = retrain_without(
