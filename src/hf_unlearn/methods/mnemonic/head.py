@@ -337,32 +337,23 @@ class Mnemonic(UnlearningMethod):
         cfg = self.method_config
         t0 = time.perf_counter()
         if cfg.mnemonic_variant != "paper":
-            details = mnemonic_search_(
-                model,
-                request.codebook,
-                request.forget_classes,
-                request.parameters,
-                margin=cfg.mnemonic_margin,
-                retain_margin=cfg.mnemonic_retain_margin,
-                direction=cfg.mnemonic_direction,
-                accelerator=self.accelerator,
-            )
+            edit = mnemonic_search_
             settings = {
                 "margin": cfg.mnemonic_margin,
                 "retain_margin": cfg.mnemonic_retain_margin,
                 "direction": cfg.mnemonic_direction,
             }
         else:
-            details = mnemonic_paper_(
-                model,
-                request.codebook,
-                request.forget_classes,
-                request.parameters,
-                lambda1=cfg.lambda1,
-                lambda2=cfg.lambda2,
-                accelerator=self.accelerator,
-            )
+            edit = mnemonic_paper_
             settings = {"lambda1": cfg.lambda1, "lambda2": cfg.lambda2}
+        details = edit(
+            model,
+            request.codebook,
+            request.forget_classes,
+            request.parameters,
+            **settings,
+            accelerator=self.accelerator,
+        )
         elapsed = time.perf_counter() - t0
         return MethodResult(
             details=details,

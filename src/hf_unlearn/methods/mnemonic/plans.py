@@ -117,12 +117,8 @@ def _vit_plan(model: nn.Module) -> dict[str, Any] | None:
 def _swin_plan(model: nn.Module) -> dict[str, Any] | None:
     """Swin's last stage as a pre-norm residual stream: written by the patch merging that opens it and by its blocks'
     attention and MLP outputs, read through LayerNorms and the final norm (the earlier stages are not edited)."""
-    if getattr(model.config, "model_type", None) != "swin":
-        return None
-    base = getattr(model, "swin", None)
-    stages = list(_first(base, "encoder.layers") or [])
-    final_norm = getattr(base, "layernorm", None)
-    if len(stages) < 2 or not isinstance(final_norm, nn.LayerNorm):
+    stages, final_norm = _stages(model, "swin", "encoder.layers")
+    if final_norm is None:
         return None
     entry = _first(stages[-2], "downsample.reduction")
     writers, groups = [], []
@@ -141,17 +137,7 @@ def _swin_plan(model: nn.Module) -> dict[str, Any] | None:
     head = _head(model)
     if not isinstance(entry, nn.Linear) or head.in_features != final_norm.normalized_shape[0]:
         return None
-    return {
-        "kind": "vit",
-        "tokens": [],
-        "patch": entry,
-        "writers": writers,
-        "scales": [None] * len(writers),
-        "groups": groups,
-        "final_norm": final_norm,
-        "head": head,
-        "validated": False,
-    }
+    return _stage_plan(entry, writers, [None] * len(writers), groups, final_norm, head)
 
 
 @register_deep_plan("pooler")
@@ -183,12 +169,8 @@ def _convnext_plan(model: nn.Module) -> dict[str, Any] | None:
     """ConvNeXt's last stage as a residual stream (channels): written by the downsampling convolution that opens it and
     by each block's ``pwconv2`` (layer scale folded in), read by the final norm after global pooling. The blocks read
     the stream through a depthwise convolution, which cannot take the compensation: they read the projected stream."""
-    if getattr(model.config, "model_type", None) != "convnext":
-        return None
-    base = getattr(model, "convnext", None)
-    stages = list(_first(base, "encoder.stages") or [])
-    final_norm = getattr(base, "layernorm", None)
-    if len(stages) < 2 or not isinstance(final_norm, nn.LayerNorm):
+    stages, final_norm = _stages(model, "convnext", "encoder.stages")
+    if final_norm is None:
         return None
     down = list(getattr(stages[-1], "downsampling_layer", []) or [])
     entry = down[-1] if down else None
@@ -203,13 +185,31 @@ def _convnext_plan(model: nn.Module) -> dict[str, Any] | None:
     d = final_norm.normalized_shape[0]
     if not isinstance(entry, nn.Conv2d) or entry.out_channels != d or head.in_features != d:
         return None
+    return _stage_plan(entry, writers, scales, [], final_norm, head)
+
+
+def _stages(model: nn.Module, model_type: str, path: str) -> tuple[list[nn.Module], nn.LayerNorm | None]:
+    """The stages (at ``path`` under the ``model_type`` backbone) and final LayerNorm of a staged backbone; the norm
+    is None when ``model`` is not one (another model type, fewer than two stages, no final LayerNorm)."""
+    if getattr(model.config, "model_type", None) != model_type:
+        return [], None
+    base = getattr(model, model_type, None)
+    stages = list(_first(base, path) or [])
+    final_norm = getattr(base, "layernorm", None)
+    if len(stages) < 2 or not isinstance(final_norm, nn.LayerNorm):
+        return stages, None
+    return stages, final_norm
+
+
+def _stage_plan(entry, writers, scales, groups, final_norm, head) -> dict[str, Any]:
+    """The residual-stream ("vit" kind) plan of a staged backbone's last stage, opened by ``entry``; not validated."""
     return {
         "kind": "vit",
         "tokens": [],
         "patch": entry,
         "writers": writers,
         "scales": scales,
-        "groups": [],
+        "groups": groups,
         "final_norm": final_norm,
         "head": head,
         "validated": False,
