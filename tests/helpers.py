@@ -68,3 +68,22 @@ def split_classes(dataset, classes):
     from hf_unlearn.data_utils import split_by_classes
 
     return split_by_classes(dataset, classes)
+
+
+def fit_images(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, *, lr: float = 3e-3,
+               batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0) -> nn.Module:  # fmt: skip
+    """``steps`` seeded mini-batch steps of Adam (AdamW with ``weight_decay``) on image tensors; returns the model in
+    eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    if weight_decay:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randperm(len(x), generator=g)[:batch_size]
+        loss = torch.nn.functional.cross_entropy(model(pixel_values=x[idx]).logits, y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import fit_images
 
 from hf_unlearn import FisherUnlearner, UnlearningConfig
 from hf_unlearn.data_utils import DatasetReader, subset
@@ -42,16 +43,7 @@ def backdoored(digits):
     x[poisoned] = _stamp(x[poisoned])
     y[poisoned] = TARGET
     model = tiny_vit(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=2, seed=0)
-    g = torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)  # as the benchmark's recipe
-    model.train()
-    for _ in range(500):
-        idx = torch.randperm(N_TRAIN, generator=g)[:32]
-        loss = torch.nn.functional.cross_entropy(model(pixel_values=x[idx]).logits, y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    fit_images(model, x, y, 500, batch_size=32, weight_decay=0.01)  # AdamW, as the benchmark's recipe
     ds = {"pixel_values": x, "labels": y}
     named = sorted(rng.choice(poisoned, NAMED, replace=False).tolist())
     return model, ds, test, poisoned.tolist(), named

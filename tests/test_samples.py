@@ -9,25 +9,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import fit_images
 
 from hf_unlearn import FisherUnlearner, UnlearningConfig
 from hf_unlearn.samples import decide_samples, read_rows_file, rows_fingerprint, split_rows
 from hf_unlearn.unlearner import UnlearningIncompleteError
 
 N_TRAIN, N_FLIPPED = 400, 10
-
-
-def _fit(model, x, y, steps, lr=3e-3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    for _ in range(steps):
-        idx = torch.randperm(len(x), generator=g)[:64]
-        loss = torch.nn.functional.cross_entropy(model(pixel_values=x[idx]).logits, y[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +34,7 @@ def memorised(digits):
     noisy[flipped] = (y[flipped] + 1 + torch.from_numpy(rng.integers(0, 9, N_FLIPPED))) % 10
     model = tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=0)
     for chunk in range(15):  # until it predicts at least 9 of the 10 wrong labels (deterministic: seeded)
-        _fit(model, x, noisy, 100, seed=chunk)
+        fit_images(model, x, noisy, 100, seed=chunk)
         with torch.no_grad():
             if (model(pixel_values=x[flipped]).logits.argmax(-1) == noisy[flipped]).sum() >= N_FLIPPED - 1:
                 break
@@ -453,7 +441,7 @@ def retrained(memorised):
     keep = split_rows(ds, flipped)[3]
     x, y = ds[:]["pixel_values"], noisy
     return [
-        _fit(tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=s), x[keep],
+        fit_images(tiny_vit(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=4, seed=s), x[keep],
              y[keep], 300, seed=s)
         for s in range(3)
     ]  # fmt: skip
