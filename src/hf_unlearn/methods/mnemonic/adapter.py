@@ -133,14 +133,12 @@ def _factor(delta: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
         root = s[:k].sqrt()
         b, a = u[:, :k] * root, (v[:, :k] * root).T
         if k < q and float(torch.linalg.vector_norm(delta - b @ a)) <= tol * full**0.5:
-            return (
-                (b, a)
-                if k
-                else (
+            if k == 0:  # nothing left: zero factors of rank 1
+                return (
                     torch.zeros(delta.shape[0], 1, dtype=delta.dtype),
                     torch.zeros(1, delta.shape[1], dtype=delta.dtype),
                 )
-            )
+            return b, a
     u, s, vh = torch.linalg.svd(delta, full_matrices=False)
     k = max(int((s > tol).sum()), 1)
     root = s[:k].sqrt() * (float(s[0]) > tol)
