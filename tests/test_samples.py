@@ -729,3 +729,49 @@ def test_poison_target_finds_rows_relabelled_to_one_class():
     assert poison_target(np.zeros(2, dtype=int), retain) is None  # too few rows to tell
     skewed = np.r_[np.zeros(900, dtype=int), rng.integers(0, 10, 100)]  # class 0 is most of the data anyway
     assert poison_target(np.r_[np.zeros(18, dtype=int), [1, 2]], skewed) is None
+
+
+def test_heldout_targets_give_forget_rows_the_held_out_losses_in_the_probe_s_order():
+    """Each forget row's target is the held-out loss of the same rank: the row the probe finds hardest gets the
+    highest quantile, and the targets are distributed like the held-out losses."""
+    from hf_unlearn.methods.retain_finetune import heldout_targets
+
+    losses = torch.linspace(0.0, 4.0, 401)
+    ranking = torch.tensor([0.3, 2.0, 0.1, 0.9])
+    targets = heldout_targets(None, None, ranking, None, seed=0, losses=losses)
+    assert torch.equal(torch.argsort(targets), torch.argsort(ranking))
+    assert torch.allclose(targets.sort().values, torch.quantile(losses, torch.tensor([0.125, 0.375, 0.625, 0.875])))
+
+
+def test_neggrad_plus_heldout_targets_come_from_the_held_out_rows_measured_before_the_edit(memorised, monkeypatch):
+    """forget_ascent_target="heldout" pushes each row towards a held-out row's loss, read from the check the scope
+    makes before the edit (no second pass over the held-out rows); without eval_dataset it falls back to the probe
+    and says so; "auto" keeps the probe."""
+    from hf_unlearn.methods import METHODS, retain_finetune
+
+    base, ds, test, _, noisy = memorised
+    rows = list(range(0, 400, 20))  # ordinary rows: a deletion request
+    seen = {}
+    original = retain_finetune.heldout_targets
+
+    def spy(model, heldout, ranking, collator, *, seed, losses=None, **kw):
+        seen["losses"] = losses
+        return original(model, heldout, ranking, collator, seed=seed, losses=losses, **kw)
+
+    monkeypatch.setattr(retain_finetune, "heldout_targets", spy)
+
+    def run(target, **inputs):
+        settings = {"finetune_max_steps": 4, "forget_ascent_target": target}
+        cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config=settings)
+        return FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=rows, **inputs)
+
+    report = run("heldout", eval_dataset=test)
+    assert report.details["ascent_target"] == "heldout" and "held-out rows" in METHODS["neggrad_plus"].describe(report)
+    assert seen["losses"] is not None and len(seen["losses"]) == len(test)
+    probe_target = run("probe", eval_dataset=test).details["mean_ascent_target"]
+    assert report.details["mean_ascent_target"] >= probe_target  # at least the probe's, row by row
+    seen.clear()
+    report = run("heldout")
+    assert report.details["ascent_target"] == "probe" and not seen  # nothing held out to read: the probe
+    assert "linear probe" in METHODS["neggrad_plus"].describe(report)
+    assert run("auto", eval_dataset=test).details["ascent_target"] == "probe" and not seen

@@ -216,10 +216,12 @@ def samples_check(
     data_collator: Callable | None = None,
     batch_size: int = 64,
     accelerator: Any = None,
+    heldout_losses: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
     """How the forget rows look to ``model`` next to held-out rows: accuracy at their labels, mean loss, the
     loss-based membership AUC (forget vs held-out) and its chance standard error. ``eval_dataset=None``: only the
-    forget rows' side, with ``skipped`` saying why no comparison was made."""
+    forget rows' side, with ``skipped`` saying why no comparison was made. ``heldout_losses``: a dict that receives
+    the held-out rows' per-row losses under ``"losses"`` (kept out of the returned check, which goes into reports)."""
     from .evaluation import predict
 
     kw = dict(data_collator=data_collator, batch_size=batch_size, accelerator=accelerator)
@@ -235,6 +237,8 @@ def samples_check(
         return out
     e_logits, e_labels = predict(model, eval_dataset, **kw)
     e_ok, e_loss = _scores(e_logits, e_labels)
+    if heldout_losses is not None:
+        heldout_losses["losses"] = torch.as_tensor(e_loss).float()
     out.update(
         heldout_accuracy=float(e_ok.mean()),
         heldout_loss=float(e_loss.mean()),

@@ -84,6 +84,7 @@ class ForgetScope:
         self.retain: list[int] = []
         self.id2label: dict[int, str] = {}
         self.metrics: dict[str, Any] | None = None  # {"before": ..., "after": ...} on eval_dataset
+        self.eval_losses: torch.Tensor | None = None  # per held-out row, before the edit (samples scope)
         self.checks: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ inputs
@@ -167,6 +168,8 @@ class ForgetScope:
             forget_dataset=self.forget_dataset,
             retain_dataset=self.retain_dataset,
             data_collator=self.data_collator,
+            eval_dataset=self.eval_dataset,
+            eval_losses=self.eval_losses,
         )
 
     def run(
@@ -322,7 +325,7 @@ class SampleScope(ForgetScope):
             )
         return [], list(id2label)
 
-    def check(self, model: nn.Module) -> dict[str, Any]:
+    def check(self, model: nn.Module, heldout_losses: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """[`samples_check`] of ``model`` on this call's forget rows and held-out rows."""
         return samples_check(
             model,
@@ -330,12 +333,15 @@ class SampleScope(ForgetScope):
             self.eval_dataset,
             data_collator=self.data_collator,
             accelerator=self.accelerator,
+            heldout_losses=heldout_losses,
         )
 
     def measure_before(self, model: nn.Module) -> None:
         self.rows_fingerprint = rows_fingerprint(model, self.forget_dataset, self.row_ids)
         if self.eval_dataset is not None:
-            self.metrics = {"before": self.check(model)}
+            losses: dict[str, torch.Tensor] = {}
+            self.metrics = {"before": self.check(model, heldout_losses=losses)}
+            self.eval_losses = losses.get("losses")
 
     def run(
         self, method: UnlearningMethod, model: nn.Module, request: ForgetRequest, saved: dict[str, torch.Tensor]

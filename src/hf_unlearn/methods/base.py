@@ -54,6 +54,8 @@ class ForgetRequest:
         codebook: the model's [`MnemonicCodebook`], when given.
         forget_dataset / retain_dataset: the data to forget and the data to keep, when given.
         data_collator: batches rows of those data sets.
+        eval_dataset: held-out rows (never trained on), when given.
+        eval_losses: the model's per-row losses on ``eval_dataset`` before the edit, when the scope measured them.
     """
 
     forget_classes: list[int]
@@ -63,6 +65,8 @@ class ForgetRequest:
     forget_dataset: Any = None
     retain_dataset: Any = None
     data_collator: Any = None
+    eval_dataset: Any = None
+    eval_losses: Any = None
 
 
 class UnlearningMethod:

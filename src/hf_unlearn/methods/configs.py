@@ -114,8 +114,10 @@ class NegGradPlusConfig(MethodConfig):
             loss up to its target (the rest fine-tune on the retained rows only). In [0, 1]; 0 is plain fine-tuning.
         forget_ascent_target (`str`, defaults to `"auto"`): the loss each forget row is pushed up to: `"probe"` (what
             a linear probe fitted on the retained rows' features gives it, at most chance level), `"chance"` (log of
-            the number of classes) or `"auto"` (`"chance"` when the rows' labels are concentrated on one class far
-            beyond the retained rows' share of it, as a backdoor's relabelled rows are; else `"probe"`).
+            the number of classes), `"heldout"` (at least the probe's, and the model's loss on the held-out row of
+            the same rank, forget rows ranked by the probe's loss; needs `eval_dataset`, else the probe's) or
+            `"auto"` (`"chance"` when the rows' labels are concentrated on one class far beyond the retained rows'
+            share of it, as a backdoor's relabelled rows are; else `"probe"`).
         suspect_poison (`bool`, defaults to `True`): when the forget rows are relabelled to one class (a backdoor),
             also forget the retained rows of that class that the model represents like the named ones rather than
             like the rest of the class (poisoned rows the request did not name); `False`: the named rows only.
@@ -141,8 +143,9 @@ class NegGradPlusConfig(MethodConfig):
         default="auto",
         metadata={
             "help": "The loss each forget row is pushed up to: 'probe' (what a linear probe fitted on the retained "
-            "rows' features gives it, at most chance level), 'chance' (log of the number of classes) or 'auto' "
-            "(chance when the rows' labels are concentrated on one class as a backdoor's are, else probe)."
+            "rows' features gives it, at most chance level), 'chance' (log of the number of classes), 'heldout' (the "
+            "held-out row of the same rank's loss, from eval_dataset) or 'auto' (chance when the rows' labels are "
+            "concentrated on one class as a backdoor's are, else probe)."
         },
     )
     suspect_poison: bool = field(
@@ -160,7 +163,7 @@ class NegGradPlusConfig(MethodConfig):
             check_number(self, name, optional=True, integer=True)
         for name in ("finetune_max_seconds", "finetune_learning_rate"):
             check_number(self, name, optional=True)
-        check_choice(self, "forget_ascent_target", ("auto", "probe", "chance"))
+        check_choice(self, "forget_ascent_target", ("auto", "probe", "chance", "heldout"))
 
 
 @dataclass
