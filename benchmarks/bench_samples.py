@@ -40,6 +40,11 @@ trained on all rows, then each method starts from a copy of it:
 - ``ssd`` / ``ssd_ft``: Selective Synaptic Dampening (defaults alpha 10, lambda 1), without / with the fine-tuning;
 - ``fisher_noise``: Golatkar et al.'s Fisher forgetting (defaults), no fine-tuning.
 
+``--method-heldout N`` gives ``neggrad_plus`` N held-out rows as its ``eval_dataset`` (``forget_ascent_target=
+"heldout"`` reads them; the unlearner checks against them too): on trec the N training-file questions after the
+held-out ones, on digits the last N of the test (or validation) rows, which then leave the measured rows. Never
+measured on.
+
 For every model the numbers come from ``hf_unlearn.audit.audit_samples`` (forgotten rows vs the held-out rows) and
 the library's own verdict ``hf_unlearn.samples.decide_samples`` (is it "verified" that the rows look like held-out
 rows while the held-out accuracy is kept against the original's?), retrained models included. Time = wall time of the unlearning step (edit plus fine-tuning) against the mean
@@ -164,6 +169,11 @@ class DigitsTask:
             self.test = {"pixel_values": self.x[val], "labels": self.labels[val]}
             self.x, self.labels = self.x[rest], self.labels[rest]
             self.title, split = "digits-ViT (validation split)", "a validation split of the training images (seed 0)"
+        self.method_heldout = None
+        m = getattr(args, "method_heldout", 0)
+        if m:  # the last m held-out rows go to neggrad_plus as its eval_dataset, out of the measured rows
+            self.method_heldout = {k: v[-m:] for k, v in self.test.items()}
+            self.test = {k: v[:-m] for k, v in self.test.items()}
         self.heldout = self.test
         self.description = (
             f"tiny ViT (hidden 64, 2 layers) on scikit-learn digits ({len(self.labels):,} train / "
@@ -206,11 +216,13 @@ class TrecTask:
         train, test, source = load_trec(argparse.Namespace(dataset_id=None, data_dir=args.data_dir))
         if train is None:
             raise SystemExit(f"--task trec: {source}")
-        n, h = args.trec_train_size, args.trec_heldout
-        cfg = {"max_length": 64, "train_size": n + h, "test_size": args.trec_test_size, "cases": []}
+        n, h, m = args.trec_train_size, args.trec_heldout, getattr(args, "method_heldout", 0)
+        cfg = {"max_length": 64, "train_size": n + h + m, "test_size": args.trec_test_size, "cases": []}
         self.scn = TrecScenario(cfg, train, test)  # shuffle seed 0: the first n rows train, the next h are held out
         self.base = self.scn.train_ds.select(range(n))
         self.heldout = self.scn.train_ds.select(range(n, n + h))
+        # the next m questions go to neggrad_plus as its eval_dataset (never measured on)
+        self.method_heldout = self.scn.train_ds.select(range(n + h, n + h + m)) if m else None
         self.test = self.scn.test_ds
         self.collator = self.scn.collator
         self.labels = torch.tensor(self.base["labels"]).long()
@@ -403,7 +415,11 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                     forget_scope="samples", allow_incomplete=True, seed=seed, method_config=overrides
                 )
                 report = FisherUnlearner(cfg).unlearn(
-                    model, train_dataset=data["train"], forget_rows=rows, data_collator=task.collator
+                    model,
+                    train_dataset=data["train"],
+                    forget_rows=rows,
+                    data_collator=task.collator,
+                    eval_dataset=task.method_heldout,
                 )
                 keys = (
                     "steps",
@@ -414,6 +430,7 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                     "left_out_rows",
                 )
                 details = {k: report.details.get(k) for k in keys}
+                details["recipe_seconds"] = report.timings.get("finetune")  # without the unlearner's check
             elif method.endswith("_search"):  # one-shot edit, its strength chosen from the held-out rows
                 edit = method.removesuffix("_search")
                 caps = task.fisher_caps.get(edit, {})
@@ -765,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trec-train-size", type=int, default=1000, help="trec: training questions (CPU budget)")
     p.add_argument("--trec-heldout", type=int, default=300, help="trec: held-out training questions")
     p.add_argument("--trec-test-size", type=int, default=None, help="trec: test questions (default all 500)")
+    p.add_argument(
+        "--method-heldout", type=int, default=0, help="held-out rows given to neggrad_plus (never measured on)"
+    )
     p.add_argument("--named", type=float, default=NAMED, help="backdoor_partial: fraction of poisoned rows named")
     p.add_argument("--methods", nargs="+", default=list(METHODS[2:]), choices=METHODS[2:] + OPTIONAL_METHODS)
     p.add_argument("--recipe-variants", nargs="+", default=[], help="extra neggrad_plus rows: 'field=value,...'")
