@@ -768,6 +768,10 @@ def test_neggrad_plus_heldout_targets_come_from_the_held_out_rows_measured_befor
     report = run("heldout", eval_dataset=test)
     assert report.details["ascent_target"] == "heldout" and "held-out rows" in METHODS["neggrad_plus"].describe(report)
     assert seen["losses"] is not None and len(seen["losses"]) == len(test)
+    ranking = torch.arange(len(rows), dtype=torch.float)  # without measured losses it reads the held-out rows itself
+    assert torch.allclose(
+        original(base, test, ranking, None, seed=0), original(None, None, ranking, None, seed=0, losses=seen["losses"])
+    )
     probe_target = run("probe", eval_dataset=test).details["mean_ascent_target"]
     assert report.details["mean_ascent_target"] >= probe_target  # at least the probe's, row by row
     seen.clear()

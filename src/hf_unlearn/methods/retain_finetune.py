@@ -56,7 +56,7 @@ import torch
 from accelerate.utils import send_to_device
 from torch import nn
 
-from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_outputs
+from ..data_utils import DatasetReader, dataset_size, labels_of, logits_from_outputs, subset
 from ..utils import get_logger, unwrap_model
 from . import register_method
 from .base import ForgetRequest, MethodResult, UnlearningMethod, rows_sentence
@@ -211,35 +211,13 @@ def head_features(
     return out
 
 
-@torch.no_grad()
-def model_logits(
-    model: nn.Module, reader: DatasetReader, idx: list[int], data_collator: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's logits (float, CPU) and the labels of rows ``idx`` of ``reader``, in eval mode (flags restored)."""
-    modes = {m: m.training for m in model.modules()}
-    device = next(model.parameters()).device
-    logits, labels = [], []
-    try:
-        model.eval()
-        for s in range(0, len(idx), 64):
-            batch = reader.batch(idx[s : s + 64], data_collator)
-            labels.append(torch.as_tensor(batch.pop("labels")).long())
-            logits.append(logits_from_outputs(model(**send_to_device(batch, device))).float().cpu())
-    finally:
-        for m, was in modes.items():
-            m.train(was)
-    if not logits:
-        return torch.zeros(0, model.config.num_labels), torch.zeros(0, dtype=torch.long)
-    return torch.cat(logits), torch.cat(labels)
-
-
 # held-out rows whose losses set the forget rows' targets (``forget_ascent_target="heldout"``)
 HELDOUT_ROWS = 512
 
 
 def heldout_targets(
     model: nn.Module,
-    heldout: DatasetReader | None,
+    heldout: Any,
     ranking: torch.Tensor,
     data_collator: Any,
     *,
@@ -249,13 +227,17 @@ def heldout_targets(
 ) -> torch.Tensor:
     """Per forget row, the model's loss on the held-out row of the same rank: forget rows ranked by ``ranking`` (a
     difficulty estimate, the probe's loss) get the matching quantiles of the model's losses on up to ``max_rows``
-    held-out rows (``losses``: those losses, already measured). A model retrained without the rows sees them as it
-    sees held-out rows: its losses on them are distributed like its held-out losses, its accuracy on them about its
-    held-out accuracy."""
+    held-out rows of the data set ``heldout`` (``losses``: those losses, already measured; the unlearner's check
+    measures them before the edit). A model retrained without the rows sees them as it sees held-out rows: its losses
+    on them are distributed like its held-out losses, its accuracy on them about its held-out accuracy."""
     if losses is None:
-        pick = torch.randperm(heldout.n, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
-        logits, labels = model_logits(model, heldout, sorted(pick), data_collator)
-        losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+        from ..evaluation import predict
+        from ..samples import _scores
+
+        n_rows = dataset_size(heldout)
+        pick = torch.randperm(n_rows, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
+        logits, labels = predict(model, subset(heldout, sorted(pick)), data_collator=data_collator)
+        losses = torch.from_numpy(_scores(logits, labels)[1]).float()
     n = len(ranking)
     order = torch.argsort(torch.argsort(ranking, stable=True), stable=True)
     return torch.quantile(losses, (order.float() + 0.5) / n)
@@ -445,8 +427,9 @@ class NegGradPlus(UnlearningMethod):
             targets = torch.minimum(probe, targets)
             if target_mode == "heldout":
                 losses = request.eval_losses  # measured by the scope before the edit, else read here
-                heldout = None if losses is not None else DatasetReader(request.eval_dataset, model, "eval_dataset")
-                matched = heldout_targets(model, heldout, probe, request.data_collator, seed=cfg.seed, losses=losses)
+                matched = heldout_targets(
+                    model, request.eval_dataset, probe, request.data_collator, seed=cfg.seed, losses=losses
+                )
                 targets = torch.maximum(targets, matched)
         suspects: list[int] = []
         doubtful: list[int] = []
