@@ -226,6 +226,30 @@ def test_predict_text_with_padding_collator_drops_raw_text():
         predict(bert, ds)
 
 
+def test_predict_batches_text_rows_by_length_and_keeps_their_order(tiny_bert, tiny_tokenizer, keyword_text):
+    from transformers import DataCollatorWithPadding
+
+    _, test = keyword_text
+    ds = test.select(range(24))
+    padding = DataCollatorWithPadding(tiny_tokenizer)
+    seen = []
+
+    def collator(rows):  # records how long each batch is padded to
+        batch = padding(rows)
+        seen.append(batch["input_ids"].shape[1])
+        return batch
+
+    logits, labels = predict(tiny_bert, ds, data_collator=collator, batch_size=8)
+    lengths = sorted(len(x) for x in ds["input_ids"])
+    assert seen == [lengths[7], lengths[15], lengths[23]]  # each batch padded to its own rows' longest
+    np.testing.assert_array_equal(labels, ds["labels"])
+    one, _ = predict(tiny_bert, ds, data_collator=padding, batch_size=1)  # rows one by one, nothing reordered
+    np.testing.assert_allclose(logits, one, rtol=1e-4, atol=1e-5)
+    columns = {k: ds[k] for k in ("input_ids", "attention_mask", "labels")}  # a dict of columns too
+    from_dict, _ = predict(tiny_bert, columns, data_collator=padding, batch_size=8)
+    np.testing.assert_allclose(from_dict, one, rtol=1e-4, atol=1e-5)
+
+
 class ThreadAccelerator:
     """Enough of accelerate.Accelerator for predict(): ranks are threads and gather() concatenates their tensors."""
 

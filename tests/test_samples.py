@@ -622,6 +622,29 @@ def test_neggrad_plus_budget_is_honoured(memorised, tmp_path):
         UnlearningConfig(method="neggrad_plus", forget_classes=[3])
 
 
+def test_neggrad_plus_optimizer_is_trainers_default_fused_adamw_else_the_plain_one(memorised, monkeypatch):
+    from hf_unlearn.methods import retain_finetune
+
+    base, ds, _, flipped, _ = memorised
+    made = []
+    real = torch.optim.AdamW
+
+    def spy(params, **kwargs):
+        made.append(kwargs.get("fused"))
+        if kwargs.get("fused") and refuse:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+        return real(params, **kwargs)
+
+    monkeypatch.setattr(retain_finetune.torch.optim, "AdamW", spy)
+    cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_steps": 2})
+    for refuse in (False, True):
+        made.clear()
+        model = copy.deepcopy(base)
+        FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        assert made == ([True] if not refuse else [True, None])  # fused first; the plain one where refused
+        assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters()))  # it trained
+
+
 def test_neggrad_plus_as_a_callback(memorised, tmp_path):
     """The recipe runs in on_train_begin on the trainer's train set (the retained rows); checked at train end."""
     from transformers import Trainer

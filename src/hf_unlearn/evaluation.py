@@ -76,15 +76,19 @@ def _predict_indices(
     device: torch.device,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     net = unwrap_model(model)  # no DDP forward: ranks run different numbers of batches
+    order, back = reader.by_length(indices, data_collator)  # batches of similar lengths: less padding
     all_logits, all_labels = [], []
-    for start in range(0, len(indices), batch_size):
-        batch = reader.batch(indices[start : start + batch_size], data_collator)
+    for start in range(0, len(order), batch_size):
+        batch = reader.batch(order[start : start + batch_size], data_collator)
         labels = batch.pop("labels")
         inputs = send_to_device(batch, device)
         logits = logits_from_outputs(net(**inputs))  # (B, C)
         all_logits.append(logits.detach().float().cpu())
         all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())
-    return torch.cat(all_logits), torch.cat(all_labels)
+    logits, labels = torch.cat(all_logits), torch.cat(all_labels)
+    if back is not None:  # back to the order of ``indices``
+        logits, labels = logits[back], labels[back]
+    return logits, labels
 
 
 def _gather_shards(accelerator: Any, logits: torch.Tensor, labels: torch.Tensor, n: int) -> tuple:

@@ -196,19 +196,32 @@ def head_features(
     try:
         model.eval()
         for reader, idx in readers:
+            order, back = reader.by_length(idx, data_collator)  # batches of similar lengths: less padding
             labels = []
-            for s in range(0, len(idx), 64):
-                batch = reader.batch(idx[s : s + 64], data_collator)
+            for s in range(0, len(order), 64):
+                batch = reader.batch(order[s : s + 64], data_collator)
                 labels.append(torch.as_tensor(batch.pop("labels")).long())
                 model(**send_to_device(batch, device))
             x = torch.cat(grabbed) if grabbed else torch.zeros(0, 0)
             grabbed.clear()
-            out.append((x.reshape(len(x), -1), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)))
+            x, y = x.reshape(len(x), -1), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
+            if back is not None:  # back to the order of ``idx``
+                x, y = x[back], y[back]
+            out.append((x, y))
     finally:
         hook.remove()
         for m, was in modes.items():
             m.train(was)
     return out
+
+
+def adamw(params: list[torch.Tensor], **kwargs: Any) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where the parameters' device has one (``Trainer``'s default optimizer,
+    ``adamw_torch_fused``, since torch 2.8), else the plain one."""
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(params, **kwargs)
 
 
 # held-out rows whose losses set the forget rows' targets (``forget_ascent_target="heldout"``)
@@ -455,7 +468,7 @@ class NegGradPlus(UnlearningMethod):
         modes = {m: m.training for m in model.modules()}
         device = trainable[0].device if trainable else torch.device("cpu")
         warm = max(1, int(WARMUP * steps))
-        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=WEIGHT_DECAY)
+        opt = adamw(trainable, lr=lr, weight_decay=WEIGHT_DECAY)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: (s + 1) / warm if s < warm else max(0.0, 1.0 - (s - warm) / max(1, steps - warm))
         )
