@@ -409,7 +409,7 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
             if edit.startswith("neggrad_plus"):  # the library's default recipe for rows (no method named)
                 model.config._name_or_path = state_dir
                 overrides = {
-                    k: json.loads(v) if v[0].isdigit() else v
+                    k: json.loads(v) if v[0].isdigit() or v in ("true", "false") else v
                     for k, v in (kv.split("=") for kv in method.partition(":")[2].split(",") if kv)
                 }
                 cfg = UnlearningConfig(

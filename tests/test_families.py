@@ -111,3 +111,28 @@ def test_method_runs_or_refuses_before_editing(family, method):
     assert changed == report.num_parameters_changed
     if method != "ssd":  # ssd may select nothing on a random model; the others always edit something
         assert changed > 0 or report.details.get("verification") != "verified"
+
+
+@pytest.mark.parametrize("rows", ["random", "relabelled"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rows_recipe_runs_on_every_family(family, rows):
+    """The rows recipe (``neggrad_plus``, the default in samples scope) on each family: random rows (the probe's
+    targets, the held-out check before and after) and rows relabelled to one class (a backdoor's signature: chance
+    targets and the search for unnamed poison among the retained rows of that class)."""
+    if rows == "random":
+        labels, forget = [0, 1, 2] * 8, [1, 5, 9, 14]
+    else:  # ten rows relabelled to class 0 among 30: far beyond the class's share of the retained rows
+        labels, forget = [0] * 10 + [0, 1, 2] * 7, list(range(10))
+    model = tiny_classifier(family, num_labels=NUM_LABELS)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train = _inputs(family, labels, seed=5, pad_from=len(labels) // 2)
+    held_out = _inputs(family, [0, 1, 2] * 3, seed=6, pad_from=4)
+    cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_steps": 2})
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=train, forget_rows=forget, eval_dataset=held_out)
+    assert report.details["steps"] == 2 and report.details["ascent_steps"] == 1
+    assert report.details["ascent_target"] == ("probe" if rows == "random" else "chance")
+    assert report.details["poison_target"] == (None if rows == "random" else 0)
+    after = dict(model.named_parameters())
+    assert all(torch.isfinite(p).all() for p in after.values())
+    assert sum(int((after[n].detach() != v).sum()) for n, v in before.items()) > 0
+    assert "heldout_accuracy" in report.metrics["after"]

@@ -632,7 +632,9 @@ def test_neggrad_plus_optimizer_is_trainers_default_fused_adamw_else_the_plain_o
     def spy(params, **kwargs):
         made.append(kwargs.get("fused"))
         if kwargs.get("fused") and refuse:
-            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            raise RuntimeError(
+                "`fused=True` requires all the params to be floating point Tensors of supported devices"
+            )
         return real(params, **kwargs)
 
     monkeypatch.setattr(retain_finetune.torch.optim, "AdamW", spy)
@@ -802,3 +804,53 @@ def test_neggrad_plus_heldout_targets_come_from_the_held_out_rows_measured_befor
     assert report.details["ascent_target"] == "probe" and not seen  # nothing held out to read: the probe
     assert "linear probe" in METHODS["neggrad_plus"].describe(report)
     assert run("auto", eval_dataset=test).details["ascent_target"] == "probe" and not seen
+
+
+def test_neggrad_plus_batches_text_rows_by_length(tiny_bert, tiny_tokenizer, keyword_text):
+    """``group_by_length`` (the default): each batch of retained text rows is padded to about its own rows' length,
+    every drawn row is still trained on; off, the batches are as drawn. Images are untouched (``lengths`` is None)."""
+    from transformers import DataCollatorWithPadding
+
+    from hf_unlearn.data_utils import DatasetReader
+    from hf_unlearn.methods.retain_finetune import group_by_length
+
+    train, _ = keyword_text
+    reader = DatasetReader(train, tiny_bert, "train_dataset")
+    padding = DataCollatorWithPadding(tiny_tokenizer)
+    rows = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:64]
+    grouped = group_by_length(reader, rows, 8, padding, torch.Generator().manual_seed(1))
+    assert sorted(grouped) == sorted(rows.tolist())  # the same rows, reordered
+    lengths = dict(zip(rows.tolist(), reader.lengths(rows.tolist(), padding).tolist()))
+
+    def padded(order):  # tokens the collator pads batches of 8 to
+        return sum(8 * max(lengths[i] for i in order[s : s + 8]) for s in range(0, len(order), 8))
+
+    assert padded(grouped) < padded(rows.tolist())
+    spans = [
+        max(lengths[i] for i in grouped[s : s + 8]) - min(lengths[i] for i in grouped[s : s + 8])
+        for s in range(0, 64, 8)
+    ]
+    assert (
+        max(spans) <= max(lengths.values()) - min(lengths.values()) and sum(spans) < 8
+    )  # each batch: one length band
+    assert group_by_length(reader, rows, 8, None, torch.Generator()) == rows.tolist()  # no collator: nothing padded
+
+    seen = {True: [], False: []}
+    for grouping in (True, False):
+
+        def collator(batch, grouping=grouping):
+            out = padding(batch)
+            seen[grouping].append(out["input_ids"].numel())
+            return out
+
+        model = copy.deepcopy(tiny_bert)
+        cfg = UnlearningConfig(
+            forget_scope="samples",
+            allow_incomplete=True,
+            method_config={"finetune_max_steps": 8, "finetune_batch_size": 8, "group_by_length": grouping},
+        )
+        report = FisherUnlearner(cfg).unlearn(
+            model, train_dataset=train, forget_rows=[0, 1, 2], data_collator=collator
+        )
+        assert report.details["steps"] == 8
+    assert sum(seen[True]) < sum(seen[False])

@@ -321,21 +321,28 @@ class DatasetReader:
         batch["labels"] = batch.pop(self.label_col)
         return batch
 
-    def by_length(self, indices: list[int], data_collator: Callable | None) -> tuple[list[int], torch.Tensor | None]:
-        """``(order, back)``: ``indices`` ordered by the rows' ``input_ids`` length (stable), so that a padding
-        collator pads each batch to about its rows' own length (as ``group_by_length`` does for ``Trainer``), and
-        the positions that put results computed in that order back in the order of ``indices`` (``None``: the order
-        is unchanged). Unchanged without a collator (nothing is padded), without an ``input_ids`` column, or for a
-        map-style torch data set (reading the lengths there would read every row twice)."""
-        if data_collator is None or len(indices) < 2 or "input_ids" not in getattr(self, "keep", ()):
-            return indices, None
+    def lengths(self, indices: list[int], data_collator: Callable | None) -> torch.Tensor | None:
+        """The ``input_ids`` length of each row at ``indices``, or ``None`` where batches are not padded to their
+        rows' lengths: without a collator, without an ``input_ids`` column, or for a map-style torch data set
+        (reading the lengths there would read every row twice)."""
+        if data_collator is None or "input_ids" not in getattr(self, "keep", ()):
+            return None
         if self.is_hf:
             column = self.dataset.select(indices)["input_ids"]
         elif isinstance(self.dataset, Mapping):
             column = [self.dataset["input_ids"][i] for i in indices]
         else:
+            return None
+        return torch.tensor([len(x) for x in column], dtype=torch.long)
+
+    def by_length(self, indices: list[int], data_collator: Callable | None) -> tuple[list[int], torch.Tensor | None]:
+        """``(order, back)``: ``indices`` ordered by the rows' ``input_ids`` length (stable), so that a padding
+        collator pads each batch to about its rows' own length (as ``group_by_length`` does for ``Trainer``), and
+        the positions that put results computed in that order back in the order of ``indices`` (``None``: the order
+        is unchanged, as where [`DatasetReader.lengths`] is ``None``)."""
+        lengths = self.lengths(indices, data_collator) if len(indices) > 1 else None
+        if lengths is None:
             return indices, None
-        lengths = torch.tensor([len(x) for x in column])
         perm = torch.argsort(lengths, stable=True)
         return [indices[k] for k in perm.tolist()], torch.argsort(perm)
 
