@@ -136,3 +136,21 @@ def test_rows_recipe_runs_on_every_family(family, rows):
     assert all(torch.isfinite(p).all() for p in after.values())
     assert sum(int((after[n].detach() != v).sum()) for n, v in before.items()) > 0
     assert "heldout_accuracy" in report.metrics["after"]
+
+
+@pytest.mark.parametrize("family", ["vit", "convnext", "bert", "distilbert"])
+def test_rows_recipe_trains_only_a_lora_adapter(family):
+    """On a PEFT model the rows recipe trains the adapter's own weights; the base weights stay as they were."""
+    peft = pytest.importorskip("peft")
+    from hf_unlearn.peft_utils import adapter_parameter_names
+
+    model = peft.get_peft_model(
+        tiny_classifier(family, num_labels=NUM_LABELS), peft.LoraConfig(r=4, target_modules="all-linear")
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train = _inputs(family, [0, 1, 2] * 8, seed=5, pad_from=12)
+    cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_steps": 2})
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=train, forget_rows=[1, 5, 9, 14])
+    assert report.details["steps"] == 2
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    assert changed and changed <= set(adapter_parameter_names(model))

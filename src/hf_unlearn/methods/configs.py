@@ -118,10 +118,6 @@ class NegGradPlusConfig(MethodConfig):
             the same rank, forget rows ranked by the probe's loss; needs `eval_dataset`, else the probe's) or
             `"auto"` (`"chance"` when the rows' labels are concentrated on one class far beyond the retained rows'
             share of it, as a backdoor's relabelled rows are; else `"probe"`).
-        group_by_length (`bool`, defaults to `True`): text rows (an `input_ids` column and a padding
-            `data_collator`): each run of 8 randomly drawn batches of retained rows is re-split by length, so that a
-            batch is padded to about its own rows' length (as `Trainer`'s `group_by_length` does; less compute, the
-            same rows drawn). No effect on images or fixed-length inputs. `False`: batches as drawn.
         suspect_poison (`bool`, defaults to `True`): when the forget rows are relabelled to one class (a backdoor),
             also forget the retained rows of that class that the model represents like the named ones rather than
             like the rest of the class (poisoned rows the request did not name); `False`: the named rows only.
@@ -150,13 +146,6 @@ class NegGradPlusConfig(MethodConfig):
             "rows' features gives it, at most chance level), 'chance' (log of the number of classes), 'heldout' (the "
             "held-out row of the same rank's loss, from eval_dataset) or 'auto' (chance when the rows' labels are "
             "concentrated on one class as a backdoor's are, else probe)."
-        },
-    )
-    group_by_length: bool = field(
-        default=True,
-        metadata={
-            "help": "Text rows: split each run of 8 randomly drawn batches by length, so that each batch is padded to "
-            "about its own rows' length (like Trainer's group_by_length). False: batches as drawn."
         },
     )
     suspect_poison: bool = field(

@@ -35,9 +35,8 @@ the ``trainer_state.json`` that ``Trainer`` writes (the model's folder, else its
 learning rate and batch size come from the same file (the peak logged learning rate and ``train_batch_size``, or the
 recipe's). ``finetune_max_steps`` sets the steps directly, ``finetune_max_seconds`` caps the wall time; without either
 and without such a file the recipe makes one pass over the retained rows and says so (``details["budget_source"]``).
-AdamW (weight decay 0.01; the fused kernel where the device has one, as ``Trainer`` uses by default), linear decay
-after a 10% warm-up, seeded by ``config.seed`` (the global random state is left as it was). Only the parameters the
-unlearner passes are trained (a PEFT adapter's own weights on a PEFT model).
+AdamW (weight decay 0.01), linear decay after a 10% warm-up, seeded by ``config.seed`` (the global random state is
+left as it was). Only the parameters the unlearner passes are trained (a PEFT adapter's own weights on a PEFT model).
 
 Measured against models retrained without the rows: ``benchmarks/results/samples/README.md``.
 """
@@ -223,27 +222,6 @@ def adamw(params: list[torch.Tensor], **kwargs: Any) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, fused=True, **kwargs)
     except (RuntimeError, ValueError):
         return torch.optim.AdamW(params, **kwargs)
-
-
-# batches a run of randomly drawn retained rows spans before it is split by length (``group_by_length``)
-LENGTH_GROUP = 8
-
-
-def group_by_length(
-    reader: DatasetReader, rows: torch.Tensor, batch: int, data_collator: Any, generator: torch.Generator
-) -> list[int]:
-    """``rows`` (drawn at random) reordered so that consecutive runs of ``batch`` rows have similar ``input_ids``
-    lengths, the runs in random order (a short last run last): each batch is padded to about its own rows' length,
-    as with ``Trainer``'s ``group_by_length``, while every row is still drawn as often as before. Unchanged where
-    batches are not padded ([`DatasetReader.lengths`] is ``None``: images, fixed-length inputs)."""
-    lengths = reader.lengths(rows.tolist(), data_collator)
-    if lengths is None:
-        return rows.tolist()
-    runs = list(rows[torch.argsort(lengths, stable=True)].split(batch))
-    last = [runs.pop()] if len(runs[-1]) < batch else []
-    return [i for k in torch.randperm(len(runs), generator=generator).tolist() for i in runs[k].tolist()] + [
-        i for run in last for i in run.tolist()
-    ]
 
 
 # held-out rows whose losses set the forget rows' targets (``forget_ascent_target="heldout"``)
@@ -514,23 +492,15 @@ class NegGradPlus(UnlearningMethod):
             model.train()
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(int(cfg.seed))
-                take = min(batch, len(kept))
-                order: list[int] = []  # the retained rows of the next batches
-                drawn = torch.zeros(0, dtype=torch.long)  # the rest of the current random pass over the kept rows
+                order: list[int] = []
                 while taken < steps:
                     limit = settings.finetune_max_seconds
                     if limit is not None and time.perf_counter() - t0 >= limit:
                         stopped = f"finetune_max_seconds {limit} reached"
                         break
-                    if len(order) < take:
-                        if not len(drawn):
-                            drawn = kept[torch.randperm(len(kept), generator=gen)]
-                        if settings.group_by_length:  # the next LENGTH_GROUP batches' rows, batched by length
-                            chunk, drawn = drawn[: LENGTH_GROUP * take], drawn[LENGTH_GROUP * take :]
-                            order += group_by_length(retain, chunk, take, request.data_collator, gen)
-                        else:
-                            order, drawn = order + drawn.tolist(), drawn[:0]
-                    idx, order = order[:take], order[take:]
+                    if len(order) < min(batch, len(kept)):
+                        order += kept[torch.randperm(len(kept), generator=gen)].tolist()
+                    idx, order = order[: min(batch, len(kept))], order[min(batch, len(kept)) :]
                     loss = loss_of(retain, idx)
                     retain_loss = float(loss.detach())
                     if taken < ascent_steps:
