@@ -714,6 +714,34 @@ def test_forget_on_two_processes_equals_one(trained_dir, tmp_path, launch):
 
 
 @pytest.mark.slow
+@pytest.mark.multiprocess
+def test_forget_rows_on_two_processes_equals_one(trained_dir, tmp_path):
+    """The rows recipe (samples scope, no method named) under ``accelerate launch`` on two processes: the same
+    weights and steps as on one (the held-out check is sharded and gathered; the training is the same on each rank)."""
+    rows = tmp_path / "rows.txt"
+    rows.write_text("\n".join(map(str, range(0, 400, 20))) + "\n")
+    args = ["forget", "--model_dir", trained_dir, "--dataset", "digits", "--forget_scope", "samples"]
+    args += ["--forget_rows", rows]
+    one, two = tmp_path / "one", tmp_path / "two"
+    result = run([*args, "--output_dir", one])
+    assert result.returncode == 0, result.stderr[-3000:]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launcher += ["--main_process_port", str(free_port()), "-m", "hf_unlearn.cli"]
+    result = run([*args, "--output_dir", two], launcher=launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "forget: 2 process(es) on cpu" in result.stdout
+    w1, w2 = load_file(one / "model.safetensors"), load_file(two / "model.safetensors")
+    w0 = load_file(Path(trained_dir) / "model.safetensors")
+    assert w1.keys() == w2.keys() and any(not torch.equal(w0[k], w1[k]) for k in w1)  # it edited
+    for name in w1:
+        assert torch.allclose(w1[name], w2[name], rtol=0, atol=1e-7), name
+    r1, r2 = _report(one), _report(two)
+    assert r1["method"] == r2["method"] == "neggrad_plus"
+    assert r1["details"]["steps"] == r2["details"]["steps"] > 0
+    assert r1["details"]["verification"] == r2["details"]["verification"]
+
+
+@pytest.mark.slow
 def test_demo_defaults_but_fewer_epochs_forgets_digit_3(tmp_path):
     out = tmp_path / "demo"
     result = run(["demo", "--epochs", "10", "--output_dir", out, "--disable_tqdm", "true"])
