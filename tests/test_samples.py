@@ -647,6 +647,40 @@ def test_neggrad_plus_optimizer_is_trainers_default_fused_adamw_else_the_plain_o
         assert any(not torch.equal(p, q) for p, q in zip(model.parameters(), base.parameters()))  # it trained
 
 
+def test_neggrad_plus_backpropagates_the_ascent_only_when_a_row_is_below_its_target(memorised, monkeypatch):
+    """An ascent batch whose rows are all at or above their target adds exactly zero gradient: the recipe skips its
+    backward (the forget rows' forward still runs), so only the retained batches are backpropagated."""
+    from hf_unlearn.methods import retain_finetune
+
+    base, ds, _, flipped, _ = memorised
+    cfg = UnlearningConfig(
+        forget_scope="samples",
+        allow_incomplete=True,
+        method_config={"finetune_max_steps": 6, "forget_ascent_target": "probe"},
+    )
+    for target, backpropagated in ((0.0, 6), (50.0, 6 + 3)):  # nobody below 0; everybody below 50 nats (chance)
+        monkeypatch.setattr(
+            retain_finetune, "probe_losses", lambda model, forget, *a, t=target, **k: torch.full((forget.n,), t)
+        )
+        model = copy.deepcopy(base)
+        backward = {"calls": 0}
+
+        def count(grad, backward=backward):
+            backward["calls"] += 1
+
+        def hook(module, args, output, count=count):
+            if module.training and torch.is_grad_enabled():
+                output.logits.register_hook(count)
+
+        handle = model.register_forward_hook(hook)
+        try:
+            report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=flipped)
+        finally:
+            handle.remove()
+        assert report.details["steps"] == 6 and report.details["ascent_steps"] == 3
+        assert backward["calls"] == backpropagated
+
+
 def test_neggrad_plus_as_a_callback(memorised, tmp_path):
     """The recipe runs in on_train_begin on the trainer's train set (the retained rows); checked at train end."""
     from transformers import Trainer

@@ -513,7 +513,9 @@ class NegGradPlus(UnlearningMethod):
                         f_loss = torch.cat(parts)
                         forget_loss = float(f_loss.detach().mean())
                         f_targets = targets[torch.cat([named, extra])].to(device)
-                        loss = loss + torch.relu(f_targets - f_loss).mean()
+                        gap = torch.relu(f_targets - f_loss)
+                        if bool((gap > 0).any()):  # else the ascent's gradient is exactly zero: no backward for it
+                            loss = loss + gap.mean()
                         ascent_taken += 1
                     if not torch.isfinite(loss):
                         raise RuntimeError(
