@@ -2,7 +2,8 @@
 
 Fine-tuning on the retained rows, plus, during its first part (``forget_ascent_fraction``, default half the steps),
 gradient ascent on the forget rows' loss (NegGrad+, Kurmanji et al. 2023), each row pushed up to a target loss and
-no further (``relu(target - loss)``: rows are pushed to what an unseen row would get, never on to another class):
+no further (``relu(target - loss)``: rows are pushed to what an unseen row would get, never on to another class; an
+ascent batch whose rows all sit at or above their targets adds no gradient and is not backpropagated):
 
 - ``forget_ascent_target="auto"`` (default): ``"chance"`` when the forget rows' labels are concentrated on one class
   far beyond what rows drawn like the retained ones would show ([`poison_target`]: rows relabelled to one target
