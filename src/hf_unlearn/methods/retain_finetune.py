@@ -574,10 +574,11 @@ class NegGradPlus(UnlearningMethod):
     @classmethod
     def describe(cls, report: UnlearningReport) -> str:
         h, d = report.hyperparameters or {}, report.details or {}
+        target = ASCENT_TARGETS.get(d.get("ascent_target"), "a target")
         return (
             f"The model was fine-tuned for {h.get('steps')} steps on the retained training rows (learning rate "
-            f"{h.get('learning_rate')}), pushing the forgotten rows' loss up to {ASCENT_TARGETS.get(d.get('ascent_target'), 'a target')} "
-            f"during the first {h.get('forget_ascent_fraction')} of the steps (`neggrad_plus`)."
+            f"{h.get('learning_rate')}), pushing the forgotten rows' loss up to {target} during the first "
+            f"{h.get('forget_ascent_fraction')} of the steps (`neggrad_plus`)."
             + (
                 f" {d['suspected_poison_rows']} retained rows that the model represented like the forgotten poisoned "
                 "rows were forgotten with them."
