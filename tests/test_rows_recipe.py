@@ -49,7 +49,7 @@ def backdoored(digits):
     return model, ds, test, poisoned.tolist(), named
 
 
-def _suspects(model, ds, named):
+def _suspects(model, ds, named, **kw):
     keep = sorted(set(range(N_TRAIN)) - set(named))
     forget, retain = subset(ds, named), subset(ds, keep)
     found, doubtful = suspected_poison(
@@ -61,6 +61,7 @@ def _suspects(model, ds, named):
         forget_labels=forget["labels"].numpy(),
         retain_labels=retain["labels"].numpy(),
         seed=0,
+        **kw,
     )
     assert not set(found) & set(doubtful)
     return {keep[i] for i in found}
@@ -76,6 +77,48 @@ def test_suspected_poison_finds_the_unnamed_poisoned_rows_and_nothing_in_a_plain
     # rows that are merely of the target class (a deletion request within one class): nothing is suspected
     genuine = [i for i in np.flatnonzero(ds["labels"].numpy() == TARGET) if i not in set(poisoned)]
     assert _suspects(model, ds, sorted(genuine[:20])) == set()
+
+
+def _synthetic_suspects(monkeypatch, n_named, n_unnamed, seed, **kw):
+    """``suspected_poison`` on made-up features: poisoned rows (named and unnamed) tight around one point, 120 genuine
+    rows of the class around the origin, and 4 genuine rows part-way towards the poison (they merely resemble it)."""
+    import hf_unlearn.methods.retain_finetune as recipe
+
+    rng = np.random.default_rng(seed)
+    trigger = np.zeros(8)
+    trigger[0] = 6.0
+    named = rng.normal(size=(n_named, 8)) + trigger
+    unnamed = rng.normal(size=(n_unnamed, 8)) + trigger
+    resembling = 0.3 * rng.normal(size=(4, 8)) + trigger / 2 + np.eye(8)[0] * 0.2
+    candidates = np.concatenate([unnamed, rng.normal(size=(120, 8)), resembling])
+    features = [(torch.tensor(named).float(), None), (torch.tensor(candidates).float(), None)]
+    monkeypatch.setattr(recipe, "head_features", lambda model, readers, collator: features)
+    found, _ = suspected_poison(
+        None,
+        None,
+        None,
+        None,
+        target=TARGET,
+        forget_labels=np.zeros(n_named, dtype=int),
+        retain_labels=np.zeros(len(candidates), dtype=int),
+        seed=seed,
+        **kw,
+    )
+    return len(set(found) & set(range(n_unnamed))), len(set(found) - set(range(n_unnamed)))
+
+
+def test_suspected_poison_takes_no_genuine_row_when_every_poisoned_row_is_named(monkeypatch):
+    # nothing unnamed is left: the genuine rows that merely resemble the poison score above 0.5 but below the named
+    # rows themselves, and the first round's bar (the named rows' lower decile) keeps them out
+    without_bar = [_synthetic_suspects(monkeypatch, 40, 0, seed, named_quantile=0.0) for seed in range(4)]
+    assert sum(wrong for _, wrong in without_bar) > 0  # what the bar prevents
+    assert [_synthetic_suspects(monkeypatch, 40, 0, seed) for seed in range(4)] == [(0, 0)] * 4
+    # with 10 of 40 poisoned rows named, the named rows score lower (copies sit among the retained rows): the bar
+    # stays at 0.5 and the unnamed rows are found as before
+    for seed in range(4):
+        found, wrong = _synthetic_suspects(monkeypatch, 10, 30, seed)
+        assert found >= 0.7 * 30 and wrong <= 8
+        assert (found, wrong) == _synthetic_suspects(monkeypatch, 10, 30, seed, named_quantile=0.0)
 
 
 def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored):

@@ -312,6 +312,7 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
 # of that class are forgotten too (see [`suspected_poison`]). Module-level defaults for now (configuration fields to be).
 SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a forward pass each)
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
+SUSPECT_NAMED_QUANTILE = 0.1  # ... and, in the first round, above this quantile of the named rows' own scores
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
 SUSPECT_NULL_DRAWS = 4  # sets of random rows of the class standing in for the named ones (the null)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
@@ -331,6 +332,7 @@ def suspected_poison(
     seed: int,
     max_rows: int = SUSPECT_MAX_ROWS,
     threshold: float = SUSPECT_THRESHOLD,
+    named_quantile: float = SUSPECT_NAMED_QUANTILE,
     null_ratio: float = SUSPECT_NULL_RATIO,
     null_draws: int = SUSPECT_NULL_DRAWS,
     rounds: int = SUSPECT_ROUNDS,
@@ -342,16 +344,20 @@ def suspected_poison(
     When the forget rows are relabelled to one ``target`` class ([`poison_target`]), the poisoned rows the user did
     not name sit among the retained rows of that class, and the model represents them like the named ones (the
     trigger it learned), not like the class's genuine rows. A logistic regression (class-balanced, C=0.1) separates
-    the named rows of class ``target`` from the retained rows of that class on the output layer's input features; each
-    retained row is scored by a model fitted without it (5-fold cross-fitting), and those scored above ``threshold``
-    are suspects. Only when the named rows stand apart from the class as a whole: the median retained row must score
-    below ``null_ratio`` times what it scores when ``null_draws`` sets of random rows of the class stand in for the
-    named ones (rows that are merely of that class, a deletion request within one class, score like such a set, and
-    nothing is returned). The suspects join the named rows for up to ``rounds`` rounds; rows the last round scores
-    above ``leave_out``, the highest first and at most as many as the suspects, are doubtful: the recipe leaves them
-    out of its fine-tuning (so that it does not teach the trigger again) without pushing them away (many are genuine
-    rows of the class, which the model keeps knowing). With every poisoned row named, few rows are suspects, and
-    few are left out.
+    the named rows of class ``target`` from the retained rows of that class on the output layer's input features;
+    each retained row is scored by a model fitted without it (5-fold cross-fitting), and those scored above
+    ``threshold`` are suspects; in the first round, also above the ``named_quantile`` quantile of the named rows'
+    own (cross-fitted) scores, so that a suspect scores like the named rows themselves. Unnamed copies among the
+    retained rows pull the named rows' scores down (near-identical rows sit on both sides), so that bar stays low
+    when some poison is unnamed; when every poisoned row is named, the named rows score near 1 and the few genuine
+    rows of the class that merely resemble them are not taken for poison. Only when the named rows stand apart from
+    the class as a whole: the median retained row must score below ``null_ratio`` times what it scores when
+    ``null_draws`` sets of random rows of the class stand in for the named ones (rows that are merely of that class,
+    a deletion request within one class, score like such a set, and nothing is returned). The suspects join the
+    named rows for up to ``rounds`` rounds; rows the last round scores above ``leave_out``, the highest first and at
+    most as many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not
+    teach the trigger again) without pushing them away (many are genuine rows of the class, which the model keeps
+    knowing). With every poisoned row named, few or no rows are suspects or left out.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -382,7 +388,10 @@ def suspected_poison(
     doubtful, score = np.zeros(len(x), dtype=bool), np.zeros(len(x))
     for _ in range(rounds):
         score = scores(positive)
-        found = ~positive & (score > threshold)
+        bar = threshold
+        if positive.sum() == len(named):  # first round: a suspect also scores like the named rows themselves
+            bar = max(threshold, float(np.quantile(score[: len(named)], named_quantile)))
+        found = ~positive & (score > bar)
         if positive.sum() == len(named) and np.median(score[~positive]) >= null_ratio * float(np.mean(null)):
             return [], []  # the named rows do not stand apart from their class
         if found.sum() == (~positive).sum():
