@@ -52,7 +52,7 @@ def backdoored(digits):
 def _suspects(model, ds, named, **kw):
     keep = sorted(set(range(N_TRAIN)) - set(named))
     forget, retain = subset(ds, named), subset(ds, keep)
-    found, doubtful = suspected_poison(
+    found = suspected_poison(
         model,
         DatasetReader(forget, model),
         DatasetReader(retain, model),
@@ -63,6 +63,9 @@ def _suspects(model, ds, named, **kw):
         seed=0,
         **kw,
     )
+    if found is None:  # the named rows do not stand apart from their class: not poison
+        return None
+    found, doubtful = found
     assert not set(found) & set(doubtful)
     return {keep[i] for i in found}
 
@@ -76,7 +79,7 @@ def test_suspected_poison_finds_the_unnamed_poisoned_rows_and_nothing_in_a_plain
     assert len(found - unnamed) <= 2  # genuine rows of class 0 are left alone
     # rows that are merely of the target class (a deletion request within one class): nothing is suspected
     genuine = [i for i in np.flatnonzero(ds["labels"].numpy() == TARGET) if i not in set(poisoned)]
-    assert _suspects(model, ds, sorted(genuine[:20])) == set()
+    assert _suspects(model, ds, sorted(genuine[:20])) is None
 
 
 def _synthetic_suspects(monkeypatch, n_named, n_unnamed, seed, **kw):
@@ -93,7 +96,7 @@ def _synthetic_suspects(monkeypatch, n_named, n_unnamed, seed, **kw):
     candidates = np.concatenate([unnamed, rng.normal(size=(120, 8)), resembling])
     features = [(torch.tensor(named).float(), None), (torch.tensor(candidates).float(), None)]
     monkeypatch.setattr(recipe, "head_features", lambda model, readers, collator: features)
-    found, _ = suspected_poison(
+    found = suspected_poison(
         None,
         None,
         None,
@@ -104,6 +107,7 @@ def _synthetic_suspects(monkeypatch, n_named, n_unnamed, seed, **kw):
         seed=seed,
         **kw,
     )
+    found = found[0] if found is not None else []
     return len(set(found) & set(range(n_unnamed))), len(set(found) - set(range(n_unnamed)))
 
 
@@ -156,3 +160,26 @@ def test_neggrad_plus_removes_a_backdoor_named_in_part(backdoored):
     )
     assert asr <= 0.05 and asr < asr_named_only  # 0.01 against 0.08 when written
     assert acc >= acc_before - 0.05
+
+
+def test_rows_of_one_class_that_look_like_their_class_are_a_deletion_not_poison(backdoored):
+    """Six genuine rows of one class: their labels alone look like a backdoor's (far beyond the class's share), but the
+    model represents them like the class's other rows, so they are forgotten as an ordinary deletion (the probe's
+    targets, nothing suspected among the retained rows), not pushed to chance with look-alikes of the class."""
+    import copy
+
+    base, ds, test, poisoned, named = backdoored
+    genuine = [int(i) for i in np.flatnonzero(ds["labels"].numpy() == 3) if i not in set(poisoned)][:6]
+    cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_steps": 4})
+    report = FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=genuine)
+    details = report.details
+    assert details["poison_rejected"] == 3 and details["poison_target"] is None
+    assert details["ascent_target"] == "probe" and details["suspected_poison_rows"] == 0
+    # the same rows with the search switched off: the labels decide, as a backdoor's
+    cfg = UnlearningConfig(
+        forget_scope="samples",
+        allow_incomplete=True,
+        method_config={"finetune_max_steps": 4, "suspect_poison": False},
+    )
+    report = FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=genuine)
+    assert report.details["poison_target"] == 3 and report.details["ascent_target"] == "chance"

@@ -120,7 +120,9 @@ class NegGradPlusConfig(MethodConfig):
             share of it, as a backdoor's relabelled rows are; else `"probe"`).
         suspect_poison (`bool`, defaults to `True`): when the forget rows are relabelled to one class (a backdoor),
             also forget the retained rows of that class that the model represents like the named ones rather than
-            like the rest of the class (poisoned rows the request did not name); `False`: the named rows only.
+            like the rest of the class (poisoned rows the request did not name), and treat the rows as poison only
+            when the model represents them apart from that class (else they are a deletion request within one
+            class); `False`: the named rows only, poison whenever their labels say so.
     """
 
     finetune_fraction: float = field(

@@ -7,7 +7,9 @@ ascent batch whose rows all sit at or above their targets adds no gradient and i
 
 - ``forget_ascent_target="auto"`` (default): ``"chance"`` when the forget rows' labels are concentrated on one class
   far beyond what rows drawn like the retained ones would show ([`poison_target`]: rows relabelled to one target
-  class, a backdoor), else ``"probe"``;
+  class, a backdoor) and, with ``suspect_poison``, the model represents them apart from that class's other rows
+  ([`suspected_poison`]; rows that merely share a class, a deletion request within one class, are not poison), else
+  ``"probe"``;
 - ``"chance"``: ``log(num_labels)`` for every row;
 - ``"probe"``: per row, the loss at its label of a fresh linear probe fitted on the output layer's input features of
   64-512 retained rows (half the rows the recipe trains on; [`probe_losses`]), capped at chance: an ordinary row (a
@@ -314,7 +316,8 @@ SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a f
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
 SUSPECT_NAMED_QUANTILE = 0.1  # ... and, in the first round, above this quantile of the named rows' own scores
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
-SUSPECT_NULL_DRAWS = 4  # sets of random rows of the class standing in for the named ones (the null)
+SUSPECT_NULL_DRAWS = 16  # sets of random rows of the class standing in for the named ones (the null); the named rows
+# must also beat every one of them (a permutation test at 1/17 for rows drawn at random within the class)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
 SUSPECT_LEAVE_OUT = 0.2  # rows scored above this in the last round (not suspects) are left out of the fine-tuning,
 # at most as many as the suspects found (the rows missed are fewer than those found)
@@ -337,9 +340,10 @@ def suspected_poison(
     null_draws: int = SUSPECT_NULL_DRAWS,
     rounds: int = SUSPECT_ROUNDS,
     leave_out: float = SUSPECT_LEAVE_OUT,
-) -> tuple[list[int], list[int]]:
+) -> tuple[list[int], list[int]] | None:
     """Retained rows that look like unnamed copies of the named poisoned rows, and rows that might be: two lists of
-    indices into ``retain`` (``(suspects, doubtful)``).
+    indices into ``retain`` (``(suspects, doubtful)``); ``None`` when the named rows do not stand apart from their
+    class (rows that are merely of that class: a deletion request within one class, not poison).
 
     When the forget rows are relabelled to one ``target`` class ([`poison_target`]), the poisoned rows the user did
     not name sit among the retained rows of that class, and the model represents them like the named ones (the
@@ -351,9 +355,10 @@ def suspected_poison(
     retained rows pull the named rows' scores down (near-identical rows sit on both sides), so that bar stays low
     when some poison is unnamed; when every poisoned row is named, the named rows score near 1 and the few genuine
     rows of the class that merely resemble them are not taken for poison. Only when the named rows stand apart from
-    the class as a whole: the median retained row must score below ``null_ratio`` times what it scores when
-    ``null_draws`` sets of random rows of the class stand in for the named ones (rows that are merely of that class,
-    a deletion request within one class, score like such a set, and nothing is returned). The suspects join the
+    the class as a whole: the median retained row must score below ``null_ratio`` times the mean of what it scores
+    when ``null_draws`` sets of random rows of the class stand in for the named ones, and below each of those
+    (rows that are merely of that class, a deletion request within one class, score like such a set, and ``None`` is
+    returned). The suspects join the
     named rows for up to ``rounds`` rounds; rows the last round scores above ``leave_out``, the highest first and at
     most as many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not
     teach the trigger again) without pushing them away (many are genuine rows of the class, which the model keeps
@@ -364,7 +369,7 @@ def suspected_poison(
 
     named = np.flatnonzero(np.asarray(forget_labels) == target).tolist()
     candidates = np.flatnonzero(np.asarray(retain_labels) == target)
-    if len(named) < 2 or len(candidates) < 2:
+    if len(named) < 2 or len(candidates) < 2:  # nothing to compare the named rows with: the labels decide
         return [], []
     rng = np.random.default_rng(int(seed))
     if len(candidates) > max_rows:
@@ -392,8 +397,10 @@ def suspected_poison(
         if positive.sum() == len(named):  # first round: a suspect also scores like the named rows themselves
             bar = max(threshold, float(np.quantile(score[: len(named)], named_quantile)))
         found = ~positive & (score > bar)
-        if positive.sum() == len(named) and np.median(score[~positive]) >= null_ratio * float(np.mean(null)):
-            return [], []  # the named rows do not stand apart from their class
+        if positive.sum() == len(named) and (
+            np.median(score[~positive]) >= min(null_ratio * float(np.mean(null)), min(null))
+        ):
+            return None  # the named rows do not stand apart from their class
         if found.sum() == (~positive).sum():
             break
         doubtful = ~positive & ~found & (score > leave_out)
@@ -437,6 +444,25 @@ class NegGradPlus(UnlearningMethod):
         forget_labels = labels_of(request.forget_dataset, "forget_dataset")
         retain_labels = labels_of(request.retain_dataset, "retain_dataset")
         poisoned = poison_target(forget_labels, retain_labels)
+        suspects: list[int] = []
+        doubtful: list[int] = []
+        rejected = None
+        if ascent_steps and poisoned is not None and settings.suspect_poison:
+            # the rows' labels say poison; their features must say so too, and the unnamed poison is forgotten with them
+            found = suspected_poison(
+                model,
+                forget,
+                retain,
+                request.data_collator,
+                target=poisoned,
+                forget_labels=forget_labels,
+                retain_labels=retain_labels,
+                seed=cfg.seed,
+            )
+            if found is None:  # the named rows look like their class: a deletion request within one class
+                rejected, poisoned = poisoned, None
+            else:
+                suspects, doubtful = found
         if target_mode == "auto":  # rows relabelled to one class (a backdoor): chance; otherwise the probe's loss
             target_mode = "probe" if poisoned is None else "chance"
         if target_mode == "heldout" and request.eval_dataset is None:
@@ -454,21 +480,7 @@ class NegGradPlus(UnlearningMethod):
                     model, request.eval_dataset, probe, request.data_collator, seed=cfg.seed, losses=losses
                 )
                 targets = torch.maximum(targets, matched)
-        suspects: list[int] = []
-        doubtful: list[int] = []
-        if (
-            ascent_steps and poisoned is not None and settings.suspect_poison
-        ):  # unnamed poison: forgotten too, at chance
-            suspects, doubtful = suspected_poison(
-                model,
-                forget,
-                retain,
-                request.data_collator,
-                target=poisoned,
-                forget_labels=forget_labels,
-                retain_labels=retain_labels,
-                seed=cfg.seed,
-            )
+        if suspects:  # unnamed poison: forgotten too, at chance
             targets = torch.cat([targets, torch.full((len(suspects),), chance)])
         kept = torch.tensor(sorted(set(range(retain.n)) - set(suspects) - set(doubtful)), dtype=torch.long)
         n_pool = forget.n + len(suspects)  # ascent rows: the forget rows, then the suspects (retained rows)
@@ -550,6 +562,7 @@ class NegGradPlus(UnlearningMethod):
             "ascent_target": target_mode if ascent_steps else None,
             "mean_ascent_target": float(targets.mean()),
             "poison_target": poisoned,
+            "poison_rejected": rejected,
             "suspected_poison_rows": len(suspects),
             "left_out_rows": len(doubtful),
             "budget_source": plan["budget_source"],
