@@ -316,8 +316,8 @@ SUSPECT_MAX_ROWS = 4096  # retained rows of the target class scored at most (a f
 SUSPECT_THRESHOLD = 0.5  # cross-fitted probability of "like the named poisoned rows" above which a row is suspect
 SUSPECT_NAMED_QUANTILE = 0.1  # ... and, in the first round, above this quantile of the named rows' own scores
 SUSPECT_NULL_RATIO = 0.5  # ... only when the class's median score is below this share of the same for random rows
-SUSPECT_NULL_DRAWS = 16  # sets of random rows of the class standing in for the named ones (the null); the named rows
-# must also beat every one of them (a permutation test at 1/17 for rows drawn at random within the class)
+SUSPECT_NULL_DRAWS = 8  # sets of random rows of the class standing in for the named ones (the null); the named rows
+# must also beat every one of them (a permutation test at 1/9 for rows drawn at random within the class)
 SUSPECT_ROUNDS = 2  # the rows found join the named ones and the search runs again
 SUSPECT_LEAVE_OUT = 0.2  # rows scored above this in the last round (not suspects) are left out of the fine-tuning,
 # at most as many as the suspects found (the rows missed are fewer than those found)
