@@ -715,11 +715,21 @@ def test_forget_on_two_processes_equals_one(trained_dir, tmp_path, launch):
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
-def test_forget_rows_on_two_processes_equals_one(trained_dir, tmp_path):
+@pytest.mark.parametrize("which", ["spread", "one_class"])
+def test_forget_rows_on_two_processes_equals_one(trained_dir, tmp_path, which):
     """The rows recipe (samples scope, no method named) under ``accelerate launch`` on two processes: the same
-    weights and steps as on one (the held-out check is sharded and gathered; the training is the same on each rank)."""
+    weights and steps as on one (the held-out check is sharded and gathered; the training is the same on each rank).
+    ``one_class``: rows all of class 3, whose labels alone look like a backdoor's, so that the poison search and its
+    guard run too, and decide alike on both ranks."""
+    from hf_unlearn.data import digits_datasets
+
+    if which == "spread":
+        picked = list(range(0, 400, 20))
+    else:
+        labels = digits_datasets()[0][:]["labels"].long()
+        picked = torch.nonzero(labels == 3).flatten()[:8].tolist()
     rows = tmp_path / "rows.txt"
-    rows.write_text("\n".join(map(str, range(0, 400, 20))) + "\n")
+    rows.write_text("\n".join(map(str, picked)) + "\n")
     args = ["forget", "--model_dir", trained_dir, "--dataset", "digits", "--forget_scope", "samples"]
     args += ["--forget_rows", rows]
     one, two = tmp_path / "one", tmp_path / "two"
@@ -739,6 +749,10 @@ def test_forget_rows_on_two_processes_equals_one(trained_dir, tmp_path):
     assert r1["method"] == r2["method"] == "neggrad_plus"
     assert r1["details"]["steps"] == r2["details"]["steps"] > 0
     assert r1["details"]["verification"] == r2["details"]["verification"]
+    keys = ("poison_target", "poison_rejected", "suspected_poison_rows", "left_out_rows", "ascent_target")
+    assert [r1["details"].get(k) for k in keys] == [r2["details"].get(k) for k in keys]
+    if which == "one_class":
+        assert 3 in (r1["details"]["poison_target"], r1["details"]["poison_rejected"])
 
 
 @pytest.mark.slow
