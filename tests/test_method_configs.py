@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from hf_unlearn import FisherUnlearner, UnlearningConfig
 from hf_unlearn.cli import main
 from hf_unlearn.methods import METHOD_CONFIGS, METHODS, MethodConfig, MethodResult, UnlearningMethod, register_method
+from hf_unlearn.methods.configs import NegGradPlusConfig
 from hf_unlearn.methods.fisher_mask import FisherMaskConfig
 from hf_unlearn.methods.mnemonic import MnemonicDeepConfig, MnemonicHeadConfig
 from hf_unlearn.methods.mnemonic.deep import (
@@ -66,6 +67,8 @@ def test_deep_edit_settings_default_to_the_module_constants():
         (MnemonicDeepConfig, {"deep_alphas": [1.5]}),
         (MnemonicDeepConfig, {"deep_max_retain_samples": 2.5}),
         (MnemonicDeepConfig, {"deep_keep_margin": -0.1}),
+        (NegGradPlusConfig, {"known_poison": "yes"}),
+        (NegGradPlusConfig, {"suspect_poison": 1}),
     ],
 )
 def test_config_classes_refuse_bad_values_naming_the_field(config_cls, bad):

@@ -183,3 +183,27 @@ def test_rows_of_one_class_that_look_like_their_class_are_a_deletion_not_poison(
     )
     report = FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=genuine)
     assert report.details["poison_target"] == 3 and report.details["ascent_target"] == "chance"
+
+
+def test_known_poison_with_a_few_rows_named(backdoored):
+    """Three of the 30 poisoned rows named: too few for their labels to say poison (a deletion request of 3 rows of
+    class 0 looks the same), so by default they are forgotten as ordinary rows and the trigger stays; declared as
+    poison (``known_poison``), they go to chance and the retained rows of class 0 are searched for the rest."""
+    import copy
+
+    base, ds, test, poisoned, named = backdoored
+
+    def run(known: bool):
+        model = copy.deepcopy(base)
+        settings = {"finetune_max_steps": 60, "finetune_learning_rate": 3e-3, "known_poison": known}
+        cfg = UnlearningConfig(forget_scope="samples", method_config=settings, allow_incomplete=True)
+        report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=named[:3])
+        return report.details, _attack_success(model, test)
+
+    details, asr_default = run(False)
+    assert details["poison_target"] is None and details["ascent_target"] == "probe"
+    assert details["suspected_poison_rows"] == 0 and not details["known_poison"]
+    details, asr_known = run(True)
+    assert details["known_poison"] and details["poison_target"] == TARGET and details["ascent_target"] == "chance"
+    assert details["suspected_poison_rows"] >= 0.5 * (N_POISON - 3)
+    assert asr_known <= 0.5 * asr_default  # 0.22 against 1.0 when written

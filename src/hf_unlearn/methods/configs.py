@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..unlearning_config import MethodConfig, check_choice, check_number
+from ..unlearning_config import MethodConfig, check_bool, check_choice, check_number
 
 FISHER_KINDS = ("batch_true", "empirical", "true", "batch")  # hf_unlearn.fisher.KINDS, without importing torch
 LOGIT_MARGIN = 0.01  # logit units below the best retained class: a tie must not let the class win
@@ -123,6 +123,11 @@ class NegGradPlusConfig(MethodConfig):
             like the rest of the class (poisoned rows the request did not name), and treat the rows as poison only
             when the model represents them apart from that class (else they are a deletion request within one
             class); `False`: the named rows only, poison whenever their labels say so.
+        known_poison (`bool`, defaults to `False`): the named rows are known to be poisoned (found by an audit,
+            say), possibly only some of them: they are pushed to chance whatever their labels show, and when most
+            of them carry one label (a backdoor's target class) the retained rows of that class are searched for the
+            rest without first testing whether the named rows look like poison (with `suspect_poison`). For a few
+            named rows (3-4 on digits), which the automatic tests cannot tell from a deletion request.
     """
 
     finetune_fraction: float = field(
@@ -153,12 +158,23 @@ class NegGradPlusConfig(MethodConfig):
     suspect_poison: bool = field(
         default=True,
         metadata={
-            "help": "Backdoor (rows relabelled to one class): also forget retained rows of that class that the model "
-            "represents like the named ones (unnamed poison). False: the named rows only."
+            "help": "Backdoor (rows relabelled to one class): poison only if the model also represents the rows apart "
+            "from that class, and then also forget retained rows of that class it represents like them (unnamed "
+            "poison). False: the named rows only, poison whenever their labels say so."
+        },
+    )
+
+    known_poison: bool = field(
+        default=False,
+        metadata={
+            "help": "The named rows are known to be poisoned (possibly only some of the poison): push them to chance "
+            "and search the retained rows of their label for the rest without testing whether they look like poison."
         },
     )
 
     def __post_init__(self):
+        check_bool(self, "suspect_poison")
+        check_bool(self, "known_poison")
         check_number(self, "finetune_fraction", 0.0, 1.0, closed="(]")
         check_number(self, "forget_ascent_fraction", 0.0, 1.0, closed="[]")
         for name in ("finetune_max_steps", "finetune_batch_size"):

@@ -29,7 +29,9 @@ When the forget rows are relabelled to one class (a backdoor) and only part of t
 sit among the retained rows: [`suspected_poison`] finds the retained rows of that class that the model represents like
 the named ones rather than like the class's other rows, and they are forgotten with them (ascent to chance, left out
 of the fine-tuning; ``details["suspected_poison_rows"]`` counts them; rows that might be poison are left out of the
-fine-tuning only, ``details["left_out_rows"]``).
+fine-tuning only, ``details["left_out_rows"]``). With ``known_poison`` the user says the named rows are poison (a few of
+them, say, found by an audit): they go to chance whatever their labels show, and the search runs on the class most of
+them carry without first testing whether they look like poison.
 
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
@@ -293,6 +295,15 @@ def probe_losses(
     return torch.where(known, -log_p[torch.arange(len(y_f)), at_label], big)
 
 
+def known_target(forget_labels: Any) -> int | None:
+    """The label most of the forget rows carry, when they are known to be poisoned (``known_poison``): a backdoor's
+    target class, whose retained rows are then searched for the unnamed poison. ``None`` when no label holds at
+    least half of them (poison relabelled to several classes: no class to search)."""
+    values, counts = np.unique(np.asarray(forget_labels), return_counts=True)  # the forget rows are never empty
+    top = int(np.argmax(counts))
+    return int(values[top]) if 2 * counts[top] >= counts.sum() else None
+
+
 def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4) -> int | None:
     """The class holding at least half of the forget rows when they are far too concentrated on it for rows drawn
     like the retained ones (one-sided binomial test against the class's share of the retained rows, ``p < p_value``):
@@ -356,13 +367,13 @@ def suspected_poison(
     when some poison is unnamed; when every poisoned row is named, the named rows score near 1 and the few genuine
     rows of the class that merely resemble them are not taken for poison. Only when the named rows stand apart from
     the class as a whole: the median retained row must score below ``null_ratio`` times the mean of what it scores
-    when ``null_draws`` sets of random rows of the class stand in for the named ones, and below each of those
-    (rows that are merely of that class, a deletion request within one class, score like such a set, and ``None`` is
-    returned). The suspects join the
-    named rows for up to ``rounds`` rounds; rows the last round scores above ``leave_out``, the highest first and at
-    most as many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not
-    teach the trigger again) without pushing them away (many are genuine rows of the class, which the model keeps
-    knowing). With every poisoned row named, few or no rows are suspects or left out.
+    when ``null_draws`` sets of random rows of the class stand in for the named ones, and below each of those (rows
+    that are merely of that class, a deletion request within one class, score like such a set, and ``None`` is
+    returned; ``null_draws=0``: no such test, the rows being known to be poison). The suspects join the named rows
+    for up to ``rounds`` rounds; rows the last round scores above ``leave_out``, the highest first and at most as
+    many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not teach the
+    trigger again) without pushing them away (many are genuine rows of the class, which the model keeps knowing).
+    With every poisoned row named, few or no rows are suspects or left out.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -397,8 +408,10 @@ def suspected_poison(
         if positive.sum() == len(named):  # first round: a suspect also scores like the named rows themselves
             bar = max(threshold, float(np.quantile(score[: len(named)], named_quantile)))
         found = ~positive & (score > bar)
-        if positive.sum() == len(named) and (
-            np.median(score[~positive]) >= min(null_ratio * float(np.mean(null)), min(null))
+        if (
+            null
+            and positive.sum() == len(named)
+            and np.median(score[~positive]) >= min(null_ratio * float(np.mean(null)), min(null))
         ):
             return None  # the named rows do not stand apart from their class
         if found.sum() == (~positive).sum():
@@ -443,12 +456,14 @@ class NegGradPlus(UnlearningMethod):
         target_mode = settings.forget_ascent_target
         forget_labels = labels_of(request.forget_dataset, "forget_dataset")
         retain_labels = labels_of(request.retain_dataset, "retain_dataset")
-        poisoned = poison_target(forget_labels, retain_labels)
+        known = settings.known_poison
+        poisoned = known_target(forget_labels) if known else poison_target(forget_labels, retain_labels)
         suspects: list[int] = []
         doubtful: list[int] = []
         rejected = None
         if ascent_steps and poisoned is not None and settings.suspect_poison:
-            # the rows' labels say poison; their features must say so too, and the unnamed poison is forgotten with them
+            # the rows' labels say poison; their features must say so too (unless the user says so), and the unnamed
+            # poison is forgotten with them
             found = suspected_poison(
                 model,
                 forget,
@@ -458,13 +473,14 @@ class NegGradPlus(UnlearningMethod):
                 forget_labels=forget_labels,
                 retain_labels=retain_labels,
                 seed=cfg.seed,
+                **({"null_draws": 0} if known else {}),
             )
             if found is None:  # the named rows look like their class: a deletion request within one class
                 rejected, poisoned = poisoned, None
             else:
                 suspects, doubtful = found
         if target_mode == "auto":  # rows relabelled to one class (a backdoor): chance; otherwise the probe's loss
-            target_mode = "probe" if poisoned is None else "chance"
+            target_mode = "chance" if known or poisoned is not None else "probe"
         if target_mode == "heldout" and request.eval_dataset is None:
             logger.warning(
                 "neggrad_plus: forget_ascent_target='heldout' without eval_dataset: the probe's loss instead."
@@ -563,6 +579,7 @@ class NegGradPlus(UnlearningMethod):
             "mean_ascent_target": float(targets.mean()),
             "poison_target": poisoned,
             "poison_rejected": rejected,
+            "known_poison": known,
             "suspected_poison_rows": len(suspects),
             "left_out_rows": len(doubtful),
             "budget_source": plan["budget_source"],
@@ -607,6 +624,7 @@ class NegGradPlus(UnlearningMethod):
                 if d.get("suspected_poison_rows")
                 else ""
             )
+            + (" The forgotten rows were declared poisoned (`known_poison`)." if d.get("known_poison") else "")
             + rows_sentence(report)
         )
 
