@@ -453,6 +453,7 @@ def run_seed(task, scenario: str, seed: int, args) -> dict[str, Any]:
                     "mean_ascent_target",
                     "suspected_poison_rows",
                     "left_out_rows",
+                    "anchor_rows",
                 )
                 details = {k: report.details.get(k) for k in keys}
                 details["recipe_seconds"] = report.timings.get("finetune")  # without the unlearner's check

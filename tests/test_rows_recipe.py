@@ -207,3 +207,35 @@ def test_known_poison_with_a_few_rows_named(backdoored):
     assert details["known_poison"] and details["poison_target"] == TARGET and details["ascent_target"] == "chance"
     assert details["suspected_poison_rows"] >= 0.5 * (N_POISON - 3)
     assert asr_known <= 0.5 * asr_default  # 0.22 against 1.0 when written
+
+
+def test_the_ascent_on_poison_is_anchored_by_the_target_class(backdoored, monkeypatch):
+    """While the poisoned rows are pushed away from class 0, half of each fine-tuning batch holds retained rows of
+    class 0 (alone, the push lowers the whole class: on TREC-MiniLM most of the class's test questions went wrong);
+    after the ascent the batches are drawn at random again. The trigger still goes."""
+    import copy
+
+    base, ds, test, poisoned, named = backdoored
+    labels = ds["labels"].numpy()
+    batches = []
+    real_batch = DatasetReader.batch
+
+    def recording(self, idx, collator=None):
+        out = real_batch(self, idx, collator)
+        if self.n == N_TRAIN - len(poisoned) and len(idx) == 16:  # a fine-tuning batch of the retained rows
+            batches.append(np.asarray(out["labels"]))
+        return out
+
+    monkeypatch.setattr(DatasetReader, "batch", recording)
+    model = copy.deepcopy(base)
+    settings = {"finetune_max_steps": 40, "finetune_learning_rate": 3e-3, "finetune_batch_size": 16}
+    cfg = UnlearningConfig(forget_scope="samples", method_config=settings, allow_incomplete=True)
+    report = FisherUnlearner(cfg).unlearn(model, train_dataset=ds, forget_rows=poisoned)
+    details = report.details
+    genuine = int((labels == TARGET).sum()) - len(poisoned)
+    assert 0 < details["anchor_rows"] <= genuine - details["suspected_poison_rows"] - details["left_out_rows"]
+    assert len(batches) == 40
+    share = [float((b == TARGET).mean()) for b in batches]
+    assert min(share[: details["ascent_steps"]]) >= 0.5  # the ascent's half: anchored
+    assert np.mean(share[details["ascent_steps"] :]) < 0.3  # then random rows (class 0 is about a tenth of them)
+    assert _attack_success(model, test) <= 0.05

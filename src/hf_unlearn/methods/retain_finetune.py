@@ -34,7 +34,9 @@ them, say, found by an audit): they go to chance whatever their labels show, and
 them carry without first testing whether they look like poison.
 
 While the ascent pushes poison relabelled to one class away from it, half of each fine-tuning batch is drawn from the
-retained rows of that class (``ANCHOR_FRACTION``; ``details["anchor_rows"]`` counts the rows drawn from): alone, the
+retained rows of that class that the search scores clear of the poison (``ANCHOR_FRACTION``;
+``details["anchor_rows"]`` counts the rows drawn from; an unnamed poisoned row among them would teach the trigger
+again; not with ``known_poison``, where much of the poison is unfound): alone, the
 ascent lowers the whole class (on TREC-MiniLM with a one-word trigger, test questions of the target class went from 5
 to 52 of 81 wrong), whereas beside the class's genuine rows it can only act on what the poisoned rows add.
 
@@ -360,6 +362,7 @@ def suspected_poison(
     null_draws: int = SUSPECT_NULL_DRAWS,
     rounds: int = SUSPECT_ROUNDS,
     leave_out: float = SUSPECT_LEAVE_OUT,
+    clear: list[int] | None = None,
 ) -> tuple[list[int], list[int]] | None:
     """Retained rows that look like unnamed copies of the named poisoned rows, and rows that might be: two lists of
     indices into ``retain`` (``(suspects, doubtful)``); ``None`` when the named rows do not stand apart from their
@@ -382,7 +385,8 @@ def suspected_poison(
     for up to ``rounds`` rounds; rows the last round scores above ``leave_out``, the highest first and at most as
     many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not teach the
     trigger again) without pushing them away (many are genuine rows of the class, which the model keeps knowing).
-    With every poisoned row named, few or no rows are suspects or left out.
+    With every poisoned row named, few or no rows are suspects or left out. ``clear``: a list that receives the
+    retained rows the last round scores at most ``leave_out`` (rows that look like the class's own).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -431,6 +435,10 @@ def suspected_poison(
         positive = positive | found
     suspects = [c for c, p in zip(candidates, positive[len(named) :]) if p]
     ranked = sorted(np.flatnonzero(doubtful[len(named) :]), key=lambda k: -score[len(named) + k])
+    if clear is not None:  # rows the last round scores at most ``leave_out``: the class's own
+        clear += [
+            c for c, p, v in zip(candidates, positive[len(named) :], score[len(named) :]) if not p and v <= leave_out
+        ]
     return suspects, sorted(candidates[k] for k in ranked[: len(suspects)])
 
 
@@ -470,7 +478,9 @@ class NegGradPlus(UnlearningMethod):
         suspects: list[int] = []
         doubtful: list[int] = []
         rejected = None
+        clear: list[int] | None = None  # retained rows of the poison's class that look like the class's own
         if ascent_steps and poisoned is not None and settings.suspect_poison:
+            clear = []
             # the rows' labels say poison; their features must say so too (unless the user says so), and the unnamed
             # poison is forgotten with them
             found = suspected_poison(
@@ -482,6 +492,7 @@ class NegGradPlus(UnlearningMethod):
                 forget_labels=forget_labels,
                 retain_labels=retain_labels,
                 seed=cfg.seed,
+                clear=clear,
                 **({"null_draws": 0} if known else {}),
             )
             if found is None:  # the named rows look like their class: a deletion request within one class
@@ -511,8 +522,10 @@ class NegGradPlus(UnlearningMethod):
         n_pool = forget.n + len(suspects)  # ascent rows: the forget rows, then the suspects (retained rows)
         # poison relabelled to one class: during the ascent, part of each fine-tuning batch holds retained rows of that
         # class, so that the push away from it is tied to what the poisoned rows have and the class's rows lack
-        anchors = kept[:0]
-        if poisoned is not None:
+        anchors = kept[:0]  # not with known_poison: a few rows named, much of the poison unfound among the class's
+        if poisoned is not None and not known and clear is not None:  # only rows the search found clear of the poison
+            anchors = torch.tensor(sorted(set(clear) - set(suspects) - set(doubtful)), dtype=torch.long)
+        elif poisoned is not None and not known:  # no search: every retained row of the class
             anchors = kept[torch.from_numpy(np.asarray(retain_labels)[kept.numpy()] == poisoned)]
         params = dict(model.named_parameters())
         trainable = [params[n] for n in request.parameters]
