@@ -34,11 +34,11 @@ them, say, found by an audit): they go to chance whatever their labels show, and
 them carry without first testing whether they look like poison.
 
 While the ascent pushes poison relabelled to one class away from it, half of each fine-tuning batch is drawn from the
-retained rows of that class that the search scores clear of the poison (``ANCHOR_FRACTION``;
-``details["anchor_rows"]`` counts the rows drawn from; an unnamed poisoned row among them would teach the trigger
-again; not with ``known_poison``, where much of the poison is unfound): alone, the
-ascent lowers the whole class (on TREC-MiniLM with a one-word trigger, test questions of the target class went from 5
-to 52 of 81 wrong), whereas beside the class's genuine rows it can only act on what the poisoned rows add.
+retained rows of that class that the search scores clear of the poison (``ANCHOR_FRACTION``; ``details["anchor_rows"]``
+counts the rows drawn from; an unnamed poisoned row among them would teach the trigger again; not with ``known_poison``,
+where much of the poison is unfound): alone, the ascent lowers the whole class (on TREC-MiniLM with a one-word trigger,
+test questions of the target class went from 5 to 52 of 81 wrong), whereas beside the class's genuine rows it can only
+act on what the poisoned rows add.
 
 The last part is plain fine-tuning on the retained rows. The budget is relative to the original training, so that one
 default holds across data sets: ``finetune_fraction`` (default 0.1) of the original run's optimizer steps, read from
@@ -523,9 +523,10 @@ class NegGradPlus(UnlearningMethod):
         # poison relabelled to one class: during the ascent, part of each fine-tuning batch holds retained rows of that
         # class, so that the push away from it is tied to what the poisoned rows have and the class's rows lack
         anchors = kept[:0]  # not with known_poison: a few rows named, much of the poison unfound among the class's
-        if poisoned is not None and not known and clear is not None:  # only rows the search found clear of the poison
+        anchored = ascent_steps and poisoned is not None and not known
+        if anchored and clear is not None:  # only rows the search found clear of the poison
             anchors = torch.tensor(sorted(set(clear) - set(suspects) - set(doubtful)), dtype=torch.long)
-        elif poisoned is not None and not known:  # no search: every retained row of the class
+        elif anchored:  # no search: every retained row of the class
             anchors = kept[torch.from_numpy(np.asarray(retain_labels)[kept.numpy()] == poisoned)]
         params = dict(model.named_parameters())
         trainable = [params[n] for n in request.parameters]
