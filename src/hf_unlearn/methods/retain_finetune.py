@@ -302,13 +302,13 @@ def probe_losses(
     return torch.where(known, -log_p[torch.arange(len(y_f)), at_label], big)
 
 
-def known_target(forget_labels: Any) -> int | None:
-    """The label most of the forget rows carry, when they are known to be poisoned (``known_poison``): a backdoor's
-    target class, whose retained rows are then searched for the unnamed poison. ``None`` when no label holds at
-    least half of them (poison relabelled to several classes: no class to search)."""
-    values, counts = np.unique(np.asarray(forget_labels), return_counts=True)  # the forget rows are never empty
-    top = int(np.argmax(counts))
-    return int(values[top]) if 2 * counts[top] >= counts.sum() else None
+def majority_label(forget_labels: Any) -> int | None:
+    """The label at least half of the forget rows carry, else ``None``: a backdoor's target class when they are
+    poisoned rows relabelled to one class (with ``known_poison`` the class whose retained rows are searched for the
+    unnamed poison; ``None``: poison relabelled to several classes, no class to search)."""
+    counts = np.bincount(np.asarray(forget_labels))  # the forget rows are never empty
+    top = int(counts.argmax())
+    return top if 2 * counts[top] >= counts.sum() else None
 
 
 def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4) -> int | None:
@@ -318,10 +318,9 @@ def poison_target(forget_labels: Any, retain_labels: Any, p_value: float = 1e-4)
     from scipy.stats import binom
 
     forget_labels, retain_labels = np.asarray(forget_labels), np.asarray(retain_labels)
-    counts = np.bincount(forget_labels)
-    top = int(counts.argmax())
-    k, n = int(counts[top]), len(forget_labels)
-    if k < max(3, n / 2):
+    top = majority_label(forget_labels)
+    k, n = int(np.sum(forget_labels == top)), len(forget_labels)
+    if top is None or k < 3:
         return None
     share = max(float(np.mean(retain_labels == top)), 1.0 / (len(retain_labels) + 1))
     return top if float(binom.sf(k - 1, n, share)) < p_value else None
@@ -474,7 +473,7 @@ class NegGradPlus(UnlearningMethod):
         forget_labels = labels_of(request.forget_dataset, "forget_dataset")
         retain_labels = labels_of(request.retain_dataset, "retain_dataset")
         known = settings.known_poison
-        poisoned = known_target(forget_labels) if known else poison_target(forget_labels, retain_labels)
+        poisoned = majority_label(forget_labels) if known else poison_target(forget_labels, retain_labels)
         suspects: list[int] = []
         doubtful: list[int] = []
         rejected = None
@@ -493,7 +492,7 @@ class NegGradPlus(UnlearningMethod):
                 retain_labels=retain_labels,
                 seed=cfg.seed,
                 clear=clear,
-                **({"null_draws": 0} if known else {}),
+                null_draws=0 if known else SUSPECT_NULL_DRAWS,  # known poison: no test that the rows look like it
             )
             if found is None:  # the named rows look like their class: a deletion request within one class
                 rejected, poisoned = poisoned, None
