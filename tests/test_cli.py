@@ -750,9 +750,12 @@ def test_forget_rows_on_two_processes_equals_one(trained_dir, tmp_path, which):
     assert r1["details"]["steps"] == r2["details"]["steps"] > 0
     assert r1["details"]["verification"] == r2["details"]["verification"]
     keys = ("poison_target", "poison_rejected", "suspected_poison_rows", "left_out_rows", "ascent_target")
+    keys += ("probe_fitted_on",)
     assert [r1["details"].get(k) for k in keys] == [r2["details"].get(k) for k in keys]
     if which == "one_class":
         assert 3 in (r1["details"]["poison_target"], r1["details"]["poison_rejected"])
+    else:  # fitted on the held-out rows' features, sharded over the ranks and gathered
+        assert r1["details"]["probe_fitted_on"] == "held-out"
 
 
 @pytest.mark.slow

@@ -681,6 +681,67 @@ def test_neggrad_plus_backpropagates_the_ascent_only_when_a_row_is_below_its_tar
         assert backward["calls"] == backpropagated
 
 
+def test_neggrad_plus_probe_reads_the_checks_features_instead_of_running_the_model_again(memorised, monkeypatch):
+    """With held-out rows, the check before the edit keeps the rows' inputs to the output layer: the probe reads the
+    forget rows' from it and, with at least as many held-out rows as it would take of the retained ones, is fitted on
+    those (rows the model never saw), so the recipe makes no pass of its own over the model. The features are those a
+    separate pass gives. Without held-out rows, or with more than the check keeps, the probe runs its own pass over
+    retained and forget rows."""
+    from hf_unlearn.data_utils import DatasetReader
+    from hf_unlearn.methods import retain_finetune
+
+    base, ds, test, flipped, _ = memorised
+    forget_ds = split_rows(ds, flipped)[0]
+    passes, seen = [], {}
+    real_features, real_probe = retain_finetune.head_features, retain_finetune.probe_losses
+
+    def counting_features(model, readers, collator):
+        passes.append([reader.n for reader, _ in readers])
+        return real_features(model, readers, collator)
+
+    def spying_probe(*args, features=None, **kw):
+        seen["features"] = features
+        seen["targets"] = real_probe(*args, features=features, **kw)
+        return seen["targets"]
+
+    monkeypatch.setattr(retain_finetune, "head_features", counting_features)
+    monkeypatch.setattr(retain_finetune, "probe_losses", spying_probe)
+    cfg = UnlearningConfig(forget_scope="samples", allow_incomplete=True, method_config={"finetune_max_steps": 6})
+    report = FisherUnlearner(cfg).unlearn(
+        copy.deepcopy(base), train_dataset=ds, forget_rows=flipped, eval_dataset=test
+    )
+    assert (
+        report.details["probe_fitted_on"] == "held-out" and passes == []
+    )  # 64 probe rows wanted, the check measured len(test) held-out rows: no pass
+    (x_f, y_f), (x_h, y_h) = seen["features"]["forget"], seen["features"]["heldout"]
+    assert len(x_h) == len(test) >= 64 and y_f.tolist() == ds[flipped]["labels"].tolist()
+    (x_f2, _), (x_h2, y_h2) = real_features(
+        base,
+        [
+            (DatasetReader(forget_ds, base), list(range(len(flipped)))),
+            (DatasetReader(test, base), list(range(len(test)))),
+        ],
+        None,
+    )
+    assert torch.allclose(x_f, x_f2, atol=1e-5) and torch.allclose(x_h, x_h2, atol=1e-5) and torch.equal(y_h, y_h2)
+    # the probe fitted on held-out rows: a mislabeled row's label is far less likely than an ordinary row's would be
+    assert float(seen["targets"].mean()) > 1.0 and torch.isfinite(seen["targets"]).all()
+    # no held-out rows: the probe's own pass, over 64 retained rows and the 10 forget rows
+    report = FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=flipped)
+    assert passes == [[N_TRAIN - N_FLIPPED, N_FLIPPED]] and seen["features"] is None
+    assert report.details["probe_fitted_on"] == "retained"
+    # more features than the pass keeps (a large held-out set): none kept, and the probe runs its own pass
+    from hf_unlearn import evaluation
+
+    monkeypatch.setattr(evaluation, "FEATURE_FLOATS_MAX", 100)
+    passes.clear()
+    report = FisherUnlearner(cfg).unlearn(
+        copy.deepcopy(base), train_dataset=ds, forget_rows=flipped, eval_dataset=test
+    )
+    assert report.details["probe_fitted_on"] == "retained" and seen["features"] == {}
+    assert passes == [[N_TRAIN - N_FLIPPED, N_FLIPPED]]
+
+
 def test_neggrad_plus_as_a_callback(memorised, tmp_path):
     """The recipe runs in on_train_begin on the trainer's train set (the retained rows); checked at train end."""
     from transformers import Trainer

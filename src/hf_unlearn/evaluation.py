@@ -67,6 +67,10 @@ def _device_of(model: nn.Module, accelerator: Any) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+# features kept per prediction pass at most (floats: 256 MiB), e.g. 87k rows of a 768-wide head
+FEATURE_FLOATS_MAX = 2**26
+
+
 def _predict_indices(
     reader: DatasetReader,
     model: nn.Module,
@@ -74,25 +78,44 @@ def _predict_indices(
     data_collator: Callable | None,
     batch_size: int,
     device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    capture: nn.Module | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     net = unwrap_model(model)  # no DDP forward: ranks run different numbers of batches
     order, back = reader.by_length(indices, data_collator)  # batches of similar lengths: less padding
-    all_logits, all_labels = [], []
-    for start in range(0, len(order), batch_size):
-        batch = reader.batch(order[start : start + batch_size], data_collator)
-        labels = batch.pop("labels")
-        inputs = send_to_device(batch, device)
-        logits = logits_from_outputs(net(**inputs))  # (B, C)
-        all_logits.append(logits.detach().float().cpu())
-        all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())
+    all_logits, all_labels, grabbed = [], [], []
+    hook, kept = None, [0]
+
+    def grab(module: nn.Module, args: tuple) -> None:
+        if args and kept[0] <= FEATURE_FLOATS_MAX:  # past the cap: too many to keep, none are returned
+            grabbed.append(args[0].detach().float().cpu().reshape(len(args[0]), -1))
+            kept[0] += grabbed[-1].numel()
+
+    if capture is not None:  # the input of ``capture`` per row, flattened (the output layer's features)
+        hook = capture.register_forward_pre_hook(grab)
+    try:
+        for start in range(0, len(order), batch_size):
+            batch = reader.batch(order[start : start + batch_size], data_collator)
+            labels = batch.pop("labels")
+            inputs = send_to_device(batch, device)
+            logits = logits_from_outputs(net(**inputs))  # (B, C)
+            all_logits.append(logits.detach().float().cpu())
+            all_labels.append(torch.as_tensor(labels).long().reshape(-1).cpu())
+    finally:
+        if hook is not None:
+            hook.remove()
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)
+    whole = capture is not None and len(grabbed) == len(all_logits) and kept[0] <= FEATURE_FLOATS_MAX
+    features = torch.cat(grabbed) if whole else None
+    if features is not None and len(features) != len(logits):  # the module ran more or less than once per row
+        features = None
     if back is not None:  # back to the order of ``indices``
         logits, labels = logits[back], labels[back]
-    return logits, labels
+        features = features[back] if features is not None else None
+    return logits, labels, features
 
 
 def _gather_shards(accelerator: Any, logits: torch.Tensor, labels: torch.Tensor, n: int) -> tuple:
-    """Gathers rank shards ``i::world`` back into the original order on every rank."""
+    """Gathers rank shards ``i::world`` back into the original order on every rank (``logits``: any (L, C) rows)."""
     world = accelerator.num_processes
     per_rank = math.ceil(n / world)
     num_classes = torch.tensor([logits.shape[1] if logits.numel() else 0], device=accelerator.device)
@@ -118,7 +141,10 @@ def _predict(
     batch_size: int,
     accelerator: Any,
     argument: str,
+    features: dict[str, torch.Tensor] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """[`predict`]; ``features``: a dict that receives, under ``"features"``, each row's input to the model's output
+    layer (flattened, float, on the CPU, in the dataset's order on every rank), when that layer runs once per row."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
     reader = DatasetReader(dataset, model, argument)
@@ -131,15 +157,32 @@ def _predict(
     try:
         model.eval()
         with torch.no_grad():
+            capture = None
+            if features is not None:
+                from .methods.common import output_layer_name
+
+                last = output_layer_name(unwrap_model(model))
+                capture = dict(unwrap_model(model).named_modules())[last] if last is not None else None
+            x = None
             if indices:
-                logits, labels = _predict_indices(reader, model, indices, data_collator, batch_size, device)
+                logits, labels, x = _predict_indices(
+                    reader, model, indices, data_collator, batch_size, device, capture
+                )
             else:  # more ranks than samples
                 logits, labels = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     finally:
         for m, training in modes.items():
             m.training = training
     if world > 1:
+        if capture is not None:  # every rank's features, or none anywhere
+            ok = torch.tensor([int(x is not None or not indices)], device=accelerator.device)
+            if int(accelerator.gather(ok).min()):
+                x, _ = _gather_shards(accelerator, x if x is not None else torch.zeros(0, 0), labels, reader.n)
+            else:
+                x = None
         logits, labels = _gather_shards(accelerator, logits, labels, reader.n)
+    if features is not None and capture is not None and x is not None:
+        features["features"] = x
 
     logits_np = logits.numpy()
     labels_np = labels.numpy().astype(np.int64)

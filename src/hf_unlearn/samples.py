@@ -217,15 +217,22 @@ def samples_check(
     batch_size: int = 64,
     accelerator: Any = None,
     heldout_losses: dict[str, torch.Tensor] | None = None,
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
     """How the forget rows look to ``model`` next to held-out rows: accuracy at their labels, mean loss, the
     loss-based membership AUC (forget vs held-out) and its chance standard error. ``eval_dataset=None``: only the
     forget rows' side, with ``skipped`` saying why no comparison was made. ``heldout_losses``: a dict that receives
-    the held-out rows' per-row losses under ``"losses"`` (kept out of the returned check, which goes into reports)."""
-    from .evaluation import predict
+    the held-out rows' per-row losses under ``"losses"`` (kept out of the returned check, which goes into reports).
+    ``features``: a dict that receives the rows' inputs to the output layer with their labels, ``(x, y)``, under
+    ``"forget"`` and ``"heldout"`` (measured by the same passes; a key is absent when that layer does not run once per
+    row), for a method that reads them ([`hf_unlearn.methods.retain_finetune.probe_losses`])."""
+    from .evaluation import _predict
 
     kw = dict(data_collator=data_collator, batch_size=batch_size, accelerator=accelerator)
-    f_logits, f_labels = predict(model, forget_dataset, **kw)
+    grabbed: dict[str, torch.Tensor] | None = {} if features is not None else None
+    f_logits, f_labels = _predict(model, forget_dataset, argument="forget_dataset", features=grabbed, **kw)
+    if features is not None and "features" in grabbed:
+        features["forget"] = (grabbed.pop("features"), torch.from_numpy(f_labels))
     f_ok, f_loss = _scores(f_logits, f_labels)
     out: dict[str, Any] = {
         "forget_rows_accuracy": float(f_ok.mean()),
@@ -235,7 +242,9 @@ def samples_check(
     if eval_dataset is None:
         out["skipped"] = "no held-out data (eval_dataset) to compare the forget rows with"
         return out
-    e_logits, e_labels = predict(model, eval_dataset, **kw)
+    e_logits, e_labels = _predict(model, eval_dataset, argument="eval_dataset", features=grabbed, **kw)
+    if features is not None and "features" in grabbed:
+        features["heldout"] = (grabbed.pop("features"), torch.from_numpy(e_labels))
     e_ok, e_loss = _scores(e_logits, e_labels)
     if heldout_losses is not None:
         heldout_losses["losses"] = torch.as_tensor(e_loss).float()

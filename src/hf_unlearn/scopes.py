@@ -85,6 +85,8 @@ class ForgetScope:
         self.id2label: dict[int, str] = {}
         self.metrics: dict[str, Any] | None = None  # {"before": ..., "after": ...} on eval_dataset
         self.eval_losses: torch.Tensor | None = None  # per held-out row, before the edit (samples scope)
+        self.head_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None  # ditto, for methods that read
+        # them (UnlearningMethod.uses_head_features)
         self.checks: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ inputs
@@ -155,8 +157,9 @@ class ForgetScope:
         _check_finite(model)
 
     # ------------------------------------------------------------------ the edit
-    def measure_before(self, model: nn.Module) -> None:
-        """What verification compares the edited model with, measured before the edit."""
+    def measure_before(self, model: nn.Module, method: UnlearningMethod | None = None) -> None:
+        """What verification compares the edited model with, measured before the edit (and what ``method`` reads of
+        the same passes)."""
         raise NotImplementedError
 
     def request(self, parameters: list[str]) -> ForgetRequest:
@@ -170,6 +173,7 @@ class ForgetScope:
             data_collator=self.data_collator,
             eval_dataset=self.eval_dataset,
             eval_losses=self.eval_losses,
+            head_features=self.head_features,
         )
 
     def run(
@@ -227,7 +231,7 @@ class ClassScope(ForgetScope):
         _check_classes(self.forget_dataset, "forget_dataset", self.forget, self.id2label, "forget_classes")
         _check_classes(self.retain_dataset, "retain_dataset", self.retain, self.id2label, "the classes kept")
 
-    def measure_before(self, model: nn.Module) -> None:
+    def measure_before(self, model: nn.Module, method: UnlearningMethod | None = None) -> None:
         if self.eval_dataset is not None:
             from .evaluation import unlearning_metrics
 
@@ -325,7 +329,9 @@ class SampleScope(ForgetScope):
             )
         return [], list(id2label)
 
-    def check(self, model: nn.Module, heldout_losses: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    def check(
+        self, model: nn.Module, heldout_losses: dict[str, torch.Tensor] | None = None, features: dict | None = None
+    ) -> dict[str, Any]:
         """[`samples_check`] of ``model`` on this call's forget rows and held-out rows."""
         return samples_check(
             model,
@@ -334,14 +340,17 @@ class SampleScope(ForgetScope):
             data_collator=self.data_collator,
             accelerator=self.accelerator,
             heldout_losses=heldout_losses,
+            features=features,
         )
 
-    def measure_before(self, model: nn.Module) -> None:
+    def measure_before(self, model: nn.Module, method: UnlearningMethod | None = None) -> None:
         self.rows_fingerprint = rows_fingerprint(model, self.forget_dataset, self.row_ids)
         if self.eval_dataset is not None:
             losses: dict[str, torch.Tensor] = {}
-            self.metrics = {"before": self.check(model, heldout_losses=losses)}
+            features = {} if getattr(method, "uses_head_features", False) else None
+            self.metrics = {"before": self.check(model, heldout_losses=losses, features=features)}
             self.eval_losses = losses.get("losses")
+            self.head_features = features
 
     def run(
         self, method: UnlearningMethod, model: nn.Module, request: ForgetRequest, saved: dict[str, torch.Tensor]

@@ -207,7 +207,7 @@ class FisherUnlearner(TrainerCallback):
         )  # fmt: skip
         method = self.method_class(cfg, self.accelerator)
         scope.validate(model, method)
-        scope.measure_before(model)
+        scope.measure_before(model, method)
         parameters, frozen = _edit_parameters(model, method)
         saved = snapshot(model, parameters)
         try:

@@ -56,6 +56,9 @@ class ForgetRequest:
         data_collator: batches rows of those data sets.
         eval_dataset: held-out rows (never trained on), when given.
         eval_losses: the model's per-row losses on ``eval_dataset`` before the edit, when the scope measured them.
+        head_features: for a method with ``uses_head_features``, the rows' inputs to the output layer before the
+            edit, measured by the scope's check: ``{"forget": (x, y), "heldout": (x, y)}`` (features flattened, and
+            labels, in each data set's order), each key when measured.
     """
 
     forget_classes: list[int]
@@ -67,6 +70,7 @@ class ForgetRequest:
     data_collator: Any = None
     eval_dataset: Any = None
     eval_losses: Any = None
+    head_features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 class UnlearningMethod:
@@ -84,6 +88,9 @@ class UnlearningMethod:
     - ``requires_codebook`` / ``requires_forget_data`` / ``requires_retain_data``: inputs that must be given;
       [`FisherUnlearner`] refuses a call without them, with an error naming the argument, before any weight changes.
     - ``uses_codebook`` / ``uses_forget_data``: optional inputs the method uses when they are given.
+    - ``uses_head_features``: in samples scope with held-out rows, the scope's check before the edit also keeps the
+      rows' inputs to the output layer for the method (``request.head_features``), so that it need not run the
+      model over them again.
     - ``scopes``: the ``UnlearningConfig.forget_scope`` values the method supports: ``("classes",)`` by default;
       ``("classes", "samples")`` for a method that can forget chosen training rows (``forget_dataset``) whatever
       their classes. The config refuses any other scope with an error naming ``forget_scope``. In samples scope
@@ -119,6 +126,7 @@ class UnlearningMethod:
     requires_retain_data: ClassVar[bool] = False
     uses_codebook: ClassVar[bool] = False
     uses_forget_data: ClassVar[bool] = False
+    uses_head_features: ClassVar[bool] = False
     scopes: ClassVar[tuple[str, ...]] = ("classes",)
     fisher_passes: ClassVar[tuple[str, ...]] = ()
     supports_peft_adapter: ClassVar[bool] = True

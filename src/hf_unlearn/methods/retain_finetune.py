@@ -12,7 +12,9 @@ ascent batch whose rows all sit at or above their targets adds no gradient and i
   ``"probe"``;
 - ``"chance"``: ``log(num_labels)`` for every row;
 - ``"probe"``: per row, the loss at its label of a fresh linear probe fitted on the output layer's input features of
-  64-512 retained rows (half the rows the recipe trains on; [`probe_losses`]), capped at chance: an ordinary row (a
+  64-512 retained rows (half the rows the recipe trains on; [`probe_losses`]), or of the held-out rows when the
+  unlearner's check measured at least as many of them before the edit (rows the model never saw, at no extra pass;
+  ``details["probe_fitted_on"]``), capped at chance: an ordinary row (a
   deletion request) is pushed only to about a held-out row's loss, a row whose label nothing retained supports
   (mislabeled) further. On a pretrained encoder the probe sees the rows' memorised features and puts most targets
   below the rows' own loss, so the ascent barely acts there;
@@ -268,6 +270,13 @@ def heldout_targets(
     return torch.quantile(losses, (order.float() + 0.5) / n)
 
 
+def probe_on_heldout(features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, max_rows: int) -> bool:
+    """Whether [`probe_losses`] fits its probe on the held-out rows' features the check measured (at least
+    ``max_rows`` of them) rather than on retained rows."""
+    heldout = (features or {}).get("heldout")
+    return heldout is not None and len(heldout[1]) >= max_rows
+
+
 def probe_losses(
     model: nn.Module,
     forget: DatasetReader,
@@ -276,6 +285,7 @@ def probe_losses(
     *,
     seed: int,
     max_rows: int = PROBE_ROWS[1],
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """Per forget row, the loss at its training label of a model that did not fit it, estimated without training one:
     a fresh linear probe (logistic regression) on the output layer's input features, fitted on up to ``max_rows``
@@ -283,13 +293,29 @@ def probe_losses(
 
     A mislabeled or trigger-stamped row gets a high loss (the retained rows never tie its features to that label; a
     trigger direction they never show gets no weight), an ordinary row about the loss of a held-out row.
+
+    ``features``: the features the scope's check measured before the edit (``ForgetRequest.head_features``): the
+    forget rows' are read from it, and when it holds at least ``max_rows`` held-out rows the probe is fitted on those
+    (up to ``PROBE_ROWS[1]``, rows the model never saw, the same kind of evidence) instead of on retained rows, so
+    that the probe costs no pass over the model.
     """
     from sklearn.linear_model import LogisticRegression
 
-    pick = torch.randperm(retain.n, generator=torch.Generator().manual_seed(int(seed)))[:max_rows].tolist()
-    (x_r, y_r), (x_f, y_f) = head_features(
-        model, [(retain, sorted(pick)), (forget, list(range(forget.n)))], data_collator
-    )
+    on_heldout, features = probe_on_heldout(features, max_rows), features or {}
+    heldout, gen = features.get("heldout"), torch.Generator().manual_seed(int(seed))
+    if on_heldout:
+        pick = torch.randperm(len(heldout[1]), generator=gen)[: PROBE_ROWS[1]].sort().values
+        x_r, y_r = heldout[0][pick], heldout[1][pick]
+        readers = []
+    else:
+        pick = torch.randperm(retain.n, generator=gen)[:max_rows].tolist()
+        readers = [(retain, sorted(pick))]
+    if features.get("forget") is None:
+        readers.append((forget, list(range(forget.n))))
+    measured = head_features(model, readers, data_collator) if readers else []
+    if not on_heldout:
+        x_r, y_r = measured.pop(0)
+    x_f, y_f = features["forget"] if features.get("forget") is not None else measured.pop(0)
     big = torch.full((len(y_f),), float("inf"))
     if len(torch.unique(y_r)) < 2:  # nothing to fit: every retained row of one class
         return torch.where(y_f == y_r[0], torch.zeros(len(y_f)), big)
@@ -362,6 +388,7 @@ def suspected_poison(
     rounds: int = SUSPECT_ROUNDS,
     leave_out: float = SUSPECT_LEAVE_OUT,
     clear: list[int] | None = None,
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> tuple[list[int], list[int]] | None:
     """Retained rows that look like unnamed copies of the named poisoned rows, and rows that might be: two lists of
     indices into ``retain`` (``(suspects, doubtful)``); ``None`` when the named rows do not stand apart from their
@@ -385,7 +412,8 @@ def suspected_poison(
     many as the suspects, are doubtful: the recipe leaves them out of its fine-tuning (so that it does not teach the
     trigger again) without pushing them away (many are genuine rows of the class, which the model keeps knowing).
     With every poisoned row named, few or no rows are suspects or left out. ``clear``: a list that receives the
-    retained rows the last round scores at most ``leave_out`` (rows that look like the class's own).
+    retained rows the last round scores at most ``leave_out`` (rows that look like the class's own). ``features``: as
+    in [`probe_losses`] (the forget rows' features are read from it).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -398,7 +426,11 @@ def suspected_poison(
     if len(candidates) > max_rows:
         candidates = np.sort(rng.choice(candidates, max_rows, replace=False))
     candidates = candidates.tolist()
-    (x_n, _), (x_c, _) = head_features(model, [(forget, named), (retain, candidates)], data_collator)
+    measured = (features or {}).get("forget")
+    if measured is not None:
+        (x_c, _), x_n = head_features(model, [(retain, candidates)], data_collator)[0], measured[0][named]
+    else:
+        (x_n, _), (x_c, _) = head_features(model, [(forget, named), (retain, candidates)], data_collator)
     x = torch.cat([x_n, x_c])
     x = ((x - x.mean(0)) / (x.std(0) + 1e-6)).numpy()
 
@@ -457,6 +489,7 @@ class NegGradPlus(UnlearningMethod):
     requires_retain_data = True
     scopes = ("samples",)
     fisher_passes = ()
+    uses_head_features = True
 
     def run(self, model: nn.Module, request: ForgetRequest) -> MethodResult:
         cfg, settings = self.config, self.method_config
@@ -476,7 +509,7 @@ class NegGradPlus(UnlearningMethod):
         poisoned = majority_label(forget_labels) if known else poison_target(forget_labels, retain_labels)
         suspects: list[int] = []
         doubtful: list[int] = []
-        rejected = None
+        rejected = probe_rows = None
         clear: list[int] | None = None  # retained rows of the poison's class that look like the class's own
         if ascent_steps and poisoned is not None and settings.suspect_poison:
             clear = []
@@ -492,6 +525,7 @@ class NegGradPlus(UnlearningMethod):
                 retain_labels=retain_labels,
                 seed=cfg.seed,
                 clear=clear,
+                features=request.head_features,
                 null_draws=0 if known else SUSPECT_NULL_DRAWS,  # known poison: no test that the rows look like it
             )
             if found is None:  # the named rows look like their class: a deletion request within one class
@@ -507,7 +541,16 @@ class NegGradPlus(UnlearningMethod):
             target_mode = "probe"
         if ascent_steps and target_mode in ("probe", "heldout"):
             rows = min(PROBE_ROWS[1], max(PROBE_ROWS[0], steps * batch // 2))
-            probe = probe_losses(model, forget, retain, request.data_collator, seed=cfg.seed, max_rows=rows)
+            probe = probe_losses(
+                model,
+                forget,
+                retain,
+                request.data_collator,
+                seed=cfg.seed,
+                max_rows=rows,
+                features=request.head_features,
+            )
+            probe_rows = "held-out" if probe_on_heldout(request.head_features, rows) else "retained"
             targets = torch.minimum(probe, targets)
             if target_mode == "heldout":
                 losses = request.eval_losses  # measured by the scope before the edit, else read here
@@ -613,6 +656,7 @@ class NegGradPlus(UnlearningMethod):
             "ascent_steps": ascent_taken,
             "ascent_target": target_mode if ascent_steps else None,
             "mean_ascent_target": float(targets.mean()),
+            "probe_fitted_on": probe_rows,
             "poison_target": poisoned,
             "poison_rejected": rejected,
             "known_poison": known,
