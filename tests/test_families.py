@@ -142,6 +142,30 @@ def test_rows_recipe_runs_on_every_family(family, rows):
     assert "heldout_accuracy" in report.metrics["after"]
 
 
+@pytest.mark.parametrize("lora", [False, True])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_check_keeps_the_output_layers_input_on_every_family(family, lora):
+    """The samples check before an edit keeps each row's input to the output layer for the rows recipe's probe (so
+    that it runs no pass of its own): on every family, and on a LoRA model, the same features as a separate pass."""
+    from hf_unlearn.data_utils import DatasetReader
+    from hf_unlearn.methods.retain_finetune import head_features
+    from hf_unlearn.samples import samples_check
+
+    model = tiny_classifier(family, num_labels=NUM_LABELS)
+    if lora:
+        peft = pytest.importorskip("peft")
+        model = peft.get_peft_model(model, peft.LoraConfig(r=4, target_modules="all-linear"))
+    forget, held_out = _inputs(family, [0, 1, 2] * 2, seed=5, pad_from=3), _inputs(family, [2, 1, 0] * 3, seed=6)
+    features: dict = {}
+    samples_check(model, forget, held_out, features=features)
+    expected = head_features(
+        model, [(DatasetReader(forget, model), list(range(6))), (DatasetReader(held_out, model), list(range(9)))], None
+    )
+    for key, (x, y) in zip(("forget", "heldout"), expected):
+        assert torch.allclose(features[key][0], x, atol=1e-5), key
+        assert torch.equal(features[key][1], y) and len(x) == len(y)
+
+
 @pytest.mark.parametrize("family", ["vit", "convnext", "bert", "distilbert"])
 def test_rows_recipe_trains_only_a_lora_adapter(family):
     """On a PEFT model the rows recipe trains the adapter's own weights; the base weights stay as they were."""
