@@ -368,7 +368,10 @@ class SampleScope(ForgetScope):
                 tolerance=self.config.verification_tolerance,
                 check_kw=dict(data_collator=self.data_collator, accelerator=self.accelerator),
             )
-        return method.run(model, request)
+        try:
+            return method.run(model, request)
+        finally:  # read by the method only: not held while a callback's scope waits for the end of training
+            self.head_features = None
 
     def verify(self, model: nn.Module, result: MethodResult) -> tuple[str, str]:
         if self.deferred:  # the callback checks after the fine-tuning (on_train_end)
