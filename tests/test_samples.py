@@ -683,7 +683,8 @@ def test_neggrad_plus_backpropagates_the_ascent_only_when_a_row_is_below_its_tar
 
 def test_neggrad_plus_probe_reads_the_checks_features_instead_of_running_the_model_again(memorised, monkeypatch):
     """With held-out rows, the check before the edit keeps the rows' inputs to the output layer: the probe reads the
-    forget rows' from it and, with at least as many held-out rows as it would take of the retained ones, is fitted on
+    forget rows' from it and, with at least as many held-out rows as it would take of the retained ones (of every label
+    the forget rows carry), is fitted on
     those (rows the model never saw), so the recipe makes no pass of its own over the model. The features are those a
     separate pass gives. Without held-out rows, or with more than the check keeps, the probe runs its own pass over
     retained and forget rows."""
@@ -730,6 +731,15 @@ def test_neggrad_plus_probe_reads_the_checks_features_instead_of_running_the_mod
     report = FisherUnlearner(cfg).unlearn(copy.deepcopy(base), train_dataset=ds, forget_rows=flipped)
     assert passes == [[N_TRAIN - N_FLIPPED, N_FLIPPED]] and seen["features"] is None
     assert report.details["probe_fitted_on"] == "retained"
+    # held-out rows lacking a class that a forget row carries: the probe could not score that row; retained rows
+    label = int(ds[flipped[0]]["labels"])
+    lacking = test.select([i for i, y in enumerate(test[:]["labels"].tolist()) if y != label])
+    passes.clear()
+    report = FisherUnlearner(cfg).unlearn(
+        copy.deepcopy(base), train_dataset=ds, forget_rows=flipped, eval_dataset=lacking
+    )
+    assert report.details["probe_fitted_on"] == "retained" and passes == [[N_TRAIN - N_FLIPPED]]
+    assert torch.isfinite(seen["targets"]).all()
     # more features than the pass keeps (a large held-out set): none kept, and the probe runs its own pass
     from hf_unlearn import evaluation
 

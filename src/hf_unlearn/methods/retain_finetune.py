@@ -13,8 +13,8 @@ ascent batch whose rows all sit at or above their targets adds no gradient and i
 - ``"chance"``: ``log(num_labels)`` for every row;
 - ``"probe"``: per row, the loss at its label of a fresh linear probe fitted on the output layer's input features of
   64-512 retained rows (half the rows the recipe trains on; [`probe_losses`]), or of the held-out rows when the
-  unlearner's check measured at least as many of them before the edit (rows the model never saw, at no extra pass;
-  ``details["probe_fitted_on"]``), capped at chance: an ordinary row (a
+  unlearner's check measured at least as many of them, of every label the forget rows carry, before the edit (rows
+  the model never saw, at no extra pass; ``details["probe_fitted_on"]``), capped at chance: an ordinary row (a
   deletion request) is pushed only to about a held-out row's loss, a row whose label nothing retained supports
   (mislabeled) further. On a pretrained encoder the probe sees the rows' memorised features and puts most targets
   below the rows' own loss, so the ascent barely acts there;
@@ -270,11 +270,16 @@ def heldout_targets(
     return torch.quantile(losses, (order.float() + 0.5) / n)
 
 
-def probe_on_heldout(features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, max_rows: int) -> bool:
-    """Whether [`probe_losses`] fits its probe on the held-out rows' features the check measured (at least
-    ``max_rows`` of them) rather than on retained rows."""
+def probe_on_heldout(
+    features: dict[str, tuple[torch.Tensor, torch.Tensor]] | None, max_rows: int, forget_labels: Any
+) -> bool:
+    """Whether [`probe_losses`] fits its probe on the held-out rows' features the check measured rather than on
+    retained rows: at least ``max_rows`` of them, holding every label of the forget rows (a class the probe never
+    saw would put its rows' targets at chance)."""
     heldout = (features or {}).get("heldout")
-    return heldout is not None and len(heldout[1]) >= max_rows
+    if heldout is None or len(heldout[1]) < max_rows:
+        return False
+    return set(np.asarray(forget_labels).tolist()) <= set(heldout[1].tolist())
 
 
 def probe_losses(
@@ -295,13 +300,17 @@ def probe_losses(
     trigger direction they never show gets no weight), an ordinary row about the loss of a held-out row.
 
     ``features``: the features the scope's check measured before the edit (``ForgetRequest.head_features``): the
-    forget rows' are read from it, and when it holds at least ``max_rows`` held-out rows the probe is fitted on those
-    (up to ``PROBE_ROWS[1]``, rows the model never saw, the same kind of evidence) instead of on retained rows, so
-    that the probe costs no pass over the model.
+    forget rows' are read from it, and when it holds at least ``max_rows`` held-out rows, of every label the forget rows
+    carry ([`probe_on_heldout`]), the probe is fitted on those (up to ``PROBE_ROWS[1]``, rows the model never saw, the
+    same kind of evidence) instead of on retained rows, so that the probe costs no pass over the model.
     """
     from sklearn.linear_model import LogisticRegression
 
-    on_heldout, features = probe_on_heldout(features, max_rows), features or {}
+    if features and features.get("forget") is not None:
+        forget_labels = features["forget"][1]
+    else:
+        forget_labels = labels_of(forget.dataset, forget.argument) if features else []
+    on_heldout, features = probe_on_heldout(features, max_rows, forget_labels), features or {}
     heldout, gen = features.get("heldout"), torch.Generator().manual_seed(int(seed))
     if on_heldout:
         pick = torch.randperm(len(heldout[1]), generator=gen)[: PROBE_ROWS[1]].sort().values
@@ -550,7 +559,7 @@ class NegGradPlus(UnlearningMethod):
                 max_rows=rows,
                 features=request.head_features,
             )
-            probe_rows = "held-out" if probe_on_heldout(request.head_features, rows) else "retained"
+            probe_rows = "held-out" if probe_on_heldout(request.head_features, rows, forget_labels) else "retained"
             targets = torch.minimum(probe, targets)
             if target_mode == "heldout":
                 losses = request.eval_losses  # measured by the scope before the edit, else read here
