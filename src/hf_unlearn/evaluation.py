@@ -79,14 +79,17 @@ def _predict_indices(
     batch_size: int,
     device: torch.device,
     capture: nn.Module | None = None,
+    max_floats: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Logits and labels of ``indices``, in their order, and with ``capture`` each row's input to that module (flattened;
+    ``None`` when it does not run once per row, or holds more than ``max_floats`` values in all)."""
     net = unwrap_model(model)  # no DDP forward: ranks run different numbers of batches
     order, back = reader.by_length(indices, data_collator)  # batches of similar lengths: less padding
     all_logits, all_labels, grabbed = [], [], []
     hook, kept = None, [0]
 
     def grab(module: nn.Module, args: tuple) -> None:
-        if args and kept[0] <= FEATURE_FLOATS_MAX:  # past the cap: too many to keep, none are returned
+        if args and (max_floats is None or kept[0] <= max_floats):  # past the cap: none are returned
             grabbed.append(args[0].detach().float().cpu().reshape(len(args[0]), -1))
             kept[0] += grabbed[-1].numel()
 
@@ -104,7 +107,7 @@ def _predict_indices(
         if hook is not None:
             hook.remove()
     logits, labels = torch.cat(all_logits), torch.cat(all_labels)
-    whole = capture is not None and len(grabbed) == len(all_logits) and kept[0] <= FEATURE_FLOATS_MAX
+    whole = capture is not None and len(grabbed) == len(all_logits) and (max_floats is None or kept[0] <= max_floats)
     features = torch.cat(grabbed) if whole else None
     if features is not None and len(features) != len(logits):  # the module ran more or less than once per row
         features = None
@@ -166,7 +169,7 @@ def _predict(
             x = None
             if indices:
                 logits, labels, x = _predict_indices(
-                    reader, model, indices, data_collator, batch_size, device, capture
+                    reader, model, indices, data_collator, batch_size, device, capture, FEATURE_FLOATS_MAX
                 )
             else:  # more ranks than samples
                 logits, labels = torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)

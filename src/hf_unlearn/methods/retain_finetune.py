@@ -198,32 +198,31 @@ def head_features(
     model: nn.Module, readers: list[tuple[DatasetReader, list[int]]], data_collator: Any
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per ``(reader, indices)``: the output layer's input features (flattened, float, on the CPU) and the labels of
-    those rows, the model in eval mode (its train/eval flags restored)."""
+    those rows, the model in eval mode (its train/eval flags restored); the pass [`hf_unlearn.evaluation.predict`]
+    makes (the unlearner's check keeps the same features, ``ForgetRequest.head_features``)."""
+    from ..evaluation import _predict_indices
     from .common import classification_head
 
-    head = dict(model.named_modules())[classification_head(model)[0].rsplit(".", 1)[0]]
-    grabbed: list[torch.Tensor] = []
-    hook = head.register_forward_pre_hook(lambda module, args: grabbed.append(args[0].detach().float().cpu()))
+    name = classification_head(model)[0].rsplit(".", 1)[0]
+    head = dict(model.named_modules())[name]
     modes = {m: m.training for m in model.modules()}
     device = next(model.parameters()).device
     out = []
     try:
         model.eval()
         for reader, idx in readers:
-            order, back = reader.by_length(idx, data_collator)  # batches of similar lengths: less padding
-            labels = []
-            for s in range(0, len(order), 64):
-                batch = reader.batch(order[s : s + 64], data_collator)
-                labels.append(torch.as_tensor(batch.pop("labels")).long())
-                model(**send_to_device(batch, device))
-            x = torch.cat(grabbed) if grabbed else torch.zeros(0, 0)
-            grabbed.clear()
-            x, y = x.reshape(len(x), -1), torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long)
-            if back is not None:  # back to the order of ``idx``
-                x, y = x[back], y[back]
+            if not len(idx):
+                out.append((torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)))
+                continue
+            _, y, x = _predict_indices(reader, model, list(idx), data_collator, 64, device, head)
+            if x is None:
+                raise ValueError(
+                    f"The output layer `{name}` does not run once per row of `{reader.argument}`: the rows recipe "
+                    "cannot read its input features (its probe and poison search need them; "
+                    "forget_ascent_target='chance' with suspect_poison=False does without)."
+                )
             out.append((x, y))
     finally:
-        hook.remove()
         for m, was in modes.items():
             m.train(was)
     return out
