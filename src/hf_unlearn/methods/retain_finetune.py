@@ -305,25 +305,26 @@ def probe_losses(
     """
     from sklearn.linear_model import LogisticRegression
 
-    if features and features.get("forget") is not None:
-        forget_labels = features["forget"][1]
-    else:
-        forget_labels = labels_of(forget.dataset, forget.argument) if features else []
-    on_heldout, features = probe_on_heldout(features, max_rows, forget_labels), features or {}
-    heldout, gen = features.get("heldout"), torch.Generator().manual_seed(int(seed))
+    features = features or {}
+    forget_measured = features.get("forget")  # (x, y) of the forget rows, or None
+    on_heldout = "heldout" in features and probe_on_heldout(
+        features,
+        max_rows,
+        forget_measured[1] if forget_measured is not None else labels_of(forget.dataset, forget.argument),
+    )
+    gen, readers = torch.Generator().manual_seed(int(seed)), []
     if on_heldout:
-        pick = torch.randperm(len(heldout[1]), generator=gen)[: PROBE_ROWS[1]].sort().values
-        x_r, y_r = heldout[0][pick], heldout[1][pick]
-        readers = []
+        x_h, y_h = features["heldout"]
+        pick = torch.randperm(len(y_h), generator=gen)[: PROBE_ROWS[1]].sort().values
+        x_r, y_r = x_h[pick], y_h[pick]
     else:
-        pick = torch.randperm(retain.n, generator=gen)[:max_rows].tolist()
-        readers = [(retain, sorted(pick))]
-    if features.get("forget") is None:
+        readers.append((retain, sorted(torch.randperm(retain.n, generator=gen)[:max_rows].tolist())))
+    if forget_measured is None:
         readers.append((forget, list(range(forget.n))))
     measured = head_features(model, readers, data_collator) if readers else []
     if not on_heldout:
         x_r, y_r = measured.pop(0)
-    x_f, y_f = features["forget"] if features.get("forget") is not None else measured.pop(0)
+    x_f, y_f = forget_measured if forget_measured is not None else measured.pop(0)
     big = torch.full((len(y_f),), float("inf"))
     if len(torch.unique(y_r)) < 2:  # nothing to fit: every retained row of one class
         return torch.where(y_f == y_r[0], torch.zeros(len(y_f)), big)
